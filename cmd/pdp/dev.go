@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/devissuer"
+)
+
+// devAudience is the API the dev issuer's tokens are for.
+const devAudience = "https://api.example.com"
+
+// devMode is `pdp serve --dev`: an in-process issuer whose public keys the
+// verifier reads like any other issuer's, from a JWKS file in data_dir.
+type devMode struct {
+	issuer *devissuer.Issuer
+}
+
+// configure adds the dev issuer to cfg and keeps the server on loopback.
+func (d *devMode) configure(cfg *config.Config) error {
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return errors.New("--dev listens on loopback only: set listen to 127.0.0.1:PORT")
+	}
+	d.issuer, err = devissuer.New("http://"+cfg.Listen+"/dev", "ES256")
+	if err != nil {
+		return fmt.Errorf("dev issuer: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data_dir: %w", err)
+	}
+	jwksFile := filepath.Join(cfg.DataDir, "dev-jwks.json")
+	if err := os.WriteFile(jwksFile, d.issuer.JWKS(), 0o600); err != nil {
+		return fmt.Errorf("write dev JWKS: %w", err)
+	}
+	cfg.Issuers = append(cfg.Issuers, config.Issuer{
+		Issuer:          d.issuer.URL(),
+		JWKSFile:        jwksFile,
+		Audiences:       []string{devAudience},
+		AccessTokenType: "at+jwt",
+	})
+	cfg.Log.Format = "text"
+	return nil
+}
+
+// mount serves the dev issuer's JWKS and token endpoint.
+func (d *devMode) mount(r chi.Router) {
+	r.Method("GET", "/dev/jwks.json", d.issuer.JWKSHandler())
+	r.Handle("/dev/token", d.issuer.TokenHandler(map[string]any{
+		"aud":       devAudience,
+		"sub":       "alice",
+		"client_id": "dev-client",
+		"scope":     "accounts:read",
+	}))
+}
+
+// announce prints two ready-to-paste requests: one allowed, one denied.
+func (d *devMode) announce(out io.Writer, addr string) {
+	claims := map[string]any{"aud": devAudience, "sub": "alice", "client_id": "dev-client", "scope": "accounts:read",
+		"exp": time.Now().Add(time.Hour).Unix()}
+	allowed, err1 := d.issuer.Mint(claims)
+	expiredClaims := map[string]any{"aud": devAudience, "sub": "alice", "client_id": "dev-client", "scope": "accounts:read",
+		"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}
+	expired, err2 := d.issuer.Mint(expiredClaims)
+	if err := errors.Join(err1, err2); err != nil {
+		fmt.Fprintln(out, "dev issuer could not mint example tokens:", err)
+		return
+	}
+	const body = `{"request":{"method":"GET","url":"https://api.example.com/v1/accounts/42","headers":{"authorization":"Bearer %s"},"remote_ip":"203.0.113.7"}}`
+	fmt.Fprintf(out, `
+tokenguard is running in dev mode on http://%[1]s (issuer %[2]s)
+More tokens: curl -s 'http://%[1]s/dev/token?sub=bob&scope=accounts:read'
+
+# allowed (a valid token for %[3]s):
+curl -s http://%[1]s/v1/decide -H 'Content-Type: application/json' -d '%[4]s'
+
+# denied (the same token an hour expired: token_expired, 401):
+curl -s http://%[1]s/v1/decide -H 'Content-Type: application/json' -d '%[5]s'
+
+`, addr, d.issuer.URL(), devAudience, fmt.Sprintf(body, allowed), fmt.Sprintf(body, expired))
+}

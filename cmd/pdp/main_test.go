@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets tests run the real pdp command as a subprocess: the test
+// binary re-executes itself with execMainEnv set and then behaves as pdp.
+func TestMain(m *testing.M) {
+	if os.Getenv(execMainEnv) == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+const execMainEnv = "PDP_TEST_EXEC_MAIN"
+
+// pdpProcess is a real pdp process started from the test binary.
+type pdpProcess struct {
+	cmd    *exec.Cmd
+	stdout *bufio.Reader
+	stderr *strings.Builder
+	addr   string
+}
+
+// startPDP runs `pdp args...` in dir with stdout piped.
+func startPDP(t *testing.T, dir string, args ...string) *pdpProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), execMainEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pdpProcess{cmd: cmd, stdout: bufio.NewReader(out), stderr: &strings.Builder{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return p
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+var curlLine = regexp.MustCompile(`^curl -s (http://\S+/v1/decide) -H 'Content-Type: application/json' -d '(.*)'$`)
+
+// TestDevModeServesItsOwnExamples is README command 1: `pdp serve --dev`
+// starts on loopback, prints an allowed and a denied curl command, and both
+// do what they say; SIGTERM then stops it cleanly.
+func TestDevModeServesItsOwnExamples(t *testing.T) {
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	p := startPDP(t, root+"/../..", "serve", "--dev", "--listen", addr, "--data-dir", t.TempDir())
+	var bodies []struct{ url, body string }
+	deadline := time.Now().Add(60 * time.Second)
+	for len(bodies) < 2 && time.Now().Before(deadline) {
+		line, err := p.stdout.ReadString('\n')
+		if err != nil {
+			t.Fatalf("pdp exited before printing its examples: %v\n%s", err, p.stderr)
+		}
+		if m := curlLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			bodies = append(bodies, struct{ url, body string }{m[1], m[2]})
+		}
+	}
+	if len(bodies) != 2 {
+		t.Fatalf("pdp printed %d curl examples, want 2", len(bodies))
+	}
+	go func() { _, _ = io.Copy(io.Discard, p.stdout) }()
+	for i, wantAllow := range []bool{true, false} {
+		resp, err := http.Post(bodies[i].url, "application/json", strings.NewReader(bodies[i].body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Allow   bool `json:"allow"`
+			Reasons []struct {
+				Code string `json:"code"`
+			} `json:"reasons"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allow != wantAllow {
+			t.Errorf("example %d: allow = %v, want %v (%v)", i+1, d.Allow, wantAllow, d.Reasons)
+		}
+		if !wantAllow && (len(d.Reasons) == 0 || d.Reasons[0].Code != "token_expired") {
+			t.Errorf("denied example reasons = %v, want token_expired", d.Reasons)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/dev/token?sub=bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/dev/token = %d", resp.StatusCode)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("pdp exited with %v after SIGTERM\n%s", err, p.stderr)
+		}
+	case <-ctx.Done():
+		t.Error("pdp did not stop after SIGTERM")
+	}
+}
+
+func TestDevModeRefusesNonLoopback(t *testing.T) {
+	p := startPDP(t, t.TempDir(), "serve", "--dev", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir())
+	err := p.cmd.Wait()
+	if err == nil || !strings.Contains(p.stderr.String(), "loopback") {
+		t.Errorf("pdp serve --dev on 0.0.0.0: err=%v stderr=%s", err, p.stderr)
+	}
+}
+
+func TestServeRefusesInvalidConfigNamingEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	cfg := dir + "/pdp.yaml"
+	if err := os.WriteFile(cfg, []byte("listen: nope\nissuers:\n  - issuer: https://a.example\n    jwks_uri: http://a.example/jwks\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startPDP(t, dir, "serve", "--config", cfg)
+	err := p.cmd.Wait()
+	if err == nil {
+		t.Fatal("pdp started with an invalid config")
+	}
+	for _, want := range []string{"listen:", "issuers[0].jwks_uri:", "issuers[0].audiences:"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("stderr does not name %q:\n%s", want, p.stderr)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/httpapi"
+	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/token"
+)
+
+// serveFlags maps each flag of `pdp serve` to its config key.
+var serveFlags = map[string]string{
+	"listen":      "listen",
+	"data-dir":    "data_dir",
+	"policy-dir":  "policy.dir",
+	"environment": "environment",
+	"log-level":   "log.level",
+	"log-format":  "log.format",
+}
+
+func newServeCommand() *cobra.Command {
+	var configFile string
+	var dev bool
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the decision API",
+		Long: `Run the decision API (POST /v1/decide) with the configuration from --config,
+PDP_* environment variables and flags.
+
+--dev runs on the embedded defaults for a first look: ./data, ./rego and an
+in-process dev issuer (JWKS at /dev/jwks.json, tokens from /dev/token), on
+loopback only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var d *devMode
+			adjust := func(c *config.Config) error { return nil }
+			if dev {
+				d = &devMode{}
+				adjust = d.configure
+			}
+			cfg, err := config.Load(configFile, cmd.Flags(), serveFlags, adjust)
+			if err != nil {
+				return err
+			}
+			return serve(ctx, cfg, d, cmd.OutOrStdout())
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file")
+	f.BoolVar(&dev, "dev", false, "run on the embedded defaults with an in-process dev issuer (loopback only)")
+	f.String("listen", "", "listen address (default 127.0.0.1:8181)")
+	f.String("data-dir", "", "state directory (default ./data)")
+	f.String("policy-dir", "", "Rego policy directory (default ./rego)")
+	f.String("environment", "", "environment exposed to policies as input.environment (default prod)")
+	f.String("log-level", "", "debug, info, warn or error")
+	f.String("log-format", "", "json or text")
+	return c
+}
+
+// app is a wired PDP: everything serve needs but the listener.
+type app struct {
+	handler  http.Handler
+	verifier *token.Verifier
+	policy   *policy.Engine
+}
+
+// newApp wires the components from cfg. Background work (JWKS refresh) runs
+// until ctx ends. A policy that fails to load is logged, not fatal: /readyz
+// stays 503 and every decision is a deny with policy_error until one loads.
+func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.Logger) (*app, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data_dir: %w", err)
+	}
+	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("issuers: %w", err)
+	}
+	go verifier.Run(ctx)
+
+	engine := policy.NewEngine(logger)
+	if set, err := policy.LoadDir(cfg.Policy.Dir); err != nil {
+		logger.Error("no policy loaded: /readyz stays 503 and every decision is a deny with policy_error", "error", err)
+	} else if err := engine.Activate(ctx, set); err != nil {
+		logger.Error("no policy activated: /readyz stays 503 and every decision is a deny with policy_error", "error", err)
+	}
+
+	decider := decision.NewEngine(verifier, engine, decision.Options{
+		Environment: cfg.Environment,
+		Timeout:     cfg.DecisionTimeout,
+		Logger:      logger,
+	})
+	var mount func(chi.Router)
+	if dev != nil {
+		mount = dev.mount
+	}
+	handler := httpapi.New(httpapi.Options{
+		Decider: decider,
+		Logger:  logger,
+		Checks: []httpapi.Check{
+			{Name: "policy", Ready: engine.Ready},
+			{Name: "issuers", Ready: verifier.Ready},
+		},
+		Mount: mount,
+	})
+	return &app{handler: handler, verifier: verifier, policy: engine}, nil
+}
+
+// serve runs the PDP until ctx ends, then drains in-flight requests.
+func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) error {
+	logger := newLogger(cfg.Log, os.Stderr)
+	a, err := newApp(ctx, cfg, dev, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("serving", "listen", ln.Addr().String(), "environment", cfg.Environment, "policy_dir", cfg.Policy.Dir)
+	if dev != nil {
+		dev.announce(out, ln.Addr().String())
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

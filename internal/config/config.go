@@ -1,0 +1,342 @@
+// Package config holds tokenguard's configuration: one struct per section,
+// the defaults in one place, and Validate, which names every problem by its
+// config path.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of a pdp process.
+type Config struct {
+	// Listen is the address of the HTTP decision API.
+	Listen string `mapstructure:"listen"`
+	// DataDir holds the bbolt state file (DataDir/pdp.db).
+	DataDir string `mapstructure:"data_dir"`
+	// Environment is exposed to Rego as input.environment (e.g. prod, staging).
+	Environment string `mapstructure:"environment"`
+	// Policy says where the Rego policies come from.
+	Policy Policy `mapstructure:"policy"`
+	// DecisionTimeout bounds one decision, token verification included.
+	DecisionTimeout time.Duration `mapstructure:"decision_timeout"`
+	// ClockSkew is the leeway applied to exp, nbf and iat checks.
+	ClockSkew time.Duration `mapstructure:"clock_skew"`
+	// Issuers are the authorization servers whose tokens are accepted.
+	Issuers []Issuer `mapstructure:"issuers"`
+	// Admin configures the admin API.
+	Admin Admin `mapstructure:"admin"`
+	// SSF configures the Shared Signals receiver.
+	SSF SSF `mapstructure:"ssf"`
+	// Log configures the process log.
+	Log Log `mapstructure:"log"`
+}
+
+// SSF configures the Shared Signals (CAEP/RISC) receiver.
+type SSF struct {
+	// Transmitters are the trusted senders of security event tokens.
+	Transmitters []Transmitter `mapstructure:"transmitters"`
+}
+
+// Transmitter is one trusted Shared Signals transmitter.
+type Transmitter struct {
+	// Issuer is the exact "iss" of its SETs.
+	Issuer string `mapstructure:"issuer"`
+	// JWKSURI is where its signing keys are fetched (https, or http on loopback).
+	JWKSURI string `mapstructure:"jwks_uri"`
+	// JWKSFile is a local JWKS document, the alternative to JWKSURI.
+	JWKSFile string `mapstructure:"jwks_file"`
+	// Audience is the "aud" its SETs must carry (this receiver's identifier).
+	Audience string `mapstructure:"audience"`
+	// TokenIssuers are the access-token issuers whose subjects its events
+	// name (default: Issuer). An event about a subject cuts off that
+	// subject's tokens from each of them.
+	TokenIssuers []string `mapstructure:"token_issuers"`
+	// PollEndpoint, when set, is polled for SETs (RFC 8936) instead of
+	// waiting for pushes.
+	PollEndpoint string `mapstructure:"poll_endpoint"`
+	// PollInterval is the pause between polls.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// PollTokenFile holds the bearer credential for the poll endpoint.
+	PollTokenFile string `mapstructure:"poll_token_file"`
+}
+
+// Policy says where the Rego policies and their data come from.
+type Policy struct {
+	// Dir holds Rego modules and data files (data.json / data.yaml), loaded
+	// like `opa run` loads a directory. *_test.rego files are not served.
+	Dir string `mapstructure:"dir"`
+}
+
+// Issuer is one trusted authorization server.
+type Issuer struct {
+	// Issuer is the exact "iss" value of its tokens.
+	Issuer string `mapstructure:"issuer"`
+	// JWKSURI is where its signing keys are fetched (https, or http on loopback).
+	JWKSURI string `mapstructure:"jwks_uri"`
+	// JWKSFile is a local JWKS document, the alternative to JWKSURI.
+	JWKSFile string `mapstructure:"jwks_file"`
+	// JWKSRefresh is how often the keys are fetched again.
+	JWKSRefresh time.Duration `mapstructure:"jwks_refresh"`
+	// Audiences: a token must carry at least one of them in "aud".
+	Audiences []string `mapstructure:"audiences"`
+	// Algorithms is the signature algorithm allow-list.
+	Algorithms []string `mapstructure:"algorithms"`
+	// AccessTokenType, when set, is the required JWT "typ" (RFC 9068 at+jwt).
+	AccessTokenType string `mapstructure:"access_token_type"`
+	// Introspection, when set, verifies opaque tokens through RFC 7662.
+	Introspection *Introspection `mapstructure:"introspection"`
+}
+
+// Introspection is an RFC 7662 endpoint for opaque tokens.
+type Introspection struct {
+	// Endpoint is the introspection URL.
+	Endpoint string `mapstructure:"endpoint"`
+	// ClientID authenticates the PDP at the endpoint (HTTP Basic).
+	ClientID string `mapstructure:"client_id"`
+	// ClientSecretFile holds the client secret.
+	ClientSecretFile string `mapstructure:"client_secret_file"`
+	// CacheTTL caps how long an active answer is cached (never past exp).
+	CacheTTL time.Duration `mapstructure:"cache_ttl"`
+	// Timeout bounds one introspection call.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Admin configures the admin API.
+type Admin struct {
+	// TokenFile holds the bearer credential of the admin API. Without it the
+	// admin API is off.
+	TokenFile string `mapstructure:"token_file"`
+}
+
+// Log configures the process log.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `mapstructure:"level"`
+	// Format is json or text.
+	Format string `mapstructure:"format"`
+}
+
+// SupportedAlgorithms are the asymmetric JWS algorithms an issuer may allow.
+var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Defaults returns the configuration every process starts from.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:8181",
+		DataDir:         "./data",
+		Environment:     "prod",
+		Policy:          Policy{Dir: "./rego"},
+		DecisionTimeout: 100 * time.Millisecond,
+		ClockSkew:       30 * time.Second,
+		Log:             Log{Level: "info", Format: "json"},
+	}
+}
+
+// Issuer defaults, applied by ApplyDefaults to every issuer.
+const (
+	DefaultJWKSRefresh       = 5 * time.Minute
+	DefaultIntrospectionTTL  = time.Minute
+	DefaultIntrospectTimeout = 2 * time.Second
+)
+
+// DefaultAlgorithms is the allow-list of an issuer that names none.
+var DefaultAlgorithms = []string{"ES256", "RS256", "PS256", "EdDSA"}
+
+// ApplyDefaults fills the per-issuer defaults that a flat default map cannot.
+func (c *Config) ApplyDefaults() {
+	c.applySSFDefaults()
+	for i := range c.Issuers {
+		is := &c.Issuers[i]
+		if is.JWKSRefresh == 0 {
+			is.JWKSRefresh = DefaultJWKSRefresh
+		}
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = slices.Clone(DefaultAlgorithms)
+		}
+		if in := is.Introspection; in != nil {
+			if in.CacheTTL == 0 {
+				in.CacheTTL = DefaultIntrospectionTTL
+			}
+			if in.Timeout == 0 {
+				in.Timeout = DefaultIntrospectTimeout
+			}
+		}
+	}
+}
+
+// applySSFDefaults fills the per-transmitter defaults.
+func (c *Config) applySSFDefaults() {
+	for i := range c.SSF.Transmitters {
+		t := &c.SSF.Transmitters[i]
+		if len(t.TokenIssuers) == 0 && t.Issuer != "" {
+			t.TokenIssuers = []string{t.Issuer}
+		}
+		if t.PollEndpoint != "" && t.PollInterval == 0 {
+			t.PollInterval = DefaultPollInterval
+		}
+	}
+}
+
+// DefaultPollInterval is the pause between two SET polls.
+const DefaultPollInterval = 30 * time.Second
+
+// Validate reports every problem, each named by its config path.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "must be host:port: %v", err)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must be set")
+	}
+	if c.Policy.Dir == "" {
+		bad("policy.dir", "must be set")
+	}
+	if c.DecisionTimeout <= 0 {
+		bad("decision_timeout", "must be positive")
+	}
+	if c.ClockSkew < 0 || c.ClockSkew > 5*time.Minute {
+		bad("clock_skew", "must be between 0 and 5m")
+	}
+	if len(c.Issuers) == 0 {
+		bad("issuers", "at least one issuer is required")
+	}
+	seen := map[string]bool{}
+	introspecting := 0
+	for i, is := range c.Issuers {
+		p := fmt.Sprintf("issuers[%d]", i)
+		switch u, err := url.Parse(is.Issuer); {
+		case is.Issuer == "":
+			bad(p+".issuer", "must be set")
+		case err != nil || u.Scheme == "" || u.Host == "":
+			bad(p+".issuer", "must be an absolute URL")
+		case seen[is.Issuer]:
+			bad(p+".issuer", "duplicate issuer %q", is.Issuer)
+		}
+		seen[is.Issuer] = true
+		switch {
+		case is.JWKSURI == "" && is.JWKSFile == "" && is.Introspection == nil:
+			bad(p, "needs jwks_uri, jwks_file or introspection")
+		case is.JWKSURI != "" && is.JWKSFile != "":
+			bad(p, "jwks_uri and jwks_file are exclusive")
+		}
+		if is.JWKSURI != "" {
+			if err := checkFetchURL(is.JWKSURI); err != nil {
+				bad(p+".jwks_uri", "%v", err)
+			}
+		}
+		if is.JWKSRefresh < time.Minute {
+			bad(p+".jwks_refresh", "must be at least 1m")
+		}
+		if len(is.Audiences) == 0 {
+			bad(p+".audiences", "at least one audience is required")
+		}
+		for j, a := range is.Audiences {
+			if a == "" {
+				bad(fmt.Sprintf("%s.audiences[%d]", p, j), "must not be empty")
+			}
+		}
+		for j, alg := range is.Algorithms {
+			if !slices.Contains(SupportedAlgorithms, alg) {
+				bad(fmt.Sprintf("%s.algorithms[%d]", p, j), "%q is not an allowed asymmetric algorithm (one of %s)", alg, strings.Join(SupportedAlgorithms, ", "))
+			}
+		}
+		switch strings.ToLower(is.AccessTokenType) {
+		case "", "at+jwt", "application/at+jwt":
+		default:
+			bad(p+".access_token_type", "must be at+jwt or application/at+jwt")
+		}
+		if in := is.Introspection; in != nil {
+			introspecting++
+			ip := p + ".introspection"
+			if err := checkFetchURL(in.Endpoint); err != nil {
+				bad(ip+".endpoint", "%v", err)
+			}
+			if in.ClientID == "" {
+				bad(ip+".client_id", "must be set")
+			}
+			if in.ClientSecretFile == "" {
+				bad(ip+".client_secret_file", "must be set")
+			}
+			if in.CacheTTL < 0 || in.CacheTTL > time.Hour {
+				bad(ip+".cache_ttl", "must be between 0 and 1h")
+			}
+			if in.Timeout <= 0 || in.Timeout > 30*time.Second {
+				bad(ip+".timeout", "must be between 0 and 30s")
+			}
+		}
+	}
+	if introspecting > 1 {
+		bad("issuers", "only one issuer may introspect opaque tokens (an opaque token names no issuer, and it must not be sent to the wrong one)")
+	}
+	for i, t := range c.SSF.Transmitters {
+		p := fmt.Sprintf("ssf.transmitters[%d]", i)
+		if u, err := url.Parse(t.Issuer); t.Issuer == "" || err != nil || u.Scheme == "" || u.Host == "" {
+			bad(p+".issuer", "must be an absolute URL")
+		}
+		switch {
+		case t.JWKSURI == "" && t.JWKSFile == "":
+			bad(p, "needs jwks_uri or jwks_file")
+		case t.JWKSURI != "" && t.JWKSFile != "":
+			bad(p, "jwks_uri and jwks_file are exclusive")
+		case t.JWKSURI != "":
+			if err := checkFetchURL(t.JWKSURI); err != nil {
+				bad(p+".jwks_uri", "%v", err)
+			}
+		}
+		if t.Audience == "" {
+			bad(p+".audience", "must be set")
+		}
+		if t.PollEndpoint != "" {
+			if err := checkFetchURL(t.PollEndpoint); err != nil {
+				bad(p+".poll_endpoint", "%v", err)
+			}
+			if t.PollInterval < time.Second {
+				bad(p+".poll_interval", "must be at least 1s")
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error")
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "must be json or text")
+	}
+	return errors.Join(errs...)
+}
+
+// checkFetchURL accepts https URLs, and http only on loopback.
+func checkFetchURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return errors.New("must be an absolute URL")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if host == "localhost" {
+			return nil
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return nil
+		}
+		return errors.New("must be https (http only on loopback)")
+	default:
+		return errors.New("must be https (http only on loopback)")
+	}
+}

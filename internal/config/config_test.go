@@ -1,0 +1,124 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pdp.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const validYAML = `
+listen: 127.0.0.1:9000
+data_dir: /tmp/pdp
+environment: staging
+decision_timeout: 250ms
+issuers:
+  - issuer: https://as.example.com
+    jwks_uri: https://as.example.com/jwks
+    audiences: [https://api.example.com]
+    access_token_type: at+jwt
+`
+
+func TestLoad(t *testing.T) {
+	t.Run("ok/file values over defaults", func(t *testing.T) {
+		c, err := Load(writeConfig(t, validYAML), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Listen != "127.0.0.1:9000" || c.Environment != "staging" || c.DecisionTimeout != 250*time.Millisecond {
+			t.Errorf("file values not applied: %+v", c)
+		}
+		if c.Policy.Dir != "./rego" || c.ClockSkew != 30*time.Second {
+			t.Errorf("defaults not applied: %+v", c)
+		}
+		is := c.Issuers[0]
+		if is.JWKSRefresh != DefaultJWKSRefresh || len(is.Algorithms) != len(DefaultAlgorithms) {
+			t.Errorf("issuer defaults not applied: %+v", is)
+		}
+	})
+	t.Run("ok/environment over file", func(t *testing.T) {
+		t.Setenv("PDP_ENVIRONMENT", "dev")
+		t.Setenv("PDP_POLICY_DIR", "/policies")
+		c, err := Load(writeConfig(t, validYAML), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Environment != "dev" || c.Policy.Dir != "/policies" {
+			t.Errorf("environment not applied: %+v", c)
+		}
+	})
+	t.Run("ok/flag over environment", func(t *testing.T) {
+		t.Setenv("PDP_LISTEN", "127.0.0.1:1")
+		fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+		fs.String("listen", "", "")
+		if err := fs.Parse([]string{"--listen", "127.0.0.1:2"}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(writeConfig(t, validYAML), fs, map[string]string{"listen": "listen"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Listen != "127.0.0.1:2" {
+			t.Errorf("listen = %q, want the flag's", c.Listen)
+		}
+	})
+	t.Run("fail/unknown key named", func(t *testing.T) {
+		_, err := Load(writeConfig(t, validYAML+"listne: x\n"), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), "listne") {
+			t.Fatalf("err = %v, want it to name listne", err)
+		}
+	})
+}
+
+func TestValidateNamesEveryProblem(t *testing.T) {
+	c := Defaults()
+	c.Listen = "nope"
+	c.DecisionTimeout = 0
+	c.Issuers = []Issuer{
+		{Issuer: "https://a.example", JWKSURI: "http://a.example/jwks", Audiences: []string{"x"}, Algorithms: []string{"HS256"}},
+		{Issuer: "https://a.example", JWKSFile: "k.json", JWKSURI: "https://a.example/jwks"},
+		{Issuer: "not a url", Introspection: &Introspection{Endpoint: "https://b.example/i"}, Audiences: []string{"y"}},
+	}
+	c.ApplyDefaults()
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil, want errors")
+	}
+	for _, want := range []string{
+		"listen:",
+		"decision_timeout:",
+		"issuers[0].jwks_uri: must be https",
+		"issuers[0].algorithms[0]: \"HS256\"",
+		"issuers[1].issuer: duplicate",
+		"issuers[1]: jwks_uri and jwks_file are exclusive",
+		"issuers[1].audiences:",
+		"issuers[2].issuer: must be an absolute URL",
+		"issuers[2].introspection.client_id:",
+		"issuers[2].introspection.client_secret_file:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() does not name %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestValidateAcceptsLoopbackHTTP(t *testing.T) {
+	c := Defaults()
+	c.Issuers = []Issuer{{Issuer: "http://127.0.0.1:8181/dev", JWKSURI: "http://127.0.0.1:8181/dev/jwks.json", Audiences: []string{"x"}}}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

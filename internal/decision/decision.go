@@ -1,0 +1,223 @@
+// Package decision is the pipeline of one decision: normalise the request,
+// verify the token, build the policy input as an ast.Value, evaluate the
+// active policy and shape the answer. It knows nothing of HTTP or gRPC; every
+// transport translates its wire format to a Request and a Decision back.
+package decision
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/token"
+)
+
+// CodePolicyError is the reason of every decision the policy could not make.
+const CodePolicyError = "policy_error"
+
+// TokenVerifier verifies access tokens; *token.Verifier is the one in use.
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (*token.Token, error)
+}
+
+// Evaluator evaluates the active policy; *policy.Engine is the one in use.
+type Evaluator interface {
+	Eval(ctx context.Context, input ast.Value, now time.Time) (policy.Result, string, error)
+}
+
+// Decision is the answer to one Request.
+type Decision struct {
+	ID              string            `json:"decision_id"`
+	Allow           bool              `json:"allow"`
+	Status          int               `json:"status"`
+	Reasons         []policy.Reason   `json:"reasons"`
+	Headers         map[string]string `json:"headers"`
+	UpstreamHeaders map[string]string `json:"upstream_headers"`
+	Token           *TokenSummary     `json:"token"`
+	Policy          PolicyRef         `json:"policy"`
+	// TokenHash is the SHA-256 of the presented token, for logs; never the token.
+	TokenHash string `json:"-"`
+}
+
+// TokenSummary names the verified token a decision was about.
+type TokenSummary struct {
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	JTI       string   `json:"jti,omitempty"`
+	GrantType string   `json:"grant_type,omitempty"`
+	Scopes    []string `json:"scopes"`
+}
+
+// PolicyRef says which policy version and grant module decided.
+type PolicyRef struct {
+	Revision string `json:"revision"`
+	Module   string `json:"module"`
+}
+
+// Engine makes decisions. It is safe for concurrent use.
+type Engine struct {
+	tokens      TokenVerifier
+	policy      Evaluator
+	environment ast.Value
+	timeout     time.Duration
+	now         func() time.Time
+	logger      *slog.Logger
+}
+
+// Options configure an Engine.
+type Options struct {
+	Environment string
+	Timeout     time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// NewEngine wires the pipeline.
+func NewEngine(tokens TokenVerifier, eval Evaluator, opts Options) *Engine {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 100 * time.Millisecond
+	}
+	return &Engine{
+		tokens:      tokens,
+		policy:      eval,
+		environment: ast.String(opts.Environment),
+		timeout:     opts.Timeout,
+		now:         opts.Now,
+		logger:      opts.Logger,
+	}
+}
+
+// Decide answers one request. It always returns a Decision; when the policy
+// could not decide it is a deny with reason policy_error, status 500, and the
+// error says why. No error path ever produces an allow.
+func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	now := e.now()
+	d := &Decision{ID: NewID()}
+
+	cred := extractCredential(req.Headers)
+	var tok *token.Token
+	var tokErr *token.Error
+	switch {
+	case cred.err != nil:
+		tokErr = cred.err
+	case cred.raw == "":
+		tokErr = &token.Error{Code: token.CodeTokenMissing, Message: "no access token"}
+	default:
+		d.TokenHash = token.HashToken(cred.raw)
+		t, err := e.tokens.Verify(ctx, cred.raw)
+		switch {
+		case err == nil:
+			tok = t
+		case errors.As(err, &tokErr):
+		default:
+			tokErr = &token.Error{Code: token.CodeTokenMalformed, Message: "token could not be verified", Err: err}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return e.fail(d, fmt.Errorf("decision deadline: %w", err))
+	}
+
+	input := buildInput(req, cred, tok, tokErr, e.environment, now)
+	res, rev, err := e.policy.Eval(ctx, input, now)
+	d.Policy.Revision = rev
+	if err != nil {
+		return e.fail(d, err)
+	}
+	d.Allow = res.Allow
+	d.Status = res.Status
+	d.Reasons = res.Reasons
+	d.Headers = res.Headers
+	d.UpstreamHeaders = res.UpstreamHeaders
+	d.Policy.Module = res.Module
+	if tok != nil {
+		d.Token = &TokenSummary{
+			Issuer:    tok.Issuer,
+			Subject:   tok.Subject,
+			ClientID:  tok.ClientID,
+			JTI:       tok.JTI,
+			GrantType: res.GrantType,
+			Scopes:    tok.Scopes,
+		}
+		if d.Token.Scopes == nil {
+			d.Token.Scopes = []string{}
+		}
+	}
+	if d.Reasons == nil {
+		d.Reasons = []policy.Reason{}
+	}
+	return d, nil
+}
+
+// fail turns an error into the deny every failure is.
+func (e *Engine) fail(d *Decision, err error) (*Decision, error) {
+	d.Allow = false
+	d.Status = 500
+	d.Reasons = []policy.Reason{{Code: CodePolicyError, Message: "the policy could not make a decision"}}
+	d.Headers = nil
+	d.UpstreamHeaders = nil
+	d.Token = nil
+	return d, err
+}
+
+// credential is the access token a request presents, and how.
+type credential struct {
+	raw    string
+	scheme string // "bearer" or "dpop"
+	err    *token.Error
+}
+
+// extractCredential reads the Authorization header (RFC 6750 §2.1, RFC 9449
+// §7.1). More than one Authorization header is a malformed request; another
+// scheme (Basic, ...) presents no access token.
+func extractCredential(h map[string][]string) credential {
+	vals := h["authorization"]
+	switch {
+	case len(vals) == 0:
+		return credential{}
+	case len(vals) > 1:
+		return credential{err: &token.Error{Code: CodeRequestInvalid, Message: "more than one Authorization header"}}
+	}
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	var c credential
+	switch strings.ToLower(scheme) {
+	case "bearer":
+		c.scheme = "bearer"
+	case "dpop":
+		c.scheme = "dpop"
+	default:
+		return credential{}
+	}
+	c.raw = strings.TrimLeft(rest, " ")
+	if c.raw == "" {
+		c.err = &token.Error{Code: token.CodeTokenMalformed, Message: "empty access token"}
+	}
+	return c
+}
+
+// CodeRequestInvalid is the reason for a request that presents its
+// credentials in a way OAuth forbids (RFC 6750 invalid_request, status 400).
+const CodeRequestInvalid = "request_invalid"
+
+// NewID returns a random 128-bit decision id as 32 hex digits.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}

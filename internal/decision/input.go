@@ -1,0 +1,173 @@
+package decision
+
+import (
+	"encoding/json"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenguard/pdp/internal/token"
+)
+
+// hiddenHeaders never reach the policy input (nor, through it, a decision
+// log): they carry credentials. The token and proof enter the input only as
+// verified claims and hashes.
+var hiddenHeaders = map[string]bool{
+	"authorization":       true,
+	"proxy-authorization": true,
+	"dpop":                true,
+	"cookie":              true,
+}
+
+// Input keys, allocated once.
+var (
+	kNow, kEnvironment, kContext   = ast.StringTerm("now"), ast.StringTerm("environment"), ast.StringTerm("context")
+	kRequest, kToken, kDPoP        = ast.StringTerm("request"), ast.StringTerm("token"), ast.StringTerm("dpop")
+	kMethod, kURL, kScheme, kHost  = ast.StringTerm("method"), ast.StringTerm("url"), ast.StringTerm("scheme"), ast.StringTerm("host")
+	kPort, kPath, kQuery, kHeaders = ast.StringTerm("port"), ast.StringTerm("path"), ast.StringTerm("query"), ast.StringTerm("headers")
+	kRemoteIP, kClientCert, kX5T   = ast.StringTerm("remote_ip"), ast.StringTerm("client_cert"), ast.StringTerm("x5t#S256")
+	kPresent, kValid, kError       = ast.StringTerm("present"), ast.StringTerm("valid"), ast.StringTerm("error")
+	kCode, kMessage, kSource       = ast.StringTerm("code"), ast.StringTerm("message"), ast.StringTerm("source")
+	kHash, kIssuer, kClaims        = ast.StringTerm("hash"), ast.StringTerm("issuer"), ast.StringTerm("claims")
+	kBound, kJKT                   = ast.StringTerm("bound"), ast.StringTerm("jkt")
+	tTrue, tFalse                  = ast.BooleanTerm(true), ast.BooleanTerm(false)
+	tEmptyObject                   = ast.ObjectTerm()
+	tBoundNone                     = ast.ObjectTerm(ast.Item(ast.StringTerm("method"), ast.StringTerm("none")))
+)
+
+// buildInput builds the policy input document directly as an ast.Value; its
+// shape is the contract with policy authors, documented in the README.
+func buildInput(req *Request, cred credential, tok *token.Token, tokErr *token.Error, env ast.Value, now time.Time) ast.Value {
+	ctx := tEmptyObject
+	if req.Context != nil {
+		ctx = ast.NewTerm(req.Context)
+	}
+	return ast.NewObject(
+		ast.Item(kNow, intTerm(now.UnixNano())),
+		ast.Item(kEnvironment, ast.NewTerm(env)),
+		ast.Item(kContext, ctx),
+		ast.Item(kRequest, requestTerm(req)),
+		ast.Item(kToken, tokenTerm(cred, tok, tokErr)),
+		ast.Item(kDPoP, dpopTerm(req)),
+	)
+}
+
+func requestTerm(req *Request) *ast.Term {
+	u := req.URL
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	p, _ := strconv.Atoi(port)
+	obj := ast.NewObject(
+		ast.Item(kMethod, ast.StringTerm(req.Method)),
+		ast.Item(kURL, ast.StringTerm(u.String())),
+		ast.Item(kScheme, ast.StringTerm(u.Scheme)),
+		ast.Item(kHost, ast.StringTerm(u.Hostname())),
+		ast.Item(kPort, intTerm(int64(p))),
+		ast.Item(kPath, ast.StringTerm(u.Path)),
+		ast.Item(kQuery, queryTerm(u)),
+		ast.Item(kHeaders, headersTerm(req.Headers)),
+	)
+	if req.RemoteIP.IsValid() {
+		obj.Insert(kRemoteIP, ast.StringTerm(req.RemoteIP.String()))
+	}
+	if req.ClientCertSHA256 != "" {
+		obj.Insert(kClientCert, ast.ObjectTerm(ast.Item(kX5T, ast.StringTerm(req.ClientCertSHA256))))
+	}
+	return ast.NewTerm(obj)
+}
+
+func queryTerm(u *url.URL) *ast.Term {
+	if u.RawQuery == "" {
+		return tEmptyObject
+	}
+	q, _ := url.ParseQuery(u.RawQuery) // malformed pairs are dropped
+	return stringsMapTerm(q, nil)
+}
+
+func headersTerm(h map[string][]string) *ast.Term {
+	return stringsMapTerm(h, hiddenHeaders)
+}
+
+func stringsMapTerm(m map[string][]string, skip map[string]bool) *ast.Term {
+	obj := ast.NewObjectWithCapacity(len(m))
+	for k, vs := range m {
+		if skip[k] {
+			continue
+		}
+		arr := make([]*ast.Term, len(vs))
+		for i, v := range vs {
+			arr[i] = ast.StringTerm(v)
+		}
+		obj.Insert(ast.StringTerm(k), ast.ArrayTerm(arr...))
+	}
+	return ast.NewTerm(obj)
+}
+
+func tokenTerm(cred credential, tok *token.Token, tokErr *token.Error) *ast.Term {
+	obj := ast.NewObject(ast.Item(kPresent, ast.BooleanTerm(cred.raw != "" || (cred.err != nil && cred.err.Code != CodeRequestInvalid))))
+	if cred.scheme != "" {
+		obj.Insert(kScheme, ast.StringTerm(cred.scheme))
+	}
+	if tok == nil {
+		obj.Insert(kValid, tFalse)
+		obj.Insert(kClaims, tEmptyObject)
+		obj.Insert(kBound, tBoundNone)
+		if tokErr != nil {
+			obj.Insert(kError, ast.ObjectTerm(
+				ast.Item(kCode, ast.StringTerm(tokErr.Code)),
+				ast.Item(kMessage, ast.StringTerm(tokErr.Message)),
+			))
+		}
+		return ast.NewTerm(obj)
+	}
+	obj.Insert(kValid, tTrue)
+	obj.Insert(kSource, ast.StringTerm(tok.Source))
+	obj.Insert(kHash, ast.StringTerm(tok.Hash))
+	obj.Insert(kIssuer, ast.StringTerm(tok.Issuer))
+	obj.Insert(kClaims, ast.NewTerm(tok.Claims))
+	obj.Insert(kBound, boundTerm(tok.Confirmation))
+	return ast.NewTerm(obj)
+}
+
+// boundTerm says how the token is sender-constrained (RFC 9449 §6, RFC 8705 §3).
+func boundTerm(c token.Confirmation) *ast.Term {
+	method := "none"
+	switch {
+	case c.JKT != "":
+		method = "dpop"
+	case c.X5TS256 != "":
+		method = "mtls"
+	}
+	if method == "none" {
+		return tBoundNone
+	}
+	obj := ast.NewObject(ast.Item(ast.StringTerm("method"), ast.StringTerm(method)))
+	if c.JKT != "" {
+		obj.Insert(kJKT, ast.StringTerm(c.JKT))
+	}
+	if c.X5TS256 != "" {
+		obj.Insert(kX5T, ast.StringTerm(c.X5TS256))
+	}
+	return ast.NewTerm(obj)
+}
+
+// dpopTerm describes the DPoP proof. Proof verification is not wired in yet,
+// so a presented proof is never valid: a DPoP-bound token is denied rather
+// than trusted without its proof.
+func dpopTerm(req *Request) *ast.Term {
+	return ast.ObjectTerm(
+		ast.Item(kPresent, ast.BooleanTerm(len(req.Headers["dpop"]) > 0)),
+		ast.Item(kValid, tFalse),
+	)
+}
+
+func intTerm(n int64) *ast.Term {
+	return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10)))
+}

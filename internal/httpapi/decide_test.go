@@ -1,0 +1,168 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/policy"
+)
+
+// recorder is a Decider that records the normalised request it was asked
+// about; these tests are about HTTP translation, the decisions themselves
+// are tested end to end with the real policy.
+type recorder struct {
+	got *decision.Request
+	err error
+}
+
+func (r *recorder) Decide(_ context.Context, req *decision.Request) (*decision.Decision, error) {
+	r.got = req
+	d := &decision.Decision{Allow: false, Status: 401, Reasons: []policy.Reason{{Code: "token_missing", Message: "no access token"}}}
+	if r.err != nil {
+		d.Status = 500
+		return d, r.err
+	}
+	return d, nil
+}
+
+func post(t *testing.T, h http.Handler, contentType, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestDecideRejectsBadBodies(t *testing.T) {
+	big := `{"request":{"method":"GET","url":"https://a.example/","headers":{"x":"` + strings.Repeat("a", MaxDecideBody) + `"}}}`
+	tests := []struct {
+		name, contentType, body string
+		status                  int
+		detail                  string
+	}{
+		{"fail/wrong content type", "text/plain", `{}`, 415, "application/json"},
+		{"fail/no content type", "", `{}`, 415, "application/json"},
+		{"fail/not JSON", "application/json", `nope`, 400, "syntax error"},
+		{"fail/empty body", "application/json", ``, 400, "empty body"},
+		{"fail/two JSON values", "application/json", `{"request":{"method":"GET","url":"https://a.example/"}} {}`, 400, "more than one"},
+		{"fail/missing request", "application/json", `{}`, 400, "request is required"},
+		{"fail/missing method", "application/json", `{"request":{"url":"https://a.example/"}}`, 400, "request.method is required"},
+		{"fail/missing url", "application/json", `{"request":{"method":"GET"}}`, 400, "request.url is required"},
+		{"fail/relative url", "application/json", `{"request":{"method":"GET","url":"/x"}}`, 400, "request.url"},
+		{"fail/method not a token", "application/json", `{"request":{"method":"G T","url":"https://a.example/"}}`, 400, "request.method"},
+		{"fail/unknown field", "application/json", `{"request":{"method":"GET","url":"https://a.example/","remoteIp":"1.2.3.4"}}`, 400, "unknown field"},
+		{"fail/header value a number", "application/json", `{"request":{"method":"GET","url":"https://a.example/","headers":{"x":1}}}`, 400, "decision request"},
+		{"fail/bad remote ip", "application/json", `{"request":{"method":"GET","url":"https://a.example/","remote_ip":"999.1.1.1"}}`, 400, "remote_ip"},
+		{"fail/bad client cert", "application/json", `{"request":{"method":"GET","url":"https://a.example/","tls_client_cert":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}}`, 400, "tls_client_cert"},
+		{"fail/context not an object", "application/json", `{"request":{"method":"GET","url":"https://a.example/"},"context":[1]}`, 400, "context must be an object"},
+		{"fail/context duplicate member", "application/json", `{"request":{"method":"GET","url":"https://a.example/"},"context":{"a":1,"a":2}}`, 400, "context"},
+		{"fail/body over 1 MiB", "application/json", big, 413, "exceeds"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := post(t, New(Options{Decider: &recorder{}}), tt.contentType, tt.body)
+			if rec.Code != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.status, rec.Body)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type = %q, want application/problem+json", ct)
+			}
+			if rec.Header().Get("X-Decision-Id") == "" {
+				t.Error("no X-Decision-Id")
+			}
+			var p map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatalf("problem is not JSON: %v", err)
+			}
+			if p["status"] != float64(tt.status) || p["type"] == "" || p["title"] == "" {
+				t.Errorf("problem lacks RFC 9457 members: %v", p)
+			}
+			if d, _ := p["detail"].(string); !strings.Contains(d, tt.detail) {
+				t.Errorf("detail = %q, want it to mention %q", d, tt.detail)
+			}
+		})
+	}
+}
+
+func TestDecideNormalisesTheRequest(t *testing.T) {
+	r := &recorder{}
+	body := `{"request":{"method":"GET","url":"HTTPS://API.Example.com:443/v1/./accounts/42?x=1#f",
+		"headers":{"Authorization":"Bearer abc","X-Multi":["a","b"],"x-multi":"c"},"remote_ip":"::ffff:203.0.113.7"},
+		"context":{"tenant":"t1"}}`
+	rec := post(t, New(Options{Decider: r}), "application/json; charset=utf-8", body)
+	if rec.Code != 200 {
+		t.Fatalf("status = %d; body %s", rec.Code, rec.Body)
+	}
+	got := r.got
+	if got.URL.String() != "https://api.example.com/v1/accounts/42?x=1" {
+		t.Errorf("URL = %s", got.URL)
+	}
+	if v := got.Headers["authorization"]; len(v) != 1 || v[0] != "Bearer abc" {
+		t.Errorf("authorization = %v", v)
+	}
+	if v := got.Headers["x-multi"]; len(v) != 3 {
+		t.Errorf("x-multi = %v, want the values of both spellings", v)
+	}
+	if got.RemoteIP.String() != "203.0.113.7" {
+		t.Errorf("remote ip = %v, want the unmapped IPv4", got.RemoteIP)
+	}
+	if got.Context == nil || got.Context.Len() != 1 {
+		t.Errorf("context = %v", got.Context)
+	}
+	var d map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d["decision_id"] != rec.Header().Get("X-Decision-Id") || d["decision_id"] == "" {
+		t.Errorf("decision_id %v does not match X-Decision-Id %q", d["decision_id"], rec.Header().Get("X-Decision-Id"))
+	}
+}
+
+func TestDecideErrorIsA500DenyProblem(t *testing.T) {
+	rec := post(t, New(Options{Decider: &recorder{err: errors.New("boom")}}), "application/json",
+		`{"request":{"method":"GET","url":"https://a.example/"}}`)
+	if rec.Code != 500 {
+		t.Fatalf("status = %d, want 500", rec.Code)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p["allow"] != false || strings.Contains(rec.Body.String(), "boom") {
+		t.Errorf("500 problem must say allow=false and not leak the cause: %s", rec.Body)
+	}
+}
+
+// FuzzDecideBody feeds arbitrary bodies to the decide handler: it must never
+// panic and must answer a problem or a decision, never anything else.
+func FuzzDecideBody(f *testing.F) {
+	f.Add(`{"request":{"method":"GET","url":"https://a.example/x","headers":{"authorization":"Bearer a.b.c"}}}`)
+	f.Add(`{"request":{"method":"GET","url":"https://a.example/x"},"context":{"a":[1,{"b":null}]}}`)
+	f.Add(`{"request":{"method":"GET","url":"https://a.example/x","tls_client_cert":"-----BEGIN CERTIFICATE-----\n"}}`)
+	f.Add(`[`)
+	h := New(Options{Decider: &recorder{}})
+	f.Fuzz(func(t *testing.T, body string) {
+		rec := post(t, h, "application/json", body)
+		switch rec.Code {
+		case 200:
+			if rec.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("200 with content type %q", rec.Header().Get("Content-Type"))
+			}
+		case 400, 413:
+			if rec.Header().Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%d with content type %q", rec.Code, rec.Header().Get("Content-Type"))
+			}
+		default:
+			t.Fatalf("unexpected status %d", rec.Code)
+		}
+	})
+}

@@ -1,0 +1,59 @@
+// Package httpapi is tokenguard's HTTP surface: chi routes that translate
+// HTTP to and from the decision pipeline, plus health endpoints. One file a
+// resource; one function writes every error.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/tokenguard/pdp/internal/decision"
+)
+
+// Decider makes decisions; *decision.Engine is the one in use.
+type Decider interface {
+	Decide(ctx context.Context, req *decision.Request) (*decision.Decision, error)
+}
+
+// Check is one readiness condition; nil means ready.
+type Check struct {
+	Name  string
+	Ready func() error
+}
+
+// Options are the parts the router needs.
+type Options struct {
+	Decider Decider
+	Checks  []Check
+	Logger  *slog.Logger
+	// Mount, when set, adds routes (the dev issuer's, for example).
+	Mount func(chi.Router)
+}
+
+// New returns the HTTP handler of the API.
+func New(opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeProblem(w, Problem{Type: TypeNotFound, Title: "Not Found", Status: http.StatusNotFound})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeProblem(w, Problem{Type: TypeMethod, Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed})
+	})
+	h := &health{checks: opts.Checks}
+	r.Get("/healthz", h.live)
+	r.Get("/readyz", h.ready)
+	d := &decide{decider: opts.Decider, logger: opts.Logger}
+	r.Post("/v1/decide", d.serveHTTP)
+	if opts.Mount != nil {
+		opts.Mount(r)
+	}
+	return r
+}

@@ -1,0 +1,128 @@
+// Package policy is tokenguard's OPA engine: it loads Rego modules and their
+// data, compiles them, prepares the decision query once per policy version and
+// swaps it in atomically, and evaluates it with the input as an ast.Value.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// Query is the decision every evaluation asks for.
+const Query = "data.tokenguard.main.decision"
+
+// ErrNoPolicy is returned by Eval before any policy has been activated.
+var ErrNoPolicy = errors.New("no policy is active")
+
+// Engine evaluates the active policy. It is safe for concurrent use; a new
+// policy version replaces the old one atomically, so an evaluation sees one
+// version from start to end.
+type Engine struct {
+	active atomic.Pointer[version]
+	logger *slog.Logger
+}
+
+// version is one compiled, prepared policy.
+type version struct {
+	query     rego.PreparedEvalQuery
+	revision  string
+	source    string
+	activated time.Time
+}
+
+// Info describes the active policy version.
+type Info struct {
+	Revision  string    `json:"revision"`
+	Source    string    `json:"source"`
+	Activated time.Time `json:"activated"`
+}
+
+// NewEngine returns an engine with no active policy.
+func NewEngine(logger *slog.Logger) *Engine {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{logger: logger}
+}
+
+// Activate compiles and prepares the policy set and, only if that succeeds,
+// makes it the active version. On error the previous version keeps serving.
+func (e *Engine) Activate(ctx context.Context, set *Set) error {
+	r := rego.New(
+		rego.Query(Query),
+		rego.Store(inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))),
+		rego.StrictBuiltinErrors(true),
+		rego.SetRegoVersion(ast.RegoV1),
+		func(r *rego.Rego) {
+			for _, m := range set.Modules {
+				rego.ParsedModule(m)(r)
+			}
+		},
+	)
+	pq, err := r.PrepareForEval(ctx)
+	if err != nil {
+		return fmt.Errorf("compile policy from %s: %w", set.Source, err)
+	}
+	e.active.Store(&version{query: pq, revision: set.Revision, source: set.Source, activated: time.Now()})
+	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules))
+	return nil
+}
+
+// Active describes the active policy version, and false when there is none.
+func (e *Engine) Active() (Info, bool) {
+	v := e.active.Load()
+	if v == nil {
+		return Info{}, false
+	}
+	return Info{Revision: v.revision, Source: v.source, Activated: v.activated}, true
+}
+
+// Ready reports whether a policy is active.
+func (e *Engine) Ready() error {
+	if e.active.Load() == nil {
+		return ErrNoPolicy
+	}
+	return nil
+}
+
+// Eval evaluates the decision query against input and returns the policy's
+// answer and the revision that gave it. Any error, an undefined decision or
+// one of the wrong shape is returned as an error: the caller must deny.
+func (e *Engine) Eval(ctx context.Context, input ast.Value, now time.Time) (Result, string, error) {
+	v := e.active.Load()
+	if v == nil {
+		return Result{}, "", ErrNoPolicy
+	}
+	rs, err := v.query.Eval(ctx,
+		rego.EvalParsedInput(input),
+		rego.EvalTime(now),
+		rego.EvalGenerateJSON(keepTerm),
+	)
+	if err != nil {
+		return Result{}, v.revision, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Result{}, v.revision, fmt.Errorf("evaluate %s: decision is undefined", Query)
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return Result{}, v.revision, fmt.Errorf("evaluate %s: unexpected result type %T", Query, rs[0].Expressions[0].Value)
+	}
+	res, err := parseResult(t.Value)
+	if err != nil {
+		return Result{}, v.revision, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	return res, v.revision, nil
+}
+
+// keepTerm hands the result term back as is, skipping the conversion of the
+// decision to Go maps: parseResult reads the ast.Value directly.
+func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }

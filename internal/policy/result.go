@@ -1,0 +1,198 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Result is the policy's decision, read from data.tokenguard.main.decision.
+type Result struct {
+	Allow           bool
+	Status          int
+	Reasons         []Reason
+	Headers         map[string]string
+	UpstreamHeaders map[string]string
+	GrantType       string
+	Module          string
+}
+
+// Reason is one reason code with a message safe to show to a client.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+var (
+	keyAllow    = ast.StringTerm("allow")
+	keyStatus   = ast.StringTerm("status")
+	keyReasons  = ast.StringTerm("reasons")
+	keyHeaders  = ast.StringTerm("headers")
+	keyUpstream = ast.StringTerm("upstream_headers")
+	keyGrant    = ast.StringTerm("grant_type")
+	keyModule   = ast.StringTerm("module")
+	keyCode     = ast.StringTerm("code")
+	keyMessage  = ast.StringTerm("message")
+)
+
+// parseResult reads the decision object strictly: allow must be a boolean,
+// a deny must carry at least one reason and a 4xx status, an allow none.
+// Anything else is an error, which the caller turns into a deny.
+func parseResult(v ast.Value) (Result, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return Result{}, fmt.Errorf("decision is %s, not an object", ast.ValueName(v))
+	}
+	var r Result
+	at := obj.Get(keyAllow)
+	if at == nil {
+		return Result{}, errors.New("decision.allow is not a boolean")
+	}
+	allow, ok := at.Value.(ast.Boolean)
+	if !ok {
+		return Result{}, errors.New("decision.allow is not a boolean")
+	}
+	r.Allow = bool(allow)
+	status, ok := intOf(obj.Get(keyStatus))
+	if !ok {
+		return Result{}, errors.New("decision.status is not an integer")
+	}
+	r.Status = status
+	var err error
+	if r.Reasons, err = reasonsOf(obj.Get(keyReasons)); err != nil {
+		return Result{}, err
+	}
+	if r.Headers, err = headersOf(obj.Get(keyHeaders), "headers"); err != nil {
+		return Result{}, err
+	}
+	if r.UpstreamHeaders, err = headersOf(obj.Get(keyUpstream), "upstream_headers"); err != nil {
+		return Result{}, err
+	}
+	r.GrantType, _ = stringOf(obj.Get(keyGrant))
+	r.Module, _ = stringOf(obj.Get(keyModule))
+	switch {
+	case r.Allow && len(r.Reasons) > 0:
+		return Result{}, errors.New("decision allows with deny reasons")
+	case r.Allow && r.Status != 200:
+		return Result{}, fmt.Errorf("decision allows with status %d", r.Status)
+	case !r.Allow && len(r.Reasons) == 0:
+		return Result{}, errors.New("decision denies without a reason")
+	case !r.Allow && (r.Status < 400 || r.Status > 599):
+		return Result{}, fmt.Errorf("decision denies with status %d", r.Status)
+	}
+	return r, nil
+}
+
+func intOf(t *ast.Term) (int, bool) {
+	if t == nil {
+		return 0, false
+	}
+	n, ok := t.Value.(ast.Number)
+	if !ok {
+		return 0, false
+	}
+	i, ok := n.Int()
+	return i, ok
+}
+
+func stringOf(t *ast.Term) (string, bool) {
+	if t == nil {
+		return "", false
+	}
+	s, ok := t.Value.(ast.String)
+	return string(s), ok
+}
+
+func reasonsOf(t *ast.Term) ([]Reason, error) {
+	if t == nil {
+		return nil, errors.New("decision.reasons is missing")
+	}
+	var out []Reason
+	add := func(e *ast.Term) error {
+		o, ok := e.Value.(ast.Object)
+		if !ok {
+			return errors.New("decision.reasons has a non-object entry")
+		}
+		code, ok := stringOf(o.Get(keyCode))
+		if !ok || code == "" {
+			return errors.New("decision.reasons has an entry without a code")
+		}
+		msg, _ := stringOf(o.Get(keyMessage))
+		out = append(out, Reason{Code: code, Message: msg})
+		return nil
+	}
+	switch c := t.Value.(type) {
+	case *ast.Array:
+		for i := range c.Len() {
+			if err := add(c.Elem(i)); err != nil {
+				return nil, err
+			}
+		}
+	case ast.Set:
+		sorted := c.Sorted()
+		for i := range sorted.Len() {
+			if err := add(sorted.Elem(i)); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, errors.New("decision.reasons is not an array")
+	}
+	return out, nil
+}
+
+// headersOf reads a header object. Names are lower-cased; values must be
+// strings and lose any control characters, so that nothing a policy builds
+// from token contents can split a header.
+func headersOf(t *ast.Term, field string) (map[string]string, error) {
+	if t == nil {
+		return nil, nil
+	}
+	o, ok := t.Value.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("decision.%s is not an object", field)
+	}
+	if o.Len() == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, o.Len())
+	err := o.Iter(func(k, v *ast.Term) error {
+		name, ok1 := stringOf(k)
+		val, ok2 := stringOf(v)
+		if !ok1 || !ok2 || !validHeaderName(name) {
+			return fmt.Errorf("decision.%s has a non-string or invalid entry", field)
+		}
+		out[strings.ToLower(name)] = stripControl(val)
+		return nil
+	})
+	return out, err
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func stripControl(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// maxBatch bounds the write functions that share one transaction.
+const maxBatch = 1000
+
+// errTrySolo tells a caller that its function failed inside a shared
+// transaction and must run on its own.
+var errTrySolo = errors.New("store: run the write on its own")
+
+// batcher coalesces concurrent writes into shared transactions (group
+// commit): a write starts at once when none is in progress, and the writes
+// that arrive while a transaction is being committed share the next one, and
+// its fsync. Unlike a timer-based batch, a lone writer never waits, and under
+// load the batches grow with the commit time.
+//
+// As with bbolt's Batch, a function may run more than once (when another
+// function of its batch fails, the transaction is rolled back and the rest
+// run again), so it must only read and write through its transaction and
+// set its results afresh on each run.
+type batcher struct {
+	db      *bolt.DB
+	mu      sync.Mutex
+	queue   []batchCall
+	running bool
+}
+
+type batchCall struct {
+	fn  func(*bolt.Tx) error
+	err chan error
+}
+
+// do runs fn in a write transaction, possibly shared with others, and
+// returns once that transaction is committed.
+func (b *batcher) do(fn func(*bolt.Tx) error) error {
+	c := batchCall{fn: fn, err: make(chan error, 1)}
+	b.mu.Lock()
+	b.queue = append(b.queue, c)
+	if !b.running {
+		b.running = true
+		go b.loop()
+	}
+	b.mu.Unlock()
+	if err := <-c.err; err != errTrySolo {
+		return err
+	}
+	return b.db.Update(fn)
+}
+
+// loop commits the queued writes, batch after batch, until none is left.
+func (b *batcher) loop() {
+	for {
+		b.mu.Lock()
+		n := min(len(b.queue), maxBatch)
+		if n == 0 {
+			b.running = false
+			b.queue = nil
+			b.mu.Unlock()
+			return
+		}
+		calls := slices.Clone(b.queue[:n])
+		b.queue = slices.Delete(b.queue, 0, n)
+		b.mu.Unlock()
+		runBatch(b.db, calls)
+	}
+}
+
+// runBatch runs calls in one transaction. A call that fails is taken out and
+// told to run on its own; the others run again without it.
+func runBatch(db *bolt.DB, calls []batchCall) {
+	for len(calls) > 0 {
+		failed := -1
+		err := db.Update(func(tx *bolt.Tx) error {
+			for i, c := range calls {
+				if err := safeCall(c.fn, tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed >= 0 {
+			calls[failed].err <- errTrySolo
+			calls = slices.Delete(calls, failed, failed+1)
+			continue
+		}
+		for _, c := range calls {
+			c.err <- err
+		}
+		return
+	}
+}
+
+// safeCall turns a panic of fn into an error, so that one faulty write
+// neither kills the batch goroutine nor strands the others; run on its own,
+// the write panics again in its caller's goroutine.
+func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in batched write: %v", p)
+		}
+	}()
+	return fn(tx)
+}

@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Sighting is one presentation of a token, as a decision saw it.
+type Sighting struct {
+	// At is when the token was presented. Zero: now.
+	At time.Time
+	// IP is the client address the gateway vouches for; the zero Addr when
+	// unknown.
+	IP netip.Addr
+	// UserAgent is the User-Agent header; only its hash is stored.
+	UserAgent string
+	// ExpiresAt is the token's exp: the fingerprint is kept until then.
+	// Required, in the future.
+	ExpiresAt time.Time
+}
+
+// Fingerprint is where and how a token has been seen: when first and last,
+// how often, and the client of the latest sighting. Tokens are identified by
+// their SHA-256 hash, never stored themselves.
+type Fingerprint struct {
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// IP is the client address of the latest sighting, "" when unknown.
+	IP string `json:"ip,omitempty"`
+	// Prefix is the network of IP (by default /24 for IPv4, /56 for IPv6),
+	// in CIDR notation.
+	Prefix string `json:"prefix,omitempty"`
+	// UAHash is HashUserAgent of the latest User-Agent.
+	UAHash string `json:"ua_hash"`
+	// Count is the number of sightings.
+	Count uint64 `json:"count"`
+	// ExpiresAt is the token's exp; the fingerprint is dropped after it.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// HashUserAgent returns the lower-case hex SHA-256 of a User-Agent header,
+// the same string Rego's crypto.sha256 returns for it.
+func HashUserAgent(ua string) string {
+	sum := sha256.Sum256([]byte(ua))
+	return hex.EncodeToString(sum[:])
+}
+
+// network returns the address and its masked network prefix as stored, or
+// empty strings for the zero Addr. IPv4-mapped IPv6 addresses count as IPv4.
+func (b *Bolt) network(ip netip.Addr) (addr, prefix string) {
+	if !ip.IsValid() {
+		return "", ""
+	}
+	ip = ip.Unmap().WithZone("")
+	bits := b.opts.PrefixV6Bits
+	if ip.Is4() {
+		bits = b.opts.PrefixV4Bits
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return ip.String(), ""
+	}
+	return ip.String(), p.String()
+}
+
+// RecordFingerprint folds a sighting into the token's fingerprint. The write
+// is coalesced with concurrent ones (one fsync per batch). A sighting older
+// than the latest one recorded (calls that overtook each other) counts, but
+// does not replace the latest client.
+func (b *Bolt) RecordFingerprint(ctx context.Context, tokenHash string, s Sighting) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkKey("token hash", tokenHash); err != nil {
+		return fmt.Errorf("store: record fingerprint: %w", err)
+	}
+	now := b.now()
+	if s.At.IsZero() {
+		s.At = now
+	}
+	s.At = normTime(s.At)
+	if _, err := nanos("seen at", s.At); err != nil {
+		return fmt.Errorf("store: record fingerprint: %w", err)
+	}
+	if _, err := checkExpiry("expires_at", s.ExpiresAt, now); err != nil {
+		return fmt.Errorf("store: record fingerprint: %w", err)
+	}
+	ip, prefix := b.network(s.IP)
+	seen := Fingerprint{
+		FirstSeen: s.At,
+		LastSeen:  s.At,
+		IP:        ip,
+		Prefix:    prefix,
+		UAHash:    HashUserAgent(s.UserAgent),
+		Count:     1,
+		ExpiresAt: normTime(s.ExpiresAt),
+	}
+	key := []byte(tokenHash)
+	nowN := now.UnixNano()
+	// The batch may run the function more than once: it reads and writes
+	// only inside tx, so a rerun after a rollback starts again from the
+	// stored state.
+	err := b.batch.do(func(tx *bolt.Tx) error {
+		return recordFingerprint(tx, key, seen, nowN)
+	})
+	if err != nil {
+		return fmt.Errorf("store: record fingerprint: %w", err)
+	}
+	return nil
+}
+
+func recordFingerprint(tx *bolt.Tx, key []byte, seen Fingerprint, now int64) error {
+	bk := tx.Bucket(bucketFingerprints)
+	fp := seen
+	var oldExp int64
+	if old := bk.Get(key); old != nil {
+		oldExp, _ = recordExpiry(old)
+		if live(old, now) {
+			prev, err := decodeFingerprint(old)
+			if err != nil {
+				return err
+			}
+			fp = mergeSighting(prev, seen)
+		}
+	}
+	v, err := encodeFingerprint(fp)
+	if err != nil {
+		return err
+	}
+	if err := bk.Put(key, v); err != nil {
+		return err
+	}
+	return setTTL(tx, tagFingerprint, key, oldExp, fp.ExpiresAt.UnixNano())
+}
+
+// mergeSighting folds one sighting (a Fingerprint with Count 1) into prev.
+func mergeSighting(prev, seen Fingerprint) Fingerprint {
+	fp := prev
+	fp.Count++
+	if seen.FirstSeen.Before(fp.FirstSeen) {
+		fp.FirstSeen = seen.FirstSeen
+	}
+	if !seen.LastSeen.Before(fp.LastSeen) {
+		fp.LastSeen, fp.IP, fp.Prefix, fp.UAHash = seen.LastSeen, seen.IP, seen.Prefix, seen.UAHash
+	}
+	if seen.ExpiresAt.After(fp.ExpiresAt) {
+		fp.ExpiresAt = seen.ExpiresAt
+	}
+	return fp
+}
+
+func encodeFingerprint(fp Fingerprint) ([]byte, error) {
+	body, err := json.Marshal(fp)
+	if err != nil {
+		return nil, err
+	}
+	return append(newRecord(fp.ExpiresAt.UnixNano(), len(body)), body...), nil
+}
+
+func decodeFingerprint(v []byte) (Fingerprint, error) {
+	if _, ok := recordExpiry(v); !ok {
+		return Fingerprint{}, fmt.Errorf("unreadable fingerprint record")
+	}
+	var fp Fingerprint
+	if err := json.Unmarshal(recordBody(v), &fp); err != nil {
+		return Fingerprint{}, fmt.Errorf("unreadable fingerprint record: %w", err)
+	}
+	return fp, nil
+}
+
+// LastSeen returns the unexpired fingerprint of a token.
+func (b *Bolt) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Fingerprint{}, false, err
+	}
+	if err := checkKey("token hash", tokenHash); err != nil {
+		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
+	}
+	now := b.now().UnixNano()
+	var fp Fingerprint
+	var found bool
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketFingerprints).Get([]byte(tokenHash))
+		if v == nil || !live(v, now) {
+			return nil
+		}
+		var err error
+		fp, err = decodeFingerprint(v)
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
+	}
+	return fp, found, nil
+}

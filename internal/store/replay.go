@@ -1,0 +1,57 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SpendDPoPJTI marks a DPoP proof as used until exp. The check and the write
+// happen in one write transaction, so of any number of concurrent calls with
+// the same key exactly one returns true. Calls are coalesced with concurrent
+// ones (one fsync per batch); the answer is given only once the batch is on
+// disk.
+func (b *Bolt) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := checkKey("replay key", key); err != nil {
+		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+	}
+	now := b.now()
+	expN, err := checkExpiry("exp", exp, now)
+	if err != nil {
+		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+	}
+	k := []byte(key)
+	nowN := now.UnixNano()
+	var fresh bool
+	// The batch may run the function more than once; each run sets fresh
+	// from the state inside its own transaction, and only the committed
+	// run's answer is returned.
+	err = b.batch.do(func(tx *bolt.Tx) error {
+		fresh = false
+		bk := tx.Bucket(bucketDPoP)
+		var oldExp int64
+		if old := bk.Get(k); old != nil {
+			if live(old, nowN) {
+				return nil
+			}
+			oldExp, _ = recordExpiry(old)
+		}
+		if err := bk.Put(k, newRecord(expN, 0)); err != nil {
+			return err
+		}
+		if err := setTTL(tx, tagDPoP, k, oldExp, expN); err != nil {
+			return err
+		}
+		fresh = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+	}
+	return fresh, nil
+}

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestSpendDPoPJTI(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s := openTest(t, c)
+	exp := t0.Add(time.Minute)
+
+	spend := func(key string, exp time.Time) bool {
+		t.Helper()
+		fresh, err := s.SpendDPoPJTI(ctx, key, exp)
+		if err != nil {
+			t.Fatalf("SpendDPoPJTI(%q): %v", key, err)
+		}
+		return fresh
+	}
+	if !spend("k1", exp) {
+		t.Fatal("first spend not fresh")
+	}
+	if spend("k1", exp) {
+		t.Fatal("second spend fresh: replay not detected")
+	}
+	if spend("k1", exp.Add(time.Hour)) {
+		t.Fatal("replay with another exp not detected")
+	}
+	if !spend("k2", exp) {
+		t.Fatal("another key not fresh")
+	}
+	c.Advance(time.Minute)
+	if !spend("k1", c.Now().Add(time.Minute)) {
+		t.Fatal("key not fresh again after its expiry")
+	}
+	if n := ttlEntries(t, s); n != 2 {
+		t.Errorf("%d TTL entries, want 2", n)
+	}
+}
+
+func TestSpendDPoPJTIInvalid(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, newClock())
+	for name, tt := range map[string]struct {
+		key string
+		exp time.Time
+	}{
+		"fail/empty key":          {"", t0.Add(time.Minute)},
+		"fail/key too long":       {strings.Repeat("k", MaxKeyLen+1), t0.Add(time.Minute)},
+		"fail/expiry in the past": {"k", t0.Add(-time.Second)},
+		"fail/no expiry":          {"k", time.Time{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := s.SpendDPoPJTI(ctx, tt.key, tt.exp); !errors.Is(err, ErrInvalid) {
+				t.Errorf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// Racing goroutines spend the same keys: each key is fresh exactly once.
+func TestSpendDPoPJTIExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, newClock())
+	const keys, racers = 50, 8
+	var fresh [keys]atomic.Int32
+	var wg sync.WaitGroup
+	for g := range racers {
+		wg.Go(func() {
+			for i := range keys {
+				k := (i + g*7) % keys
+				ok, err := s.SpendDPoPJTI(ctx, fmt.Sprintf("key-%d", k), t0.Add(time.Minute))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					fresh[k].Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for k := range fresh {
+		if n := fresh[k].Load(); n != 1 {
+			t.Errorf("key-%d was fresh %d times, want exactly once", k, n)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// sweepBatch bounds the TTL entries handled by one sweep transaction, so that
+// a large backlog never holds the writer lock (or grows a transaction) for
+// long.
+const sweepBatch = 1000
+
+// Sweep removes the records that expired at or before now. It walks the TTL
+// index from the earliest expiry, sweepBatch entries per write transaction:
+// first it collects the due keys, then deletes them (deleting under a live
+// cursor can skip keys). A TTL entry whose record has since been given a
+// later expiry is dropped and the record kept.
+func (b *Bolt) Sweep(ctx context.Context, now time.Time) (int, error) {
+	nowN := nanosOrMin(now)
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		var n int
+		var more bool
+		err := b.db.Update(func(tx *bolt.Tx) error {
+			var err error
+			n, more, err = sweepOnce(tx, nowN, sweepBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("store: sweep: %w", err)
+		}
+		total += n
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+// sweepOnce handles up to limit due TTL entries. more reports that the limit
+// was reached, so that more entries may be due.
+func sweepOnce(tx *bolt.Tx, now int64, limit int) (removed int, more bool, err error) {
+	ttl := tx.Bucket(bucketTTL)
+	var due [][]byte
+	c := ttl.Cursor()
+	for k, _ := c.First(); k != nil && len(due) < limit; k, _ = c.Next() {
+		if exp, _, _, ok := splitTTLKey(k); ok && exp > now {
+			break
+		}
+		due = append(due, bytes.Clone(k))
+	}
+	for _, k := range due {
+		if err := ttl.Delete(k); err != nil {
+			return removed, false, err
+		}
+		_, tag, key, ok := splitTTLKey(k)
+		if !ok {
+			continue
+		}
+		n, err := sweepRecord(tx, tag, key, now)
+		if err != nil {
+			return removed, false, err
+		}
+		removed += n
+	}
+	return removed, len(due) == limit, nil
+}
+
+// sweepRecord deletes the record a TTL entry points to, if it has expired.
+func sweepRecord(tx *bolt.Tx, tag byte, key []byte, now int64) (int, error) {
+	if kind, ok := kindOfTag(tag); ok {
+		kb := kindBucket(tx, kind)
+		v := kb.Get(key)
+		if v == nil || live(v, now) {
+			return 0, nil
+		}
+		r, err := decodeRevocation(kind, key, v)
+		if err != nil {
+			// Unreadable: drop the record; its id entry, if any, then
+			// points nowhere and reads ignore it.
+			return 1, kb.Delete(key)
+		}
+		return 1, deleteRevocation(tx, r)
+	}
+	var bk *bolt.Bucket
+	switch tag {
+	case tagFingerprint:
+		bk = tx.Bucket(bucketFingerprints)
+	case tagDPoP:
+		bk = tx.Bucket(bucketDPoP)
+	case tagFamily:
+		bk = tx.Bucket(bucketFamilies)
+	case tagFamilyToken:
+		bk = tx.Bucket(bucketFamilyTokens)
+	default:
+		return 0, nil
+	}
+	if v := bk.Get(key); v == nil || live(v, now) {
+		return 0, nil
+	}
+	return 1, bk.Delete(key)
+}
+
+// RunSweeper sweeps at once and then every interval, until ctx is done; then
+// it returns nil. Failed sweeps are logged and retried at the next tick.
+func (b *Bolt) RunSweeper(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		return fmt.Errorf("store: run sweeper: %w", invalidf("interval %s is not positive", interval))
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		n, err := b.Sweep(ctx, b.now())
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			b.opts.Logger.ErrorContext(ctx, "store sweep failed", "err", err, "removed", n)
+		case n > 0:
+			b.opts.Logger.DebugContext(ctx, "store swept", "removed", n, "took", time.Since(start))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

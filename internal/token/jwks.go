@@ -1,0 +1,195 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// JWKS refresh timing.
+const (
+	// MissRefreshInterval is the least time between two JWKS fetches of one
+	// issuer caused by tokens (an unknown kid): a flood of made-up kids costs
+	// at most one fetch per interval (J2).
+	MissRefreshInterval = 30 * time.Second
+	// jwksFetchTimeout bounds one fetch, whoever waits for it.
+	jwksFetchTimeout = 10 * time.Second
+	// Backoff of Run after a failed fetch.
+	minRetryDelay = time.Second
+	maxRetryDelay = time.Minute
+)
+
+// jwksFetch is one fetch in flight; waiters share its outcome.
+type jwksFetch struct {
+	done chan struct{}
+	err  error
+}
+
+// fetchJWKS fetches, checks and parses the key set at uri.
+func fetchJWKS(ctx context.Context, client *http.Client, uri string) (*keySet, []skippedKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building JWKS request: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetching JWKS: %w", err)
+	}
+	defer drainClose(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("fetching JWKS: unexpected status %d", resp.StatusCode)
+	}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil ||
+		(mt != "application/json" && mt != "application/jwk-set+json") {
+		return nil, nil, fmt.Errorf("fetching JWKS: unexpected content type %q", resp.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading JWKS: %w", err)
+	}
+	ks, skipped, err := parseKeySet(body)
+	if err != nil {
+		return nil, skipped, err
+	}
+	return ks, skipped, nil
+}
+
+// readJWKSFile loads a local key set.
+func readJWKSFile(path string) (*keySet, []skippedKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening JWKS file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxJWKSSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading JWKS file: %w", err)
+	}
+	return parseKeySet(data)
+}
+
+// drainClose reads a little of what is left, so the connection can be
+// reused, and closes the body.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 4<<10))
+	_ = body.Close()
+}
+
+// refresh fetches is's JWKS unless a fetch is already running, in which
+// case it joins that one. With limited set, it does nothing when the last
+// fetch started less than MissRefreshInterval ago. The fetch runs detached
+// from ctx (bounded by jwksFetchTimeout) so that a caller that gives up
+// does not waste it; refresh returns when the fetch ends or ctx is done.
+func (v *Verifier) refresh(ctx context.Context, is *issuer, limited bool) error {
+	is.mu.Lock()
+	f := is.inflight
+	if f == nil {
+		now := v.now()
+		if limited && !is.lastFetch.IsZero() && now.Before(is.lastFetch.Add(MissRefreshInterval)) {
+			is.mu.Unlock()
+			return errRefreshLimited
+		}
+		is.lastFetch = now
+		f = &jwksFetch{done: make(chan struct{})}
+		is.inflight = f
+		go v.runFetch(context.WithoutCancel(ctx), is, f)
+	}
+	is.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errRefreshLimited = errors.New("JWKS refresh rate-limited")
+
+func (v *Verifier) runFetch(ctx context.Context, is *issuer, f *jwksFetch) {
+	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	defer cancel()
+	ks, skipped, err := fetchJWKS(ctx, v.client, is.cfg.JWKSURI)
+	v.logSkipped(is, skipped)
+	if err != nil {
+		f.err = fmt.Errorf("issuer %s: %w", is.cfg.Issuer, err)
+		v.log.Warn("JWKS refresh failed, keeping the previous keys", "issuer", is.cfg.Issuer, "error", err)
+	} else {
+		is.keys.Store(ks)
+		v.log.Debug("JWKS loaded", "issuer", is.cfg.Issuer, "keys", len(ks.keys))
+	}
+	is.mu.Lock()
+	is.inflight = nil
+	is.mu.Unlock()
+	close(f.done)
+}
+
+func (v *Verifier) logSkipped(is *issuer, skipped []skippedKey) {
+	for _, s := range skipped {
+		v.log.Warn("JWKS key skipped", "issuer", is.cfg.Issuer, "index", s.Index, "kid", s.KID, "reason", s.Reason)
+	}
+}
+
+// Run keeps the key sets of the jwks_uri issuers fresh until ctx is done:
+// a first fetch with exponential backoff, then one fetch every
+// JWKSRefresh. A failed refresh keeps the previous keys and is retried
+// with backoff. Run blocks; call it once, in its own goroutine.
+func (v *Verifier) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, is := range v.issuers {
+		if is.cfg.JWKSURI != "" {
+			wg.Go(func() { v.refreshLoop(ctx, is) })
+		}
+	}
+	wg.Wait()
+}
+
+func (v *Verifier) refreshLoop(ctx context.Context, is *issuer) {
+	delay := minRetryDelay
+	for {
+		var wait time.Duration
+		if err := v.refresh(ctx, is, false); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// Jitter keeps many instances from retrying in step.
+			wait = delay/2 + rand.N(delay/2+1)
+			delay = min(2*delay, maxRetryDelay)
+		} else {
+			wait, delay = is.cfg.JWKSRefresh, minRetryDelay
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Ready reports nil once every issuer with a JWKS has a loaded key set,
+// else an error naming the issuers still without keys.
+func (v *Verifier) Ready() error {
+	var missing []string
+	for _, is := range v.issuers {
+		if (is.cfg.JWKSURI != "" || is.cfg.JWKSFile != "") && is.keys.Load() == nil {
+			missing = append(missing, is.cfg.Issuer)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s", ErrNotReady, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// ErrNotReady is wrapped by Ready while some issuer has no keys yet.
+var ErrNotReady = errors.New("token: no JWKS loaded yet for issuers")

@@ -1,0 +1,62 @@
+package tokenguard.grants.device_code_test
+
+import data.tokenguard.grants.device_code
+import data.tokenguard.main
+
+claims := {"sub": "alice", "client_id": "web", "scope": "read write", "gty": "urn:ietf:params:oauth:grant-type:device_code"}
+
+request(c) := {
+	"now": 1795000000000000000,
+	"environment": "prod",
+	"context": {},
+	"request": {"method": "GET", "url": "https://api.example.com/v1/accounts/42"},
+	"token": {
+		"present": true,
+		"scheme": "bearer",
+		"valid": true,
+		"source": "jwt",
+		"claims": c,
+		"bound": {"method": "none"},
+	},
+}
+
+test_applies_the_sender_constraint if {
+	"sender" in device_code.guardrails
+}
+
+test_allow_a_valid_device_code_token_with_user_headers if {
+	main.decision == {
+		"allow": true,
+		"status": 200,
+		"reasons": [],
+		"headers": {},
+		"upstream_headers": {
+			"x-tokenguard-subject": "alice",
+			"x-tokenguard-client-id": "web",
+			"x-tokenguard-scopes": "read write",
+			"x-tokenguard-grant-type": "device_code",
+		},
+		"grant_type": "device_code",
+		"module": "grants.device_code",
+	} with input as request(claims)
+}
+
+test_allow_the_short_device_code_grant_type_value if {
+	main.decision.module == "grants.device_code" with input as request({"sub": "alice", "gty": "device_code"})
+	main.decision.allow with input as request({"sub": "alice", "gty": "device_code"})
+}
+
+test_deny_dpop_bound_token_as_bearer if {
+	inp := object.union(request(claims), {"token": {"bound": {"method": "dpop", "jkt": "key-1"}}})
+	[r.code | some r in main.decision.reasons] == ["dpop_bound_token_as_bearer"] with input as inp
+	main.decision.module == "grants.device_code" with input as inp
+}
+
+test_deny_when_switched_off_in_data if {
+	d := main.decision with input as request(claims)
+		with data.pdp as {"grant_types": {"allowed": []}}
+	not d.allow
+	d.grant_type == "device_code"
+	d.module == ""
+	[r.code | some r in d.reasons] == ["grant_type_not_allowed"]
+}

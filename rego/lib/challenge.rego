@@ -1,0 +1,54 @@
+# WWW-Authenticate challenges (RFC 6750 §3, RFC 9449 §7.1) for a denial.
+# The scheme is DPoP when the client used it or the token is DPoP-bound.
+package tokenguard.lib.challenge
+
+import data.tokenguard.lib.config
+
+realm := config.get_string(["realm"], "tokenguard")
+
+algs := config.get_strings(["dpop", "algs"], ["ES256", "ES384", "RS256", "PS256", "EdDSA"])
+
+default dpop := false
+
+dpop if input.token.scheme == "dpop"
+
+dpop if input.token.bound.method == "dpop"
+
+default scheme := "Bearer"
+
+scheme := "DPoP" if dpop
+
+# header: the challenge for the reason that decides the status. Without an
+# "error" in the reason (no token presented) it names only the realm.
+header(r) := concat(" ", [scheme, concat(", ", [param |
+	some p in params(r)
+	p[1] != ""
+	param := sprintf("%s=\"%s\"", [p[0], quote(p[1])])
+])])
+
+params(r) := [
+	["realm", realm],
+	["error", object.get(r, "error", "")],
+	["error_description", description(r)],
+	["scope", scope(r)],
+	["algs", dpop_algs],
+]
+
+description(r) := r.message if {
+	object.get(r, "error", "") != ""
+	is_string(r.message)
+} else := ""
+
+scope(r) := r.scope if {
+	is_string(r.scope)
+} else := concat(" ", [s | some s in r.scope; is_string(s)]) if {
+	is_array(r.scope)
+} else := ""
+
+default dpop_algs := ""
+
+dpop_algs := concat(" ", algs) if dpop
+
+# quote: the content of a quoted-string. Characters outside printable ASCII
+# become "?", then backslash and double quote are escaped.
+quote(s) := strings.replace_n({`\`: `\\`, `"`: `\"`}, regex.replace(s, `[^ -~]`, "?"))

@@ -1,0 +1,30 @@
+# Reasons are what guardrails produce: one object per problem found.
+#
+#   {"code": "token_expired", "message": "...", "status": 401,
+#    "error": "invalid_token"}                  # RFC 6750 / RFC 9449 error
+#
+# "error" is the challenge error code; it is left out when the client simply
+# did not authenticate (RFC 6750 §3.1). A reason may also carry "scope" (the
+# scopes a 403 needs), which the challenge reports.
+package tokenguard.lib.reason
+
+# new builds a reason whose challenge error follows from its status.
+new(code, status, message) := object.union(
+	{"code": code, "status": status, "message": message},
+	error_for(status),
+)
+
+# unauthenticated builds a 401 reason without a challenge error: no token,
+# or a scheme the PDP does not understand.
+unauthenticated(code, message) := {"code": code, "status": 401, "message": message}
+
+# with_error replaces the challenge error of a reason.
+with_error(r, error) := object.union(r, {"error": error})
+
+error_for(400) := {"error": "invalid_request"}
+
+error_for(401) := {"error": "invalid_token"}
+
+error_for(403) := {"error": "insufficient_scope"}
+
+default error_for(_) := {}

@@ -1,0 +1,46 @@
+package tokenguard.lib.upstream_test
+
+import data.tokenguard.lib.upstream
+
+with_claims(claims) := {"token": {
+	"present": true,
+	"scheme": "bearer",
+	"valid": true,
+	"claims": claims,
+	"bound": {"method": "none"},
+}}
+
+claims := {"sub": "alice", "client_id": "web", "scope": "read write", "roles": ["admin"], "groups": ["ops"]}
+
+test_client_headers_never_name_a_user if {
+	upstream.client_headers("client_credentials") == {
+		"x-tokenguard-client-id": "web",
+		"x-tokenguard-scopes": "read write",
+		"x-tokenguard-grant-type": "client_credentials",
+	} with input as with_claims(claims)
+}
+
+test_user_headers_add_the_subject if {
+	upstream.user_headers("authorization_code") == {
+		"x-tokenguard-subject": "alice",
+		"x-tokenguard-client-id": "web",
+		"x-tokenguard-scopes": "read write",
+		"x-tokenguard-grant-type": "authorization_code",
+	} with input as with_claims(claims)
+}
+
+test_absent_claims_leave_their_headers_out if {
+	upstream.user_headers("authorization_code") == {"x-tokenguard-grant-type": "authorization_code"} with input as with_claims({})
+}
+
+test_scopes_header_from_scp if {
+	upstream.client_headers("client_credentials")["x-tokenguard-scopes"] == "read write" with input as with_claims({"scp": ["read", "write"]})
+}
+
+test_no_claims_are_read_from_a_token_that_failed_verification if {
+	upstream.user_headers("authorization_code") == {"x-tokenguard-grant-type": "authorization_code"} with input as {"token": {
+		"present": true,
+		"valid": false,
+		"claims": claims,
+	}}
+}
