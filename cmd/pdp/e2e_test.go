@@ -37,6 +37,7 @@ const testAudience = "https://api.example.com"
 // loopback HTTP and an RFC 7662 introspection endpoint.
 type testbed struct {
 	pdp        *httptest.Server
+	app        *app
 	issuers    map[string]*devissuer.Issuer // by alg
 	jwksHits   map[string]*atomic.Int64     // by alg
 	introspect *introspectionServer
@@ -77,7 +78,7 @@ func (s *introspectionServer) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 	_, _ = io.WriteString(w, a.body)
 }
 
-func newTestbed(t *testing.T, mutate func(*config.Config)) *testbed {
+func newTestbed(t testing.TB, mutate func(*config.Config)) *testbed {
 	t.Helper()
 	tb := &testbed{issuers: map[string]*devissuer.Issuer{}, jwksHits: map[string]*atomic.Int64{}}
 	cfg := config.Defaults()
@@ -140,6 +141,7 @@ func newTestbed(t *testing.T, mutate func(*config.Config)) *testbed {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tb.app = a
 	tb.pdp = httptest.NewServer(a.handler)
 	t.Cleanup(tb.pdp.Close)
 	tb.waitReady(t)
@@ -148,7 +150,7 @@ func newTestbed(t *testing.T, mutate func(*config.Config)) *testbed {
 
 // waitReady polls /readyz until the policy is compiled and every issuer's
 // keys are loaded.
-func (tb *testbed) waitReady(t *testing.T) {
+func (tb *testbed) waitReady(t testing.TB) {
 	t.Helper()
 	for range 500 {
 		resp, err := http.Get(tb.pdp.URL + "/readyz")
@@ -220,7 +222,7 @@ func (tb *testbed) decide(t *testing.T, headers map[string]any, extra map[string
 
 func bearer(tok string) map[string]any { return map[string]any{"authorization": "Bearer " + tok} }
 
-func (tb *testbed) mint(t *testing.T, alg string, claims map[string]any, opts ...devissuer.MintOption) string {
+func (tb *testbed) mint(t testing.TB, alg string, claims map[string]any, opts ...devissuer.MintOption) string {
 	t.Helper()
 	c := map[string]any{"aud": testAudience, "sub": "alice", "client_id": "web-app", "scope": "accounts:read"}
 	for k, v := range claims {

@@ -77,6 +77,7 @@ loopback only.`,
 // app is a wired PDP: everything serve needs but the listener.
 type app struct {
 	handler  http.Handler
+	decider  *decision.Engine
 	verifier *token.Verifier
 	policy   *policy.Engine
 }
@@ -119,7 +120,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		},
 		Mount: mount,
 	})
-	return &app{handler: handler, verifier: verifier, policy: engine}, nil
+	return &app{handler: handler, decider: decider, verifier: verifier, policy: engine}, nil
 }
 
 // serve runs the PDP until ctx ends, then drains in-flight requests.

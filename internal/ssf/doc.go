@@ -10,6 +10,25 @@
 // audience, "iat" and "jti", no "sub" and no "exp", and exactly one event.
 // Refusals carry the RFC 8935 error codes.
 //
+// Every event below revokes the tokens issued before a cut-off: the event's
+// event_timestamp when present and not in the future, else the SET's iat
+// (never later than now). The revocation's reason is "ssf:<event name>",
+// and it lasts Options.RevocationTTL (30 days by default).
+//
+//	CAEP session-revoked            session cut-off when the subject names a
+//	                                session, else subject cut-off
+//	CAEP credential-change          subject cut-off
+//	CAEP token-claims-change        subject cut-off
+//	CAEP assurance-level-change     subject cut-off
+//	CAEP device-compliance-change   subject cut-off when current_status is
+//	                                not-compliant; ignored when compliant
+//	RISC account-disabled, account-purged, credential-compromise,
+//	     account-credential-change-required, identifier-changed,
+//	     identifier-recycled        subject cut-off
+//
+// A complex subject that names only a session gets a session cut-off for
+// every event.
+//
 // Subjects (RFC 9493 and SSF complex subjects) map to store revocations:
 //
 //   - iss_sub names the token issuer itself: the revocation is scoped to

@@ -79,7 +79,6 @@ type target struct {
 // plan is what an event asks of the store.
 type plan struct {
 	name    string // short event name, empty for unknown events
-	format  string // subject format, for logs
 	targets []target
 	ignored string // why nothing is done, when targets is empty
 	cutoff  time.Time
@@ -87,7 +86,7 @@ type plan struct {
 
 // planEvent decides the revocations a verified SET asks for.
 func planEvent(set *SET, now time.Time) (plan, *Error) {
-	p := plan{format: describeSubject(set.Subject)}
+	var p plan
 	name, known := knownEvents[set.EventType]
 	if !known {
 		p.ignored = IgnoredUnknownEvent
@@ -118,7 +117,7 @@ func planEvent(set *SET, now time.Time) (plan, *Error) {
 	if subj.format == FormatComplex {
 		user, session = subj.user, subj.session
 	}
-	issuers := set.Transmitter.TokenIssuers
+	issuers := set.tx.cfg.TokenIssuers
 	userT, rerr := user.resolve(issuers)
 	if rerr != nil {
 		return p, rerr

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,7 +76,6 @@ type keySet struct {
 	keys        map[string]verifyKey
 	fetchedAt   time.Time // last successful fetch
 	attemptedAt time.Time // last fetch attempt
-	fetches     int       // fetch attempts, for tests
 }
 
 // loadFile reads a JWKS file; a file that holds no usable key is an error.
@@ -138,7 +138,6 @@ func (ks *keySet) fetch(ctx context.Context) error {
 // keys held so far are kept.
 func (ks *keySet) fetchLocked(ctx context.Context, now time.Time) error {
 	ks.attemptedAt = now
-	ks.fetches++
 	log := ks.log.With("transmitter", ks.issuer)
 	keys, err := ks.download(ctx, log)
 	if err != nil {
@@ -186,14 +185,22 @@ func parseJWKS(data []byte, log *slog.Logger) (map[string]verifyKey, error) {
 	if _, err := jsonast.Parse(data, maxJWKSDepth); err != nil {
 		return nil, fmt.Errorf("JWKS is not strict JSON: %w", err)
 	}
-	set, err := jwk.Parse(data)
-	if err != nil {
+	// Keys are parsed one by one, so that one key this package cannot use
+	// (an unknown kty, a weak RSA key) does not take the others with it.
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("parse JWKS: %w", err)
 	}
-	keys := make(map[string]verifyKey, set.Len())
+	keys := make(map[string]verifyKey, len(doc.Keys))
 	dup := map[string]bool{}
-	for i := range set.Len() {
-		k, _ := set.Key(i)
+	for i, raw := range doc.Keys {
+		k, err := jwk.ParseKey(raw)
+		if err != nil {
+			log.Warn("ssf: JWKS key skipped", "index", i, "reason", err.Error())
+			continue
+		}
 		kid, _ := k.KeyID()
 		vk, err := usableKey(k)
 		if err != nil {

@@ -35,6 +35,7 @@ const (
 // Run polls, until ctx is done, every transmitter that has a poll endpoint
 // (RFC 8936), applying each SET received as if it had been pushed. It
 // returns at once when no transmitter is polled, and nil when ctx ends.
+// Call it once per Receiver.
 func (r *Receiver) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, p := range r.pollers {

@@ -231,7 +231,7 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 		return Result{}, err
 	}
 	res := Result{
-		Transmitter:   set.Transmitter.Issuer,
+		Transmitter:   set.Issuer,
 		JTIHash:       set.JTIHash,
 		EventType:     set.EventType,
 		SubjectFormat: describeSubject(set.Subject),
@@ -299,7 +299,7 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 // SET again rewrites the same revocation.
 func revocationID(set *SET, t target) string {
 	h := sha256.New()
-	for _, s := range []string{set.Transmitter.Issuer, set.JTI, string(t.kind), t.issuer, t.value} {
+	for _, s := range []string{set.Issuer, set.JTI, string(t.kind), t.issuer, t.value} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -317,7 +317,7 @@ func (r *Receiver) logRefusal(ctx context.Context, err error, set *SET) {
 		}
 	}
 	if set != nil {
-		attrs = append(attrs, "transmitter", set.Transmitter.Issuer, "jti_hash", set.JTIHash,
+		attrs = append(attrs, "transmitter", set.Issuer, "jti_hash", set.JTIHash,
 			"event", truncate(set.EventType, maxEventTypeInLog))
 	}
 	r.log.InfoContext(ctx, "ssf: SET refused", attrs...)

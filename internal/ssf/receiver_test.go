@@ -71,7 +71,9 @@ func TestPushedEventsRevokeTokensIssuedBeforeTheEvent(t *testing.T) {
 	cases = append(cases,
 		tc{
 			name: "ok/email subject cuts off that subject at every token issuer", event: EventCredentialChange,
-			subID:    func(user string) map[string]any { return map[string]any{"format": "email", "email": user + "@example.com"} },
+			subID: func(user string) map[string]any {
+				return map[string]any{"format": "email", "email": user + "@example.com"}
+			},
 			wantKind: store.KindSubject, wantReason: "ssf:credential-change",
 			probes: func(user string) []probe { return bothIssuers(user + "@example.com") },
 		},

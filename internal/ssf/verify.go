@@ -41,10 +41,11 @@ const (
 // algorithms and "none" are never accepted.
 var allowedAlgs = []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"}
 
-// SET is a verified security event token.
+// SET is a verified security event token. Its ast values are shared:
+// treat them as read-only.
 type SET struct {
-	// Transmitter is the configured transmitter that signed it.
-	Transmitter *config.Transmitter
+	// Issuer is the "iss" of the SET, a configured transmitter.
+	Issuer string
 	// JTI is the SET's "jti".
 	JTI string
 	// JTIHash identifies the SET in logs: hex of the first 16 bytes of
@@ -59,6 +60,9 @@ type SET struct {
 	// Subject is the event's subject: the top-level "sub_id", or the
 	// event's legacy "subject" member.
 	Subject ast.Object
+
+	// tx is the transmitter that signed it.
+	tx *transmitter
 }
 
 // VerifierOptions tune a Verifier. Zero fields take their defaults.
@@ -358,6 +362,9 @@ func (v *Verifier) checkClaims(claims ast.Object, t *transmitter) (*SET, error) 
 	}
 	evKey := events.Keys()[0]
 	eventType := string(evKey.Value.(ast.String))
+	if eventType == "" {
+		return nil, refuse(CodeInvalidRequest, "the event type must be a URI")
+	}
 	event, ok := events.Get(evKey).Value.(ast.Object)
 	if !ok {
 		return nil, refuse(CodeInvalidRequest, "the event payload must be an object")
@@ -380,13 +387,14 @@ func (v *Verifier) checkClaims(claims ast.Object, t *transmitter) (*SET, error) 
 	}
 
 	return &SET{
-		Transmitter: &t.cfg,
-		JTI:         jti,
-		JTIHash:     jtiHash(t.cfg.Issuer, jti),
-		IssuedAt:    iat,
-		EventType:   eventType,
-		Event:       event,
-		Subject:     subject,
+		Issuer:    t.cfg.Issuer,
+		JTI:       jti,
+		JTIHash:   jtiHash(t.cfg.Issuer, jti),
+		IssuedAt:  iat,
+		EventType: eventType,
+		Event:     event,
+		Subject:   subject,
+		tx:        t,
 	}, nil
 }
 

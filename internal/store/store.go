@@ -76,7 +76,7 @@ type Revocations interface {
 	// ErrNotFound.
 	DeleteRevocation(ctx context.Context, id string) error
 	// ListRevocations returns the unexpired revocations that match f, ordered
-	// by kind (jti, subject, session, client), then issuer, then value.
+	// by kind (jti, session, subject, client), then issuer, then value.
 	ListRevocations(ctx context.Context, f RevocationFilter) ([]Revocation, error)
 	// CheckRevocation reports the first revocation that applies to the token,
 	// looking at jti, session, subject and client in that order: one read

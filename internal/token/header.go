@@ -81,12 +81,12 @@ func checkTyp(typ, required string) *Error {
 
 // Claims that only other kinds of JWT carry (J5).
 var (
-	cEvents   = ast.StringTerm("events")   // SET (RFC 8417)
-	cHtm      = ast.StringTerm("htm")      // DPoP proof (RFC 9449)
-	cHtu      = ast.StringTerm("htu")      // DPoP proof
-	cNonce    = ast.StringTerm("nonce")    // ID token (OIDC Core §2)
-	cAtHash   = ast.StringTerm("at_hash")  // ID token
-	cCHash    = ast.StringTerm("c_hash")   // ID token
+	cEvents   = ast.StringTerm("events")    // SET (RFC 8417)
+	cHtm      = ast.StringTerm("htm")       // DPoP proof (RFC 9449)
+	cHtu      = ast.StringTerm("htu")       // DPoP proof
+	cNonce    = ast.StringTerm("nonce")     // ID token (OIDC Core §2)
+	cAtHash   = ast.StringTerm("at_hash")   // ID token
+	cCHash    = ast.StringTerm("c_hash")    // ID token
 	cTokenUse = ast.StringTerm("token_use") // "access" vs "id" / "refresh" in some servers
 )
 

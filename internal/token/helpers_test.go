@@ -266,3 +266,11 @@ func wantCode(t *testing.T, tok string, got *Token, err error, code string) {
 		}
 	}
 }
+
+func mustDecode(s string) []byte {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -134,14 +134,17 @@ func (v *Verifier) runFetch(ctx context.Context, is *issuer, f *jwksFetch) {
 
 func (v *Verifier) logSkipped(is *issuer, skipped []skippedKey) {
 	for _, s := range skipped {
-		v.log.Warn("JWKS key skipped", "issuer", is.cfg.Issuer, "index", s.Index, "kid", s.KID, "reason", s.Reason)
+		v.log.Debug("JWKS key skipped", "issuer", is.cfg.Issuer, "index", s.Index, "kid", s.KID, "reason", s.Reason)
 	}
 }
 
 // Run keeps the key sets of the jwks_uri issuers fresh until ctx is done:
-// a first fetch with exponential backoff, then one fetch every
+// a first fetch retried with exponential backoff, then one fetch every
 // JWKSRefresh. A failed refresh keeps the previous keys and is retried
-// with backoff. Run blocks; call it once, in its own goroutine.
+// with backoff. Run blocks until ctx is done and its loops have ended;
+// call it once, in its own goroutine. Verify works without Run too: the
+// first token of an issuer then loads its keys (rate-limited like an
+// unknown kid).
 func (v *Verifier) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, is := range v.issuers {
@@ -149,6 +152,7 @@ func (v *Verifier) Run(ctx context.Context) {
 			wg.Go(func() { v.refreshLoop(ctx, is) })
 		}
 	}
+	<-ctx.Done()
 	wg.Wait()
 }
 

@@ -124,4 +124,3 @@ func (v *Verifier) verifyWithIssuerKeys(ctx context.Context, is *issuer, hdr jos
 	}
 	return nil, failWrap(CodeSignatureInvalid, "token signature is invalid", lastErr)
 }
-

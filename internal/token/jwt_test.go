@@ -520,3 +520,24 @@ func TestErrorFormat(t *testing.T) {
 		t.Fatal("Unwrap")
 	}
 }
+
+// J11 is decided in Rego; the Token must hand it sub and client_id exactly
+// as the issuer wrote them, without merging or guessing.
+func TestVerifyKeepsSubAndClientIDApart(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []map[string]any{
+		{"sub": "alice", "client_id": "alice", "gty": "client-credentials"},
+		{"sub": nil, "client_id": "svc"},
+		{"sub": "alice", "client_id": nil},
+	} {
+		tok, err := f.v.Verify(context.Background(), mint(t, f.a, c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSub, _ := c["sub"].(string)
+		wantClient, _ := c["client_id"].(string)
+		if tok.Subject != wantSub || tok.ClientID != wantClient {
+			t.Errorf("claims %v: Subject %q ClientID %q", c, tok.Subject, tok.ClientID)
+		}
+	}
+}
