@@ -141,6 +141,7 @@ func newTestbed(t testing.TB, mutate func(*config.Config)) *testbed {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = a.Close() })
 	tb.app = a
 	tb.pdp = httptest.NewServer(a.handler)
 	t.Cleanup(tb.pdp.Close)
@@ -594,6 +595,7 @@ func TestBrokenPolicyDeniesWithPolicyError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
 	srv := httptest.NewServer(a.handler)
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/readyz")

@@ -13,6 +13,10 @@ import (
 
 	opacmd "github.com/open-policy-agent/opa/cmd"
 	"github.com/spf13/cobra"
+
+	// The pdp.* Rego built-ins register themselves at init, for the server
+	// and for `pdp opa` alike.
+	_ "github.com/tokenguard/pdp/internal/builtins"
 )
 
 func main() {

@@ -10,16 +10,20 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/tokenguard/pdp/internal/builtins"
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/ssf"
+	"github.com/tokenguard/pdp/internal/store"
 	"github.com/tokenguard/pdp/internal/token"
 )
 
@@ -80,20 +84,49 @@ type app struct {
 	decider  *decision.Engine
 	verifier *token.Verifier
 	policy   *policy.Engine
+	store    *store.Bolt
 }
+
+// Close releases the state store.
+func (a *app) Close() error { return a.store.Close() }
 
 // newApp wires the components from cfg. Background work (JWKS refresh) runs
 // until ctx ends. A policy that fails to load is logged, not fatal: /readyz
 // stays 503 and every decision is a deny with policy_error until one loads.
-func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.Logger) (*app, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data_dir: %w", err)
+//
+// The caller closes the app (its bbolt file) after ctx ended.
+func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.Logger) (a *app, err error) {
+	st, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: cfg.Store.LockTimeout, Logger: logger})
+	if err != nil {
+		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = st.Close()
+		}
+	}()
+	builtins.SetStore(st)
+	go func() { _ = st.RunSweeper(ctx, cfg.Store.SweepInterval) }()
+
 	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("issuers: %w", err)
 	}
 	go verifier.Run(ctx)
+
+	var ssfHandler http.Handler
+	if len(cfg.SSF.Transmitters) > 0 {
+		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL})
+		if err != nil {
+			return nil, fmt.Errorf("ssf: %w", err)
+		}
+		go func() { _ = rcv.Run(ctx) }()
+		ssfHandler = rcv
+	}
+	adminCred, err := readSecret(cfg.Admin.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin.token_file: %w", err)
+	}
 
 	engine := policy.NewEngine(logger)
 	if set, err := policy.LoadDir(cfg.Policy.Dir); err != nil {
@@ -118,9 +151,12 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "policy", Ready: engine.Ready},
 			{Name: "issuers", Ready: verifier.Ready},
 		},
-		Mount: mount,
+		Admin: httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
+		Revoke: &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
+		SSF:    ssfHandler,
+		Mount:  mount,
 	})
-	return &app{handler: handler, decider: decider, verifier: verifier, policy: engine}, nil
+	return &app{handler: handler, decider: decider, verifier: verifier, policy: engine, store: st}, nil
 }
 
 // serve runs the PDP until ctx ends, then drains in-flight requests.
@@ -130,6 +166,7 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -162,6 +199,23 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// readSecret reads a credential file; "" when path is empty. Surrounding
+// white space (a trailing newline) is not part of the secret.
+func readSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

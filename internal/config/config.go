@@ -29,6 +29,8 @@ type Config struct {
 	ClockSkew time.Duration `mapstructure:"clock_skew"`
 	// Issuers are the authorization servers whose tokens are accepted.
 	Issuers []Issuer `mapstructure:"issuers"`
+	// Store configures the guardrail state (revocations, fingerprints, ...).
+	Store Store `mapstructure:"store"`
 	// Admin configures the admin API.
 	Admin Admin `mapstructure:"admin"`
 	// SSF configures the Shared Signals receiver.
@@ -107,6 +109,18 @@ type Introspection struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
+// Store configures the guardrail state, kept in bbolt at data_dir/pdp.db.
+type Store struct {
+	// RevocationTTL is how long a revocation applies; it must outlive the
+	// longest-lived token it is meant to stop.
+	RevocationTTL time.Duration `mapstructure:"revocation_ttl"`
+	// SweepInterval is the pause between two sweeps of expired entries.
+	SweepInterval time.Duration `mapstructure:"sweep_interval"`
+	// LockTimeout bounds the wait for the data file's lock: a second process
+	// on the same data_dir fails after it instead of hanging.
+	LockTimeout time.Duration `mapstructure:"lock_timeout"`
+}
+
 // Admin configures the admin API.
 type Admin struct {
 	// TokenFile holds the bearer credential of the admin API. Without it the
@@ -134,6 +148,11 @@ func Defaults() Config {
 		Policy:          Policy{Dir: "./rego"},
 		DecisionTimeout: 100 * time.Millisecond,
 		ClockSkew:       30 * time.Second,
+		Store: Store{
+			RevocationTTL: 30 * 24 * time.Hour,
+			SweepInterval: time.Minute,
+			LockTimeout:   time.Second,
+		},
 		Log:             Log{Level: "info", Format: "json"},
 	}
 }
@@ -209,6 +228,15 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Issuers) == 0 {
 		bad("issuers", "at least one issuer is required")
+	}
+	if c.Store.RevocationTTL < time.Hour {
+		bad("store.revocation_ttl", "must be at least 1h (it must outlive the tokens it stops)")
+	}
+	if c.Store.SweepInterval < time.Second {
+		bad("store.sweep_interval", "must be at least 1s")
+	}
+	if c.Store.LockTimeout <= 0 || c.Store.LockTimeout > time.Minute {
+		bad("store.lock_timeout", "must be between 0 and 1m")
 	}
 	seen := map[string]bool{}
 	introspecting := 0

@@ -117,10 +117,8 @@ func (d *decide) log(dec *decision.Decision) {
 // readDecideRequest reads and validates the body; a non-nil Problem is the
 // caller's error.
 func readDecideRequest(w http.ResponseWriter, r *http.Request) (*decision.Request, *Problem) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, &Problem{Type: TypeMediaType, Title: "Unsupported Media Type", Status: http.StatusUnsupportedMediaType,
-			Detail: "the body must be application/json"}
+	if p := requireJSON(r); p != nil {
+		return nil, p
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxDecideBody))
 	if err != nil {
@@ -170,6 +168,16 @@ func readDecideRequest(w http.ResponseWriter, r *http.Request) (*decision.Reques
 		return nil, badRequest(strings.TrimPrefix(err.Error(), decision.ErrInvalidRequest.Error()+": "))
 	}
 	return req, nil
+}
+
+// requireJSON refuses a body that is not application/json with 415.
+func requireJSON(r *http.Request) *Problem {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &Problem{Type: TypeMediaType, Title: "Unsupported Media Type", Status: http.StatusUnsupportedMediaType,
+			Detail: "the body must be application/json"}
+	}
+	return nil
 }
 
 func badRequest(detail string) *Problem {

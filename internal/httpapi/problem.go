@@ -28,6 +28,7 @@ const (
 	TypeNotFound       = problemBase + "not-found"
 	TypeMethod         = problemBase + "method-not-allowed"
 	TypeNotReady       = problemBase + "not-ready"
+	TypeStoreError     = problemBase + "store-error"
 )
 
 // writeProblem is the one function that writes every API error.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -30,6 +31,13 @@ type Options struct {
 	Decider Decider
 	Checks  []Check
 	Logger  *slog.Logger
+	// Admin, when its credential is set, serves the admin API.
+	Admin Admin
+	// Revoke, when set, serves POST /v1/revoke (RFC 7009).
+	Revoke *Revoke
+	// SSF, when set, receives pushed security event tokens (RFC 8935) at
+	// POST /v1/ssf/events.
+	SSF http.Handler
 	// Mount, when set, adds routes (the dev issuer's, for example).
 	Mount func(chi.Router)
 }
@@ -52,6 +60,19 @@ func New(opts Options) http.Handler {
 	r.Get("/readyz", h.ready)
 	d := &decide{decider: opts.Decider, logger: opts.Logger}
 	r.Post("/v1/decide", d.serveHTTP)
+	if opts.Admin.Credential != "" && opts.Admin.Store != nil {
+		mountAdmin(r, opts.Admin, opts.Logger)
+	}
+	if opts.Revoke != nil {
+		if opts.Revoke.Now == nil {
+			opts.Revoke.Now = time.Now
+		}
+		v := &revoke{cfg: *opts.Revoke, logger: opts.Logger}
+		r.Post("/v1/revoke", v.serveHTTP)
+	}
+	if opts.SSF != nil {
+		r.Method(http.MethodPost, "/v1/ssf/events", opts.SSF)
+	}
 	if opts.Mount != nil {
 		opts.Mount(r)
 	}

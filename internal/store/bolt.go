@@ -24,7 +24,7 @@ const schemaVersion = "1"
 //
 //	meta/            "schema" -> schemaVersion
 //	revocations/     one nested bucket per Kind: jti/, session/, subject/, client/
-//	  <kind>/        iss || 0x00 || value -> header || not_before || JSON Revocation
+//	  <kind>/        iss || 0x00 || value -> header || not_before || created_at || len(id) || id || reason
 //	revocation_ids/  id -> kind tag || key in the kind's bucket
 //	fingerprints/    token hash -> header || JSON Fingerprint
 //	dpop_jtis/       replay key -> header

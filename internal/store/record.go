@@ -21,16 +21,17 @@ const (
 	headerLen     = 9
 )
 
-// Tags name the table a TTL index entry points into.
+// Tags name the table a TTL index entry (and a revocation id entry) points
+// into. They are stored in the file: never renumber them.
 const (
-	tagRevJTI byte = iota + 1
-	tagRevSession
-	tagRevSubject
-	tagRevClient
-	tagFingerprint
-	tagDPoP
-	tagFamily
-	tagFamilyToken
+	tagRevJTI      byte = 1
+	tagRevSession  byte = 2
+	tagRevSubject  byte = 3
+	tagRevClient   byte = 4
+	tagFingerprint byte = 5
+	tagDPoP        byte = 6
+	tagFamily      byte = 7
+	tagFamilyToken byte = 8
 )
 
 // newRecord returns a value with its header filled in and room for a body of
@@ -79,10 +80,13 @@ func splitTTLKey(k []byte) (exp int64, tag byte, key []byte, ok bool) {
 }
 
 // setTTL moves the TTL index entry of a record from oldExp (0: none) to
-// newExp.
+// newExp. An unchanged expiry writes nothing.
 func setTTL(tx *bolt.Tx, tag byte, key []byte, oldExp, newExp int64) error {
+	if oldExp == newExp {
+		return nil
+	}
 	ttl := tx.Bucket(bucketTTL)
-	if oldExp != 0 && oldExp != newExp {
+	if oldExp != 0 {
 		if err := ttl.Delete(ttlKey(oldExp, tag, key)); err != nil {
 			return err
 		}

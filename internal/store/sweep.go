@@ -10,9 +10,9 @@ import (
 )
 
 // sweepBatch bounds the TTL entries handled by one sweep transaction, so that
-// a large backlog never holds the writer lock (or grows a transaction) for
-// long.
-const sweepBatch = 1000
+// sweeping a large backlog never holds the writer lock, which decisions need
+// for their replay and fingerprint writes, for more than a few milliseconds.
+const sweepBatch = 256
 
 // Sweep removes the records that expired at or before now. It walks the TTL
 // index from the earliest expiry, sweepBatch entries per write transaction:

@@ -38,11 +38,11 @@ test_allow_a_valid_authorization_code_token_with_user_headers if {
 		},
 		"grant_type": "authorization_code",
 		"module": "grants.authorization_code",
-	} with input as request(claims)
+	} with input as request(claims) with pdp.revocation as not_revoked
 }
 
 test_allow_a_user_token_without_a_grant_type_claim if {
-	d := main.decision with input as request({"sub": "alice", "client_id": "web", "scope": "read"})
+	d := main.decision with input as request({"sub": "alice", "client_id": "web", "scope": "read"}) with pdp.revocation as not_revoked
 	d.allow
 	d.grant_type == "authorization_code"
 	d.module == "grants.authorization_code"
@@ -51,15 +51,19 @@ test_allow_a_user_token_without_a_grant_type_claim if {
 
 test_deny_dpop_bound_token_as_bearer if {
 	inp := object.union(request(claims), {"token": {"bound": {"method": "dpop", "jkt": "key-1"}}})
-	[r.code | some r in main.decision.reasons] == ["dpop_bound_token_as_bearer"] with input as inp
-	main.decision.module == "grants.authorization_code" with input as inp
+	[r.code | some r in main.decision.reasons] == ["dpop_bound_token_as_bearer"] with input as inp with pdp.revocation as not_revoked
+	main.decision.module == "grants.authorization_code" with input as inp with pdp.revocation as not_revoked
 }
 
 test_deny_when_switched_off_in_data if {
-	d := main.decision with input as request(claims)
+	d := main.decision with input as request(claims) with pdp.revocation as not_revoked
 		with data.pdp as {"grant_types": {"allowed": []}}
 	not d.allow
 	d.grant_type == "authorization_code"
 	d.module == ""
 	[r.code | some r in d.reasons] == ["grant_type_not_allowed"]
 }
+
+# The store is asked through pdp.revocation; these tests are about other
+# guardrails, so no token is revoked.
+not_revoked(_) := {"revoked": false}

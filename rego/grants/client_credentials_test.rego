@@ -37,25 +37,25 @@ test_allow_a_client_token_with_client_headers_only if {
 		"upstream_headers": client_headers,
 		"grant_type": "client_credentials",
 		"module": "grants.client_credentials",
-	} with input as request({"sub": "billing", "client_id": "billing", "scope": "accounts:read", "gty": "client_credentials"})
+	} with input as request({"sub": "billing", "client_id": "billing", "scope": "accounts:read", "gty": "client_credentials"}) with pdp.revocation as not_revoked
 }
 
 test_allow_sub_equal_to_client_id_is_a_client_token if {
-	d := main.decision with input as request({"sub": "billing", "client_id": "billing", "scope": "accounts:read"})
+	d := main.decision with input as request({"sub": "billing", "client_id": "billing", "scope": "accounts:read"}) with pdp.revocation as not_revoked
 	d.module == "grants.client_credentials"
 	d.upstream_headers == client_headers
 }
 
 # J11: a client whose id equals a user id gets no user rights.
 test_client_token_whose_sub_is_a_user_id_carries_no_subject if {
-	d := main.decision with input as request({"sub": "alice", "client_id": "alice", "scope": "accounts:read"})
+	d := main.decision with input as request({"sub": "alice", "client_id": "alice", "scope": "accounts:read"}) with pdp.revocation as not_revoked
 	d.grant_type == "client_credentials"
 	not "x-tokenguard-subject" in object.keys(d.upstream_headers)
 	d.upstream_headers["x-tokenguard-client-id"] == "alice"
 }
 
 test_client_credentials_token_with_a_user_sub_carries_no_subject if {
-	d := main.decision with input as request({"sub": "alice", "client_id": "billing", "scope": "accounts:read", "gty": "client_credentials"})
+	d := main.decision with input as request({"sub": "alice", "client_id": "billing", "scope": "accounts:read", "gty": "client_credentials"}) with pdp.revocation as not_revoked
 	d.allow
 	d.upstream_headers == client_headers
 }
@@ -65,7 +65,7 @@ test_roles_and_groups_claims_are_ignored if {
 		"sub": "billing", "client_id": "billing", "scope": "accounts:read",
 		"roles": ["admin"], "groups": ["ops"], "realm_access": {"roles": ["admin"]},
 	}
-	main.decision.upstream_headers == client_headers with input as request(c)
+	main.decision.upstream_headers == client_headers with input as request(c) with pdp.revocation as not_revoked
 }
 
 test_deny_dpop_bound_client_token_without_a_proof if {
@@ -73,7 +73,7 @@ test_deny_dpop_bound_client_token_without_a_proof if {
 		request({"sub": "billing", "client_id": "billing"}),
 		{"token": {"scheme": "dpop", "bound": {"method": "dpop", "jkt": "key-1"}}},
 	)
-	[r.code | some r in main.decision.reasons] == ["dpop_proof_invalid"] with input as inp
+	[r.code | some r in main.decision.reasons] == ["dpop_proof_invalid"] with input as inp with pdp.revocation as not_revoked
 }
 
 test_deny_mtls_bound_client_token_with_another_certificate if {
@@ -84,7 +84,7 @@ test_deny_mtls_bound_client_token_with_another_certificate if {
 			"request": {"client_cert": {"x5t#S256": "cert-2"}},
 		},
 	)
-	[r.code | some r in main.decision.reasons] == ["mtls_binding_mismatch"] with input as inp
+	[r.code | some r in main.decision.reasons] == ["mtls_binding_mismatch"] with input as inp with pdp.revocation as not_revoked
 }
 
 test_allow_mtls_bound_client_token_with_its_certificate if {
@@ -95,5 +95,9 @@ test_allow_mtls_bound_client_token_with_its_certificate if {
 			"request": {"client_cert": {"x5t#S256": "cert-1"}},
 		},
 	)
-	main.decision.allow with input as inp
+	main.decision.allow with input as inp with pdp.revocation as not_revoked
 }
+
+# The store is asked through pdp.revocation; these tests are about other
+# guardrails, so no token is revoked.
+not_revoked(_) := {"revoked": false}

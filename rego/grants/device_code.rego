@@ -6,6 +6,6 @@ import data.tokenguard.lib.upstream
 
 # Guardrails (rego/lib) applied to this grant, besides the token and grant
 # guardrails that main applies to every request.
-guardrails := {"sender"}
+guardrails := {"sender", "revocation"}
 
 upstream_headers := upstream.user_headers("device_code")

@@ -9,7 +9,7 @@ import data.tokenguard.lib.upstream
 
 # Guardrails (rego/lib) applied to this grant, besides the token and grant
 # guardrails that main applies to every request.
-guardrails := {"sender"}
+guardrails := {"sender", "revocation"}
 
 # actor: the sub of the outermost act; act.act is never read.
 actor := token.claims.act.sub if {

@@ -44,10 +44,11 @@ test_allow_an_exchanged_token_with_the_actor_header if {
 		"gty": "urn:ietf:params:oauth:grant-type:token-exchange",
 		"act": {"sub": "svc-b"},
 	})
+		with pdp.revocation as not_revoked
 }
 
 test_allow_act_without_a_grant_type_claim_is_token_exchange if {
-	d := main.decision with input as request({"sub": "alice", "act": {"sub": "svc-b"}})
+	d := main.decision with input as request({"sub": "alice", "act": {"sub": "svc-b"}}) with pdp.revocation as not_revoked
 	d.allow
 	d.module == "grants.token_exchange"
 	d.upstream_headers["x-tokenguard-actor"] == "svc-b"
@@ -55,7 +56,7 @@ test_allow_act_without_a_grant_type_claim_is_token_exchange if {
 
 # Checklist 3: a nested act is history and never grants anything.
 test_nested_act_gives_no_rights_only_the_outermost_actor_counts if {
-	d := main.decision with input as request({"sub": "alice", "act": {"sub": "svc-b", "act": {"sub": "admin"}}})
+	d := main.decision with input as request({"sub": "alice", "act": {"sub": "svc-b", "act": {"sub": "admin"}}}) with pdp.revocation as not_revoked
 	d.allow
 	d.upstream_headers == {
 		"x-tokenguard-subject": "alice",
@@ -68,13 +69,13 @@ test_nested_act_gives_no_rights_only_the_outermost_actor_counts if {
 }
 
 test_deny_nested_act_does_not_stand_in_for_a_missing_outer_actor if {
-	d := main.decision with input as request({"sub": "alice", "act": {"act": {"sub": "admin"}}})
+	d := main.decision with input as request({"sub": "alice", "act": {"act": {"sub": "admin"}}}) with pdp.revocation as not_revoked
 	codes(d) == ["token_claims_invalid"]
 	d.upstream_headers == {}
 }
 
 test_deny_token_exchange_without_act_is_token_claims_invalid if {
-	d := main.decision with input as request({"sub": "alice", "gty": "token_exchange"})
+	d := main.decision with input as request({"sub": "alice", "gty": "token_exchange"}) with pdp.revocation as not_revoked
 	not d.allow
 	d.status == 401
 	d.reasons == [{
@@ -88,7 +89,7 @@ test_deny_token_exchange_without_act_is_token_claims_invalid if {
 
 test_deny_act_that_is_not_an_object_with_a_string_sub if {
 	every act in ["svc-b", ["svc-b"], null, {}, {"sub": 7}, {"sub": ""}, {"sub": "svc\nb"}] {
-		codes(main.decision) == ["token_claims_invalid"] with input as request({"sub": "alice", "act": act})
+		codes(main.decision) == ["token_claims_invalid"] with input as request({"sub": "alice", "act": act}) with pdp.revocation as not_revoked
 	}
 }
 
@@ -97,5 +98,9 @@ test_deny_dpop_bound_exchanged_token_as_bearer if {
 		request({"sub": "alice", "act": {"sub": "svc-b"}}),
 		{"token": {"bound": {"method": "dpop", "jkt": "key-1"}}},
 	)
-	codes(main.decision) == ["dpop_bound_token_as_bearer"] with input as inp
+	codes(main.decision) == ["dpop_bound_token_as_bearer"] with input as inp with pdp.revocation as not_revoked
 }
+
+# The store is asked through pdp.revocation; these tests are about other
+# guardrails, so no token is revoked.
+not_revoked(_) := {"revoked": false}
