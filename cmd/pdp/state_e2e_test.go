@@ -1,0 +1,299 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/devissuer"
+)
+
+const adminCredential = "admin-credential-for-tests"
+
+// stateTestbed is a testbed with the admin API on and a Shared Signals
+// transmitter trusted for the ES256 issuer's subjects.
+type stateTestbed struct {
+	*testbed
+	transmitter *devissuer.Issuer
+}
+
+func newStateTestbed(t *testing.T) *stateTestbed {
+	t.Helper()
+	tx, err := devissuer.New("https://tx.example", "ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "admin")
+	txJWKS := filepath.Join(dir, "tx-jwks.json")
+	if err := os.WriteFile(credFile, []byte(adminCredential+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(txJWKS, tx.JWKS(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tb := newTestbed(t, func(c *config.Config) {
+		c.Admin.TokenFile = credFile
+		var esIssuer string
+		for _, is := range c.Issuers {
+			if len(is.Algorithms) == 1 && is.Algorithms[0] == "ES256" {
+				esIssuer = is.Issuer
+			}
+		}
+		c.SSF.Transmitters = []config.Transmitter{{
+			Issuer: tx.URL(), JWKSFile: txJWKS, Audience: "https://pdp.example/ssf", TokenIssuers: []string{esIssuer},
+		}}
+	})
+	return &stateTestbed{testbed: tb, transmitter: tx}
+}
+
+// admin calls the admin API with the test credential.
+func (tb *testbed) admin(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	return tb.call(t, method, path, "application/json", body, "Bearer "+adminCredential)
+}
+
+func (tb *testbed) call(t *testing.T, method, path, contentType, body, authorization string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, tb.pdp.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+func TestRevocationsStopTheNextDecision(t *testing.T) {
+	tb := newStateTestbed(t)
+	es := tb.issuers["ES256"]
+	past := time.Now().Add(-time.Minute).Unix()
+	tests := []struct {
+		name   string
+		claims map[string]any
+		revoke string // admin request body
+		code   string
+	}{
+		{"fail/jti revoked", map[string]any{"jti": "jti-1"}, `{"kind":"jti","iss":%q,"value":"jti-1","reason":"leaked"}`, "token_revoked"},
+		{"fail/subject cut off", map[string]any{"sub": "carol", "iat": past}, `{"kind":"subject","iss":%q,"value":"carol","reason":"disabled"}`, "subject_revoked"},
+		{"fail/session cut off", map[string]any{"sid": "sess-1", "iat": past}, `{"kind":"session","iss":%q,"value":"sess-1"}`, "session_revoked"},
+		{"fail/client cut off", map[string]any{"client_id": "batch", "iat": past}, `{"kind":"client","iss":%q,"value":"batch"}`, "client_revoked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := tb.mint(t, "ES256", tt.claims)
+			check(t, tb.decide(t, bearer(tok), nil), want{true, 200, ""})
+			status, rec := tb.admin(t, "POST", "/v1/admin/revocations", fmt.Sprintf(tt.revoke, es.URL()))
+			if status != http.StatusCreated || rec["id"] == "" {
+				t.Fatalf("POST /v1/admin/revocations = %d %v", status, rec)
+			}
+			d := tb.decide(t, bearer(tok), nil)
+			check(t, d, want{false, 401, tt.code})
+			if !strings.Contains(d.Headers["www-authenticate"], `error="invalid_token"`) {
+				t.Errorf("challenge = %q", d.Headers["www-authenticate"])
+			}
+		})
+	}
+	t.Run("ok/a token issued after a subject cut-off passes", func(t *testing.T) {
+		status, _ := tb.admin(t, "POST", "/v1/admin/revocations",
+			fmt.Sprintf(`{"kind":"subject","iss":%q,"value":"dave","not_before":%q}`, es.URL(), time.Now().Add(-time.Hour).Format(time.RFC3339)))
+		if status != http.StatusCreated {
+			t.Fatalf("status %d", status)
+		}
+		check(t, tb.decide(t, bearer(tb.mint(t, "ES256", map[string]any{"sub": "dave"})), nil), want{true, 200, ""})
+		check(t, tb.decide(t, bearer(tb.mint(t, "ES256", map[string]any{"sub": "dave", "iat": time.Now().Add(-2 * time.Hour).Unix()})), nil),
+			want{false, 401, "subject_revoked"})
+	})
+	t.Run("ok/deleting a revocation lets the token pass again", func(t *testing.T) {
+		tok := tb.mint(t, "ES256", map[string]any{"jti": "jti-undo"})
+		_, rec := tb.admin(t, "POST", "/v1/admin/revocations", fmt.Sprintf(`{"kind":"jti","iss":%q,"value":"jti-undo"}`, es.URL()))
+		check(t, tb.decide(t, bearer(tok), nil), want{false, 401, "token_revoked"})
+		if status, _ := tb.admin(t, "DELETE", "/v1/admin/revocations/"+rec["id"].(string), ""); status != http.StatusNoContent {
+			t.Fatalf("DELETE = %d", status)
+		}
+		check(t, tb.decide(t, bearer(tok), nil), want{true, 200, ""})
+	})
+	t.Run("ok/list and get", func(t *testing.T) {
+		status, out := tb.admin(t, "GET", "/v1/admin/revocations?kind=subject&iss="+url.QueryEscape(es.URL())+"&value=carol", "")
+		list, _ := out["revocations"].([]any)
+		if status != 200 || len(list) != 1 {
+			t.Fatalf("GET list = %d %v", status, out)
+		}
+		id := list[0].(map[string]any)["id"].(string)
+		if status, rec := tb.admin(t, "GET", "/v1/admin/revocations/"+id, ""); status != 200 || rec["value"] != "carol" {
+			t.Errorf("GET one = %d %v", status, rec)
+		}
+	})
+}
+
+func TestUserEventsCutOffTheSubject(t *testing.T) {
+	tb := newStateTestbed(t)
+	es := tb.issuers["ES256"]
+	for _, event := range []string{"logout", "disabled", "deleted", "password_changed", "role_changed", "credential_compromised"} {
+		t.Run("fail/"+event, func(t *testing.T) {
+			sub := "user-" + event
+			tok := tb.mint(t, "ES256", map[string]any{"sub": sub, "iat": time.Now().Add(-time.Minute).Unix()})
+			status, rec := tb.admin(t, "POST", "/v1/admin/user-events", fmt.Sprintf(`{"iss":%q,"sub":%q,"event":%q}`, es.URL(), sub, event))
+			if status != http.StatusCreated || rec["kind"] != "subject" {
+				t.Fatalf("POST /v1/admin/user-events = %d %v", status, rec)
+			}
+			check(t, tb.decide(t, bearer(tok), nil), want{false, 401, "subject_revoked"})
+		})
+	}
+}
+
+func TestAdminAPIRefusals(t *testing.T) {
+	tb := newStateTestbed(t)
+	tests := []struct {
+		name, method, path, contentType, body, auth string
+		status                                      int
+	}{
+		{"fail/no credential", "POST", "/v1/admin/revocations", "application/json", `{}`, "", 401},
+		{"fail/wrong credential", "POST", "/v1/admin/revocations", "application/json", `{}`, "Bearer nope", 401},
+		{"fail/credential as basic", "GET", "/v1/admin/revocations", "", "", "Basic " + adminCredential, 401},
+		{"fail/unknown kind", "POST", "/v1/admin/revocations", "application/json", `{"kind":"user","iss":"x","value":"y"}`, "Bearer " + adminCredential, 400},
+		{"fail/missing value", "POST", "/v1/admin/revocations", "application/json", `{"kind":"jti","iss":"x"}`, "Bearer " + adminCredential, 400},
+		{"fail/unknown field", "POST", "/v1/admin/revocations", "application/json", `{"kind":"jti","iss":"x","value":"y","ttl":1}`, "Bearer " + adminCredential, 400},
+		{"fail/not JSON", "POST", "/v1/admin/revocations", "text/plain", `x`, "Bearer " + adminCredential, 415},
+		{"fail/unknown user event", "POST", "/v1/admin/user-events", "application/json", `{"iss":"x","sub":"y","event":"sneezed"}`, "Bearer " + adminCredential, 400},
+		{"fail/user event in the future", "POST", "/v1/admin/user-events", "application/json", `{"iss":"x","sub":"y","event":"logout","at":"2999-01-01T00:00:00Z"}`, "Bearer " + adminCredential, 400},
+		{"fail/unknown id", "DELETE", "/v1/admin/revocations/nope", "", "", "Bearer " + adminCredential, 404},
+		{"fail/bad limit", "GET", "/v1/admin/revocations?limit=0", "", "", "Bearer " + adminCredential, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, p := tb.call(t, tt.method, tt.path, tt.contentType, tt.body, tt.auth)
+			if status != tt.status || p["type"] == nil || p["status"] != float64(tt.status) {
+				t.Errorf("%s %s = %d %v, want a %d problem", tt.method, tt.path, status, p, tt.status)
+			}
+		})
+	}
+}
+
+func TestAdminAPIIsOffWithoutACredential(t *testing.T) {
+	tb := newTestbed(t, nil)
+	if status, _ := tb.call(t, "GET", "/v1/admin/revocations", "", "", "Bearer "); status != http.StatusNotFound {
+		t.Errorf("admin API without a configured credential answered %d, want 404", status)
+	}
+}
+
+func TestRFC7009Revoke(t *testing.T) {
+	tb := newStateTestbed(t)
+	form := func(v url.Values) string { return v.Encode() }
+	t.Run("ok/a valid token revokes itself", func(t *testing.T) {
+		tok := tb.mint(t, "ES256", nil)
+		status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded", form(url.Values{"token": {tok}}), "")
+		if status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		check(t, tb.decide(t, bearer(tok), nil), want{false, 401, "token_revoked"})
+	})
+	t.Run("ok/a refresh token revokes its session", func(t *testing.T) {
+		past := time.Now().Add(-time.Minute).Unix()
+		access := tb.mint(t, "ES256", map[string]any{"sid": "sess-rt", "iat": past})
+		refresh := tb.mint(t, "ES256", map[string]any{"sid": "sess-rt"})
+		status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded",
+			form(url.Values{"token": {refresh}, "token_type_hint": {"refresh_token"}}), "")
+		if status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		check(t, tb.decide(t, bearer(access), nil), want{false, 401, "session_revoked"})
+	})
+	t.Run("ok/an opaque token without jti is revoked by its hash", func(t *testing.T) {
+		exp := time.Now().Add(5 * time.Minute).Unix()
+		tb.introspect.answers["opaque-revocable"] = struct {
+			status int
+			body   string
+		}{200, fmt.Sprintf(`{"active":true,"sub":"bob","client_id":"m","aud":%q,"exp":%d,"iat":%d}`, testAudience, exp, time.Now().Unix())}
+		check(t, tb.decide(t, bearer("opaque-revocable"), nil), want{true, 200, ""})
+		if status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded", form(url.Values{"token": {"opaque-revocable"}}), ""); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		check(t, tb.decide(t, bearer("opaque-revocable"), nil), want{false, 401, "token_revoked"})
+	})
+	t.Run("fail/a forged token revokes nothing", func(t *testing.T) {
+		victim := tb.mint(t, "ES256", map[string]any{"jti": "victim"})
+		attacker, _ := devissuer.New(tb.issuers["ES256"].URL(), "ES256")
+		forged, _ := attacker.Mint(map[string]any{"aud": testAudience, "sub": "alice", "jti": "victim"}, devissuer.WithHeader("kid", tb.issuers["ES256"].KID()))
+		status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded", form(url.Values{"token": {forged}}), "")
+		if status != 200 {
+			t.Fatalf("RFC 7009 answers 200 for an invalid token, got %d", status)
+		}
+		check(t, tb.decide(t, bearer(victim), nil), want{true, 200, ""})
+	})
+	for _, tt := range []struct{ name, contentType, body string }{
+		{"fail/no token", "application/x-www-form-urlencoded", "token_type_hint=access_token"},
+		{"fail/two tokens", "application/x-www-form-urlencoded", "token=a&token=b"},
+		{"fail/JSON body", "application/json", `{"token":"a"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out := tb.call(t, "POST", "/v1/revoke", tt.contentType, tt.body, "")
+			if status != 400 || out["error"] != "invalid_request" {
+				t.Errorf("= %d %v, want 400 invalid_request", status, out)
+			}
+		})
+	}
+}
+
+func TestSharedSignalsPushStopsTheNextDecision(t *testing.T) {
+	tb := newStateTestbed(t)
+	es := tb.issuers["ES256"]
+	tok := tb.mint(t, "ES256", map[string]any{"sub": "erin", "iat": time.Now().Add(-time.Minute).Unix()})
+	check(t, tb.decide(t, bearer(tok), nil), want{true, 200, ""})
+	header, _ := json.Marshal(map[string]any{"alg": "ES256", "typ": "secevent+jwt", "kid": tb.transmitter.KID()})
+	payload, _ := json.Marshal(map[string]any{
+		"iss": tb.transmitter.URL(), "aud": "https://pdp.example/ssf", "iat": time.Now().Unix(), "jti": "set-1",
+		"sub_id": map[string]any{"format": "iss_sub", "iss": es.URL(), "sub": "erin"},
+		"events": map[string]any{"https://schemas.openid.net/secevent/risc/event-type/account-disabled": map[string]any{}},
+	})
+	set, err := devissuer.SignCompact(tb.transmitter.PrivateKey(), "ES256", header, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a duplicate jti gets the same answer
+		status, out := tb.call(t, "POST", "/v1/ssf/events", "application/secevent+jwt", set, "")
+		if status != http.StatusAccepted {
+			t.Fatalf("push = %d %v", status, out)
+		}
+	}
+	check(t, tb.decide(t, bearer(tok), nil), want{false, 401, "subject_revoked"})
+
+	status, out := tb.call(t, "POST", "/v1/ssf/events", "application/secevent+jwt", set[:len(set)-4]+"AAAA", "")
+	if status != 400 || out["err"] == nil {
+		t.Errorf("a SET with a broken signature = %d %v, want 400 with err", status, out)
+	}
+}
+
+func TestStoreFailureIsAPolicyErrorNotAnAllow(t *testing.T) {
+	tb := newTestbed(t, nil)
+	tok := tb.mint(t, "ES256", nil)
+	check(t, tb.decide(t, bearer(tok), nil), want{true, 200, ""})
+	if err := tb.app.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"request":{"method":"GET","url":"https://api.example.com/x","headers":{"authorization":"Bearer ` + tok + `"}}}`
+	status, out := tb.call(t, "POST", "/v1/decide", "application/json", body, "")
+	if status != 500 || out["allow"] != false || !strings.Contains(fmt.Sprint(out["reasons"]), "policy_error") {
+		t.Errorf("decide with a closed store = %d %v, want a 500 policy_error deny", status, out)
+	}
+}
