@@ -46,6 +46,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newServeCommand())
 	root.AddCommand(newOPACommand())
+	root.AddCommand(newRevokeCommand())
 	return root
 }
 

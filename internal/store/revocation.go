@@ -141,14 +141,55 @@ func (b *Bolt) PutRevocation(ctx context.Context, r Revocation) (Revocation, err
 	if err != nil {
 		return Revocation{}, fmt.Errorf("store: put revocation: %w", err)
 	}
+	// Group-committed: concurrent revocations share one fsync'ed commit,
+	// and each returns only once its commit is on disk.
 	var kept Revocation
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err = b.batch.do(func(tx *bolt.Tx) error {
 		var err error
 		kept, err = putRevocation(tx, r, now.UnixNano())
 		return err
 	})
 	if err != nil {
 		return Revocation{}, fmt.Errorf("store: put %s revocation: %w", r.Kind, err)
+	}
+	return kept, nil
+}
+
+// MaxImport bounds the revocations PutRevocations writes in one call.
+const MaxImport = 100_000
+
+// PutRevocations stores many revocations in one fsync'ed transaction (a bulk
+// import): all of them or, on any error, none. It returns the revocations in
+// effect, in the order given.
+func (b *Bolt) PutRevocations(ctx context.Context, rs []Revocation) ([]Revocation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(rs) > MaxImport {
+		return nil, fmt.Errorf("store: put revocations: %w", invalidf("%d revocations in one import, at most %d", len(rs), MaxImport))
+	}
+	now := b.now()
+	prepared := make([]Revocation, len(rs))
+	for i, r := range rs {
+		p, err := prepareRevocation(r, now)
+		if err != nil {
+			return nil, fmt.Errorf("store: put revocations: [%d]: %w", i, err)
+		}
+		prepared[i] = p
+	}
+	kept := make([]Revocation, len(rs))
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		for i, r := range prepared {
+			k, err := putRevocation(tx, r, now.UnixNano())
+			if err != nil {
+				return fmt.Errorf("[%d]: %w", i, err)
+			}
+			kept[i] = k
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: put revocations: %w", err)
 	}
 	return kept, nil
 }

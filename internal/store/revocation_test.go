@@ -398,3 +398,28 @@ func TestListRevocations(t *testing.T) {
 		t.Errorf("unknown kind: err = %v, want ErrInvalid", err)
 	}
 }
+
+func TestPutRevocationsIsAllOrNothing(t *testing.T) {
+	c := newClock()
+	s := openTest(t, c)
+	ctx := context.Background()
+	exp := c.Now().Add(time.Hour)
+	good := []Revocation{
+		{Kind: KindJTI, Issuer: iss, Value: "bulk-1", ExpiresAt: exp},
+		{Kind: KindSubject, Issuer: iss, Value: "bulk-2", ExpiresAt: exp},
+	}
+	kept, err := s.PutRevocations(ctx, good)
+	if err != nil || len(kept) != 2 || kept[0].ID == "" {
+		t.Fatalf("PutRevocations = %v, %v", kept, err)
+	}
+	bad := []Revocation{{Kind: KindJTI, Issuer: iss, Value: "bulk-3", ExpiresAt: exp}, {Kind: "user", Issuer: iss, Value: "x", ExpiresAt: exp}}
+	if _, err := s.PutRevocations(ctx, bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an import with an invalid entry: err = %v, want ErrInvalid", err)
+	}
+	if _, found, _ := s.CheckRevocation(ctx, TokenRef{Issuer: iss, JTI: "bulk-3"}); found {
+		t.Error("an import that failed stored part of its revocations")
+	}
+	if _, found, _ := s.CheckRevocation(ctx, TokenRef{Issuer: iss, JTI: "bulk-1"}); !found {
+		t.Error("bulk-1 not stored")
+	}
+}

@@ -70,6 +70,9 @@ type Revocations interface {
 	// filled in (a random id, now, CreatedAt). See Revocation for the rule
 	// that decides between r and an earlier revocation of the same target.
 	PutRevocation(ctx context.Context, r Revocation) (Revocation, error)
+	// PutRevocations stores up to MaxImport revocations atomically, in
+	// one durable write: all or none.
+	PutRevocations(ctx context.Context, rs []Revocation) ([]Revocation, error)
 	// GetRevocation returns the revocation with this id, or ErrNotFound.
 	GetRevocation(ctx context.Context, id string) (Revocation, error)
 	// DeleteRevocation removes the revocation with this id, or returns

@@ -60,6 +60,17 @@ reasons contains reason.new(code, 401, message) if {
 	message := describe(status)
 }
 
+# Fail closed where built-in errors are not strict (OPA then makes the call
+# undefined): no answer from the store is never "not revoked".
+reasons contains reason.new("policy_error", 500, "the revocation status is unavailable") if {
+	token.valid
+	not answered
+}
+
+default answered := false
+
+answered if is_object(status)
+
 describe(s) := messages.jti if {
 	s.kind == "jti"
 } else := sprintf(messages[s.kind], [time.format(s.at)]) if {

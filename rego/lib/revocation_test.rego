@@ -71,3 +71,12 @@ test_a_token_without_jti_is_asked_by_its_hash if {
 test_an_invalid_token_is_not_looked_up if {
 	count(revocation.reasons) == 0 with input.token as object.union(valid_token, {"valid": false}) with pdp.revocation as revoked_jti
 }
+
+failing(_) := x if {
+	x := {"revoked": false}
+	false
+}
+
+test_no_answer_from_the_store_fails_closed if {
+	codes(revocation.reasons) == {"policy_error"} with input.token as valid_token with pdp.revocation as failing
+}
