@@ -12,11 +12,12 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenguard/pdp/internal/uri"
 )
 
 // Limits on what one request may carry, enforced before any token parsing.
 const (
-	MaxURLLength     = 8 << 10
 	MaxHeaderCount   = 256
 	MaxHeaderValues  = 32
 	MaxHeaderBytes   = 64 << 10 // all names and values together
@@ -67,7 +68,7 @@ func NewRequest(raw RawRequest) (*Request, error) {
 	if raw.URL == "" {
 		return nil, invalid("request.url is required")
 	}
-	u, err := NormalizeURL(raw.URL)
+	u, err := uri.Normalize(raw.URL)
 	if err != nil {
 		return nil, invalid("request.url: %v", err)
 	}

@@ -1,8 +1,8 @@
-package decision
+package uri
 
 import "testing"
 
-func TestNormalizeURL(t *testing.T) {
+func TestNormalize(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
@@ -22,18 +22,18 @@ func TestNormalizeURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u, err := NormalizeURL(tt.in)
+			u, err := Normalize(tt.in)
 			if err != nil {
-				t.Fatalf("NormalizeURL(%q): %v", tt.in, err)
+				t.Fatalf("Normalize(%q): %v", tt.in, err)
 			}
 			if got := u.String(); got != tt.want {
-				t.Errorf("NormalizeURL(%q) = %q, want %q", tt.in, got, tt.want)
+				t.Errorf("Normalize(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
 }
 
-func TestNormalizeURLRejects(t *testing.T) {
+func TestNormalizeRejects(t *testing.T) {
 	tests := []struct{ name, in string }{
 		{"fail/relative", "/v1/accounts"},
 		{"fail/no host", "https:///x"},
@@ -42,12 +42,12 @@ func TestNormalizeURLRejects(t *testing.T) {
 		{"fail/userinfo", "https://user:pw@a.example/x"},
 		{"fail/bad port", "https://a.example:99999/x"},
 		{"fail/bad percent-encoding", "https://a.example/%zz"},
-		{"fail/too long", "https://a.example/" + string(make([]byte, MaxURLLength))},
+		{"fail/too long", "https://a.example/" + string(make([]byte, MaxLength))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if u, err := NormalizeURL(tt.in); err == nil {
-				t.Fatalf("NormalizeURL(%q) = %v, want an error", tt.in, u)
+			if u, err := Normalize(tt.in); err == nil {
+				t.Fatalf("Normalize(%q) = %v, want an error", tt.in, u)
 			}
 		})
 	}

@@ -1,4 +1,6 @@
-package decision
+// Package uri normalises absolute http(s) URLs as RFC 3986 §6.2.2–6.2.3
+// describe, so that DPoP htu checks and route matching compare one form.
+package uri
 
 import (
 	"errors"
@@ -8,13 +10,16 @@ import (
 	"strings"
 )
 
-// NormalizeURL parses an absolute http(s) URL and normalises it as RFC 3986
+// MaxLength bounds the URLs Normalize accepts.
+const MaxLength = 8 << 10
+
+// Normalize parses an absolute http(s) URL and normalises it as RFC 3986
 // §6.2.2 and §6.2.3 describe: scheme and host lower-cased, the default port
 // dropped, percent-encodings of unreserved characters decoded and the others
 // upper-cased, dot segments removed, an empty path made "/", and the
 // fragment dropped. DPoP htu checks and route matching compare this form.
-func NormalizeURL(raw string) (*url.URL, error) {
-	if len(raw) > MaxURLLength {
+func Normalize(raw string) (*url.URL, error) {
+	if len(raw) > MaxLength {
 		return nil, errors.New("too long")
 	}
 	u, err := url.Parse(raw)
