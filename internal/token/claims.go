@@ -93,6 +93,9 @@ type claimRules struct {
 	requireTimes bool
 	// requireAudience makes aud mandatory (J8).
 	requireAudience bool
+	// skipAudience does not check aud at all: a refresh token's audience is
+	// the authorization server, not a resource.
+	skipAudience bool
 	// badType is the code for a member of the wrong type.
 	badType string
 }
@@ -100,6 +103,8 @@ type claimRules struct {
 var (
 	jwtRules           = claimRules{requireTimes: true, requireAudience: true, badType: CodeTokenMalformed}
 	introspectionRules = claimRules{badType: CodeIntrospectionFailed}
+	refreshJWTRules    = claimRules{skipAudience: true, badType: CodeTokenMalformed}
+	refreshIntroRules  = claimRules{skipAudience: true, badType: CodeIntrospectionFailed}
 )
 
 // readClaims fills tok from claims and checks the audience against the
@@ -139,6 +144,9 @@ func readClaims(tok *Token, claims ast.Object, audiences []string, rules claimRu
 	}
 	if tok.Confirmation, err = readConfirmation(claims); err != nil {
 		return bad("cnf")
+	}
+	if rules.skipAudience {
+		return nil
 	}
 	return checkAudience(claims, audiences, rules)
 }

@@ -166,7 +166,12 @@ func (v *Verifier) callIntrospection(ctx context.Context, raw string, sum [32]by
 
 // post sends the introspection request and returns the parsed response.
 func (in *introspector) post(ctx context.Context, client *http.Client, raw string) (ast.Object, error) {
-	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
+	return in.postHint(ctx, client, raw, "access_token")
+}
+
+// postHint sends an introspection request with the given token_type_hint.
+func (in *introspector) postHint(ctx context.Context, client *http.Client, raw, hint string) (ast.Object, error) {
+	form := url.Values{"token": {raw}, "token_type_hint": {hint}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("building introspection request: %w", err)
