@@ -33,6 +33,7 @@ type Engine struct {
 // version is one compiled, prepared policy.
 type version struct {
 	query     rego.PreparedEvalQuery
+	settings  Settings
 	revision  string
 	source    string
 	activated time.Time
@@ -56,6 +57,10 @@ func NewEngine(logger *slog.Logger) *Engine {
 // Activate compiles and prepares the policy set and, only if that succeeds,
 // makes it the active version. On error the previous version keeps serving.
 func (e *Engine) Activate(ctx context.Context, set *Set) error {
+	settings, err := settingsFrom(set.Data)
+	if err != nil {
+		return fmt.Errorf("policy data from %s: %w", set.Source, err)
+	}
 	r := rego.New(
 		rego.Query(Query),
 		rego.Store(inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))),
@@ -71,7 +76,7 @@ func (e *Engine) Activate(ctx context.Context, set *Set) error {
 	if err != nil {
 		return fmt.Errorf("compile policy from %s: %w", set.Source, err)
 	}
-	e.active.Store(&version{query: pq, revision: set.Revision, source: set.Source, activated: time.Now()})
+	e.active.Store(&version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now()})
 	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules))
 	return nil
 }
@@ -83,6 +88,15 @@ func (e *Engine) Active() (Info, bool) {
 		return Info{}, false
 	}
 	return Info{Revision: v.revision, Source: v.source, Activated: v.activated}, true
+}
+
+// Settings returns the Go-side settings of the active policy (zero without
+// one).
+func (e *Engine) Settings() Settings {
+	if v := e.active.Load(); v != nil {
+		return v.settings
+	}
+	return Settings{}
 }
 
 // Ready reports whether a policy is active.

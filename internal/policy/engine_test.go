@@ -140,3 +140,56 @@ func TestLoadDirRevisionFollowsContent(t *testing.T) {
 		t.Error("a test module is served or changes the revision")
 	}
 }
+
+func TestEvalReadsWarningsAndEffects(t *testing.T) {
+	e := activate(t, writePolicy(t, `decision := {
+	"allow": false, "status": 400, "reasons": [{"code": "refresh_token_reused", "message": "m"}],
+	"warnings": [{"code": "lifetime_exceeded", "message": "w"}],
+	"effects": [{"revoke": {"kind": "session", "iss": "https://as.example.com", "value": "s1", "reason": "refresh_token_reused"}}],
+}`))
+	res, _, err := e.Eval(context.Background(), ast.NewObject(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || res.Warnings[0].Code != "lifetime_exceeded" {
+		t.Errorf("warnings = %+v", res.Warnings)
+	}
+	if len(res.Effects) != 1 || *res.Effects[0].Revoke != (RevokeEffect{Kind: "session", Issuer: "https://as.example.com", Value: "s1", Reason: "refresh_token_reused"}) {
+		t.Errorf("effects = %+v", res.Effects)
+	}
+	for name, bad := range map[string]string{
+		"fail/unknown effect":       `[{"notify": {}}]`,
+		"fail/revoke without value": `[{"revoke": {"kind": "session", "iss": "x"}}]`,
+		"fail/effects not an array": `"revoke"`,
+		"fail/two effects in one":   `[{"revoke": {"kind": "session", "iss": "x", "value": "y"}, "other": 1}]`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := activate(t, writePolicy(t, `decision := {"allow": false, "status": 401, "reasons": [{"code": "x"}], "effects": `+bad+`}`))
+			if _, _, err := e.Eval(context.Background(), ast.NewObject(), time.Now()); err == nil {
+				t.Error("a malformed effect was accepted")
+			}
+		})
+	}
+}
+
+func TestSettingsComeFromPolicyData(t *testing.T) {
+	dir := writePolicy(t, `decision := 1`)
+	data := `{"pdp": {"token_endpoint": {"url": "HTTPS://AS.example.com:443/token?x=1", "refresh_max_age": "48h"}}}`
+	if err := os.WriteFile(filepath.Join(dir, "data.json"), []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := activate(t, dir)
+	if s := e.Settings(); s.TokenEndpoint != "https://as.example.com/token" || s.RefreshMaxAge != 48*time.Hour {
+		t.Errorf("settings = %+v", s)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"pdp": {"token_endpoint": {"url": 7}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Activate(context.Background(), set); err == nil {
+		t.Error("a policy with a malformed token_endpoint.url was activated")
+	}
+}

@@ -17,6 +17,25 @@ type Result struct {
 	UpstreamHeaders map[string]string
 	GrantType       string
 	Module          string
+	// Warnings are the reasons of guardrails in monitor mode: reported, not
+	// enforced.
+	Warnings []Reason
+	// Effects are what the policy asks Go to carry out after the decision.
+	Effects []Effect
+}
+
+// Effect is one action a decision asks for. Only Revoke exists.
+type Effect struct {
+	Revoke *RevokeEffect
+}
+
+// RevokeEffect asks for a revocation (kind jti, subject, session or client)
+// to be stored before the answer is given.
+type RevokeEffect struct {
+	Kind   string
+	Issuer string
+	Value  string
+	Reason string
 }
 
 // Reason is one reason code with a message safe to show to a client.
@@ -33,6 +52,13 @@ var (
 	keyUpstream = ast.StringTerm("upstream_headers")
 	keyGrant    = ast.StringTerm("grant_type")
 	keyModule   = ast.StringTerm("module")
+	keyWarnings = ast.StringTerm("warnings")
+	keyEffects  = ast.StringTerm("effects")
+	keyRevoke   = ast.StringTerm("revoke")
+	keyKind     = ast.StringTerm("kind")
+	keyIss      = ast.StringTerm("iss")
+	keyValue    = ast.StringTerm("value")
+	keyReason   = ast.StringTerm("reason")
 	keyCode     = ast.StringTerm("code")
 	keyMessage  = ast.StringTerm("message")
 )
@@ -62,6 +88,14 @@ func parseResult(v ast.Value) (Result, error) {
 	r.Status = status
 	var err error
 	if r.Reasons, err = reasonsOf(obj.Get(keyReasons)); err != nil {
+		return Result{}, err
+	}
+	if w := obj.Get(keyWarnings); w != nil {
+		if r.Warnings, err = reasonsOf(w); err != nil {
+			return Result{}, fmt.Errorf("decision.warnings: %w", err)
+		}
+	}
+	if r.Effects, err = effectsOf(obj.Get(keyEffects)); err != nil {
 		return Result{}, err
 	}
 	if r.Headers, err = headersOf(obj.Get(keyHeaders), "headers"); err != nil {
@@ -196,3 +230,47 @@ func stripControl(s string) string {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// effectsOf reads decision.effects strictly: an effect Go does not know is
+// an error, never silently skipped.
+func effectsOf(t *ast.Term) ([]Effect, error) {
+	if t == nil {
+		return nil, nil
+	}
+	var elems []*ast.Term
+	switch c := t.Value.(type) {
+	case *ast.Array:
+		for i := range c.Len() {
+			elems = append(elems, c.Elem(i))
+		}
+	case ast.Set:
+		s := c.Sorted()
+		for i := range s.Len() {
+			elems = append(elems, s.Elem(i))
+		}
+	default:
+		return nil, errors.New("decision.effects is not an array")
+	}
+	out := make([]Effect, 0, len(elems))
+	for _, e := range elems {
+		o, ok := e.Value.(ast.Object)
+		if !ok || o.Len() != 1 || o.Get(keyRevoke) == nil {
+			return nil, errors.New("decision.effects has an entry that is not {\"revoke\": {...}}")
+		}
+		rv, ok := o.Get(keyRevoke).Value.(ast.Object)
+		if !ok {
+			return nil, errors.New("decision.effects revoke is not an object")
+		}
+		var r RevokeEffect
+		var ok1, ok2, ok3 bool
+		r.Kind, ok1 = stringOf(rv.Get(keyKind))
+		r.Issuer, ok2 = stringOf(rv.Get(keyIss))
+		r.Value, ok3 = stringOf(rv.Get(keyValue))
+		r.Reason, _ = stringOf(rv.Get(keyReason))
+		if !ok1 || !ok2 || !ok3 || r.Issuer == "" || r.Value == "" {
+			return nil, errors.New("decision.effects revoke needs string kind, iss and value")
+		}
+		out = append(out, Effect{Revoke: &r})
+	}
+	return out, nil
+}

@@ -228,3 +228,80 @@ func decodeFamily(v []byte) (Family, error) {
 	}
 	return f, nil
 }
+
+// UseRefreshToken records that the refresh token with hash was presented
+// for family f (its ID, Issuer, Subject, SessionID and ExpiresAt; the family
+// is created on its first token), atomically:
+//
+//   - a hash seen before is reuse: the family is revoked and returned with
+//     ErrRefreshReuse;
+//   - a family revoked earlier returns ErrFamilyRevoked;
+//   - otherwise the hash becomes the family's Current, one rotation more.
+//
+// A decision point sees refresh tokens only when they are presented, not
+// when they are issued, so with rotation every refresh token may be
+// presented once: the second presentation of any of them is reuse.
+func (b *Bolt) UseRefreshToken(ctx context.Context, f Family, hash string) (Family, error) {
+	if err := ctx.Err(); err != nil {
+		return Family{}, err
+	}
+	now := b.now()
+	f.Current = hash
+	f, err := prepareFamily(f, now)
+	if err != nil {
+		return Family{}, fmt.Errorf("store: use refresh token: %w", err)
+	}
+	nowN := now.UnixNano()
+	var kept Family
+	var verdict error
+	err = b.db.Update(func(tx *bolt.Tx) error {
+		verdict = nil
+		fams := tx.Bucket(bucketFamilies)
+		if tv := tx.Bucket(bucketFamilyTokens).Get([]byte(hash)); tv != nil && live(tv, nowN) {
+			fv := fams.Get(recordBody(tv))
+			if fv == nil || !live(fv, nowN) {
+				return fmt.Errorf("refresh token of a lost family: %w", ErrNotFound)
+			}
+			var err error
+			if kept, err = decodeFamily(fv); err != nil {
+				return err
+			}
+			verdict = ErrRefreshReuse
+			if kept.Revoked() {
+				return nil
+			}
+			kept.RevokedAt = normTime(now)
+			return putFamily(tx, kept, kept.ExpiresAt.UnixNano())
+		}
+		fv := fams.Get([]byte(f.ID))
+		if fv == nil || !live(fv, nowN) {
+			oldExp, _ := recordExpiry(fv)
+			if err := putFamilyToken(tx, hash, f, nowN); err != nil {
+				return err
+			}
+			kept = f
+			return putFamily(tx, f, oldExp)
+		}
+		var err error
+		if kept, err = decodeFamily(fv); err != nil {
+			return err
+		}
+		if kept.Revoked() {
+			verdict = ErrFamilyRevoked
+			return nil
+		}
+		if err := putFamilyToken(tx, hash, kept, nowN); err != nil {
+			return err
+		}
+		kept.Current, kept.RotatedAt = hash, normTime(now)
+		kept.Rotations++
+		return putFamily(tx, kept, kept.ExpiresAt.UnixNano())
+	})
+	if err != nil {
+		return Family{}, fmt.Errorf("store: use refresh token: %w", err)
+	}
+	if verdict != nil {
+		return kept, fmt.Errorf("store: use refresh token of family %q: %w", kept.ID, verdict)
+	}
+	return kept, nil
+}

@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -154,5 +157,56 @@ func TestCreateFamily(t *testing.T) {
 	}
 	if _, err := s.RotateFamily(ctx, f.ID, "h1", "h10"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("hash of the expired family: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestUseRefreshToken(t *testing.T) {
+	c := newClock()
+	s := openTest(t, c)
+	ctx := context.Background()
+	fam := Family{ID: "fam-1", Issuer: iss, Subject: "alice", SessionID: "s1", ExpiresAt: c.Now().Add(24 * time.Hour)}
+	h := func(n int) string { return fmt.Sprintf("hash-%d", n) }
+
+	f, err := s.UseRefreshToken(ctx, fam, h(1))
+	if err != nil || f.Current != h(1) || f.Rotations != 0 {
+		t.Fatalf("first token: %+v, %v", f, err)
+	}
+	c.Advance(time.Minute)
+	if f, err = s.UseRefreshToken(ctx, fam, h(2)); err != nil || f.Current != h(2) || f.Rotations != 1 || !f.CreatedAt.Equal(t0) {
+		t.Fatalf("second token: %+v, %v", f, err)
+	}
+	if f, err = s.UseRefreshToken(ctx, fam, h(1)); !errors.Is(err, ErrRefreshReuse) || !f.Revoked() || f.SessionID != "s1" {
+		t.Fatalf("rotated-out token again: %+v, %v; want ErrRefreshReuse with the revoked family", f, err)
+	}
+	if _, err = s.UseRefreshToken(ctx, fam, h(3)); !errors.Is(err, ErrFamilyRevoked) {
+		t.Fatalf("a new token of a revoked family: %v, want ErrFamilyRevoked", err)
+	}
+	if _, err = s.UseRefreshToken(ctx, fam, h(2)); !errors.Is(err, ErrRefreshReuse) {
+		t.Fatalf("the current token again: %v, want ErrRefreshReuse", err)
+	}
+}
+
+func TestUseRefreshTokenConcurrentReuseIsDetectedOnce(t *testing.T) {
+	c := newClock()
+	s := openTest(t, c)
+	fam := Family{ID: "fam-c", Issuer: iss, Subject: "bob", ExpiresAt: c.Now().Add(time.Hour)}
+	var wg sync.WaitGroup
+	var fresh, reused atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			_, err := s.UseRefreshToken(context.Background(), fam, "same-hash")
+			switch {
+			case err == nil:
+				fresh.Add(1)
+			case errors.Is(err, ErrRefreshReuse):
+				reused.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if fresh.Load() != 1 || reused.Load() != 15 {
+		t.Errorf("fresh=%d reused=%d, want exactly one fresh use", fresh.Load(), reused.Load())
 	}
 }

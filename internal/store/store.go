@@ -124,6 +124,11 @@ type Families interface {
 	// ErrFamilyRevoked; an unknown family or a hash that is not the family's
 	// returns ErrNotFound.
 	RotateFamily(ctx context.Context, familyID, oldHash, newHash string) (Family, error)
+	// UseRefreshToken records the presentation of a refresh token of family
+	// f, creating the family on its first token: a hash presented before is
+	// reuse (ErrRefreshReuse, the family is revoked), a revoked family is
+	// ErrFamilyRevoked. Both return the family with the error.
+	UseRefreshToken(ctx context.Context, f Family, hash string) (Family, error)
 }
 
 // Stats are the sizes of the store, for status pages and metrics.
