@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/tokenguard/pdp/internal/builtins"
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/dpop"
 	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/ssf"
@@ -135,10 +137,29 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		logger.Error("no policy activated: /readyz stays 503 and every decision is a deny with policy_error", "error", err)
 	}
 
-	decider := decision.NewEngine(verifier, engine, decision.Options{
-		Environment: cfg.Environment,
-		Timeout:     cfg.DecisionTimeout,
-		Logger:      logger,
+	nonces, err := newNonces(cfg.DPoP.Nonce)
+	if err != nil {
+		return nil, fmt.Errorf("dpop.nonce: %w", err)
+	}
+	proofs, err := dpop.NewVerifier(st, dpop.Options{
+		Algorithms: cfg.DPoP.Algorithms,
+		IATWindow:  cfg.DPoP.IATWindow,
+		IATLeeway:  cfg.DPoP.IATLeeway,
+		Nonces:     nonces,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dpop: %w", err)
+	}
+	decider := decision.NewEngine(ctx, verifier, engine, decision.Options{
+		Environment:        cfg.Environment,
+		Timeout:            cfg.DecisionTimeout,
+		Proofs:             proofs,
+		Nonces:             nonces,
+		State:              st,
+		RevocationTTL:      cfg.Store.RevocationTTL,
+		FingerprintQueue:   cfg.Fingerprints.Queue,
+		FingerprintWriters: cfg.Fingerprints.Writers,
+		Logger:             logger,
 	})
 	var mount func(chi.Router)
 	if dev != nil {
@@ -199,6 +220,25 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// newNonces returns the DPoP nonce issuer, or nil when nonces are off. The
+// secret comes from its file (shared by replicas) or is random per process.
+func newNonces(c config.DPoPNonce) (*dpop.Nonces, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	secret := make([]byte, 32)
+	if c.SecretFile != "" {
+		s, err := readSecret(c.SecretFile)
+		if err != nil {
+			return nil, err
+		}
+		secret = []byte(s)
+	} else if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	return dpop.NewNonces(secret, c.TTL)
 }
 
 // readSecret reads a credential file; "" when path is empty. Surrounding

@@ -29,6 +29,10 @@ type Config struct {
 	ClockSkew time.Duration `mapstructure:"clock_skew"`
 	// Issuers are the authorization servers whose tokens are accepted.
 	Issuers []Issuer `mapstructure:"issuers"`
+	// DPoP configures the verification of DPoP proofs (RFC 9449).
+	DPoP DPoP `mapstructure:"dpop"`
+	// Fingerprints configures the recording of bearer-token fingerprints.
+	Fingerprints Fingerprints `mapstructure:"fingerprints"`
 	// Store configures the guardrail state (revocations, fingerprints, ...).
 	Store Store `mapstructure:"store"`
 	// Admin configures the admin API.
@@ -109,6 +113,41 @@ type Introspection struct {
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
+// DPoP configures DPoP proof verification. Whether a missing or invalid
+// proof denies is the policy's business (modes.dpop); these are the checks.
+type DPoP struct {
+	// Algorithms is the proof signature allow-list (asymmetric only).
+	Algorithms []string `mapstructure:"algorithms"`
+	// IATWindow is how old a proof may be; its jti is remembered as long.
+	IATWindow time.Duration `mapstructure:"iat_window"`
+	// IATLeeway is how far in the future a proof's iat may lie.
+	IATLeeway time.Duration `mapstructure:"iat_leeway"`
+	// Nonce configures server-provided nonces (RFC 9449 §8).
+	Nonce DPoPNonce `mapstructure:"nonce"`
+}
+
+// DPoPNonce configures server nonces: when enabled every proof must carry a
+// nonce this PDP (or a replica with the same secret) issued.
+type DPoPNonce struct {
+	Enabled bool `mapstructure:"enabled"`
+	// TTL is how long a nonce stays valid.
+	TTL time.Duration `mapstructure:"ttl"`
+	// SecretFile holds the nonce MAC secret (at least 32 bytes); replicas
+	// share it. Empty: a random secret per process.
+	SecretFile string `mapstructure:"secret_file"`
+}
+
+// Fingerprints configures how bearer-token sightings are recorded after
+// allowed decisions (asynchronously, bounded).
+type Fingerprints struct {
+	// Queue bounds the sightings waiting to be written; past it sightings
+	// are dropped (and counted), never blocking a decision.
+	Queue int `mapstructure:"queue"`
+	// Writers is the number of concurrent writers (their commits share
+	// fsyncs).
+	Writers int `mapstructure:"writers"`
+}
+
 // Store configures the guardrail state, kept in bbolt at data_dir/pdp.db.
 type Store struct {
 	// RevocationTTL is how long a revocation applies; it must outlive the
@@ -148,6 +187,13 @@ func Defaults() Config {
 		Policy:          Policy{Dir: "./rego"},
 		DecisionTimeout: 100 * time.Millisecond,
 		ClockSkew:       30 * time.Second,
+		DPoP: DPoP{
+			Algorithms: []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"},
+			IATWindow:  60 * time.Second,
+			IATLeeway:  5 * time.Second,
+			Nonce:      DPoPNonce{TTL: 5 * time.Minute},
+		},
+		Fingerprints: Fingerprints{Queue: 4096, Writers: 4},
 		Store: Store{
 			RevocationTTL: 30 * 24 * time.Hour,
 			SweepInterval: time.Minute,
@@ -228,6 +274,29 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Issuers) == 0 {
 		bad("issuers", "at least one issuer is required")
+	}
+	for j, alg := range c.DPoP.Algorithms {
+		if !slices.Contains(SupportedAlgorithms, alg) {
+			bad(fmt.Sprintf("dpop.algorithms[%d]", j), "%q is not an allowed asymmetric algorithm", alg)
+		}
+	}
+	if len(c.DPoP.Algorithms) == 0 {
+		bad("dpop.algorithms", "at least one algorithm is required")
+	}
+	if c.DPoP.IATWindow < time.Second || c.DPoP.IATWindow > 10*time.Minute {
+		bad("dpop.iat_window", "must be between 1s and 10m")
+	}
+	if c.DPoP.IATLeeway < 0 || c.DPoP.IATLeeway > time.Minute {
+		bad("dpop.iat_leeway", "must be between 0 and 1m")
+	}
+	if c.DPoP.Nonce.Enabled && (c.DPoP.Nonce.TTL < 10*time.Second || c.DPoP.Nonce.TTL > time.Hour) {
+		bad("dpop.nonce.ttl", "must be between 10s and 1h")
+	}
+	if c.Fingerprints.Queue < 1 || c.Fingerprints.Queue > 1<<20 {
+		bad("fingerprints.queue", "must be between 1 and 1048576")
+	}
+	if c.Fingerprints.Writers < 1 || c.Fingerprints.Writers > 64 {
+		bad("fingerprints.writers", "must be between 1 and 64")
 	}
 	if c.Store.RevocationTTL < time.Hour {
 		bad("store.revocation_ttl", "must be at least 1h (it must outlive the tokens it stops)")

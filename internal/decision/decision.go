@@ -16,21 +16,40 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/tokenguard/pdp/internal/dpop"
 	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/store"
 	"github.com/tokenguard/pdp/internal/token"
 )
 
 // CodePolicyError is the reason of every decision the policy could not make.
 const CodePolicyError = "policy_error"
 
-// TokenVerifier verifies access tokens; *token.Verifier is the one in use.
+// TokenVerifier verifies access tokens, and refresh tokens presented at the
+// token endpoint; *token.Verifier is the one in use.
 type TokenVerifier interface {
 	Verify(ctx context.Context, raw string) (*token.Token, error)
+	VerifyRefresh(ctx context.Context, raw string) (*token.Token, error)
+}
+
+// ProofVerifier verifies DPoP proofs; *dpop.Verifier is the one in use.
+type ProofVerifier interface {
+	Verify(ctx context.Context, r dpop.Request) (*dpop.Proof, error)
 }
 
 // Evaluator evaluates the active policy; *policy.Engine is the one in use.
 type Evaluator interface {
 	Eval(ctx context.Context, input ast.Value, now time.Time) (policy.Result, string, error)
+	Settings() policy.Settings
+}
+
+// State is the part of the state store the pipeline writes: refresh-token
+// families (atomic reuse detection), the revocations a decision asks for,
+// and fingerprints. The policy reads the store through built-ins.
+type State interface {
+	UseRefreshToken(ctx context.Context, f store.Family, hash string) (store.Family, error)
+	PutRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
+	RecordFingerprint(ctx context.Context, tokenHash string, s store.Sighting) error
 }
 
 // Decision is the answer to one Request.
@@ -39,6 +58,7 @@ type Decision struct {
 	Allow           bool              `json:"allow"`
 	Status          int               `json:"status"`
 	Reasons         []policy.Reason   `json:"reasons"`
+	Warnings        []policy.Reason   `json:"warnings"`
 	Headers         map[string]string `json:"headers"`
 	UpstreamHeaders map[string]string `json:"upstream_headers"`
 	Token           *TokenSummary     `json:"token"`
@@ -66,9 +86,14 @@ type PolicyRef struct {
 // Engine makes decisions. It is safe for concurrent use.
 type Engine struct {
 	tokens      TokenVerifier
+	proofs      ProofVerifier
+	nonces      *dpop.Nonces
 	policy      Evaluator
+	state       State
+	recorder    *recorder
 	environment ast.Value
 	timeout     time.Duration
+	revocations time.Duration
 	now         func() time.Time
 	logger      *slog.Logger
 }
@@ -77,12 +102,24 @@ type Engine struct {
 type Options struct {
 	Environment string
 	Timeout     time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Proofs verifies DPoP proofs; Nonces, when set, issues server nonces.
+	Proofs ProofVerifier
+	Nonces *dpop.Nonces
+	// State is written after decisions (effects, fingerprints, refresh
+	// families).
+	State State
+	// RevocationTTL is how long a revocation a decision asks for applies.
+	RevocationTTL time.Duration
+	// FingerprintQueue and FingerprintWriters bound the asynchronous
+	// recording of bearer-token sightings.
+	FingerprintQueue   int
+	FingerprintWriters int
+	Now                func() time.Time
+	Logger             *slog.Logger
 }
 
-// NewEngine wires the pipeline.
-func NewEngine(tokens TokenVerifier, eval Evaluator, opts Options) *Engine {
+// NewEngine wires the pipeline. Fingerprint writers run until ctx ends.
+func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts Options) *Engine {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -92,14 +129,25 @@ func NewEngine(tokens TokenVerifier, eval Evaluator, opts Options) *Engine {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 100 * time.Millisecond
 	}
-	return &Engine{
+	if opts.RevocationTTL <= 0 {
+		opts.RevocationTTL = 30 * 24 * time.Hour
+	}
+	e := &Engine{
 		tokens:      tokens,
+		proofs:      opts.Proofs,
+		nonces:      opts.Nonces,
 		policy:      eval,
+		state:       opts.State,
 		environment: ast.String(opts.Environment),
 		timeout:     opts.Timeout,
+		revocations: opts.RevocationTTL,
 		now:         opts.Now,
 		logger:      opts.Logger,
 	}
+	if opts.State != nil {
+		e.recorder = newRecorder(ctx, opts.State, opts.FingerprintQueue, opts.FingerprintWriters, opts.Logger)
+	}
+	return e
 }
 
 // Decide answers one request. It always returns a Decision; when the policy
@@ -110,39 +158,50 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	defer cancel()
 	now := e.now()
 	d := &Decision{ID: NewID()}
+	settings := e.policy.Settings()
 
-	cred := extractCredential(req.Headers)
-	var tok *token.Token
-	var tokErr *token.Error
-	switch {
-	case cred.err != nil:
-		tokErr = cred.err
-	case cred.raw == "":
+	var (
+		cred   credential
+		tok    *token.Token
+		tokErr *token.Error
+		proof  proofResult
+		te     *tokenEndpointResult
+		err    error
+	)
+	if isTokenEndpoint(req, settings) {
+		if te, err = e.tokenEndpoint(ctx, req, settings, now); err != nil {
+			return e.fail(d, err)
+		}
 		tokErr = &token.Error{Code: token.CodeTokenMissing, Message: "no access token"}
-	default:
-		d.TokenHash = token.HashToken(cred.raw)
-		t, err := e.tokens.Verify(ctx, cred.raw)
-		switch {
-		case err == nil:
-			tok = t
-		case errors.As(err, &tokErr):
-		default:
-			tokErr = &token.Error{Code: token.CodeTokenMalformed, Message: "token could not be verified", Err: err}
+	} else {
+		cred = extractCredential(req.Headers)
+		tok, tokErr = e.verifyToken(ctx, cred)
+		if cred.raw != "" {
+			d.TokenHash = token.HashToken(cred.raw)
+		}
+		if proof, err = e.verifyProof(ctx, req, cred, tok, now); err != nil {
+			return e.fail(d, err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return e.fail(d, fmt.Errorf("decision deadline: %w", err))
 	}
 
-	input := buildInput(req, cred, tok, tokErr, e.environment, now)
+	input := buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
 	res, rev, err := e.policy.Eval(ctx, input, now)
 	d.Policy.Revision = rev
 	if err != nil {
 		return e.fail(d, err)
 	}
+	// Durable effects are on disk before the answer; a failed one fails
+	// the decision closed.
+	if err := e.applyEffects(ctx, res.Effects, now); err != nil {
+		return e.fail(d, err)
+	}
 	d.Allow = res.Allow
 	d.Status = res.Status
-	d.Reasons = res.Reasons
+	d.Reasons = nonNil(res.Reasons)
+	d.Warnings = nonNil(res.Warnings)
 	d.Headers = res.Headers
 	d.UpstreamHeaders = res.UpstreamHeaders
 	d.Policy.Module = res.Module
@@ -158,11 +217,50 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		if d.Token.Scopes == nil {
 			d.Token.Scopes = []string{}
 		}
-	}
-	if d.Reasons == nil {
-		d.Reasons = []policy.Reason{}
+		if d.Allow {
+			e.recordSighting(req, tok, res.Warnings, now)
+		}
 	}
 	return d, nil
+}
+
+// verifyToken verifies the presented access token; the error is the reason
+// the policy reports.
+func (e *Engine) verifyToken(ctx context.Context, cred credential) (*token.Token, *token.Error) {
+	switch {
+	case cred.err != nil:
+		return nil, cred.err
+	case cred.raw == "":
+		return nil, &token.Error{Code: token.CodeTokenMissing, Message: "no access token"}
+	}
+	t, err := e.tokens.Verify(ctx, cred.raw)
+	if err == nil {
+		return t, nil
+	}
+	var te *token.Error
+	if errors.As(err, &te) {
+		return nil, te
+	}
+	return nil, &token.Error{Code: token.CodeTokenMalformed, Message: "token could not be verified", Err: err}
+}
+
+// applyEffects carries out what the policy asked for.
+func (e *Engine) applyEffects(ctx context.Context, effects []policy.Effect, now time.Time) error {
+	for _, eff := range effects {
+		r := eff.Revoke
+		if e.state == nil {
+			return errors.New("the policy asked for a revocation but no state store is configured")
+		}
+		stored, err := e.state.PutRevocation(ctx, store.Revocation{
+			Kind: store.Kind(r.Kind), Issuer: r.Issuer, Value: r.Value, Reason: r.Reason,
+			CreatedAt: now, NotBefore: now, ExpiresAt: now.Add(e.revocations),
+		})
+		if err != nil {
+			return fmt.Errorf("apply effect revoke %s: %w", r.Kind, err)
+		}
+		e.logger.Info("revocation by decision", "id", stored.ID, "kind", stored.Kind, "iss", stored.Issuer, "reason", stored.Reason)
+	}
+	return nil
 }
 
 // fail turns an error into the deny every failure is.
@@ -170,10 +268,18 @@ func (e *Engine) fail(d *Decision, err error) (*Decision, error) {
 	d.Allow = false
 	d.Status = 500
 	d.Reasons = []policy.Reason{{Code: CodePolicyError, Message: "the policy could not make a decision"}}
+	d.Warnings = []policy.Reason{}
 	d.Headers = nil
 	d.UpstreamHeaders = nil
 	d.Token = nil
 	return d, err
+}
+
+func nonNil(rs []policy.Reason) []policy.Reason {
+	if rs == nil {
+		return []policy.Reason{}
+	}
+	return rs
 }
 
 // credential is the access token a request presents, and how.

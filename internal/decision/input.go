@@ -31,7 +31,11 @@ var (
 	kPresent, kValid, kError       = ast.StringTerm("present"), ast.StringTerm("valid"), ast.StringTerm("error")
 	kCode, kMessage, kSource       = ast.StringTerm("code"), ast.StringTerm("message"), ast.StringTerm("source")
 	kHash, kIssuer, kClaims        = ast.StringTerm("hash"), ast.StringTerm("issuer"), ast.StringTerm("claims")
-	kBound, kJKT                   = ast.StringTerm("bound"), ast.StringTerm("jkt")
+	kBound, kJKT, kNonce           = ast.StringTerm("bound"), ast.StringTerm("jkt"), ast.StringTerm("nonce")
+	kTokenEndpoint, kGrantType     = ast.StringTerm("token_endpoint"), ast.StringTerm("grant_type")
+	kRefresh, kReused, kSubject    = ast.StringTerm("refresh"), ast.StringTerm("reused"), ast.StringTerm("subject")
+	kSessionID, kClientID, kFamily = ast.StringTerm("session_id"), ast.StringTerm("client_id"), ast.StringTerm("family")
+	kID, kCreated, kRotations      = ast.StringTerm("id"), ast.StringTerm("created"), ast.StringTerm("rotations")
 	tTrue, tFalse                  = ast.BooleanTerm(true), ast.BooleanTerm(false)
 	tEmptyObject                   = ast.ObjectTerm()
 	tBoundNone                     = ast.ObjectTerm(ast.Item(ast.StringTerm("method"), ast.StringTerm("none")))
@@ -39,19 +43,23 @@ var (
 
 // buildInput builds the policy input document directly as an ast.Value; its
 // shape is the contract with policy authors, documented in the README.
-func buildInput(req *Request, cred credential, tok *token.Token, tokErr *token.Error, env ast.Value, now time.Time) ast.Value {
+func buildInput(req *Request, cred credential, tok *token.Token, tokErr *token.Error, proof proofResult, te *tokenEndpointResult, env ast.Value, now time.Time) ast.Value {
 	ctx := tEmptyObject
 	if req.Context != nil {
 		ctx = ast.NewTerm(req.Context)
 	}
-	return ast.NewObject(
+	obj := ast.NewObject(
 		ast.Item(kNow, intTerm(now.UnixNano())),
 		ast.Item(kEnvironment, ast.NewTerm(env)),
 		ast.Item(kContext, ctx),
 		ast.Item(kRequest, requestTerm(req)),
 		ast.Item(kToken, tokenTerm(cred, tok, tokErr)),
-		ast.Item(kDPoP, dpopTerm(req)),
+		ast.Item(kDPoP, dpopTerm(proof)),
 	)
+	if te != nil {
+		obj.Insert(kTokenEndpoint, tokenEndpointTerm(te))
+	}
+	return obj
 }
 
 func requestTerm(req *Request) *ast.Term {
@@ -120,10 +128,7 @@ func tokenTerm(cred credential, tok *token.Token, tokErr *token.Error) *ast.Term
 		obj.Insert(kClaims, tEmptyObject)
 		obj.Insert(kBound, tBoundNone)
 		if tokErr != nil {
-			obj.Insert(kError, ast.ObjectTerm(
-				ast.Item(kCode, ast.StringTerm(tokErr.Code)),
-				ast.Item(kMessage, ast.StringTerm(tokErr.Message)),
-			))
+			obj.Insert(kError, errorTerm(tokErr.Code, tokErr.Message))
 		}
 		return ast.NewTerm(obj)
 	}
@@ -158,14 +163,62 @@ func boundTerm(c token.Confirmation) *ast.Term {
 	return ast.NewTerm(obj)
 }
 
-// dpopTerm describes the DPoP proof. Proof verification is not wired in yet,
-// so a presented proof is never valid: a DPoP-bound token is denied rather
-// than trusted without its proof.
-func dpopTerm(req *Request) *ast.Term {
-	return ast.ObjectTerm(
-		ast.Item(kPresent, ast.BooleanTerm(len(req.Headers["dpop"]) > 0)),
-		ast.Item(kValid, tFalse),
+// dpopTerm describes the DPoP proof: whether one was sent, whether it
+// verified (signature, htm, htu, iat, ath, nonce, jti not replayed) and the
+// thumbprint of its key; the binding to the token is the policy's check.
+func dpopTerm(p proofResult) *ast.Term {
+	obj := ast.NewObject(
+		ast.Item(kPresent, ast.BooleanTerm(p.present)),
+		ast.Item(kValid, ast.BooleanTerm(p.valid)),
 	)
+	if p.jkt != "" {
+		obj.Insert(kJKT, ast.StringTerm(p.jkt))
+	}
+	if p.err != nil {
+		obj.Insert(kError, errorTerm(p.err.Code, p.err.Message))
+	}
+	if p.nonce != "" {
+		obj.Insert(kNonce, ast.StringTerm(p.nonce))
+	}
+	return ast.NewTerm(obj)
+}
+
+// tokenEndpointTerm describes a token-endpoint request; a refresh token
+// appears only as its hash and verified claims.
+func tokenEndpointTerm(te *tokenEndpointResult) *ast.Term {
+	obj := ast.NewObject(ast.Item(kGrantType, ast.StringTerm(te.grantType)))
+	rr := te.refresh
+	if rr == nil {
+		return ast.NewTerm(obj)
+	}
+	r := ast.NewObject(
+		ast.Item(kPresent, ast.BooleanTerm(rr.present)),
+		ast.Item(kValid, ast.BooleanTerm(rr.valid)),
+		ast.Item(kReused, ast.BooleanTerm(rr.reused)),
+	)
+	if rr.hash != "" {
+		r.Insert(kHash, ast.StringTerm(rr.hash))
+	}
+	if rr.err != nil {
+		r.Insert(kError, errorTerm(rr.err.Code, rr.err.Message))
+	}
+	if t := rr.tok; t != nil {
+		r.Insert(kIssuer, ast.StringTerm(t.Issuer))
+		r.Insert(kSubject, ast.StringTerm(t.Subject))
+		r.Insert(kSessionID, ast.StringTerm(claimString(t.Claims, "sid")))
+		r.Insert(kClientID, ast.StringTerm(t.ClientID))
+		r.Insert(kFamily, ast.ObjectTerm(
+			ast.Item(kID, ast.StringTerm(rr.family.ID)),
+			ast.Item(kCreated, intTerm(rr.family.CreatedAt.UnixNano())),
+			ast.Item(kRotations, intTerm(int64(rr.family.Rotations))),
+		))
+	}
+	obj.Insert(kRefresh, ast.NewTerm(r))
+	return ast.NewTerm(obj)
+}
+
+func errorTerm(code, message string) *ast.Term {
+	return ast.ObjectTerm(ast.Item(kCode, ast.StringTerm(code)), ast.Item(kMessage, ast.StringTerm(message)))
 }
 
 func intTerm(n int64) *ast.Term {

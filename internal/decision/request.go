@@ -22,6 +22,8 @@ const (
 	MaxHeaderValues  = 32
 	MaxHeaderBytes   = 64 << 10 // all names and values together
 	MaxClientCertPEM = 16 << 10
+	MaxFormFields    = 64
+	MaxFormBytes     = 64 << 10
 )
 
 // ErrInvalidRequest marks a request the caller (the gateway) got wrong.
@@ -42,6 +44,9 @@ type Request struct {
 	ClientCertSHA256 string
 	// Context is the caller's free-form context object, or nil.
 	Context ast.Object
+	// Form holds the form fields of the request body, when the gateway
+	// forwards them (token-endpoint requests).
+	Form url.Values
 }
 
 // RawRequest is a request as a transport received it, before normalisation.
@@ -52,6 +57,7 @@ type RawRequest struct {
 	RemoteIP      string
 	ClientCertPEM string
 	Context       ast.Object
+	Form          url.Values
 }
 
 // NewRequest validates and normalises raw. Errors wrap ErrInvalidRequest and
@@ -82,6 +88,12 @@ func NewRequest(raw RawRequest) (*Request, error) {
 			return nil, invalid("request.remote_ip is not an IP address")
 		}
 		req.RemoteIP = ip.Unmap()
+	}
+	if len(raw.Form) > 0 {
+		if err := checkForm(raw.Form); err != nil {
+			return nil, err
+		}
+		req.Form = raw.Form
 	}
 	if raw.ClientCertPEM != "" {
 		if req.ClientCertSHA256, err = certThumbprint(raw.ClientCertPEM); err != nil {
@@ -119,6 +131,23 @@ func normalizeHeaders(in map[string][]string) (map[string][]string, error) {
 		out[lname] = append(out[lname], values...)
 	}
 	return out, nil
+}
+
+func checkForm(f url.Values) error {
+	if len(f) > MaxFormFields {
+		return invalid("request.body has more than %d fields", MaxFormFields)
+	}
+	size := 0
+	for k, vs := range f {
+		size += len(k)
+		for _, v := range vs {
+			size += len(v)
+		}
+	}
+	if size > MaxFormBytes {
+		return invalid("request.body exceeds %d bytes", MaxFormBytes)
+	}
+	return nil
 }
 
 func certThumbprint(p string) (string, error) {

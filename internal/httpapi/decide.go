@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -37,6 +38,7 @@ type decideBody struct {
 		Headers       map[string]headerValue `json:"headers"`
 		RemoteIP      string                 `json:"remote_ip"`
 		TLSClientCert string                 `json:"tls_client_cert"`
+		Body          json.RawMessage        `json:"body"`
 	} `json:"request"`
 	Context json.RawMessage `json:"context"`
 }
@@ -152,6 +154,13 @@ func readDecideRequest(w http.ResponseWriter, r *http.Request) (*decision.Reques
 			raw.Headers[k] = v
 		}
 	}
+	if body := bytes.TrimSpace(b.Request.Body); len(body) > 0 && !bytes.Equal(body, []byte("null")) {
+		form, err := parseForm(body)
+		if err != nil {
+			return nil, badRequest("request.body: " + err.Error())
+		}
+		raw.Form = form
+	}
 	if c := bytes.TrimSpace(b.Context); len(c) > 0 && !bytes.Equal(c, []byte("null")) {
 		v, err := jsonast.Parse(c, maxContextDepth)
 		if err != nil {
@@ -178,6 +187,32 @@ func requireJSON(r *http.Request) *Problem {
 			Detail: "the body must be application/json"}
 	}
 	return nil
+}
+
+// parseForm reads request.body: the form fields of the original request,
+// as the application/x-www-form-urlencoded string or as an object of
+// strings (or arrays of strings).
+func parseForm(body []byte) (url.Values, error) {
+	if body[0] == '"' {
+		var s string
+		if err := json.Unmarshal(body, &s); err != nil {
+			return nil, errors.New("not a string")
+		}
+		v, err := url.ParseQuery(s)
+		if err != nil {
+			return nil, errors.New("not application/x-www-form-urlencoded")
+		}
+		return v, nil
+	}
+	var obj map[string]headerValue
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, errors.New("must be a form string or an object of strings")
+	}
+	v := make(url.Values, len(obj))
+	for k, vals := range obj {
+		v[k] = vals
+	}
+	return v, nil
 }
 
 func badRequest(detail string) *Problem {

@@ -1,0 +1,119 @@
+package decision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/store"
+	"github.com/tokenguard/pdp/internal/token"
+)
+
+// tokenEndpointResult is what the policy learns about a request to the
+// authorization server's token endpoint (input.token_endpoint).
+type tokenEndpointResult struct {
+	grantType string
+	refresh   *refreshResult // for grant_type=refresh_token only
+}
+
+type refreshResult struct {
+	present bool
+	valid   bool
+	reused  bool
+	err     *token.Error
+	hash    string
+	tok     *token.Token
+	family  store.Family
+}
+
+// isTokenEndpoint reports whether req is a POST to the token endpoint named
+// in the policy data.
+func isTokenEndpoint(req *Request, s policy.Settings) bool {
+	if s.TokenEndpoint == "" || req.Method != http.MethodPost {
+		return false
+	}
+	u := *req.URL
+	u.RawQuery = ""
+	return u.String() == s.TokenEndpoint
+}
+
+// tokenEndpoint tracks a refresh token presented at the token endpoint: it
+// is verified (so that its family is named by its issuer and session, and a
+// forged token cannot touch anyone's family), then recorded atomically as
+// used. Presenting a refresh token a second time is reuse. Only hashes are
+// stored.
+func (e *Engine) tokenEndpoint(ctx context.Context, req *Request, s policy.Settings, now time.Time) (*tokenEndpointResult, error) {
+	te := &tokenEndpointResult{grantType: req.Form.Get("grant_type")}
+	if te.grantType != "refresh_token" {
+		return te, nil
+	}
+	rr := &refreshResult{}
+	te.refresh = rr
+	vals := req.Form["refresh_token"]
+	switch {
+	case len(vals) == 0 || vals[0] == "":
+		rr.err = &token.Error{Code: token.CodeTokenMissing, Message: "no refresh token"}
+		return te, nil
+	case len(vals) > 1:
+		rr.present = true
+		rr.err = &token.Error{Code: token.CodeTokenMalformed, Message: "more than one refresh token"}
+		return te, nil
+	}
+	raw := vals[0]
+	rr.present, rr.hash = true, token.HashToken(raw)
+	tok, err := e.tokens.VerifyRefresh(ctx, raw)
+	if err != nil {
+		if !errors.As(err, &rr.err) {
+			rr.err = &token.Error{Code: token.CodeTokenMalformed, Message: "refresh token could not be verified", Err: err}
+		}
+		return te, nil
+	}
+	rr.valid, rr.tok = true, tok
+	if e.state == nil {
+		return nil, errors.New("refresh-token reuse detection needs a state store")
+	}
+	fam := store.Family{
+		ID: familyID(tok), Issuer: tok.Issuer, Subject: tok.Subject, SessionID: claimString(tok.Claims, "sid"),
+		ExpiresAt: now.Add(s.RefreshMaxAge),
+	}
+	f, err := e.state.UseRefreshToken(ctx, fam, rr.hash)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrRefreshReuse), errors.Is(err, store.ErrFamilyRevoked):
+		rr.reused = true
+	default:
+		return nil, fmt.Errorf("refresh-token family: %w", err)
+	}
+	rr.family = f
+	return te, nil
+}
+
+// familyID names the refresh-token family of tok: its session, or, without
+// one, its subject and client at its issuer.
+func familyID(tok *token.Token) string {
+	key := "s\x00" + tok.Issuer + "\x00" + claimString(tok.Claims, "sid")
+	if claimString(tok.Claims, "sid") == "" {
+		key = "u\x00" + tok.Issuer + "\x00" + tok.Subject + "\x00" + tok.ClientID
+	}
+	sum := sha256.Sum256([]byte(key))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func claimString(claims ast.Object, name string) string {
+	if claims == nil {
+		return ""
+	}
+	if t := claims.Get(ast.StringTerm(name)); t != nil {
+		if s, ok := t.Value.(ast.String); ok {
+			return string(s)
+		}
+	}
+	return ""
+}
