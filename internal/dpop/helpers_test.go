@@ -2,13 +2,17 @@ package dpop_test
 
 import (
 	"context"
+	"crypto"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/tokenguard/pdp/internal/dpop"
 	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
@@ -131,6 +135,15 @@ func mustProof(t testing.TB, p *dpoptest.Prover, method, htu, token string, opts
 	return proof
 }
 
+// normalized is uri.Normalize for a URL known to be valid.
+func normalized(raw string) *url.URL {
+	u, err := uri.Normalize(raw)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
 // request is the default request a proof is checked against.
 func request(t testing.TB, proofs ...string) dpop.Request {
 	t.Helper()
@@ -171,4 +184,39 @@ func wantCode(t testing.TB, err error, code, msg string) *dpop.Error {
 		t.Fatalf("message = %q, want it to contain %q", de.Message, msg)
 	}
 	return de
+}
+
+// proverFromJWK returns a prover for the private key k.
+func proverFromJWK(t testing.TB, alg string, k jwk.Key) *dpoptest.Prover {
+	t.Helper()
+	var raw any
+	if err := jwk.Export(k, &raw); err != nil {
+		t.Fatal(err)
+	}
+	signer, ok := raw.(crypto.Signer)
+	if !ok {
+		t.Fatalf("%T is not a signer", raw)
+	}
+	p, err := dpoptest.NewProverWithKey(alg, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// jtiOf reads the jti claim of a proof.
+func jtiOf(t testing.TB, proof string) string {
+	t.Helper()
+	_, p, _ := segments(t, proof)
+	raw, err := base64.RawURLEncoding.DecodeString(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		JTI string `json:"jti"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.JTI
 }
