@@ -1,76 +1,124 @@
 # Entry point of the tokenguard policy. Go evaluates data.tokenguard.main.decision.
 #
 # Input (built by Go):
-#   now          int, ns since epoch
-#   environment  string, e.g. "prod"
-#   context      object from the caller ({} by default)
-#   request      method, url (normalised), scheme, host, port, path,
-#                query {name: [values]}, headers {lower-case name: [values]}
-#                (authorization, dpop, cookie, proxy-authorization removed),
-#                remote_ip (may be absent),
-#                client_cert {"x5t#S256"} (absent without a client certificate)
-#   token        present, scheme ("bearer"|"dpop"), valid, error {code, message}
-#                (only when not valid), source ("jwt"|"introspection"), hash,
-#                issuer, claims (verified; {} when not valid),
-#                bound {method ("dpop"|"mtls"|"none"), jkt, "x5t#S256"}
-#   dpop         present, valid, jkt, error {code, message} (may be absent)
+#   now             int, ns since epoch
+#   environment     string, e.g. "prod"
+#   context         object from the caller ({} by default)
+#   request         method, url (normalised), scheme, host, port, path,
+#                   query {name: [values]}, headers {lower-case name: [values]}
+#                   (authorization, dpop, cookie, proxy-authorization removed),
+#                   remote_ip (may be absent),
+#                   client_cert {"x5t#S256"} (absent without a client certificate)
+#   token           present, scheme ("bearer"|"dpop"), valid, error {code, message}
+#                   (only when not valid), source ("jwt"|"introspection"), hash,
+#                   issuer, claims (verified; {} when not valid),
+#                   bound {method ("dpop"|"mtls"|"none"), jkt, "x5t#S256"}
+#   dpop            present, valid, jkt, error {code ("dpop_proof_invalid" |
+#                   "dpop_replayed" | "dpop_nonce_required"), message},
+#                   nonce (a fresh server nonce, when nonces are on)
+#   token_endpoint  only for a POST to data.pdp.token_endpoint.url:
+#                   grant_type, refresh {present, valid, error {code, message},
+#                   hash, issuer, subject, session_id, client_id, reused,
+#                   family {id, created (ns), rotations}}
 #
 # Output, always defined; anything unexpected is a deny with a reason:
 #   {
 #     "allow": bool,
 #     "status": 200 on allow; on deny the first of 400, 401, 403, 500 that a
 #               reason carries,
-#     "reasons": [{"code", "message", "status", "error"?, "scope"?}], sorted
-#                by code, empty on allow,
-#     "headers": {"www-authenticate": "..."} on deny, {} on allow,
+#     "reasons": [{"code", "message", "status", "error"?, "scope"?}], most
+#                important first (status 400, 401, 403, 500, then code),
+#                empty on allow,
+#     "warnings": [{"code", "message"}], sorted by code: what guardrails in
+#                 monitor mode found (on allow and deny alike),
+#     "headers": for the client: "www-authenticate" on deny (not at the
+#                token endpoint), "dpop-nonce" whenever Go issued a nonce,
 #     "upstream_headers": {"x-tokenguard-...": "..."} on allow, {} on deny,
 #     "grant_type": "authorization_code" | "client_credentials" |
 #                   "refresh_token" | "device_code" | "token_exchange" | "",
-#     "module": "grants.<grant_type>", or "" when no grant module applied,
+#     "module": "grants.<grant_type>", "token_endpoint", or "" when no
+#               module applied,
+#     "effects": [{"revoke": {"kind", "iss", "value", "reason"}}], what Go
+#                must carry out before answering ([] when nothing),
 #   }
 #
-# Layout: lib/token.rego and lib/grant.rego run on every request; the grant
-# module picked by the derived grant type (grants/<grant_type>.rego) lists
-# the further guardrails that apply (its `guardrails`: names of lib modules,
-# each defining `reasons`), may add reasons of its own (`reasons`), and
-# builds the upstream headers (`upstream_headers`). Settings come from
-# data.pdp (rego/data.json), always read with defaults.
+# Layout: an access-token request goes through lib/token.rego and
+# lib/grant.rego, then the grant module picked by the derived grant type
+# (grants/<grant_type>.rego), which lists the further guardrails that apply
+# (its `guardrails`: names of lib modules, each defining `reasons`), may add
+# reasons of its own (`reasons`) and builds the upstream headers
+# (`upstream_headers`). A token-endpoint request goes to token_endpoint.rego
+# instead. A lib module may declare `modes` ({code: mode name}); main turns
+# the reasons of guardrails in monitor mode into warnings (lib/mode.rego).
+# Settings come from data.pdp (rego/data.json), always read with defaults.
 package tokenguard.main
 
 import data.tokenguard.lib.challenge
 import data.tokenguard.lib.grant
+import data.tokenguard.lib.mode
 import data.tokenguard.lib.reason
 import data.tokenguard.lib.token
 
-# Guardrails for every request: they decide whether a grant module applies.
+# Guardrails for every access-token request: they decide whether a grant
+# module applies.
 baseline := {"token", "grant"}
+
+# Guardrails that can never be put in monitor mode, whatever they or the
+# data say: token validity (signature, issuer, expiry...), deprecated and
+# disabled grant types, revocation.
+always_enforced := {"token", "grant", "revocation"}
+
+default at_token_endpoint := false
+
+at_token_endpoint if is_object(input.token_endpoint)
 
 default grant_type := ""
 
-grant_type := grant.type
+grant_type := object.get(grant.aliases, input.token_endpoint.grant_type, "") if {
+	at_token_endpoint
+} else := grant.type
 
-# The grant module deciding this request, by grant type.
-module_grant := grant.type if grant.applies
+# The grant module deciding an access-token request, by grant type.
+module_grant := grant.type if {
+	not at_token_endpoint
+	grant.applies
+}
 
 default module := ""
 
-module := sprintf("grants.%s", [module_grant]) if data.tokenguard.grants[module_grant].guardrails
+module := "token_endpoint" if {
+	at_token_endpoint
+	data.tokenguard.token_endpoint.guardrails
+} else := sprintf("grants.%s", [module_grant]) if data.tokenguard.grants[module_grant].guardrails
 
-guardrails := baseline | {g | some g in data.tokenguard.grants[module_grant].guardrails}
+guardrails := {g | some g in data.tokenguard.token_endpoint.guardrails} if {
+	at_token_endpoint
+} else := baseline | {g | some g in data.tokenguard.grants[module_grant].guardrails}
 
-# denials: everything the applied guardrails and the grant module object to.
-denials contains r if {
+module_reasons := data.tokenguard.token_endpoint.reasons if {
+	at_token_endpoint
+} else := data.tokenguard.grants[module_grant].reasons
+
+module_upstream_headers := data.tokenguard.token_endpoint.upstream_headers if {
+	at_token_endpoint
+} else := data.tokenguard.grants[module_grant].upstream_headers
+
+# --- reasons: denials and warnings -------------------------------------------
+
+# found: [guardrail, reason] for everything the applied guardrails and the
+# module object to; the module's own reasons have guardrail "".
+found contains [g, r] if {
 	some g in guardrails
 	some r in data.tokenguard.lib[g].reasons
 }
 
-denials contains r if {
+found contains ["", r] if {
 	module != ""
-	some r in data.tokenguard.grants[module_grant].reasons
+	some r in module_reasons
 }
 
 # A listed guardrail without a lib module would silently check nothing.
-denials contains reason.new("policy_error", 500, msg) if {
+found contains ["", reason.new("policy_error", 500, msg)] if {
 	some g in guardrails
 	not defined(g)
 	msg := sprintf("guardrail %q is not defined", [g])
@@ -78,13 +126,45 @@ denials contains reason.new("policy_error", 500, msg) if {
 
 defined(g) if is_set(data.tokenguard.lib[g].reasons)
 
+# monitored: the reason's guardrail names a mode for its code, and that mode
+# is "monitor" for this client.
+monitored(g, r) if {
+	not g in always_enforced
+	r.status != 500
+	mode.monitored(data.tokenguard.lib[g].modes[r.code])
+}
+
+denials contains r if {
+	some [g, r] in found
+	not monitored(g, r)
+}
+
+monitored_reasons contains r if {
+	some [g, r] in found
+	monitored(g, r)
+}
+
+# Codes that are denied, by guardrail: an effect is carried out only for a
+# reason that is enforced, never for one in monitor mode.
+enforced contains [g, r.code] if {
+	some [g, r] in found
+	not monitored(g, r)
+}
+
 default allow := false
 
 allow if {
+	at_token_endpoint
+	module != ""
+	count(denials) == 0
+}
+
+allow if {
+	not at_token_endpoint
 	token.ok
 	module != ""
 	count(denials) == 0
-	is_object(data.tokenguard.grants[module_grant].upstream_headers)
+	is_object(module_upstream_headers)
 }
 
 # reasons: the denials, or, should nothing have been found but the request
@@ -93,9 +173,23 @@ reasons := denials if {
 	count(denials) > 0
 } else := set() if {
 	allow
-} else := {reason.new("policy_error", 500, "no grant module decided the request")}
+} else := {reason.new("policy_error", 500, "no module decided the request")}
 
-reason_list := [r | some pair in sort([[r.code, r] | some r in reasons]); r := pair[1]]
+# Most important first: the status precedence, then the code.
+precedence := {400: 0, 401: 1, 403: 2, 500: 3}
+
+reason_list := [r |
+	some entry in sort([[rank, r.code, r.message, r] |
+		some r in reasons
+		rank := object.get(precedence, r.status, 4)
+	])
+	r := entry[3]
+]
+
+warnings := [w |
+	some entry in sort({[r.code, r.message] | some r in monitored_reasons})
+	w := {"code": entry[0], "message": entry[1]}
+]
 
 # Status: 200 on allow; otherwise a malformed request (400) comes before an
 # authentication problem (401), which comes before a permission problem (403).
@@ -114,27 +208,47 @@ has_status(s) if {
 	r.status == s
 }
 
-default headers := {}
+# --- headers ---------------------------------------------------------------
 
-headers := {"www-authenticate": challenge.header(primary)} if not allow
+headers := object.union(challenge_header, nonce_header)
 
-# primary: the first reason, by code, with the decided status.
-primary := [r | some r in reason_list; r.status == status][0] if {
+# The challenge follows the first reason, which carries the decided status.
+default challenge_header := {}
+
+challenge_header := {"www-authenticate": challenge.header(reason_list[0])} if {
 	not allow
-} else := reason_list[0] if {
-	not allow
+	not at_token_endpoint
+}
+
+# RFC 9449 §8: a fresh server nonce goes to the client on every answer.
+default nonce_header := {}
+
+nonce_header := {"dpop-nonce": input.dpop.nonce} if {
+	not at_token_endpoint
+	token.header_safe(input.dpop.nonce)
 }
 
 default upstream_headers := {}
 
-upstream_headers := data.tokenguard.grants[module_grant].upstream_headers if allow
+upstream_headers := module_upstream_headers if allow
+
+# --- effects ---------------------------------------------------------------
+
+effects := sort({e |
+	some g in guardrails
+	some e in data.tokenguard.lib[g].effects
+	some _, action in e
+	[g, action.reason] in enforced
+})
 
 decision := {
 	"allow": allow,
 	"status": status,
 	"reasons": reason_list,
+	"warnings": warnings,
 	"headers": headers,
 	"upstream_headers": upstream_headers,
 	"grant_type": grant_type,
 	"module": module,
+	"effects": effects,
 }

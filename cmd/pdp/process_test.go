@@ -73,7 +73,7 @@ func (e *processEnv) start(t *testing.T) *pdpProcess {
 
 func (e *processEnv) decide(t *testing.T, tok string) (allow bool, codes string) {
 	t.Helper()
-	body := `{"request":{"method":"GET","url":"https://api.example.com/x","headers":{"authorization":"Bearer ` + tok + `"}}}`
+	body := `{"request":{"method":"GET","url":"https://api.example.com/v1/accounts/42","headers":{"authorization":"Bearer ` + tok + `"}}}`
 	resp, err := http.Post("http://"+e.addr+"/v1/decide", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func pdpCLI(t *testing.T, args ...string) (string, error) {
 // one starts on the same data dir.
 func TestRevocationSurvivesKill9(t *testing.T) {
 	e := newProcessEnv(t)
-	tok, err := e.issuer.Mint(map[string]any{"aud": testAudience, "sub": "carol", "client_id": "web", "iat": time.Now().Add(-time.Minute).Unix()})
+	tok, err := e.issuer.Mint(map[string]any{"aud": testAudience, "sub": "carol", "client_id": "web", "scope": "accounts:read", "iat": time.Now().Add(-time.Minute).Unix()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,7 +224,7 @@ func TestRFC7009Revoke(t *testing.T) {
 		tb.introspect.answers["opaque-revocable"] = struct {
 			status int
 			body   string
-		}{200, fmt.Sprintf(`{"active":true,"sub":"bob","client_id":"m","aud":%q,"exp":%d,"iat":%d}`, testAudience, exp, time.Now().Unix())}
+		}{200, fmt.Sprintf(`{"active":true,"sub":"bob","client_id":"m","scope":"accounts:read","aud":%q,"exp":%d,"iat":%d}`, testAudience, exp, time.Now().Unix())}
 		check(t, tb.decide(t, bearer("opaque-revocable"), nil), want{true, 200, ""})
 		if status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded", form(url.Values{"token": {"opaque-revocable"}}), ""); status != 200 {
 			t.Fatalf("status %d", status)
@@ -291,7 +291,7 @@ func TestStoreFailureIsAPolicyErrorNotAnAllow(t *testing.T) {
 	if err := tb.app.store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	body := `{"request":{"method":"GET","url":"https://api.example.com/x","headers":{"authorization":"Bearer ` + tok + `"}}}`
+	body := `{"request":{"method":"GET","url":"https://api.example.com/v1/accounts/42","headers":{"authorization":"Bearer ` + tok + `"}}}`
 	status, out := tb.call(t, "POST", "/v1/decide", "application/json", body, "")
 	if status != 500 || out["allow"] != false || !strings.Contains(fmt.Sprint(out["reasons"]), "policy_error") {
 		t.Errorf("decide with a closed store = %d %v, want a 500 policy_error deny", status, out)

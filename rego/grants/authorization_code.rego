@@ -5,7 +5,9 @@ package tokenguard.grants.authorization_code
 import data.tokenguard.lib.upstream
 
 # Guardrails (rego/lib) applied to this grant, besides the token and grant
-# guardrails that main applies to every request.
-guardrails := {"sender", "revocation"}
+# guardrails that main applies to every request. A user's bearer token also
+# gets the fingerprint check (a stolen browser or device token shows up
+# from elsewhere).
+guardrails := {"sender", "revocation", "lifetime", "route", "scope", "intent", "network", "fingerprint"}
 
 upstream_headers := upstream.user_headers("authorization_code")

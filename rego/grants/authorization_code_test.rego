@@ -1,69 +1,77 @@
 package tokenguard.grants.authorization_code_test
 
+import data.tokenguard.fixtures
 import data.tokenguard.grants.authorization_code
-import data.tokenguard.main
 
-claims := {"sub": "alice", "client_id": "web", "scope": "read write", "gty": "authorization_code"}
+base := fixtures.input_for(fixtures.user_claims("authorization_code"))
 
-request(c) := {
-	"now": 1795000000000000000,
-	"environment": "prod",
-	"context": {},
-	"request": {"method": "GET", "url": "https://api.example.com/v1/accounts/42"},
-	"token": {
-		"present": true,
-		"scheme": "bearer",
-		"valid": true,
-		"source": "jwt",
-		"claims": c,
-		"bound": {"method": "none"},
-	},
-}
-
-test_applies_the_sender_constraint if {
-	"sender" in authorization_code.guardrails
+test_lists_the_guardrails_tested_here if {
+	authorization_code.guardrails == {"sender", "revocation", "lifetime", "route", "scope", "intent", "network", "fingerprint"}
 }
 
 test_allow_a_valid_authorization_code_token_with_user_headers if {
-	main.decision == {
+	fixtures.decide(base) == {
 		"allow": true,
 		"status": 200,
 		"reasons": [],
+		"warnings": [],
 		"headers": {},
 		"upstream_headers": {
 			"x-tokenguard-subject": "alice",
 			"x-tokenguard-client-id": "web",
-			"x-tokenguard-scopes": "read write",
+			"x-tokenguard-scopes": "accounts:read",
 			"x-tokenguard-grant-type": "authorization_code",
 		},
 		"grant_type": "authorization_code",
 		"module": "grants.authorization_code",
-	} with input as request(claims) with pdp.revocation as not_revoked
+		"effects": [],
+	}
 }
 
 test_allow_a_user_token_without_a_grant_type_claim if {
-	d := main.decision with input as request({"sub": "alice", "client_id": "web", "scope": "read"}) with pdp.revocation as not_revoked
+	d := fixtures.decide(json.remove(base, ["token/claims/gty"]))
 	d.allow
 	d.grant_type == "authorization_code"
 	d.module == "grants.authorization_code"
 	d.upstream_headers["x-tokenguard-subject"] == "alice"
 }
 
-test_deny_dpop_bound_token_as_bearer if {
-	inp := object.union(request(claims), {"token": {"bound": {"method": "dpop", "jkt": "key-1"}}})
-	[r.code | some r in main.decision.reasons] == ["dpop_bound_token_as_bearer"] with input as inp with pdp.revocation as not_revoked
-	main.decision.module == "grants.authorization_code" with input as inp with pdp.revocation as not_revoked
-}
-
 test_deny_when_switched_off_in_data if {
-	d := main.decision with input as request(claims) with pdp.revocation as not_revoked
-		with data.pdp as {"grant_types": {"allowed": []}}
+	d := fixtures.decide_with(base, fixtures.with_data({"grant_types": {"allowed": []}}))
 	not d.allow
 	d.grant_type == "authorization_code"
 	d.module == ""
-	[r.code | some r in d.reasons] == ["grant_type_not_allowed"]
+	fixtures.codes(d) == ["grant_type_not_allowed"]
 }
 
-# The store is asked through pdp.revocation; these tests are about other
-# guardrails, so no token is revoked.
-not_revoked(_) := {"revoked": false}
+test_sender_passes if fixtures.passes(base, "sender")
+
+test_sender_denies if fixtures.denies(base, "sender")
+
+test_revocation_passes if fixtures.passes(base, "revocation")
+
+test_revocation_denies if fixtures.denies(base, "revocation")
+
+test_lifetime_passes if fixtures.passes(base, "lifetime")
+
+test_lifetime_denies if fixtures.denies(base, "lifetime")
+
+test_route_passes if fixtures.passes(base, "route")
+
+test_route_denies if fixtures.denies(base, "route")
+
+test_scope_passes if fixtures.passes(base, "scope")
+
+test_scope_denies if fixtures.denies(base, "scope")
+
+test_intent_passes if fixtures.passes(base, "intent")
+
+test_intent_denies if fixtures.denies(base, "intent")
+
+test_network_passes if fixtures.passes(base, "network")
+
+test_network_denies if fixtures.denies(base, "network")
+
+test_fingerprint_passes if fixtures.passes(base, "fingerprint")
+
+test_fingerprint_denies if fixtures.denies(base, "fingerprint")

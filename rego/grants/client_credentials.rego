@@ -7,7 +7,11 @@ package tokenguard.grants.client_credentials
 import data.tokenguard.lib.upstream
 
 # Guardrails (rego/lib) applied to this grant, besides the token and grant
-# guardrails that main applies to every request.
-guardrails := {"sender", "revocation"}
+# guardrails that main applies to every request. No fingerprint check: a
+# service's token is commonly shared by its replicas, from several addresses;
+# pin services with allowed_cidrs (network) or a sender constraint instead.
+# The scope guardrail restricts client tokens by environments[env].
+# client_scopes, never by roles.
+guardrails := {"sender", "revocation", "lifetime", "route", "scope", "intent", "network"}
 
 upstream_headers := upstream.client_headers("client_credentials")

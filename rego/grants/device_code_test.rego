@@ -1,66 +1,71 @@
 package tokenguard.grants.device_code_test
 
+import data.tokenguard.fixtures
 import data.tokenguard.grants.device_code
-import data.tokenguard.main
 
-claims := {"sub": "alice", "client_id": "web", "scope": "read write", "gty": "urn:ietf:params:oauth:grant-type:device_code"}
+base := fixtures.input_for(fixtures.user_claims("urn:ietf:params:oauth:grant-type:device_code"))
 
-request(c) := {
-	"now": 1795000000000000000,
-	"environment": "prod",
-	"context": {},
-	"request": {"method": "GET", "url": "https://api.example.com/v1/accounts/42"},
-	"token": {
-		"present": true,
-		"scheme": "bearer",
-		"valid": true,
-		"source": "jwt",
-		"claims": c,
-		"bound": {"method": "none"},
-	},
-}
-
-test_applies_the_sender_constraint if {
-	"sender" in device_code.guardrails
+test_lists_the_guardrails_tested_here if {
+	device_code.guardrails == {"sender", "revocation", "lifetime", "route", "scope", "intent", "network", "fingerprint"}
 }
 
 test_allow_a_valid_device_code_token_with_user_headers if {
-	main.decision == {
-		"allow": true,
-		"status": 200,
-		"reasons": [],
-		"headers": {},
-		"upstream_headers": {
-			"x-tokenguard-subject": "alice",
-			"x-tokenguard-client-id": "web",
-			"x-tokenguard-scopes": "read write",
-			"x-tokenguard-grant-type": "device_code",
-		},
-		"grant_type": "device_code",
-		"module": "grants.device_code",
-	} with input as request(claims) with pdp.revocation as not_revoked
+	d := fixtures.decide(base)
+	d.allow
+	d.upstream_headers == {
+		"x-tokenguard-subject": "alice",
+		"x-tokenguard-client-id": "web",
+		"x-tokenguard-scopes": "accounts:read",
+		"x-tokenguard-grant-type": "device_code",
+	}
+	d.grant_type == "device_code"
+	d.module == "grants.device_code"
 }
 
 test_allow_the_short_device_code_grant_type_value if {
-	main.decision.module == "grants.device_code" with input as request({"sub": "alice", "gty": "device_code"}) with pdp.revocation as not_revoked
-	main.decision.allow with input as request({"sub": "alice", "gty": "device_code"}) with pdp.revocation as not_revoked
+	d := fixtures.decide(fixtures.with_claims(base, {"gty": "device_code"}))
+	d.allow
+	d.module == "grants.device_code"
 }
 
-test_deny_dpop_bound_token_as_bearer if {
-	inp := object.union(request(claims), {"token": {"bound": {"method": "dpop", "jkt": "key-1"}}})
-	[r.code | some r in main.decision.reasons] == ["dpop_bound_token_as_bearer"] with input as inp with pdp.revocation as not_revoked
-	main.decision.module == "grants.device_code" with input as inp with pdp.revocation as not_revoked
+# The shipped data gives device-code tokens 10 minutes, not the default hour.
+test_shipped_data_gives_device_code_tokens_a_shorter_lifetime if {
+	ten_minutes := fixtures.with_claims(base, {"iat": fixtures.now_s - 60, "exp": fixtures.now_s + 540})
+	fixtures.decide_shipped(ten_minutes).allow
+	eleven_minutes := fixtures.with_claims(base, {"iat": fixtures.now_s - 60, "exp": fixtures.now_s + 600})
+	fixtures.codes(fixtures.decide_shipped(eleven_minutes)) == ["lifetime_exceeded"]
+	same_for_a_web_login := fixtures.with_claims(eleven_minutes, {"gty": "authorization_code"})
+	fixtures.decide_shipped(same_for_a_web_login).allow
 }
 
-test_deny_when_switched_off_in_data if {
-	d := main.decision with input as request(claims) with pdp.revocation as not_revoked
-		with data.pdp as {"grant_types": {"allowed": []}}
-	not d.allow
-	d.grant_type == "device_code"
-	d.module == ""
-	[r.code | some r in d.reasons] == ["grant_type_not_allowed"]
-}
+test_sender_passes if fixtures.passes(base, "sender")
 
-# The store is asked through pdp.revocation; these tests are about other
-# guardrails, so no token is revoked.
-not_revoked(_) := {"revoked": false}
+test_sender_denies if fixtures.denies(base, "sender")
+
+test_revocation_passes if fixtures.passes(base, "revocation")
+
+test_revocation_denies if fixtures.denies(base, "revocation")
+
+test_lifetime_passes if fixtures.passes(base, "lifetime")
+
+test_lifetime_denies if fixtures.denies(base, "lifetime")
+
+test_route_passes if fixtures.passes(base, "route")
+
+test_route_denies if fixtures.denies(base, "route")
+
+test_scope_passes if fixtures.passes(base, "scope")
+
+test_scope_denies if fixtures.denies(base, "scope")
+
+test_intent_passes if fixtures.passes(base, "intent")
+
+test_intent_denies if fixtures.denies(base, "intent")
+
+test_network_passes if fixtures.passes(base, "network")
+
+test_network_denies if fixtures.denies(base, "network")
+
+test_fingerprint_passes if fixtures.passes(base, "fingerprint")
+
+test_fingerprint_denies if fixtures.denies(base, "fingerprint")

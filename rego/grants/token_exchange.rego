@@ -8,8 +8,10 @@ import data.tokenguard.lib.token
 import data.tokenguard.lib.upstream
 
 # Guardrails (rego/lib) applied to this grant, besides the token and grant
-# guardrails that main applies to every request.
-guardrails := {"sender", "revocation"}
+# guardrails that main applies to every request. delegation bounds how deep
+# act may nest. No fingerprint check: an exchanged token is held by the
+# acting service, commonly shared by its replicas.
+guardrails := {"sender", "revocation", "lifetime", "route", "scope", "intent", "network", "delegation"}
 
 # actor: the sub of the outermost act; act.act is never read.
 actor := token.claims.act.sub if {

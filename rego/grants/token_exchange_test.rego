@@ -1,34 +1,20 @@
 package tokenguard.grants.token_exchange_test
 
+import data.tokenguard.fixtures
 import data.tokenguard.grants.token_exchange
-import data.tokenguard.main
 
-request(c) := {
-	"now": 1795000000000000000,
-	"environment": "prod",
-	"context": {},
-	"request": {"method": "GET", "url": "https://api.example.com/v1/accounts/42"},
-	"token": {
-		"present": true,
-		"scheme": "bearer",
-		"valid": true,
-		"source": "jwt",
-		"claims": c,
-		"bound": {"method": "none"},
-	},
-}
+base := fixtures.input_for(fixtures.exchange_claims)
 
-codes(d) := [r.code | some r in d.reasons]
-
-test_applies_the_sender_constraint if {
-	"sender" in token_exchange.guardrails
+test_lists_the_guardrails_tested_here if {
+	token_exchange.guardrails == {"sender", "revocation", "lifetime", "route", "scope", "intent", "network", "delegation"}
 }
 
 test_allow_an_exchanged_token_with_the_actor_header if {
-	main.decision == {
+	fixtures.decide(base) == {
 		"allow": true,
 		"status": 200,
 		"reasons": [],
+		"warnings": [],
 		"headers": {},
 		"upstream_headers": {
 			"x-tokenguard-subject": "alice",
@@ -39,16 +25,12 @@ test_allow_an_exchanged_token_with_the_actor_header if {
 		},
 		"grant_type": "token_exchange",
 		"module": "grants.token_exchange",
-	} with input as request({
-		"sub": "alice", "client_id": "svc-a", "scope": "accounts:read",
-		"gty": "urn:ietf:params:oauth:grant-type:token-exchange",
-		"act": {"sub": "svc-b"},
-	})
-		with pdp.revocation as not_revoked
+		"effects": [],
+	}
 }
 
 test_allow_act_without_a_grant_type_claim_is_token_exchange if {
-	d := main.decision with input as request({"sub": "alice", "act": {"sub": "svc-b"}}) with pdp.revocation as not_revoked
+	d := fixtures.decide(json.remove(base, ["token/claims/gty"]))
 	d.allow
 	d.module == "grants.token_exchange"
 	d.upstream_headers["x-tokenguard-actor"] == "svc-b"
@@ -56,26 +38,22 @@ test_allow_act_without_a_grant_type_claim_is_token_exchange if {
 
 # Checklist 3: a nested act is history and never grants anything.
 test_nested_act_gives_no_rights_only_the_outermost_actor_counts if {
-	d := main.decision with input as request({"sub": "alice", "act": {"sub": "svc-b", "act": {"sub": "admin"}}}) with pdp.revocation as not_revoked
+	d := fixtures.decide(fixtures.with_claims(base, {"act": {"sub": "svc-b", "act": {"sub": "admin"}}}))
 	d.allow
-	d.upstream_headers == {
-		"x-tokenguard-subject": "alice",
-		"x-tokenguard-actor": "svc-b",
-		"x-tokenguard-grant-type": "token_exchange",
-	}
+	d.upstream_headers["x-tokenguard-actor"] == "svc-b"
 	every _, value in d.upstream_headers {
 		not contains(value, "admin")
 	}
 }
 
 test_deny_nested_act_does_not_stand_in_for_a_missing_outer_actor if {
-	d := main.decision with input as request({"sub": "alice", "act": {"act": {"sub": "admin"}}}) with pdp.revocation as not_revoked
-	codes(d) == ["token_claims_invalid"]
+	d := fixtures.decide(fixtures.patched(base, {"token": {"claims": {"act": {"sub": null, "act": {"sub": "admin"}}}}}))
+	fixtures.codes(d) == ["token_claims_invalid"]
 	d.upstream_headers == {}
 }
 
 test_deny_token_exchange_without_act_is_token_claims_invalid if {
-	d := main.decision with input as request({"sub": "alice", "gty": "token_exchange"}) with pdp.revocation as not_revoked
+	d := fixtures.decide(json.remove(base, ["token/claims/act"]))
 	not d.allow
 	d.status == 401
 	d.reasons == [{
@@ -89,18 +67,46 @@ test_deny_token_exchange_without_act_is_token_claims_invalid if {
 
 test_deny_act_that_is_not_an_object_with_a_string_sub if {
 	every act in ["svc-b", ["svc-b"], null, {}, {"sub": 7}, {"sub": ""}, {"sub": "svc\nb"}] {
-		codes(main.decision) == ["token_claims_invalid"] with input as request({"sub": "alice", "act": act}) with pdp.revocation as not_revoked
+		inp := fixtures.patched(json.remove(base, ["token/claims/act"]), {"token": {"claims": {"act": act}}})
+		fixtures.codes(fixtures.decide(inp)) == ["token_claims_invalid"]
 	}
 }
 
-test_deny_dpop_bound_exchanged_token_as_bearer if {
-	inp := object.union(
-		request({"sub": "alice", "act": {"sub": "svc-b"}}),
-		{"token": {"bound": {"method": "dpop", "jkt": "key-1"}}},
-	)
-	codes(main.decision) == ["dpop_bound_token_as_bearer"] with input as inp with pdp.revocation as not_revoked
+test_deny_delegation_deeper_than_the_data_allows if {
+	one_level := fixtures.with_data({"token_exchange": {"max_delegation_depth": 1}})
+	fixtures.decide_with(base, one_level).allow
+	nested := fixtures.with_claims(base, {"act": {"sub": "svc-b", "act": {"sub": "svc-c"}}})
+	fixtures.codes(fixtures.decide_with(nested, one_level)) == ["delegation_too_deep"]
 }
 
-# The store is asked through pdp.revocation; these tests are about other
-# guardrails, so no token is revoked.
-not_revoked(_) := {"revoked": false}
+test_sender_passes if fixtures.passes(base, "sender")
+
+test_sender_denies if fixtures.denies(base, "sender")
+
+test_revocation_passes if fixtures.passes(base, "revocation")
+
+test_revocation_denies if fixtures.denies(base, "revocation")
+
+test_lifetime_passes if fixtures.passes(base, "lifetime")
+
+test_lifetime_denies if fixtures.denies(base, "lifetime")
+
+test_route_passes if fixtures.passes(base, "route")
+
+test_route_denies if fixtures.denies(base, "route")
+
+test_scope_passes if fixtures.passes(base, "scope")
+
+test_scope_denies if fixtures.denies(base, "scope")
+
+test_intent_passes if fixtures.passes(base, "intent")
+
+test_intent_denies if fixtures.denies(base, "intent")
+
+test_network_passes if fixtures.passes(base, "network")
+
+test_network_denies if fixtures.denies(base, "network")
+
+test_delegation_passes if fixtures.passes(base, "delegation")
+
+test_delegation_denies if fixtures.denies(base, "delegation")

@@ -1,7 +1,12 @@
 # WWW-Authenticate challenges (RFC 6750 §3, RFC 9449 §7.1) for a denial.
-# The scheme is DPoP when the client used it or the token is DPoP-bound.
+# The scheme is DPoP when the client used it, the token is DPoP-bound or the
+# client must use DPoP (data.pdp.clients[id].sender_constraint); DPoP
+# challenges carry algs. A reason's "error" (invalid_request, invalid_token,
+# insufficient_scope, invalid_dpop_proof, use_dpop_nonce) and "scope" become
+# the challenge's error= and scope=.
 package tokenguard.lib.challenge
 
+import data.tokenguard.lib.client
 import data.tokenguard.lib.config
 
 realm := config.get_string(["realm"], "tokenguard")
@@ -13,6 +18,8 @@ default dpop := false
 dpop if input.token.scheme == "dpop"
 
 dpop if input.token.bound.method == "dpop"
+
+dpop if client.settings.sender_constraint == "dpop"
 
 default scheme := "Bearer"
 

@@ -34,7 +34,7 @@ test_dpop_scheme_challenge_carries_algs if {
 }
 
 test_dpop_bound_token_presented_as_bearer_gets_a_dpop_challenge if {
-	r := {"code": "dpop_bound_token_as_bearer", "status": 401, "error": "invalid_token", "message": "m"}
+	r := {"code": "dpop_required", "status": 401, "error": "invalid_token", "message": "m"}
 	inp := {"token": {"present": true, "scheme": "bearer", "bound": {"method": "dpop", "jkt": "k"}}}
 	challenge.header(r) == concat("", [`DPoP realm="tokenguard", error="invalid_token", error_description="m", `, algs]) with input as inp
 }
@@ -64,4 +64,18 @@ test_empty_algs_setting_leaves_algs_out if {
 test_defaults_with_empty_data if {
 	challenge.realm == "tokenguard" with data.pdp as {}
 	challenge.algs == ["ES256", "ES384", "RS256", "PS256", "EdDSA"] with data.pdp as {}
+}
+
+test_a_client_that_must_use_dpop_gets_a_dpop_challenge if {
+	r := {"code": "sender_constraint_required", "status": 401, "error": "invalid_token", "message": "m"}
+	inp := {"token": {"present": true, "valid": true, "scheme": "bearer", "claims": {"client_id": "job"}, "bound": {"method": "none"}}}
+	challenge.header(r) == concat("", [`DPoP realm="tokenguard", error="invalid_token", error_description="m", `, algs]) with input as inp
+		with data.pdp as {"clients": {"job": {"sender_constraint": "dpop"}}}
+	challenge.header(r) == `Bearer realm="tokenguard", error="invalid_token", error_description="m"` with input as inp
+		with data.pdp as {"clients": {"job": {"sender_constraint": "mtls"}}}
+}
+
+test_nonce_challenge_is_use_dpop_nonce if {
+	r := {"code": "dpop_nonce_required", "status": 401, "error": "use_dpop_nonce", "message": "nonce required"}
+	challenge.header(r) == concat("", [`DPoP realm="tokenguard", error="use_dpop_nonce", error_description="nonce required", `, algs]) with input as dpop
 }

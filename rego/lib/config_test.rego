@@ -30,3 +30,24 @@ test_a_malformed_list_setting_gives_no_values_not_the_fallback if {
 	config.get_strings(["list"], ["a"]) == [] with data.pdp as {"list": "a"}
 	config.get_strings(["list"], ["a"]) == ["b"] with data.pdp as {"list": ["b", 1, null]}
 }
+
+test_durations_in_nanoseconds if {
+	config.duration_ns(["d"], "1h") == 3600000000000 with data.pdp as {}
+	config.duration_ns(["d"], "1h") == 90000000000 with data.pdp as {"d": "1m30s"}
+	config.duration_ns(["d"], "1h") == 1500000000 with data.pdp as {"d": "1.5s"}
+	config.duration_ns(["d"], "1h") == 3600000000000 with data.pdp as {"d": null}
+}
+
+test_a_malformed_duration_is_undefined_not_the_fallback if {
+	every value in ["1 h", "1d", "-1h", "0s", "0", "", 60, "99999999h", "1h1m1s1ms", "h"] {
+		not config.duration_ns(["d"], "1h") with data.pdp as {"d": value}
+	}
+}
+
+test_integers_within_a_range if {
+	config.get_int(["n"], 2, 1, 10) == 2 with data.pdp as {}
+	config.get_int(["n"], 2, 1, 10) == 7 with data.pdp as {"n": 7}
+	every value in [0, 11, 1.5, "7", true] {
+		not config.get_int(["n"], 2, 1, 10) with data.pdp as {"n": value}
+	}
+}

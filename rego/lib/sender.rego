@@ -1,11 +1,42 @@
 # Guardrail: sender constraint. A token bound to a key (DPoP, RFC 9449) or to
-# a client certificate (mTLS, RFC 8705) is only accepted from its holder.
-# Go verifies the DPoP proof and reports it in input.dpop; absent means no
-# proof was verified.
+# a client certificate (mTLS, RFC 8705) is only accepted from its holder, and
+# a client that must use one may not use a plain bearer token.
+#
+# Reads input.token.scheme and .bound {method, jkt, "x5t#S256"};
+# input.dpop {present, valid, jkt, error {code, message}, nonce} (Go verifies
+# the proof: signature, htm, htu, iat, ath, nonce, jti replay; the binding to
+# the token is checked here); input.request.client_cert["x5t#S256"];
+# data.pdp.clients[client_id].sender_constraint ("dpop" | "mtls").
+#
+# Reasons, all 401 (mode in brackets; see lib/mode.rego):
+#   dpop_required              [dpop] DPoP-bound token presented as Bearer
+#                              (D11) or without a proof; invalid_token
+#   dpop_proof_invalid         [dpop] the proof did not verify; invalid_dpop_proof
+#   dpop_replayed              [dpop] the proof's jti was seen before; invalid_dpop_proof
+#   dpop_nonce_required        [dpop] the proof lacks the server nonce;
+#                              use_dpop_nonce (main adds the dpop-nonce header)
+#   dpop_binding_mismatch      [dpop] the proof key is not cnf.jkt (D10), or
+#                              the token is not DPoP-bound; invalid_token
+#   mtls_binding_mismatch      [mtls] no client certificate, or not the
+#                              token's cnf["x5t#S256"]; invalid_token
+#   sender_constraint_required [sender_constraint] the client must use
+#                              DPoP/mTLS, the token is not bound that way
+#   token_binding_unsupported  (always enforced) an unknown binding method
 package tokenguard.lib.sender
 
+import data.tokenguard.lib.client
 import data.tokenguard.lib.reason
 import data.tokenguard.lib.token
+
+modes := {
+	"dpop_required": "dpop",
+	"dpop_proof_invalid": "dpop",
+	"dpop_replayed": "dpop",
+	"dpop_nonce_required": "dpop",
+	"dpop_binding_mismatch": "dpop",
+	"mtls_binding_mismatch": "mtls",
+	"sender_constraint_required": "sender_constraint",
+}
 
 methods := {"dpop", "mtls", "none"}
 
@@ -19,14 +50,33 @@ default method := ""
 
 method := object.get(bound, "method", "none") if is_object(bound)
 
+# --- DPoP ------------------------------------------------------------------
+
+default proof_present := false
+
+proof_present if input.dpop.present == true
+
+proof_present if input.dpop.valid == true
+
 default proof_valid := false
 
 proof_valid if input.dpop.valid == true
 
-default proof_error := "no valid DPoP proof was presented"
+# Go's proof error codes and the challenge error each one gets. Any other
+# code is a dpop_proof_invalid.
+proof_errors := {
+	"dpop_proof_invalid": "invalid_dpop_proof",
+	"dpop_replayed": "invalid_dpop_proof",
+	"dpop_nonce_required": "use_dpop_nonce",
+}
 
-proof_error := input.dpop.error.message if {
-	not proof_valid
+default proof_error_code := "dpop_proof_invalid"
+
+proof_error_code := input.dpop.error.code if proof_errors[input.dpop.error.code]
+
+default proof_error_message := "the DPoP proof is not valid"
+
+proof_error_message := input.dpop.error.message if {
 	is_string(input.dpop.error.message)
 	input.dpop.error.message != ""
 }
@@ -37,6 +87,8 @@ key_matches if {
 	bound.jkt != ""
 	input.dpop.jkt == bound.jkt
 }
+
+# --- mTLS ------------------------------------------------------------------
 
 # The client certificate the gateway vouches for.
 certificate := input.request.client_cert["x5t#S256"] if {
@@ -49,6 +101,15 @@ certificate_matches if {
 	certificate == bound["x5t#S256"]
 }
 
+# --- required constraint ---------------------------------------------------
+
+constraints := {"dpop", "mtls"}
+
+# required: the constraint the client must use; "" when it has none.
+default required := ""
+
+required := client.settings.sender_constraint if client.settings.sender_constraint != null
+
 # --- reasons ---------------------------------------------------------------
 
 reasons contains reason.new("token_binding_unsupported", 401, msg) if {
@@ -58,37 +119,47 @@ reasons contains reason.new("token_binding_unsupported", 401, msg) if {
 }
 
 # D11: a DPoP-bound token used as a bearer token is a downgrade.
-reasons contains reason.new("dpop_bound_token_as_bearer", 401, msg) if {
+reasons contains reason.new("dpop_required", 401, msg) if {
 	token.ok
 	method == "dpop"
 	token.scheme != "dpop"
 	msg := "the DPoP-bound token was presented as a bearer token"
 }
 
-reasons contains reason.with_error(reason.new("dpop_proof_invalid", 401, proof_error), "invalid_dpop_proof") if {
+reasons contains reason.new("dpop_required", 401, msg) if {
 	token.ok
-	method == "dpop"
 	token.scheme == "dpop"
-	not proof_valid
+	not proof_present
+	msg := "no DPoP proof was presented"
 }
 
-reasons contains reason.with_error(reason.new("dpop_key_mismatch", 401, msg), "invalid_dpop_proof") if {
+reasons contains reason.with_error(reason.new(proof_error_code, 401, proof_error_message), error) if {
 	token.ok
-	method == "dpop"
 	token.scheme == "dpop"
+	proof_present
+	not proof_valid
+	error := proof_errors[proof_error_code]
+}
+
+# D10: the proof key must be the key the token is bound to.
+reasons contains reason.new("dpop_binding_mismatch", 401, msg) if {
+	token.ok
+	token.scheme == "dpop"
+	method == "dpop"
 	proof_valid
 	not key_matches
 	msg := "the DPoP proof key is not the key the token is bound to"
 }
 
-reasons contains reason.with_error(reason.new("dpop_proof_invalid", 401, msg), "invalid_dpop_proof") if {
+reasons contains reason.new("dpop_binding_mismatch", 401, msg) if {
 	token.ok
-	method != "dpop"
 	token.scheme == "dpop"
+	method in {"mtls", "none"}
+	proof_valid
 	msg := "the DPoP scheme was used with a token that is not DPoP-bound"
 }
 
-reasons contains reason.new("mtls_certificate_missing", 401, msg) if {
+reasons contains reason.new("mtls_binding_mismatch", 401, msg) if {
 	token.ok
 	method == "mtls"
 	not certificate
@@ -102,3 +173,20 @@ reasons contains reason.new("mtls_binding_mismatch", 401, msg) if {
 	not certificate_matches
 	msg := "the client certificate is not the one the token is bound to"
 }
+
+reasons contains reason.new("sender_constraint_required", 401, msg) if {
+	token.ok
+	required in constraints
+	method in methods
+	method != required
+	msg := sprintf("client %q must present a %s-bound token", [client.id, constraint_names[required]])
+}
+
+reasons contains reason.new("policy_error", 500, msg) if {
+	token.ok
+	required != ""
+	not required in constraints
+	msg := "the client's sender_constraint setting is neither \"dpop\" nor \"mtls\""
+}
+
+constraint_names := {"dpop": "DPoP", "mtls": "mTLS"}

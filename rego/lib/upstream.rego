@@ -1,7 +1,10 @@
 # Headers passed to the upstream on allow. Grant modules build theirs from
-# these; the values come only from verified top-level claims.
+# these; the values come only from verified top-level claims. The scopes are
+# the effective ones (lib/scope.rego): what the environment and the caller's
+# roles leave of the token's scopes.
 package tokenguard.lib.upstream
 
+import data.tokenguard.lib.scope
 import data.tokenguard.lib.token
 
 # client_headers: the calling client, its scopes and the grant type; never a
@@ -9,7 +12,7 @@ import data.tokenguard.lib.token
 client_headers(grant_type) := {name: value |
 	some name, value in {
 		"x-tokenguard-client-id": token.client_id,
-		"x-tokenguard-scopes": concat(" ", token.scopes),
+		"x-tokenguard-scopes": concat(" ", scope.effective),
 		"x-tokenguard-grant-type": grant_type,
 	}
 	value != ""

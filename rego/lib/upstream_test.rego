@@ -44,3 +44,17 @@ test_no_claims_are_read_from_a_token_that_failed_verification if {
 		"claims": claims,
 	}}
 }
+
+# The scopes header carries the effective scopes: what the environment and
+# the caller's roles leave (lib/scope.rego).
+test_scopes_header_carries_the_effective_scopes if {
+	inp := object.union(with_claims({"sub": "alice", "scope": "read write admin", "roles": ["reader"]}), {"environment": "prod"})
+	pdp_data := {"environments": {"prod": {"roles": {"reader": ["read", "admin"]}, "frozen_scopes": ["admin"]}}}
+	upstream.user_headers("authorization_code")["x-tokenguard-scopes"] == "read" with input as inp with data.pdp as pdp_data
+}
+
+test_no_scopes_header_when_no_scope_is_left if {
+	inp := object.union(with_claims({"sub": "alice", "scope": "admin"}), {"environment": "prod"})
+	pdp_data := {"environments": {"prod": {"frozen_scopes": ["admin"]}}}
+	not "x-tokenguard-scopes" in object.keys(upstream.user_headers("authorization_code")) with input as inp with data.pdp as pdp_data
+}

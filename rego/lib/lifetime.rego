@@ -1,0 +1,91 @@
+# Guardrail: lifetime. Bounds how long a token may live and how long after
+# issue it may still be used, below what the issuer chose.
+#
+#   exp − iat > max_lifetime  →  lifetime_exceeded  (401 invalid_token)
+#   now − iat > max_age       →  token_too_old      (401 invalid_token)
+#
+# iat and exp are seconds (verified claims), input.now nanoseconds. A token
+# without iat (or exp) is not checked for what needs it: Go requires both
+# for JWTs (checklist J6); an introspection answer may leave them out.
+#
+# Each limit resolves on its own, the first setting present winning:
+#   data.pdp.lifetimes.clients[client_id].<limit>
+#   data.pdp.lifetimes.grant_types[grant type].<limit>   (names as lib/grant)
+#   data.pdp.lifetimes.default.<limit>
+#   built-in: max_lifetime "1h", max_age "1h"
+# Limits are Go durations ("15m"); a malformed one is a policy_error, never
+# a fallback to a looser level. Mode "lifetime" (see lib/mode.rego).
+package tokenguard.lib.lifetime
+
+import data.tokenguard.lib.client
+import data.tokenguard.lib.config
+import data.tokenguard.lib.grant
+import data.tokenguard.lib.reason
+import data.tokenguard.lib.token
+
+modes := {
+	"lifetime_exceeded": "lifetime",
+	"token_too_old": "lifetime",
+}
+
+builtin := {"max_lifetime": "1h", "max_age": "1h"}
+
+default lifetimes := {}
+
+lifetimes := config.pdp.lifetimes if is_object(config.pdp.lifetimes)
+
+# setting(limit): the value that applies to this token, and where it is from.
+setting(limit) := [path, value] if {
+	path := ["clients", client.id, limit]
+	value := object.get(lifetimes, path, null)
+	value != null
+} else := [path, value] if {
+	path := ["grant_types", grant.type, limit]
+	value := object.get(lifetimes, path, null)
+	value != null
+} else := [path, value] if {
+	path := ["default", limit]
+	value := object.get(lifetimes, path, null)
+	value != null
+} else := [[], builtin[limit]]
+
+# limit_ns(limit): the limit in nanoseconds; undefined when malformed.
+limit_ns(limit) := config.as_duration_ns(setting(limit)[1])
+
+iat := token.claims.iat if is_number(token.claims.iat)
+
+exp := token.claims.exp if is_number(token.claims.exp)
+
+now := input.now if is_number(input.now)
+
+seconds(ns) := floor(ns / 1000000000)
+
+# --- reasons ---------------------------------------------------------------
+
+reasons contains reason.new("lifetime_exceeded", 401, msg) if {
+	token.ok
+	(exp - iat) * 1000000000 > limit_ns("max_lifetime")
+	msg := sprintf("the token lives %ds, more than the %ds allowed", [floor(exp - iat), seconds(limit_ns("max_lifetime"))])
+}
+
+reasons contains reason.new("token_too_old", 401, msg) if {
+	token.ok
+	now - (iat * 1000000000) > limit_ns("max_age")
+	msg := sprintf("the token was issued %ds ago, more than the %ds allowed", [
+		seconds(now - (iat * 1000000000)),
+		seconds(limit_ns("max_age")),
+	])
+}
+
+reasons contains reason.new("policy_error", 500, msg) if {
+	token.ok
+	some limit in object.keys(builtin)
+	not limit_ns(limit)
+	msg := sprintf("data.pdp.lifetimes.%s is not a positive duration", [concat(".", setting(limit)[0])])
+}
+
+reasons contains reason.new("policy_error", 500, "input.now is not a number") if {
+	token.ok
+	iat
+	not now
+}

@@ -1,0 +1,131 @@
+# Guardrail: scope. The matched route's scopes (lib/route.rego) must all be
+# in the token's *effective* scopes, which are also what the upstream gets in
+# x-tokenguard-scopes (lib/upstream.rego):
+#
+#   effective = token scopes
+#               ∩ the scopes the caller may use in input.environment
+#               − the environment's frozen_scopes
+#
+# data.pdp.environments[input.environment]:
+#   roles          {role: [scopes]}. Present: a user's scopes are limited to
+#                  those of the roles in the token's "roles" and "groups"
+#                  claims (each an array of strings or one string).
+#                  Absent: users are not restricted by role.
+#   default_roles  [roles] a user holds when the token has neither a roles
+#                  nor a groups claim (default: none, so such a token keeps
+#                  no scope in an environment with roles).
+#   client_scopes  {client_id: [scopes]}. Present: a client-credentials
+#                  token keeps only its client's scopes. Absent: client
+#                  tokens are not restricted by role. Client-credentials
+#                  tokens never have their roles or groups claims read
+#                  (checklist J11), even when their sub looks like a user.
+#   frozen_scopes  [scopes] nobody may use in this environment.
+# An environment that is not configured restricts nothing.
+#
+# Reasons (mode "scope", see lib/mode.rego), both 403 insufficient_scope:
+#   scope_insufficient  a required scope was never granted; the challenge
+#                       names the route's scopes (scope="...")
+#   scope_restricted    a required scope was granted but the environment
+#                       took it away (frozen, or not allowed for the roles)
+package tokenguard.lib.scope
+
+import data.tokenguard.lib.client
+import data.tokenguard.lib.config
+import data.tokenguard.lib.grant
+import data.tokenguard.lib.reason
+import data.tokenguard.lib.route
+import data.tokenguard.lib.token
+
+modes := {
+	"scope_insufficient": "scope",
+	"scope_restricted": "scope",
+}
+
+default environment := {}
+
+environment := config.pdp.environments[input.environment] if {
+	is_string(input.environment)
+	is_object(config.pdp.environments[input.environment])
+}
+
+granted := {s | some s in token.scopes}
+
+frozen := {s | some s in listed(environment, "frozen_scopes")}
+
+# --- what the caller may use in this environment --------------------------
+
+default client_token := false
+
+client_token if grant.type == "client_credentials"
+
+# restricted: the environment limits this caller's scopes (by role or by
+# client); `allowed` holds what it may use then.
+restricted if {
+	not client_token
+	"roles" in object.keys(environment)
+}
+
+restricted if {
+	client_token
+	"client_scopes" in object.keys(environment)
+}
+
+allowed := {s |
+	some role in roles
+	some s in listed(environment, ["roles", role])
+} if {
+	not client_token
+} else := {s | some s in listed(environment, ["client_scopes", client.id])}
+
+# roles: the user's roles from the roles and groups claims, or the
+# environment's default_roles when the token has neither claim.
+roles := {r | some name in ["roles", "groups"]; some r in claim_values(token.claims[name])} if {
+	some name in ["roles", "groups"]
+	name in object.keys(token.claims)
+} else := {r | some r in listed(environment, "default_roles")}
+
+claim_values(x) := {x} if is_string(x)
+
+claim_values(x) := {s | some s in x; is_string(s)} if is_array(x)
+
+# listed: the strings in the array at path of obj; none when it is not an
+# array (a broken setting never widens access).
+listed(obj, path) := [s | some s in object.get(obj, path, []); is_string(s)] if {
+	is_array(object.get(obj, path, []))
+} else := []
+
+# --- effective scopes -------------------------------------------------------
+
+effective_set := (granted & allowed) - frozen if restricted
+
+effective_set := granted - frozen if not restricted
+
+# effective: the effective scopes in the token's order, without repeats.
+effective := [s |
+	some i, s in token.scopes
+	s in effective_set
+	not s in array.slice(token.scopes, 0, i)
+]
+
+# --- reasons ---------------------------------------------------------------
+
+required := {s | some s in route.scopes}
+
+never_granted := required - granted
+
+taken_away := (required & granted) - effective_set
+
+reasons contains object.union(reason.new("scope_insufficient", 403, msg), {"scope": concat(" ", route.scopes)}) if {
+	token.ok
+	count(never_granted) > 0
+	msg := sprintf("the token lacks the scope %s", [concat(" ", sort(never_granted))])
+}
+
+reasons contains reason.new("scope_restricted", 403, msg) if {
+	token.ok
+	count(taken_away) > 0
+	msg := sprintf("the scope %s is not available to this caller in environment %q", [
+		concat(" ", sort(taken_away)),
+		input.environment,
+	])
+}
