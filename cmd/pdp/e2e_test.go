@@ -205,6 +205,9 @@ type decideResponse struct {
 	Reasons []struct {
 		Code, Message string
 	} `json:"reasons"`
+	Warnings []struct {
+		Code, Message string
+	} `json:"warnings"`
 	Headers         map[string]string `json:"headers"`
 	UpstreamHeaders map[string]string `json:"upstream_headers"`
 	Token           *struct {
