@@ -1,0 +1,72 @@
+package decision
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/tokenguard/pdp/internal/token"
+)
+
+func TestNewRequestRefuses(t *testing.T) {
+	ok := RawRequest{Method: "GET", URL: "https://a.example/x"}
+	tests := []struct {
+		name string
+		mut  func(*RawRequest)
+	}{
+		{"fail/no method", func(r *RawRequest) { r.Method = "" }},
+		{"fail/method with a space", func(r *RawRequest) { r.Method = "GE T" }},
+		{"fail/no url", func(r *RawRequest) { r.URL = "" }},
+		{"fail/relative url", func(r *RawRequest) { r.URL = "/x" }},
+		{"fail/header name not a token", func(r *RawRequest) { r.Headers = map[string][]string{"a b": {"x"}} }},
+		{"fail/too many header values", func(r *RawRequest) { r.Headers = map[string][]string{"x": make([]string, MaxHeaderValues+1)} }},
+		{"fail/headers too large", func(r *RawRequest) { r.Headers = map[string][]string{"x": {strings.Repeat("a", MaxHeaderBytes)}} }},
+		{"fail/bad remote ip", func(r *RawRequest) { r.RemoteIP = "1.2.3" }},
+		{"fail/not a certificate", func(r *RawRequest) { r.ClientCertPEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" }},
+		{"fail/certificate too large", func(r *RawRequest) { r.ClientCertPEM = strings.Repeat("a", MaxClientCertPEM+1) }},
+		{"fail/form too large", func(r *RawRequest) { r.Form = url.Values{"a": {strings.Repeat("b", MaxFormBytes)}} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := ok
+			tt.mut(&raw)
+			if _, err := NewRequest(raw); !errors.Is(err, ErrInvalidRequest) {
+				t.Errorf("NewRequest: err = %v, want ErrInvalidRequest", err)
+			}
+		})
+	}
+	req, err := NewRequest(RawRequest{Method: "GET", URL: "HTTPS://A.example:443/./x", Headers: map[string][]string{"User-Agent": {"u"}}, RemoteIP: "::ffff:10.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.URL.String() != "https://a.example/x" || req.Headers["user-agent"][0] != "u" || req.RemoteIP.String() != "10.0.0.1" {
+		t.Errorf("normalised request = %+v", req)
+	}
+}
+
+func TestExtractCredential(t *testing.T) {
+	tests := []struct {
+		name, scheme, raw, code string
+		headers                 []string
+	}{
+		{"ok/bearer", "bearer", "abc", "", []string{"Bearer abc"}},
+		{"ok/dpop, case-insensitive", "dpop", "abc", "", []string{"dPoP abc"}},
+		{"ok/no header", "", "", "", nil},
+		{"ok/basic is no access token", "", "", "", []string{"Basic dXNlcjpwdw=="}},
+		{"fail/two headers", "", "", CodeRequestInvalid, []string{"Bearer a", "Bearer b"}},
+		{"fail/empty bearer", "bearer", "", token.CodeTokenMalformed, []string{"Bearer "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := extractCredential(map[string][]string{"authorization": tt.headers})
+			code := ""
+			if c.err != nil {
+				code = c.err.Code
+			}
+			if c.scheme != tt.scheme || c.raw != tt.raw || code != tt.code {
+				t.Errorf("credential = %+v (code %q)", c, code)
+			}
+		})
+	}
+}
