@@ -39,6 +39,10 @@ type Config struct {
 	Admin Admin `mapstructure:"admin"`
 	// SSF configures the Shared Signals receiver.
 	SSF SSF `mapstructure:"ssf"`
+	// DecisionLogs configures decision logging.
+	DecisionLogs DecisionLogs `mapstructure:"decision_logs"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `mapstructure:"metrics"`
 	// Log configures the process log.
 	Log Log `mapstructure:"log"`
 }
@@ -76,7 +80,68 @@ type Transmitter struct {
 type Policy struct {
 	// Dir holds Rego modules and data files (data.json / data.yaml), loaded
 	// like `opa run` loads a directory. *_test.rego files are not served.
+	// It is watched: an edit takes effect without a restart. Empty when the
+	// policy comes from bundles only.
 	Dir string `mapstructure:"dir"`
+	// Debounce is how long the watcher waits for edits to settle.
+	Debounce time.Duration `mapstructure:"debounce"`
+	// Bundles are OPA bundles to serve instead of Dir: a local directory
+	// or .tar.gz (watched), or a remote bundle service polled with ETags.
+	Bundles []Bundle `mapstructure:"bundles"`
+	// Verification, when set, refuses unsigned or wrongly signed bundles.
+	Verification *Verification `mapstructure:"verification"`
+	// TestOnLoad runs a new policy's own *_test.rego before activating it;
+	// a failing test keeps the previous policy serving.
+	TestOnLoad bool `mapstructure:"test_on_load"`
+}
+
+// Bundle is one OPA bundle source.
+type Bundle struct {
+	// Name identifies the bundle in status, logs and metrics.
+	Name string `mapstructure:"name"`
+	// Path is a local bundle directory or .tar.gz file (watched).
+	Path string `mapstructure:"path"`
+	// URL is the bundle's address on a remote bundle service (https, or
+	// http on loopback), polled with ETags.
+	URL string `mapstructure:"url"`
+	// CredentialsFile holds a bearer credential for the bundle service.
+	CredentialsFile string `mapstructure:"credentials_file"`
+	// PollMin and PollMax bound the delay between two polls.
+	PollMin time.Duration `mapstructure:"poll_min"`
+	PollMax time.Duration `mapstructure:"poll_max"`
+}
+
+// Verification configures bundle signature verification (OPA's
+// .signatures.json).
+type Verification struct {
+	// KeyFile holds the public key (PEM) or HMAC secret that verifies.
+	KeyFile string `mapstructure:"key_file"`
+	// KeyID is the key's id, as bundles name it ("kid"). Default "default".
+	KeyID string `mapstructure:"key_id"`
+	// Algorithm is the signing algorithm. Default RS256.
+	Algorithm string `mapstructure:"algorithm"`
+	// Scope, when set, must equal the signature's scope.
+	Scope string `mapstructure:"scope"`
+}
+
+// DecisionLogs configures decision logging (OPA's decision-log plugin).
+type DecisionLogs struct {
+	// Console writes decisions to the process log.
+	Console bool `mapstructure:"console"`
+	// URL, when set, uploads decisions to a remote decision-log service.
+	URL string `mapstructure:"url"`
+	// CredentialsFile holds a bearer credential for the service.
+	CredentialsFile string `mapstructure:"credentials_file"`
+	// DropAllows drops allowed decisions from the logs.
+	DropAllows bool `mapstructure:"drop_allows"`
+	// SampleRate logs this fraction of decisions (denies and errors always).
+	SampleRate float64 `mapstructure:"sample_rate"`
+}
+
+// Metrics configures GET /metrics (Prometheus).
+type Metrics struct {
+	// Enabled serves /metrics.
+	Enabled bool `mapstructure:"enabled"`
 }
 
 // Issuer is one trusted authorization server.
@@ -184,7 +249,9 @@ func Defaults() Config {
 		Listen:          "127.0.0.1:8181",
 		DataDir:         "./data",
 		Environment:     "prod",
-		Policy:          Policy{Dir: "./rego"},
+		Policy:          Policy{Dir: "./rego", Debounce: 200 * time.Millisecond},
+		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1},
+		Metrics:         Metrics{Enabled: true},
 		DecisionTimeout: 100 * time.Millisecond,
 		ClockSkew:       30 * time.Second,
 		DPoP: DPoP{
@@ -216,6 +283,20 @@ var DefaultAlgorithms = []string{"ES256", "RS256", "PS256", "EdDSA"}
 // ApplyDefaults fills the per-issuer defaults that a flat default map cannot.
 func (c *Config) ApplyDefaults() {
 	c.applySSFDefaults()
+	for i := range c.Policy.Bundles {
+		b := &c.Policy.Bundles[i]
+		if b.URL != "" && b.PollMin == 0 {
+			b.PollMin, b.PollMax = 10*time.Second, max(b.PollMax, 30*time.Second)
+		}
+	}
+	if v := c.Policy.Verification; v != nil {
+		if v.KeyID == "" {
+			v.KeyID = "default"
+		}
+		if v.Algorithm == "" {
+			v.Algorithm = "RS256"
+		}
+	}
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
 		if is.JWKSRefresh == 0 {
@@ -263,8 +344,49 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must be set")
 	}
-	if c.Policy.Dir == "" {
-		bad("policy.dir", "must be set")
+	if c.Policy.Dir == "" && len(c.Policy.Bundles) == 0 {
+		bad("policy", "needs dir or bundles")
+	}
+	if c.Policy.Dir != "" && len(c.Policy.Bundles) > 0 {
+		bad("policy", "dir and bundles are exclusive")
+	}
+	if c.Policy.Debounce < 10*time.Millisecond || c.Policy.Debounce > 2*time.Second {
+		bad("policy.debounce", "must be between 10ms and 2s")
+	}
+	names := map[string]bool{}
+	for i, b := range c.Policy.Bundles {
+		p := fmt.Sprintf("policy.bundles[%d]", i)
+		switch {
+		case b.Name == "":
+			bad(p+".name", "must be set")
+		case names[b.Name]:
+			bad(p+".name", "duplicate bundle name %q", b.Name)
+		}
+		names[b.Name] = true
+		switch {
+		case b.Path == "" && b.URL == "":
+			bad(p, "needs path or url")
+		case b.Path != "" && b.URL != "":
+			bad(p, "path and url are exclusive")
+		case b.URL != "":
+			if err := checkFetchURL(b.URL); err != nil {
+				bad(p+".url", "%v", err)
+			}
+		}
+		if b.PollMin < 0 || b.PollMax < b.PollMin {
+			bad(p+".poll_max", "must not be less than poll_min")
+		}
+	}
+	if v := c.Policy.Verification; v != nil && v.KeyFile == "" {
+		bad("policy.verification.key_file", "must be set")
+	}
+	if c.DecisionLogs.URL != "" {
+		if err := checkFetchURL(c.DecisionLogs.URL); err != nil {
+			bad("decision_logs.url", "%v", err)
+		}
+	}
+	if c.DecisionLogs.SampleRate < 0 || c.DecisionLogs.SampleRate > 1 {
+		bad("decision_logs.sample_rate", "must be between 0 and 1")
 	}
 	if c.DecisionTimeout <= 0 {
 		bad("decision_timeout", "must be positive")
