@@ -47,6 +47,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand())
 	root.AddCommand(newOPACommand())
 	root.AddCommand(newRevokeCommand())
+	root.AddCommand(newConfigCommand())
 	return root
 }
 

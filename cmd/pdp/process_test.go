@@ -172,3 +172,37 @@ func TestRevokeCLIReportsProblems(t *testing.T) {
 		t.Errorf("user-event: %v %s", err, out)
 	}
 }
+
+func TestConfigValidateAndPrint(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	good := filepath.Join(dir, "good.yaml")
+	_ = os.WriteFile(bad, []byte("listen: nope\ndecision_timeout: -1s\nissuers:\n  - issuer: https://a.example\n    jwks_uri: http://a.example/jwks\n"), 0o600)
+	_ = os.WriteFile(good, []byte("issuers:\n  - issuer: https://a.example\n    jwks_uri: https://a.example/jwks?token=s3cret\n    audiences: [https://api.example.com]\npolicy:\n  bundles:\n    - name: main\n      url: https://user:pw@bundles.example.com/b.tar.gz\n  dir: \"\"\n"), 0o600)
+	_, err := pdpCLI(t, "config", "validate", "--config", bad)
+	if err == nil {
+		t.Fatal("an invalid config validated")
+	}
+	for _, want := range []string{"listen:", "decision_timeout:", "issuers[0].jwks_uri:", "issuers[0].audiences:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("validate does not name %q:\n%v", want, err)
+		}
+	}
+	if out, err := pdpCLI(t, "config", "validate", "--config", good); err != nil || !strings.Contains(out, "valid") {
+		t.Fatalf("validate good: %v %s", err, out)
+	}
+	out, err := pdpCLI(t, "config", "print", "--config", good, "--environment", "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"environment: staging", "decision_timeout: 100ms", "listen: 127.0.0.1:8181"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("print lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"s3cret", "pw@"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("print shows %q:\n%s", secret, out)
+		}
+	}
+}

@@ -71,13 +71,19 @@ loopback only.`,
 	f := c.Flags()
 	f.StringVar(&configFile, "config", "", "YAML config file")
 	f.BoolVar(&dev, "dev", false, "run on the embedded defaults with an in-process dev issuer (loopback only)")
+	addServeFlags(c)
+	return c
+}
+
+// addServeFlags adds the flags that override config keys (serveFlags).
+func addServeFlags(c *cobra.Command) {
+	f := c.Flags()
 	f.String("listen", "", "listen address (default 127.0.0.1:8181)")
 	f.String("data-dir", "", "state directory (default ./data)")
 	f.String("policy-dir", "", "Rego policy directory (default ./rego)")
 	f.String("environment", "", "environment exposed to policies as input.environment (default prod)")
 	f.String("log-level", "", "debug, info, warn or error")
 	f.String("log-format", "", "json or text")
-	return c
 }
 
 // app is a wired PDP: everything serve needs but the listener.
