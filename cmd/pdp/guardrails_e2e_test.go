@@ -271,9 +271,12 @@ func TestGuardrailNetwork(t *testing.T) {
 		{"ok/inside the allowed range", "10.20.7.9", want{true, 200, ""}},
 		{"fail/outside the allowed range", "203.0.113.7", want{false, 403, "ip_not_allowed"}},
 		{"fail/no client address", "", want{false, 403, "ip_not_allowed"}},
+		{"fail/a client-sent X-Forwarded-For is not trusted", "203.0.113.7", want{false, 403, "ip_not_allowed"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h, r := dpopRequest(t, prover, tok, "GET", url)
+			h["x-forwarded-for"] = "10.20.7.9"
+			h["x-real-ip"] = "10.20.7.9"
 			if tt.ip != "" {
 				r["remote_ip"] = tt.ip
 			}
