@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -135,6 +138,14 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("admin.token_file: %w", err)
 	}
+	gatewayCred, err := readSecret(cfg.Decide.Auth.CredentialFile)
+	if err != nil {
+		return nil, fmt.Errorf("decide.auth.credential_file: %w", err)
+	}
+	trusted, err := parsePrefixes(cfg.ForwardAuth.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("forward_auth.trusted_proxies: %w", err)
+	}
 
 	engine := policy.NewEngine(logger)
 	if set, err := policy.LoadDir(cfg.Policy.Dir); err != nil {
@@ -178,7 +189,9 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "policy", Ready: engine.Ready},
 			{Name: "issuers", Ready: verifier.Ready},
 		},
-		Admin: httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
+		Gateway:     httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""},
+		ForwardAuth: &httpapi.ForwardAuth{TrustedProxies: trusted, Credential: gatewayCred},
+		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
 		Revoke: &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
 		SSF:    ssfHandler,
 		Mount:  mount,
@@ -197,6 +210,13 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.TLS.CertFile != "" {
+		tc, err := serverTLS(cfg)
+		if err != nil {
+			return err
+		}
+		ln = tls.NewListener(ln, tc)
 	}
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -245,6 +265,46 @@ func newNonces(c config.DPoPNonce) (*dpop.Nonces, error) {
 		return nil, err
 	}
 	return dpop.NewNonces(secret, c.TTL)
+}
+
+// parsePrefixes reads CIDRs (or single addresses) of trusted gateways.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, err2 := netip.ParseAddr(s)
+			if err2 != nil {
+				return nil, err
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// serverTLS is the listener's TLS: TLS 1.2+, and, with decide.auth's client
+// CA, client certificates verified when given (the gateway middleware then
+// admits a verified gateway).
+func serverTLS(cfg config.Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if f := cfg.Decide.Auth.ClientCAFile; f != "" {
+		pemBytes, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("decide.auth.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("decide.auth.client_ca_file: no PEM certificate in %s", f)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
 }
 
 // readSecret reads a credential file; "" when path is empty. Surrounding

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -39,6 +40,12 @@ type Config struct {
 	Admin Admin `mapstructure:"admin"`
 	// SSF configures the Shared Signals receiver.
 	SSF SSF `mapstructure:"ssf"`
+	// TLS, when set, serves the HTTP API over TLS.
+	TLS TLS `mapstructure:"tls"`
+	// Decide configures who may ask for decisions.
+	Decide Decide `mapstructure:"decide"`
+	// ForwardAuth configures /v1/forward-auth for nginx, Traefik and Caddy.
+	ForwardAuth ForwardAuth `mapstructure:"forward_auth"`
 	// DecisionLogs configures decision logging.
 	DecisionLogs DecisionLogs `mapstructure:"decision_logs"`
 	// Metrics configures the Prometheus endpoint.
@@ -122,6 +129,39 @@ type Verification struct {
 	Algorithm string `mapstructure:"algorithm"`
 	// Scope, when set, must equal the signature's scope.
 	Scope string `mapstructure:"scope"`
+}
+
+// TLS configures the HTTP listener's TLS.
+type TLS struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// Decide configures gateway authentication for the decision endpoints
+// (/v1/decide, /v1/forward-auth). Without it any caller that reaches the
+// listener may ask.
+type Decide struct {
+	Auth DecideAuth `mapstructure:"auth"`
+}
+
+// DecideAuth is a shared bearer credential or a client CA (mTLS, needs
+// tls); either one admits a gateway.
+type DecideAuth struct {
+	// CredentialFile holds a bearer credential gateways present.
+	CredentialFile string `mapstructure:"credential_file"`
+	// ClientCAFile holds the CA certificates (PEM) that gateway client
+	// certificates must chain to.
+	ClientCAFile string `mapstructure:"client_ca_file"`
+}
+
+// ForwardAuth configures the forward-auth endpoint.
+type ForwardAuth struct {
+	// TrustedProxies are the gateway addresses (CIDRs) whose forwarded
+	// client IP and client certificate are believed. From anyone else they
+	// are ignored and the peer address is used.
+	// The shared gateway credential of decide.auth (X-Tokenguard-Gateway
+	// header) makes them trusted too.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // DecisionLogs configures decision logging (OPA's decision-log plugin).
@@ -379,6 +419,19 @@ func (c *Config) Validate() error {
 	}
 	if v := c.Policy.Verification; v != nil && v.KeyFile == "" {
 		bad("policy.verification.key_file", "must be set")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file go together")
+	}
+	if c.Decide.Auth.ClientCAFile != "" && c.TLS.CertFile == "" {
+		bad("decide.auth.client_ca_file", "needs tls.cert_file and tls.key_file")
+	}
+	for i, cidr := range c.ForwardAuth.TrustedProxies {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			if _, err2 := netip.ParseAddr(cidr); err2 != nil {
+				bad(fmt.Sprintf("forward_auth.trusted_proxies[%d]", i), "%q is not a CIDR or an IP address", cidr)
+			}
+		}
 	}
 	if c.DecisionLogs.URL != "" {
 		if err := checkFetchURL(c.DecisionLogs.URL); err != nil {

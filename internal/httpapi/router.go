@@ -31,6 +31,11 @@ type Options struct {
 	Decider Decider
 	Checks  []Check
 	Logger  *slog.Logger
+	// Gateway, when enabled, admits only gateways to the decision endpoints.
+	Gateway GatewayAuth
+	// ForwardAuth, when set, serves /v1/forward-auth (nginx auth_request,
+	// Traefik ForwardAuth, Caddy forward_auth).
+	ForwardAuth *ForwardAuth
 	// Admin, when its credential is set, serves the admin API.
 	Admin Admin
 	// Revoke, when set, serves POST /v1/revoke (RFC 7009).
@@ -59,7 +64,12 @@ func New(opts Options) http.Handler {
 	r.Get("/healthz", h.live)
 	r.Get("/readyz", h.ready)
 	d := &decide{decider: opts.Decider, logger: opts.Logger}
-	r.Post("/v1/decide", d.serveHTTP)
+	r.With(opts.Gateway.middleware).Post("/v1/decide", d.serveHTTP)
+	if opts.ForwardAuth != nil {
+		fa := newForwardAuth(*opts.ForwardAuth, opts.Decider, opts.Logger)
+		r.With(opts.Gateway.middleware).HandleFunc("/v1/forward-auth", fa.serveHTTP)
+		r.With(opts.Gateway.middleware).HandleFunc("/v1/forward-auth/*", fa.serveHTTP)
+	}
 	if opts.Admin.Credential != "" && opts.Admin.Store != nil {
 		mountAdmin(r, opts.Admin, opts.Logger)
 	}
