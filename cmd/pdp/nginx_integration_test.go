@@ -1,0 +1,200 @@
+//go:build integration
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
+	"github.com/tokenguard/pdp/internal/store"
+)
+
+// nginxConf is testdata/gateways/nginx.conf made runnable without root
+// paths: the same auth_request wiring, on loopback ports.
+const nginxConf = `daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+
+    server {
+        listen %[2]s;
+        server_name api.example.com;
+
+        location / {
+            auth_request /_tokenguard;
+            auth_request_set $tg_scopes  $upstream_http_x_tokenguard_scopes;
+            auth_request_set $tg_subject $upstream_http_x_tokenguard_subject;
+            auth_request_set $tg_www     $upstream_http_www_authenticate;
+            proxy_set_header X-Tokenguard-Scopes  $tg_scopes;
+            proxy_set_header X-Tokenguard-Subject $tg_subject;
+            proxy_pass %[3]s;
+            error_page 403 = @tokenguard_forbidden;
+        }
+
+        location @tokenguard_forbidden {
+            add_header WWW-Authenticate $tg_www always;
+            return 403;
+        }
+
+        location = /_tokenguard {
+            internal;
+            proxy_pass %[4]s/v1/forward-auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI    $request_uri;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host  $host;
+            proxy_set_header X-Real-IP         $remote_addr;
+        }
+    }
+}
+`
+
+// TestIntegrationNginxAuthRequest runs a real nginx with auth_request to
+// tokenguard in front of a small upstream, and sends real requests through
+// it.
+func TestIntegrationNginxAuthRequest(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
+			if _, err := os.Stat(p); err == nil {
+				nginx = p
+			}
+		}
+	}
+	if nginx == "" {
+		t.Fatal("nginx is not installed (.ci/run installs Debian's package)")
+	}
+	tb := newTestbed(t, func(c *config.Config) { c.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32"} })
+
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{
+			"scopes":  r.Header.Get("X-Tokenguard-Scopes"),
+			"subject": r.Header.Get("X-Tokenguard-Subject"),
+			"path":    r.URL.Path,
+		})
+	}))
+	defer upstream.Close()
+
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, listen, upstream.URL, tb.pdp.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-p", dir, "-c", conf)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx stderr: %s\nerror.log: %s", stderr.String(), log)
+		}
+	})
+	base := "http://" + listen
+	for range 500 {
+		if resp, err := http.Get(base + "/"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	send := func(t *testing.T, path string, headers map[string]string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Host = "api.example.com"
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(body)
+	}
+
+	t.Run("ok/a valid token reaches the upstream with the effective scopes", func(t *testing.T) {
+		resp, body := send(t, "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tb.mint(t, "ES256", nil)})
+		if resp.StatusCode != 200 || !strings.Contains(body, `"scopes":"accounts:read"`) || !strings.Contains(body, `"subject":"alice"`) {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("fail/an expired token is stopped with 401 invalid_token", func(t *testing.T) {
+		now := time.Now()
+		tok := tb.mint(t, "ES256", map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-10 * time.Minute).Unix()})
+		resp, body := send(t, "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tok})
+		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) || strings.Contains(body, "scopes") {
+			t.Fatalf("= %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+		}
+	})
+	t.Run("fail/a revoked subject is stopped with 401", func(t *testing.T) {
+		tok := tb.mint(t, "ES256", map[string]any{"sub": "mallory", "iat": time.Now().Add(-time.Minute).Unix()})
+		if _, err := tb.app.store.PutRevocation(t.Context(), store.Revocation{Kind: store.KindSubject, Issuer: tb.issuers["ES256"].URL(),
+			Value: "mallory", Reason: "disabled", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := send(t, "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tok})
+		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "revoked") {
+			t.Fatalf("= %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("fail/a replayed DPoP proof is stopped with 401", func(t *testing.T) {
+		prover, _ := dpoptest.NewProver("ES256")
+		tok := tb.mint(t, "ES256", map[string]any{"cnf": map[string]any{"jkt": prover.JKT()}})
+		proof, _ := prover.Proof("GET", "http://api.example.com/v1/accounts/42", tok)
+		h := map[string]string{"Authorization": "DPoP " + tok, "DPoP": proof}
+		if resp, body := send(t, "/v1/accounts/42", h); resp.StatusCode != 200 {
+			t.Fatalf("first use of the proof = %d %s %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+		}
+		resp, _ := send(t, "/v1/accounts/42", h)
+		if c := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.HasPrefix(c, "DPoP ") || !strings.Contains(c, "invalid_dpop_proof") {
+			t.Fatalf("replayed proof = %d %q", resp.StatusCode, c)
+		}
+	})
+	t.Run("fail/a wrong-scope request is stopped with 403 insufficient_scope", func(t *testing.T) {
+		resp, _ := send(t, "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tb.mint(t, "ES256", map[string]any{"scope": "profile"})})
+		if c := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 403 || !strings.Contains(c, `error="insufficient_scope"`) {
+			t.Fatalf("= %d %q", resp.StatusCode, c)
+		}
+	})
+	t.Run("fail/a client-sent X-Forwarded-For does not pass an IP allow-list", func(t *testing.T) {
+		prover, _ := dpoptest.NewProver("ES256")
+		tok := tb.mint(t, "ES256", map[string]any{"sub": "payments-job", "client_id": "payments-job", "cnf": map[string]any{"jkt": prover.JKT()},
+			"exp": time.Now().Add(10 * time.Minute).Unix()})
+		proof, _ := prover.Proof("GET", "http://api.example.com/v1/accounts/42", tok)
+		resp, _ := send(t, "/v1/accounts/42", map[string]string{"Authorization": "DPoP " + tok, "DPoP": proof, "X-Forwarded-For": "10.20.0.5"})
+		if resp.StatusCode == 200 {
+			t.Fatal("a spoofed X-Forwarded-For passed the client's allowed_cidrs")
+		}
+	})
+}
