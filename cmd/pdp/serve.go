@@ -24,8 +24,10 @@ import (
 	"github.com/tokenguard/pdp/internal/builtins"
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/decisionlog"
 	"github.com/tokenguard/pdp/internal/dpop"
 	"github.com/tokenguard/pdp/internal/httpapi"
+	"github.com/tokenguard/pdp/internal/metrics"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/ssf"
 	"github.com/tokenguard/pdp/internal/store"
@@ -95,15 +97,26 @@ type app struct {
 	decider  *decision.Engine
 	verifier *token.Verifier
 	policy   *policy.Engine
-	store    *store.Bolt
+	// sources keep the policy in step with policy.dir or policy.bundles;
+	// sources.Status() is the policy part of GET /v1/status.
+	sources *policy.Sources
+	store   *store.Bolt
+	// decisionLog uploads what it still buffers when the app closes.
+	decisionLog *decisionlog.Logger
 }
 
-// Close releases the state store.
-func (a *app) Close() error { return a.store.Close() }
+// Close flushes the decision log and releases the state store.
+func (a *app) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.decisionLog.Stop(ctx)
+	return a.store.Close()
+}
 
-// newApp wires the components from cfg. Background work (JWKS refresh) runs
-// until ctx ends. A policy that fails to load is logged, not fatal: /readyz
-// stays 503 and every decision is a deny with policy_error until one loads.
+// newApp wires the components from cfg. Background work (JWKS refresh,
+// policy watching and bundle polling) runs until ctx ends. A policy that
+// fails to load is logged, not fatal: /readyz stays 503 and every decision
+// is a deny with policy_error until one loads.
 //
 // The caller closes the app (its bbolt file) after ctx ended.
 func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.Logger) (a *app, err error) {
@@ -119,7 +132,17 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	builtins.SetStore(st)
 	go func() { _ = st.RunSweeper(ctx, cfg.Store.SweepInterval) }()
 
-	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger})
+	// A nil *metrics.Metrics (metrics disabled) records nothing.
+	var mtr *metrics.Metrics
+	if cfg.Metrics.Enabled {
+		bundles := make([]string, 0, len(cfg.Policy.Bundles))
+		for _, b := range cfg.Policy.Bundles {
+			bundles = append(bundles, b.Name)
+		}
+		mtr = metrics.New(metrics.Options{StoreStats: st.Stats, PolicySources: bundles})
+	}
+
+	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger, Observer: mtr})
 	if err != nil {
 		return nil, fmt.Errorf("issuers: %w", err)
 	}
@@ -127,7 +150,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 
 	var ssfHandler http.Handler
 	if len(cfg.SSF.Transmitters) > 0 {
-		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL})
+		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr})
 		if err != nil {
 			return nil, fmt.Errorf("ssf: %w", err)
 		}
@@ -148,11 +171,14 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	}
 
 	engine := policy.NewEngine(logger)
-	if set, err := policy.LoadDir(cfg.Policy.Dir); err != nil {
-		logger.Error("no policy loaded: /readyz stays 503 and every decision is a deny with policy_error", "error", err)
-	} else if err := engine.Activate(ctx, set); err != nil {
+	sources, err := policy.NewSources(engine, cfg.Policy, policy.SourcesOptions{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := sources.Load(ctx); err != nil {
 		logger.Error("no policy activated: /readyz stays 503 and every decision is a deny with policy_error", "error", err)
 	}
+	go func() { _ = sources.Run(ctx) }()
 
 	nonces, err := newNonces(cfg.DPoP.Nonce)
 	if err != nil {
@@ -177,10 +203,15 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		FingerprintQueue:   cfg.Fingerprints.Queue,
 		FingerprintWriters: cfg.Fingerprints.Writers,
 		Logger:             logger,
+		Observer:           mtr,
 	})
 	var mount func(chi.Router)
 	if dev != nil {
 		mount = dev.mount
+	}
+	decisionLog, err := decisionlog.New(ctx, cfg.DecisionLogs, decisionlog.Options{Logger: logger})
+	if err != nil {
+		return nil, err
 	}
 	handler := httpapi.New(httpapi.Options{
 		Decider: decider,
@@ -192,11 +223,22 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Gateway:     httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""},
 		ForwardAuth: &httpapi.ForwardAuth{TrustedProxies: trusted, Credential: gatewayCred},
 		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
-		Revoke: &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
-		SSF:    ssfHandler,
-		Mount:  mount,
+		Revoke:      &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
+		SSF:         ssfHandler,
+		Mount:       mount,
+
+		DecisionLog:    decisionLog,
+		Metrics:        mtr,
+		MetricsHandler: mtr.Handler(),
+		Status:         func() any { return sources.Status() },
+		StatusParts: []httpapi.StatusPart{
+			{Name: "store", Get: func(ctx context.Context) (any, error) { return st.Stats(ctx) }},
+			{Name: "issuers", Get: func(context.Context) (any, error) { return verifier.Status(), nil }},
+			{Name: "decision_logs", Get: func(context.Context) (any, error) { return decisionLog.Status(), nil }},
+		},
 	})
-	return &app{handler: handler, decider: decider, verifier: verifier, policy: engine, store: st}, nil
+	return &app{handler: handler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
+		decisionLog: decisionLog}, nil
 }
 
 // serve runs the PDP until ctx ends, then drains in-flight requests.

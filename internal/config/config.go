@@ -306,7 +306,7 @@ func Defaults() Config {
 			SweepInterval: time.Minute,
 			LockTimeout:   time.Second,
 		},
-		Log:             Log{Level: "info", Format: "json"},
+		Log: Log{Level: "info", Format: "json"},
 	}
 }
 

@@ -43,6 +43,12 @@ type Evaluator interface {
 	Settings() policy.Settings
 }
 
+// EvalObserver is told how long each policy evaluation took (for a
+// latency histogram). It must be cheap and safe for concurrent use.
+type EvalObserver interface {
+	ObserveEval(d time.Duration, err error)
+}
+
 // State is the part of the state store the pipeline writes: refresh-token
 // families (atomic reuse detection), the revocations a decision asks for,
 // and fingerprints. The policy reads the store through built-ins.
@@ -65,6 +71,13 @@ type Decision struct {
 	Policy          PolicyRef         `json:"policy"`
 	// TokenHash is the SHA-256 of the presented token, for logs; never the token.
 	TokenHash string `json:"-"`
+	// GrantType is the grant type the policy derived ("" when none), for
+	// logs and metrics; set on token-endpoint decisions too.
+	GrantType string `json:"-"`
+	// Input is the policy input the decision was made on, for decision
+	// logs; nil when the decision failed before it was built. It carries
+	// no token, proof or credential, only their hashes and verified claims.
+	Input ast.Value `json:"-"`
 }
 
 // TokenSummary names the verified token a decision was about.
@@ -96,6 +109,7 @@ type Engine struct {
 	revocations time.Duration
 	now         func() time.Time
 	logger      *slog.Logger
+	observer    EvalObserver
 }
 
 // Options configure an Engine.
@@ -116,6 +130,8 @@ type Options struct {
 	FingerprintWriters int
 	Now                func() time.Time
 	Logger             *slog.Logger
+	// Observer, when set, is told the duration of every policy evaluation.
+	Observer EvalObserver
 }
 
 // NewEngine wires the pipeline. Fingerprint writers run until ctx ends.
@@ -143,6 +159,7 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 		revocations: opts.RevocationTTL,
 		now:         opts.Now,
 		logger:      opts.Logger,
+		observer:    opts.Observer,
 	}
 	if opts.State != nil {
 		e.recorder = newRecorder(ctx, opts.State, opts.FingerprintQueue, opts.FingerprintWriters, opts.Logger)
@@ -188,7 +205,15 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	}
 
 	input := buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
+	d.Input = input
+	var start time.Time
+	if e.observer != nil {
+		start = time.Now()
+	}
 	res, rev, err := e.policy.Eval(ctx, input, now)
+	if e.observer != nil {
+		e.observer.ObserveEval(time.Since(start), err)
+	}
 	d.Policy.Revision = rev
 	if err != nil {
 		return e.fail(d, err)
@@ -205,6 +230,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	d.Headers = res.Headers
 	d.UpstreamHeaders = res.UpstreamHeaders
 	d.Policy.Module = res.Module
+	d.GrantType = res.GrantType
 	if tok != nil {
 		d.Token = &TokenSummary{
 			Issuer:    tok.Issuer,

@@ -23,7 +23,9 @@ func TestNewRequestRefuses(t *testing.T) {
 		{"fail/too many header values", func(r *RawRequest) { r.Headers = map[string][]string{"x": make([]string, MaxHeaderValues+1)} }},
 		{"fail/headers too large", func(r *RawRequest) { r.Headers = map[string][]string{"x": {strings.Repeat("a", MaxHeaderBytes)}} }},
 		{"fail/bad remote ip", func(r *RawRequest) { r.RemoteIP = "1.2.3" }},
-		{"fail/not a certificate", func(r *RawRequest) { r.ClientCertPEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" }},
+		{"fail/not a certificate", func(r *RawRequest) {
+			r.ClientCertPEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+		}},
 		{"fail/certificate too large", func(r *RawRequest) { r.ClientCertPEM = strings.Repeat("a", MaxClientCertPEM+1) }},
 		{"fail/form too large", func(r *RawRequest) { r.Form = url.Values{"a": {strings.Repeat("b", MaxFormBytes)}} }},
 	}

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,11 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/jsonast"
+	"github.com/tokenguard/pdp/internal/policy"
 )
 
 // MaxDecideBody bounds a POST /v1/decide body.
@@ -26,8 +27,9 @@ const MaxDecideBody = 1 << 20
 const maxContextDepth = 16
 
 type decide struct {
-	decider Decider
-	logger  *slog.Logger
+	decider  Decider
+	logger   *slog.Logger
+	observer observer
 }
 
 // decideBody is the wire shape of POST /v1/decide.
@@ -66,18 +68,26 @@ func (h *headerValue) UnmarshalJSON(b []byte) error {
 }
 
 func (d *decide) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	id := decision.NewID()
 	w.Header().Set("X-Decision-Id", id)
 	req, p := readDecideRequest(w, r)
 	if p != nil {
 		p.Extensions = map[string]any{"decision_id": id}
 		writeProblem(w, *p)
+		d.observer.rejected(p.Status)
 		return
 	}
 	dec, err := d.decider.Decide(r.Context(), req)
-	if dec != nil {
-		dec.ID = id
+	if dec == nil { // never from the engine; a deny all the same
+		dec = &decision.Decision{Status: http.StatusInternalServerError,
+			Reasons: []policy.Reason{{Code: decision.CodePolicyError, Message: "the policy could not make a decision"}}}
+		if err == nil {
+			err = errors.New("no decision")
+		}
 	}
+	dec.ID = id
+	defer d.observer.decided(w, r, dec, err, start)
 	if err != nil {
 		d.logger.Error("decision failed", "decision_id", id, "error", err)
 		writeProblem(w, Problem{
@@ -91,29 +101,7 @@ func (d *decide) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	d.log(dec)
 	writeJSON(w, d.logger, http.StatusOK, dec)
-}
-
-// log writes one line a decision: ids, outcome, reason codes and hashes,
-// never a token or proof.
-func (d *decide) log(dec *decision.Decision) {
-	if !d.logger.Enabled(context.Background(), slog.LevelInfo) {
-		return
-	}
-	codes := make([]string, len(dec.Reasons))
-	for i, r := range dec.Reasons {
-		codes[i] = r.Code
-	}
-	attrs := []any{"decision_id", dec.ID, "allow", dec.Allow, "status", dec.Status, "reasons", codes,
-		"module", dec.Policy.Module, "revision", dec.Policy.Revision}
-	if dec.TokenHash != "" {
-		attrs = append(attrs, "token_sha256", dec.TokenHash)
-	}
-	if t := dec.Token; t != nil {
-		attrs = append(attrs, "grant_type", t.GrantType, "client_id", t.ClientID)
-	}
-	d.logger.Info("decision", attrs...)
 }
 
 // readDecideRequest reads and validates the body; a non-nil Problem is the

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/tokenguard/pdp/internal/decision"
 )
@@ -43,14 +44,15 @@ var forwardHeaders = map[string]bool{
 }
 
 type forwardAuth struct {
-	cfg     ForwardAuth
-	digest  [32]byte
-	decider Decider
-	logger  *slog.Logger
+	cfg      ForwardAuth
+	digest   [32]byte
+	decider  Decider
+	logger   *slog.Logger
+	observer observer
 }
 
-func newForwardAuth(cfg ForwardAuth, decider Decider, logger *slog.Logger) *forwardAuth {
-	return &forwardAuth{cfg: cfg, digest: sha256.Sum256([]byte(cfg.Credential)), decider: decider, logger: logger}
+func newForwardAuth(cfg ForwardAuth, decider Decider, logger *slog.Logger, obs observer) *forwardAuth {
+	return &forwardAuth{cfg: cfg, digest: sha256.Sum256([]byte(cfg.Credential)), decider: decider, logger: logger, observer: obs}
 }
 
 // trusted reports whether the peer may vouch for the client's address and
@@ -71,11 +73,13 @@ func (f *forwardAuth) trusted(r *http.Request, peer netip.Addr) bool {
 }
 
 func (f *forwardAuth) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	id := decision.NewID()
 	w.Header().Set("X-Decision-Id", id)
 	raw, p := f.originalRequest(r)
 	if p != nil {
 		p.Extensions = map[string]any{"decision_id": id}
+		f.observer.rejected(p.Status)
 		writeProblem(w, *p)
 		return
 	}
@@ -83,16 +87,20 @@ func (f *forwardAuth) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p := badRequest(strings.TrimPrefix(err.Error(), decision.ErrInvalidRequest.Error()+": "))
 		p.Extensions = map[string]any{"decision_id": id}
+		f.observer.rejected(p.Status)
 		writeProblem(w, *p)
 		return
 	}
 	dec, err := f.decider.Decide(r.Context(), req)
-	if err != nil {
+	if dec != nil {
+		dec.ID = id
+	}
+	defer func() { f.observer.decided(w, r, dec, err, start) }()
+	if err != nil || dec == nil {
 		f.logger.Error("decision failed", "decision_id", id, "error", err)
 		writeForwardDeny(w, http.StatusInternalServerError, nil, id, []string{decision.CodePolicyError})
 		return
 	}
-	dec.ID = id
 	if dec.Allow {
 		for k, v := range dec.UpstreamHeaders {
 			w.Header().Set(k, v)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 )
 
 // Problem is an RFC 9457 problem document. Extensions carry members such as
@@ -42,18 +43,28 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 			body[k] = v
 		}
 	}
+	b, _ := json.Marshal(body) // extensions are plain values
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(body)
+	_, _ = w.Write(append(b, '\n'))
 }
 
-// writeJSON writes a 2xx JSON answer.
+// writeJSON writes a 2xx JSON answer, with its length: a complete answer
+// can be flushed before the handler returns.
 func writeJSON(w http.ResponseWriter, logger *slog.Logger, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		logger.Error("encode response", "error", err)
+		writeProblem(w, Problem{Type: TypePolicyError, Title: "Internal Server Error", Status: http.StatusInternalServerError})
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(v); err != nil {
+	if _, err := w.Write(append(b, '\n')); err != nil {
 		logger.Warn("write response", "error", err)
 	}
 }

@@ -45,6 +45,17 @@ type Options struct {
 	SSF http.Handler
 	// Mount, when set, adds routes (the dev issuer's, for example).
 	Mount func(chi.Router)
+	// DecisionLog, when set, receives one entry per decision.
+	DecisionLog DecisionLogger
+	// Metrics, when set, counts decisions; MetricsHandler, when set, is
+	// served at GET /metrics.
+	Metrics        DecisionMetrics
+	MetricsHandler http.Handler
+	// Status, when set, is the policy status GET /v1/status shows (its
+	// members at the top level); StatusParts add members (store, issuers,
+	// decision_logs). The route exists when either is set.
+	Status      func() any
+	StatusParts []StatusPart
 }
 
 // New returns the HTTP handler of the API.
@@ -63,10 +74,11 @@ func New(opts Options) http.Handler {
 	h := &health{checks: opts.Checks}
 	r.Get("/healthz", h.live)
 	r.Get("/readyz", h.ready)
-	d := &decide{decider: opts.Decider, logger: opts.Logger}
+	obs := observer{logs: opts.DecisionLog, metrics: opts.Metrics}
+	d := &decide{decider: opts.Decider, logger: opts.Logger, observer: obs}
 	r.With(opts.Gateway.middleware).Post("/v1/decide", d.serveHTTP)
 	if opts.ForwardAuth != nil {
-		fa := newForwardAuth(*opts.ForwardAuth, opts.Decider, opts.Logger)
+		fa := newForwardAuth(*opts.ForwardAuth, opts.Decider, opts.Logger, obs)
 		r.With(opts.Gateway.middleware).HandleFunc("/v1/forward-auth", fa.serveHTTP)
 		r.With(opts.Gateway.middleware).HandleFunc("/v1/forward-auth/*", fa.serveHTTP)
 	}
@@ -82,6 +94,13 @@ func New(opts Options) http.Handler {
 	}
 	if opts.SSF != nil {
 		r.Method(http.MethodPost, "/v1/ssf/events", opts.SSF)
+	}
+	if opts.MetricsHandler != nil {
+		r.Method(http.MethodGet, "/metrics", opts.MetricsHandler)
+	}
+	if opts.Status != nil || len(opts.StatusParts) > 0 {
+		st := &status{policy: opts.Status, parts: opts.StatusParts, logger: opts.Logger}
+		r.Get("/v1/status", st.serveHTTP)
 	}
 	if opts.Mount != nil {
 		opts.Mount(r)

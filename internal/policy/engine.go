@@ -1,6 +1,8 @@
 // Package policy is tokenguard's OPA engine: it loads Rego modules and their
-// data, compiles them, prepares the decision query once per policy version and
-// swaps it in atomically, and evaluates it with the input as an ast.Value.
+// data from a watched directory or from OPA bundles (local or from a bundle
+// service, optionally signed), compiles them, prepares the decision query
+// once per policy version and swaps it in atomically, and evaluates it with
+// the input as an ast.Value.
 package policy
 
 import (
@@ -57,6 +59,13 @@ func NewEngine(logger *slog.Logger) *Engine {
 // Activate compiles and prepares the policy set and, only if that succeeds,
 // makes it the active version. On error the previous version keeps serving.
 func (e *Engine) Activate(ctx context.Context, set *Set) error {
+	return e.activate(ctx, set, nil)
+}
+
+// activate is Activate with a last check (that the decision rule exists,
+// the policy's own tests) that runs after the set compiled and before it is
+// published.
+func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Context, *Set) error) error {
 	settings, err := settingsFrom(set.Data)
 	if err != nil {
 		return fmt.Errorf("policy data from %s: %w", set.Source, err)
@@ -75,6 +84,11 @@ func (e *Engine) Activate(ctx context.Context, set *Set) error {
 	pq, err := r.PrepareForEval(ctx)
 	if err != nil {
 		return fmt.Errorf("compile policy from %s: %w", set.Source, err)
+	}
+	if check != nil {
+		if err := check(ctx, set); err != nil {
+			return err
+		}
 	}
 	e.active.Store(&version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now()})
 	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules))

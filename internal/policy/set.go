@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 
@@ -16,15 +17,19 @@ import (
 // Set is one version of the policy: Rego modules plus their data document,
 // and a revision that changes whenever either changes.
 type Set struct {
-	Modules  []*ast.Module
+	Modules []*ast.Module
+	// Tests are the policy's own test modules (*_test.rego). They are never
+	// served; with policy.test_on_load they must pass before the set is
+	// activated. They do not count towards the revision.
+	Tests    []*ast.Module
 	Data     map[string]any
 	Revision string
 	Source   string
 }
 
 // LoadDir loads the Rego modules and data files (JSON/YAML) below dir the way
-// `opa run` and `opa test` do. Test modules (*_test.rego) and the
-// capabilities declaration are not served.
+// `opa run` and `opa test` do. Test modules (*_test.rego) go to Tests, not to
+// Modules; the capabilities declaration and hidden files are left out.
 func LoadDir(dir string) (*Set, error) {
 	res, err := loader.NewFileLoader().
 		WithRegoVersion(ast.RegoV1).
@@ -33,31 +38,45 @@ func LoadDir(dir string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load policy dir %s: %w", dir, err)
 	}
-	if len(res.Modules) == 0 {
+	set := &Set{Data: res.Documents, Source: "dir:" + dir}
+	raw := map[string][]byte{}
+	for _, name := range slices.Sorted(maps.Keys(res.Modules)) {
+		f := res.Modules[name]
+		if isTestModule(name) {
+			set.Tests = append(set.Tests, f.Parsed)
+			continue
+		}
+		set.Modules = append(set.Modules, f.Parsed)
+		raw[strings.TrimPrefix(name, dir)] = f.Raw
+	}
+	if len(set.Modules) == 0 {
 		return nil, fmt.Errorf("load policy dir %s: no Rego modules", dir)
 	}
-	names := make([]string, 0, len(res.Modules))
-	for name := range res.Modules {
-		names = append(names, name)
+	if set.Revision, err = revisionOf(raw, set.Data); err != nil {
+		return nil, fmt.Errorf("load policy dir %s: %w", dir, err)
 	}
-	slices.Sort(names)
-	h := sha256.New()
-	set := &Set{Data: res.Documents, Source: "dir:" + dir}
-	for _, name := range names {
-		f := res.Modules[name]
-		set.Modules = append(set.Modules, f.Parsed)
-		fmt.Fprintf(h, "module %s %d\n", strings.TrimPrefix(name, dir), len(f.Raw))
-		h.Write(f.Raw)
-	}
-	data, err := json.Marshal(res.Documents) // map keys are sorted: stable
-	if err != nil {
-		return nil, fmt.Errorf("load policy dir %s: encode data: %w", dir, err)
-	}
-	fmt.Fprintf(h, "data %d\n", len(data))
-	h.Write(data)
-	set.Revision = hex.EncodeToString(h.Sum(nil))[:16]
 	return set, nil
 }
+
+// revisionOf is the revision of a policy: a digest of its modules (by name)
+// and its data document.
+func revisionOf(modules map[string][]byte, data map[string]any) (string, error) {
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(modules)) {
+		fmt.Fprintf(h, "module %s %d\n", name, len(modules[name]))
+		h.Write(modules[name])
+	}
+	b, err := json.Marshal(data) // map keys are sorted: stable
+	if err != nil {
+		return "", fmt.Errorf("encode data: %w", err)
+	}
+	fmt.Fprintf(h, "data %d\n", len(b))
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// isTestModule tells test modules by their file name, as `opa test` does.
+func isTestModule(name string) bool { return strings.HasSuffix(name, "_test.rego") }
 
 // notServed filters out what a policy directory holds for tooling only.
 func notServed(_ string, info fs.FileInfo, _ int) bool {
@@ -65,5 +84,5 @@ func notServed(_ string, info fs.FileInfo, _ int) bool {
 	if info.IsDir() {
 		return strings.HasPrefix(name, ".") && name != "."
 	}
-	return strings.HasSuffix(name, "_test.rego") || name == "capabilities.json" || strings.HasPrefix(name, ".")
+	return name == "capabilities.json" || strings.HasPrefix(name, ".")
 }

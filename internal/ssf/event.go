@@ -48,6 +48,29 @@ var knownEvents = map[string]string{
 	EventIdentifierRecycled:              "identifier-recycled",
 }
 
+// EventNames returns the short names of the event types acted on, sorted:
+// the event labels an Observer sees besides EventUnknown and EventNone.
+func EventNames() []string {
+	names := make([]string, 0, len(knownEvents))
+	for _, n := range knownEvents {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// eventLabel names the event of a SET for an Observer: its short name,
+// EventUnknown for another type, EventNone without a SET.
+func eventLabel(set *SET) string {
+	if set == nil {
+		return EventNone
+	}
+	if name, ok := knownEvents[set.EventType]; ok {
+		return name
+	}
+	return EventUnknown
+}
+
 // Subject identifier formats (RFC 9493, SSF complex subjects).
 const (
 	FormatIssSub  = "iss_sub"

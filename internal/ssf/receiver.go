@@ -54,7 +54,38 @@ type Options struct {
 	// PollMaxEvents is the maxEvents of each poll. Default
 	// DefaultPollMaxEvents.
 	PollMaxEvents int
+	// Observer, when set, is told the outcome of every SET (for metrics).
+	Observer Observer
 }
+
+// Observer is told what became of each SET received, pushed or polled. Its
+// method must be cheap and safe for concurrent use.
+type Observer interface {
+	// SETProcessed reports one SET: event is the short name of a known
+	// event type (EventNames), EventUnknown, or EventNone when the SET was
+	// refused before its event could be read; outcome is one of the
+	// Outcome* constants.
+	SETProcessed(event, outcome string)
+}
+
+// Event labels besides the known events' short names.
+const (
+	EventUnknown = "unknown"
+	EventNone    = "none"
+)
+
+// Outcomes of a SET (Observer.SETProcessed).
+const (
+	OutcomeApplied      = "applied"
+	OutcomeIgnored      = "ignored"
+	OutcomeDuplicate    = "duplicate"
+	OutcomeRefused      = "refused"
+	OutcomeStoreFailure = "store_failure"
+)
+
+type noObserver struct{}
+
+func (noObserver) SETProcessed(string, string) {}
 
 // Defaults of Options.
 const (
@@ -143,6 +174,7 @@ type Receiver struct {
 	ttl      time.Duration
 	seen     *jtiMemory
 	pollers  []*poller
+	obs      Observer
 
 	applied, ignored, duplicates, refused, storeFailures atomic.Uint64
 }
@@ -172,6 +204,10 @@ func NewReceiver(ctx context.Context, cfg []config.Transmitter, rev Revoker, opt
 		now:      opts.Now,
 		ttl:      opts.RevocationTTL,
 		seen:     newJTIMemory(opts.ReplayCapacity, opts.ReplayTTL),
+		obs:      opts.Observer,
+	}
+	if r.obs == nil {
+		r.obs = noObserver{}
 	}
 	for _, tc := range cfg {
 		if tc.PollEndpoint == "" {
@@ -227,6 +263,7 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 	}
 	if err != nil {
 		r.refused.Add(1)
+		r.obs.SETProcessed(eventLabel(set), OutcomeRefused)
 		r.logRefusal(ctx, err, set)
 		return Result{}, err
 	}
@@ -245,6 +282,7 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 	now := r.now()
 	if r.seen.has(set.JTIHash, now) {
 		r.duplicates.Add(1)
+		r.obs.SETProcessed(eventLabel(set), OutcomeDuplicate)
 		res.Duplicate = true
 		log.InfoContext(ctx, "ssf: SET delivered again; already applied")
 		return res, nil
@@ -252,11 +290,13 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 	p, rerr := planEvent(set, now)
 	if rerr != nil {
 		r.refused.Add(1)
+		r.obs.SETProcessed(eventLabel(set), OutcomeRefused)
 		r.logRefusal(ctx, rerr, set)
 		return Result{}, rerr
 	}
 	if len(p.targets) == 0 {
 		r.ignored.Add(1)
+		r.obs.SETProcessed(eventLabel(set), OutcomeIgnored)
 		res.Ignored = p.ignored
 		r.seen.add(set.JTIHash, now)
 		log.InfoContext(ctx, "ssf: SET accepted without effect", "ignored", p.ignored)
@@ -276,11 +316,13 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 			// Delivering it again would fail the same way.
 			rerr := refuse(CodeInvalidRequest, "the event names a subject that cannot be recorded")
 			r.refused.Add(1)
+			r.obs.SETProcessed(eventLabel(set), OutcomeRefused)
 			r.logRefusal(ctx, rerr, set)
 			return Result{}, rerr
 		}
 		if err != nil {
 			r.storeFailures.Add(1)
+			r.obs.SETProcessed(eventLabel(set), OutcomeStoreFailure)
 			log.ErrorContext(ctx, "ssf: recording the revocation failed; the SET is not acknowledged", "kind", string(t.kind), "error", err)
 			return Result{}, fmt.Errorf("%w: %w", ErrStore, err)
 		}
@@ -288,6 +330,7 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 	}
 	r.seen.add(set.JTIHash, now)
 	r.applied.Add(1)
+	r.obs.SETProcessed(eventLabel(set), OutcomeApplied)
 	log.InfoContext(ctx, "ssf: SET applied",
 		"kind", string(p.targets[0].kind),
 		"revocations", len(res.Revocations),
@@ -339,6 +382,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != ContentType {
 		r.refused.Add(1)
+		r.obs.SETProcessed(EventNone, OutcomeRefused)
 		writeJSON(w, http.StatusBadRequest, errorBody{Err: CodeInvalidRequest, Description: "the content type must be " + ContentType})
 		return
 	}
@@ -347,10 +391,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case errors.As(err, &tooLarge):
 		r.refused.Add(1)
+		r.obs.SETProcessed(EventNone, OutcomeRefused)
 		writeJSON(w, http.StatusBadRequest, errorBody{Err: CodeInvalidRequest, Description: "the SET is too large"})
 		return
 	case err != nil:
 		r.refused.Add(1)
+		r.obs.SETProcessed(EventNone, OutcomeRefused)
 		writeJSON(w, http.StatusBadRequest, errorBody{Err: CodeInvalidRequest, Description: "the request body could not be read"})
 		return
 	}

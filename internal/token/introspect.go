@@ -117,6 +117,7 @@ func (v *Verifier) callIntrospection(ctx context.Context, raw string, sum [32]by
 	defer cancel()
 
 	obj, err := in.post(ctx, v.client, raw)
+	v.obs.Introspected(introspectionOutcome(obj, err))
 	if err != nil {
 		return nil, failWrap(CodeIntrospectionFailed, "token introspection failed", err), time.Time{}
 	}
@@ -162,6 +163,23 @@ func (v *Verifier) callIntrospection(ctx context.Context, raw string, sum [32]by
 		return tok, nil, time.Time{}
 	}
 	return tok, nil, now.Add(ttl)
+}
+
+// introspectionOutcome classifies the answer of one call for the
+// Observer: only the JSON boolean true is active, only false inactive.
+func introspectionOutcome(obj ast.Object, err error) string {
+	if err != nil {
+		return IntrospectionError
+	}
+	switch active := obj.Get(cActive); {
+	case active == nil:
+		return IntrospectionError
+	case active.Value.Compare(ast.Boolean(true)) == 0:
+		return IntrospectionActive
+	case active.Value.Compare(ast.Boolean(false)) == 0:
+		return IntrospectionInactive
+	}
+	return IntrospectionError
 }
 
 // post sends the introspection request and returns the parsed response.

@@ -101,7 +101,11 @@ func (v *Verifier) refresh(ctx context.Context, is *issuer, limited bool) error 
 		is.lastFetch = now
 		f = &jwksFetch{done: make(chan struct{})}
 		is.inflight = f
-		go v.runFetch(context.WithoutCancel(ctx), is, f)
+		trigger := TriggerScheduled
+		if limited {
+			trigger = TriggerUnknownKey
+		}
+		go v.runFetch(context.WithoutCancel(ctx), is, f, trigger)
 	}
 	is.mu.Unlock()
 	select {
@@ -114,7 +118,7 @@ func (v *Verifier) refresh(ctx context.Context, is *issuer, limited bool) error 
 
 var errRefreshLimited = errors.New("JWKS refresh rate-limited")
 
-func (v *Verifier) runFetch(ctx context.Context, is *issuer, f *jwksFetch) {
+func (v *Verifier) runFetch(ctx context.Context, is *issuer, f *jwksFetch, trigger string) {
 	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
 	defer cancel()
 	ks, skipped, err := fetchJWKS(ctx, v.client, is.cfg.JWKSURI)
@@ -128,7 +132,9 @@ func (v *Verifier) runFetch(ctx context.Context, is *issuer, f *jwksFetch) {
 	}
 	is.mu.Lock()
 	is.inflight = nil
+	is.lastErr = err
 	is.mu.Unlock()
+	v.obs.JWKSFetched(trigger, err)
 	close(f.done)
 }
 
@@ -193,6 +199,46 @@ func (v *Verifier) Ready() error {
 		return fmt.Errorf("%w: %s", ErrNotReady, strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// IssuerStatus describes one issuer's keys, for status pages.
+type IssuerStatus struct {
+	Issuer string `json:"issuer"`
+	// Source is where its keys come from: "jwks_uri", "jwks_file" or
+	// "introspection" (no keys).
+	Source string `json:"source"`
+	// Loaded reports a usable key set; Keys counts its keys.
+	Loaded bool `json:"loaded"`
+	Keys   int  `json:"keys"`
+	// LastFetch is when the last JWKS fetch started (jwks_uri only).
+	LastFetch time.Time `json:"last_fetch,omitzero"`
+	// LastError is the error of the last fetch, empty after a success.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Status describes the keys of every issuer, in configuration order.
+func (v *Verifier) Status() []IssuerStatus {
+	out := make([]IssuerStatus, 0, len(v.issuers))
+	for _, is := range v.issuers {
+		s := IssuerStatus{Issuer: is.cfg.Issuer, Source: "introspection"}
+		switch {
+		case is.cfg.JWKSURI != "":
+			s.Source = "jwks_uri"
+		case is.cfg.JWKSFile != "":
+			s.Source = "jwks_file"
+		}
+		if ks := is.keys.Load(); ks != nil {
+			s.Loaded, s.Keys = true, len(ks.keys)
+		}
+		is.mu.Lock()
+		s.LastFetch = is.lastFetch
+		if is.lastErr != nil {
+			s.LastError = is.lastErr.Error()
+		}
+		is.mu.Unlock()
+		out = append(out, s)
+	}
+	return out
 }
 
 // ErrNotReady is wrapped by Ready while some issuer has no keys yet.

@@ -88,6 +88,7 @@ func (v *Verifier) introspectRefresh(ctx context.Context, raw string, sum [32]by
 	ctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
 	obj, err := in.postHint(ctx, v.client, raw, "refresh_token")
+	v.obs.Introspected(introspectionOutcome(obj, err))
 	if err != nil {
 		return nil, failWrap(CodeIntrospectionFailed, "token introspection failed", err)
 	}

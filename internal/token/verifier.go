@@ -31,7 +31,46 @@ type Options struct {
 	// CacheSize bounds the cached verified tokens (0 means
 	// DefaultCacheSize).
 	CacheSize int
+	// Observer, when set, is told about JWKS fetches, introspection calls
+	// and cache lookups (for metrics).
+	Observer Observer
 }
+
+// Observer watches the verifier's outbound calls and its cache. Its
+// methods must be cheap and safe for concurrent use; they never see a
+// token.
+type Observer interface {
+	// JWKSFetched is called when a JWKS fetch ends; trigger is
+	// TriggerScheduled or TriggerUnknownKey, err nil on success.
+	JWKSFetched(trigger string, err error)
+	// Introspected is called once per RFC 7662 call with its outcome:
+	// IntrospectionActive, IntrospectionInactive or IntrospectionError.
+	Introspected(outcome string)
+	// CacheLookup is called once per verification that consults the cache.
+	CacheLookup(hit bool)
+}
+
+// What caused a JWKS fetch (Observer.JWKSFetched): the refresh loop of
+// Run, or a token whose key is not loaded (an unknown kid, or a first token
+// before any key set), rate-limited.
+const (
+	TriggerScheduled  = "scheduled"
+	TriggerUnknownKey = "unknown_key"
+)
+
+// Outcomes of an introspection call (Observer.Introspected).
+const (
+	IntrospectionActive   = "active"
+	IntrospectionInactive = "inactive"
+	IntrospectionError    = "error"
+)
+
+// noObserver is the Observer of a verifier without one.
+type noObserver struct{}
+
+func (noObserver) JWKSFetched(string, error) {}
+func (noObserver) Introspected(string)       {}
+func (noObserver) CacheLookup(bool)          {}
 
 // Verifier verifies access tokens for a fixed set of issuers. It is safe
 // for concurrent use.
@@ -44,6 +83,7 @@ type Verifier struct {
 	now          func() time.Time
 	log          *slog.Logger
 	cache        *tokenCache
+	obs          Observer
 }
 
 // issuer is one trusted issuer and its current keys.
@@ -54,6 +94,8 @@ type issuer struct {
 	mu sync.Mutex
 	// lastFetch is when the last JWKS fetch started (rate limit, J2).
 	lastFetch time.Time
+	// lastErr is the error of the last JWKS fetch, nil after a success.
+	lastErr error
 	// inflight is the running fetch, if any.
 	inflight *jwksFetch
 }
@@ -75,6 +117,10 @@ func NewVerifier(ctx context.Context, issuers []config.Issuer, opts Options) (*V
 		now:    opts.Now,
 		log:    opts.Logger,
 		cache:  newTokenCache(opts.CacheSize),
+		obs:    opts.Observer,
+	}
+	if v.obs == nil {
+		v.obs = noObserver{}
 	}
 	if v.client == nil {
 		v.client = defaultHTTPClient()
@@ -192,10 +238,11 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Token, *Error) {
 		return nil, e
 	}
 	sum := sha256.Sum256([]byte(raw))
-	if tok, e, ok := v.cached(sum); ok {
+	tok, e, ok := v.cached(sum)
+	v.obs.CacheLookup(ok)
+	if ok {
 		return tok, e
 	}
-	var tok *Token
 	switch kind {
 	case kindJWT:
 		tok, e = v.verifyJWT(ctx, raw, sum)

@@ -1,0 +1,289 @@
+// Package metrics is tokenguard's Prometheus instrumentation: one registry
+// of its own, every metric named pdp_*, and label values taken only from
+// fixed allow-lists (reason codes, grant types, event names, outcomes), so
+// that no subject, client, token or URL ever becomes a label. Metrics
+// implements the small observer interfaces of the decision pipeline, the
+// token verifier and the Shared Signals receiver; PolicyObserver is the
+// policy loader's.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/ssf"
+	"github.com/tokenguard/pdp/internal/store"
+	"github.com/tokenguard/pdp/internal/token"
+)
+
+// Options configure Metrics.
+type Options struct {
+	// StoreStats, when set, is called at scrape time for the store sizes
+	// (pdp_store_*). Results are reused for StoreStatsMaxAge.
+	StoreStats func(ctx context.Context) (store.Stats, error)
+	// StoreStatsMaxAge is how long one StoreStats answer serves scrapes
+	// (counting walks the whole file). Default 10s; negative: never reuse.
+	StoreStatsMaxAge time.Duration
+	// PolicySources are the policy source names that may be label values
+	// (the configured bundle names); "dir" always may, anything else is
+	// "other".
+	PolicySources []string
+}
+
+// Metrics holds every tokenguard metric in its own registry. It is safe for
+// concurrent use. A nil *Metrics records nothing (metrics disabled), so it
+// can be handed to every observer slot as is.
+type Metrics struct {
+	reg     *prometheus.Registry
+	sources map[string]bool
+
+	decisions         *prometheus.CounterVec
+	reasons           *prometheus.CounterVec
+	warnings          *prometheus.CounterVec
+	rejected          *prometheus.CounterVec
+	decisionDuration  prometheus.Histogram
+	evalDuration      prometheus.Histogram
+	evalErrors        prometheus.Counter
+	policyActivations *prometheus.CounterVec
+	policyFailures    *prometheus.CounterVec
+	policyActivatedAt prometheus.Gauge
+	jwksRefreshes     *prometheus.CounterVec
+	jwksErrors        *prometheus.CounterVec
+	introspections    *prometheus.CounterVec
+	cacheHits         prometheus.Counter
+	cacheMisses       prometheus.Counter
+	setEvents         *prometheus.CounterVec
+}
+
+// latencyBuckets span a cached decision (tens of µs) to the longest
+// decision timeout worth having (1s).
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
+
+// New creates the metrics and registers them in a new registry.
+func New(opts Options) *Metrics {
+	m := &Metrics{
+		reg:     prometheus.NewRegistry(),
+		sources: set(append([]string{"dir"}, opts.PolicySources...)...),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_decisions_total",
+			Help: "Decisions made, by outcome, primary reason code (none on allow) and grant type.",
+		}, []string{"allow", "reason", "grant_type"}),
+		reasons: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_decision_reasons_total",
+			Help: "Reasons given by denies (every reason of a decision counts), by reason code and grant type.",
+		}, []string{"reason", "grant_type"}),
+		warnings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_decision_warnings_total",
+			Help: "Warnings of guardrails in monitor mode, by reason code and grant type.",
+		}, []string{"reason", "grant_type"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_decide_rejected_total",
+			Help: "Decision requests refused before any decision (malformed, too large, wrong media type), by HTTP status.",
+		}, []string{"status"}),
+		decisionDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pdp_decision_duration_seconds",
+			Help:    "Time to answer a decision request, end to end in the handler (body read to response written).",
+			Buckets: latencyBuckets,
+		}),
+		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pdp_policy_evaluation_duration_seconds",
+			Help:    "Time of the policy evaluation alone.",
+			Buckets: latencyBuckets,
+		}),
+		evalErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdp_policy_evaluation_errors_total",
+			Help: "Policy evaluations that failed (each one a policy_error deny).",
+		}),
+		policyActivations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_policy_activations_total",
+			Help: "Policy versions activated, by source (dir or the bundle's name).",
+		}, []string{"source"}),
+		policyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_policy_activation_failures_total",
+			Help: "Policy versions refused (load, signature, compile or test failed; the previous one kept serving), by source.",
+		}, []string{"source"}),
+		policyActivatedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pdp_policy_last_activation_timestamp_seconds",
+			Help: "When the active policy version was activated (Unix time).",
+		}),
+		jwksRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_jwks_refreshes_total",
+			Help: "JWKS fetches of access-token issuers, by trigger (scheduled, unknown_key).",
+		}, []string{"trigger"}),
+		jwksErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_jwks_refresh_errors_total",
+			Help: "JWKS fetches that failed (the previous keys kept serving), by trigger.",
+		}, []string{"trigger"}),
+		introspections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_introspection_requests_total",
+			Help: "RFC 7662 introspection calls, by outcome (active, inactive, error).",
+		}, []string{"outcome"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdp_token_cache_hits_total",
+			Help: "Token verifications answered from the verified-token cache.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pdp_token_cache_misses_total",
+			Help: "Token verifications that missed the cache (signature checked or token introspected).",
+		}),
+		setEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_ssf_events_total",
+			Help: "Security event tokens received (pushed or polled), by event and outcome.",
+		}, []string{"event", "outcome"}),
+	}
+	m.reg.MustRegister(
+		m.decisions, m.reasons, m.warnings, m.rejected, m.decisionDuration, m.evalDuration, m.evalErrors,
+		m.policyActivations, m.policyFailures, m.policyActivatedAt,
+		m.jwksRefreshes, m.jwksErrors, m.introspections, m.cacheHits, m.cacheMisses, m.setEvents,
+	)
+	if opts.StoreStats != nil {
+		m.reg.MustRegister(newStoreCollector(opts.StoreStats, opts.StoreStatsMaxAge))
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format (GET /metrics);
+// nil on a nil *Metrics (no route).
+func (m *Metrics) Handler() http.Handler {
+	if m == nil {
+		return nil
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Registry is the registry every metric is in (for tests and extra
+// collectors).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveDecision counts one decision and its end-to-end latency. A
+// decision that failed (err != nil) is the policy_error deny it answers.
+func (m *Metrics) ObserveDecision(dec *decision.Decision, err error, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.decisionDuration.Observe(elapsed.Seconds())
+	if dec == nil {
+		m.decisions.WithLabelValues("false", decision.CodePolicyError, grantNone).Inc()
+		m.reasons.WithLabelValues(decision.CodePolicyError, grantNone).Inc()
+		return
+	}
+	gt := GrantTypeLabel(dec.GrantType)
+	primary := reasonNone // reasons are most important first
+	if len(dec.Reasons) > 0 {
+		primary = ReasonLabel(dec.Reasons[0].Code)
+	}
+	m.decisions.WithLabelValues(strconv.FormatBool(dec.Allow && err == nil), primary, gt).Inc()
+	for _, r := range dec.Reasons {
+		m.reasons.WithLabelValues(ReasonLabel(r.Code), gt).Inc()
+	}
+	for _, w := range dec.Warnings {
+		m.warnings.WithLabelValues(ReasonLabel(w.Code), gt).Inc()
+	}
+}
+
+// ObserveRejected counts a decision request refused before any decision
+// with the HTTP status it was answered.
+func (m *Metrics) ObserveRejected(status int) {
+	if m == nil {
+		return
+	}
+	m.rejected.WithLabelValues(statusLabel(status)).Inc()
+}
+
+// ObserveEval records the duration of one policy evaluation
+// (decision.EvalObserver).
+func (m *Metrics) ObserveEval(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.evalDuration.Observe(d.Seconds())
+	if err != nil {
+		m.evalErrors.Inc()
+	}
+}
+
+// JWKSFetched counts one JWKS fetch (token.Observer).
+func (m *Metrics) JWKSFetched(trigger string, err error) {
+	if m == nil {
+		return
+	}
+	trigger = oneOf(trigger, jwksTriggers)
+	m.jwksRefreshes.WithLabelValues(trigger).Inc()
+	if err != nil {
+		m.jwksErrors.WithLabelValues(trigger).Inc()
+	}
+}
+
+// Introspected counts one introspection call (token.Observer).
+func (m *Metrics) Introspected(outcome string) {
+	if m == nil {
+		return
+	}
+	m.introspections.WithLabelValues(oneOf(outcome, introspectionOutcomes)).Inc()
+}
+
+// CacheLookup counts one verified-token cache lookup (token.Observer).
+func (m *Metrics) CacheLookup(hit bool) {
+	if m == nil {
+		return
+	}
+	if hit {
+		m.cacheHits.Inc()
+	} else {
+		m.cacheMisses.Inc()
+	}
+}
+
+// SETProcessed counts one security event token (ssf.Observer).
+func (m *Metrics) SETProcessed(event, outcome string) {
+	if m == nil {
+		return
+	}
+	m.setEvents.WithLabelValues(oneOf(event, ssfEvents), oneOf(outcome, ssfOutcomes)).Inc()
+}
+
+// PolicyObserver counts policy activations and refusals; it implements
+// policy.Observer.
+type PolicyObserver struct{ m *Metrics }
+
+// Policy returns the observer the policy loader reports to.
+// On a nil *Metrics it is a nil *PolicyObserver, which records nothing.
+func (m *Metrics) Policy() *PolicyObserver {
+	if m == nil {
+		return nil
+	}
+	return &PolicyObserver{m: m}
+}
+
+// Activated counts a policy version that became active. The revision is
+// not a label (unbounded); it is in /v1/status and every decision log.
+func (p *PolicyObserver) Activated(source, _ string) {
+	if p == nil {
+		return
+	}
+	p.m.policyActivations.WithLabelValues(oneOf(source, p.m.sources)).Inc()
+	p.m.policyActivatedAt.SetToCurrentTime()
+}
+
+// Failed counts a policy version that could not be activated.
+func (p *PolicyObserver) Failed(source string, _ error) {
+	if p == nil {
+		return
+	}
+	p.m.policyFailures.WithLabelValues(oneOf(source, p.m.sources)).Inc()
+}
+
+// Compile-time checks: Metrics is what the observed packages expect.
+var (
+	_ decision.EvalObserver = (*Metrics)(nil)
+	_ token.Observer        = (*Metrics)(nil)
+	_ ssf.Observer          = (*Metrics)(nil)
+	_ policy.Observer       = (*PolicyObserver)(nil)
+)
