@@ -171,7 +171,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	}
 
 	engine := policy.NewEngine(logger)
-	sources, err := policy.NewSources(engine, cfg.Policy, policy.SourcesOptions{Logger: logger})
+	sources, err := policy.NewSources(engine, cfg.Policy, policy.SourcesOptions{Logger: logger, Observer: mtr.Policy()})
 	if err != nil {
 		return nil, err
 	}
