@@ -26,6 +26,7 @@ import (
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/decisionlog"
 	"github.com/tokenguard/pdp/internal/dpop"
+	"github.com/tokenguard/pdp/internal/extauthz"
 	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/metrics"
 	"github.com/tokenguard/pdp/internal/policy"
@@ -100,9 +101,18 @@ type app struct {
 	// sources keep the policy in step with policy.dir or policy.bundles;
 	// sources.Status() is the policy part of GET /v1/status.
 	sources *policy.Sources
-	store   *store.Bolt
+	// extAuthz is the Envoy ext_authz server; it serves only with
+	// ext_authz.grpc_listen.
+	extAuthz *extauthz.Server
+	store    *store.Bolt
 	// decisionLog uploads what it still buffers when the app closes.
 	decisionLog *decisionlog.Logger
+}
+
+// ready reports whether the policy is active and every issuer's keys are
+// loaded (what /readyz reports).
+func (a *app) ready() error {
+	return errors.Join(a.policy.Ready(), a.verifier.Ready())
 }
 
 // Close flushes the decision log and releases the state store.
@@ -237,7 +247,22 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "decision_logs", Get: func(context.Context) (any, error) { return decisionLog.Status(), nil }},
 		},
 	})
-	return &app{handler: handler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
+	var extAuthzTLS *tls.Config
+	if cfg.ExtAuthz.GRPCListen != "" && cfg.TLS.CertFile != "" && !cfg.ExtAuthz.Plaintext {
+		if extAuthzTLS, err = serverTLS(cfg); err != nil {
+			return nil, fmt.Errorf("ext_authz: %w", err)
+		}
+	}
+	extAuthz := extauthz.NewServer(decider, extauthz.Options{
+		Logger:         logger,
+		Ready:          func() error { return errors.Join(engine.Ready(), verifier.Ready()) },
+		DecisionLog:    decisionLog,
+		Metrics:        mtr,
+		TLS:            extAuthzTLS,
+		Credential:     gatewayCred,
+		MaxRecvMsgSize: cfg.ExtAuthz.MaxMessageBytes,
+	})
+	return &app{extAuthz: extAuthz, handler: handler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
 		decisionLog: decisionLog}, nil
 }
 
@@ -272,6 +297,16 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("serving", "listen", ln.Addr().String(), "environment", cfg.Environment, "policy_dir", cfg.Policy.Dir)
+	var extAuthzDone chan error // stays nil (never ready) when ext_authz is off
+	if cfg.ExtAuthz.GRPCListen != "" {
+		gln, err := net.Listen("tcp", cfg.ExtAuthz.GRPCListen)
+		if err != nil {
+			return fmt.Errorf("ext_authz.grpc_listen: %w", err)
+		}
+		extAuthzDone = make(chan error, 1)
+		go func() { extAuthzDone <- a.extAuthz.Serve(ctx, gln) }()
+		logger.Info("serving ext_authz", "grpc_listen", gln.Addr().String())
+	}
 	if dev != nil {
 		dev.announce(out, ln.Addr().String())
 	}
@@ -279,6 +314,8 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-extAuthzDone:
+		return fmt.Errorf("ext_authz: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: draining in-flight requests")
@@ -286,6 +323,11 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if extAuthzDone != nil { // drained before the deferred a.Close() closes the store
+		if err := <-extAuthzDone; err != nil {
+			return fmt.Errorf("ext_authz: %w", err)
+		}
 	}
 	return nil
 }

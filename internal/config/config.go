@@ -44,6 +44,8 @@ type Config struct {
 	TLS TLS `mapstructure:"tls"`
 	// Decide configures who may ask for decisions.
 	Decide Decide `mapstructure:"decide"`
+	// ExtAuthz configures the Envoy external authorization gRPC listener.
+	ExtAuthz ExtAuthz `mapstructure:"ext_authz"`
 	// ForwardAuth configures /v1/forward-auth for nginx, Traefik and Caddy.
 	ForwardAuth ForwardAuth `mapstructure:"forward_auth"`
 	// DecisionLogs configures decision logging.
@@ -152,6 +154,23 @@ type DecideAuth struct {
 	// ClientCAFile holds the CA certificates (PEM) that gateway client
 	// certificates must chain to.
 	ClientCAFile string `mapstructure:"client_ca_file"`
+}
+
+// ExtAuthz configures Envoy's external authorization (gRPC), which Istio's
+// CUSTOM authorization uses too.
+//
+// Gateways authenticate as in decide.auth: credential_file (sent as
+// x-tokenguard-gateway gRPC metadata) or client_ca_file (a verified client
+// certificate, over TLS).
+type ExtAuthz struct {
+	// GRPCListen is the gRPC listener's address (e.g. 127.0.0.1:9191);
+	// empty: off.
+	GRPCListen string `mapstructure:"grpc_listen"`
+	// Plaintext serves gRPC without TLS even when tls.cert_file is set
+	// (Envoy as a sidecar on loopback).
+	Plaintext bool `mapstructure:"plaintext"`
+	// MaxMessageBytes bounds one CheckRequest.
+	MaxMessageBytes int `mapstructure:"max_message_bytes"`
 }
 
 // ForwardAuth configures the forward-auth endpoint.
@@ -301,6 +320,7 @@ func Defaults() Config {
 			Nonce:      DPoPNonce{TTL: 5 * time.Minute},
 		},
 		Fingerprints: Fingerprints{Queue: 4096, Writers: 4},
+		ExtAuthz:     ExtAuthz{MaxMessageBytes: 1 << 20},
 		Store: Store{
 			RevocationTTL: 30 * 24 * time.Hour,
 			SweepInterval: time.Minute,
@@ -419,6 +439,18 @@ func (c *Config) Validate() error {
 	}
 	if v := c.Policy.Verification; v != nil && v.KeyFile == "" {
 		bad("policy.verification.key_file", "must be set")
+	}
+	if c.ExtAuthz.GRPCListen != "" {
+		if _, _, err := net.SplitHostPort(c.ExtAuthz.GRPCListen); err != nil {
+			bad("ext_authz.grpc_listen", "must be host:port: %v", err)
+		}
+		plaintext := c.ExtAuthz.Plaintext || c.TLS.CertFile == ""
+		if plaintext && c.Decide.Auth.ClientCAFile != "" && c.Decide.Auth.CredentialFile == "" {
+			bad("ext_authz.plaintext", "client certificates cannot authenticate gateways without TLS")
+		}
+	}
+	if c.ExtAuthz.MaxMessageBytes <= 0 {
+		bad("ext_authz.max_message_bytes", "must be positive")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
