@@ -8,8 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tokenguard/pdp/internal/devissuer"
 )
@@ -204,5 +209,44 @@ func TestConfigValidateAndPrint(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("print shows %q:\n%s", secret, out)
 		}
+	}
+}
+
+// TestServeExtAuthzListener starts a real pdp with ext_authz.grpc_listen
+// and asks its gRPC health service, then stops it with SIGTERM.
+func TestServeExtAuthzListener(t *testing.T) {
+	e := newProcessEnv(t)
+	grpcAddr := freeAddr(t)
+	cfg, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.config, append(cfg, []byte("ext_authz:\n  grpc_listen: "+grpcAddr+"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start(t)
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var status healthpb.HealthCheckResponse_ServingStatus
+	for range 200 {
+		resp, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+		if err == nil {
+			if status = resp.GetStatus(); status == healthpb.HealthCheckResponse_SERVING {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("ext_authz health = %v\n%s", status, p.stderr)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("pdp with ext_authz exited with %v after SIGTERM\n%s", err, p.stderr)
 	}
 }
