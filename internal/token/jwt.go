@@ -11,31 +11,9 @@ import (
 // anyway never causes a JWKS fetch, and no claim is believed before the
 // signature is.
 func (v *Verifier) verifyJWT(ctx context.Context, raw string, sum [32]byte) (*Token, *Error) {
-	jwt, e := parseCompact(raw)
+	jwt, hdr, is, e := v.parseForIssuer(raw)
 	if e != nil {
 		return nil, e
-	}
-	hdr, e := readHeader(jwt.header)
-	if e != nil {
-		return nil, e
-	}
-
-	// J7: the (still unverified) iss selects the issuer, exactly.
-	issName, ok, err := optString(jwt.payload, cIss)
-	switch {
-	case err != nil:
-		return nil, fail(CodeTokenMalformed, `claim "iss" must be a string`)
-	case !ok:
-		return nil, fail(CodeClaimsMissing, `claim "iss" is missing`)
-	}
-	is := v.byName[issName]
-	if is == nil {
-		return nil, fail(CodeIssuerUntrusted, "token issuer is not trusted")
-	}
-	// J1: the issuer's allow-list, exact and case-sensitive ("none" and
-	// HS* can never be on it).
-	if !slices.Contains(is.cfg.Algorithms, hdr.alg) {
-		return nil, fail(CodeAlgNotAllowed, "token algorithm is not allowed for this issuer")
 	}
 	// J5, header part.
 	if e := checkTyp(hdr.typ, is.cfg.AccessTokenType); e != nil {
@@ -82,6 +60,36 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string, sum [32]byte) (*To
 		thumbprint: key.thumbprint,
 	}, now)
 	return tok, nil
+}
+
+// parseForIssuer applies the checks every JWT passes before its key is
+// looked up: shape (J10), header (J4), the issuer named by the still
+// unverified iss, exactly (J7), and that issuer's algorithm allow-list,
+// exact and case-sensitive, which "none" and HS* can never be on (J1).
+func (v *Verifier) parseForIssuer(raw string) (*compactJWS, joseHeader, *issuer, *Error) {
+	jwt, e := parseCompact(raw)
+	if e != nil {
+		return nil, joseHeader{}, nil, e
+	}
+	hdr, e := readHeader(jwt.header)
+	if e != nil {
+		return nil, joseHeader{}, nil, e
+	}
+	issName, ok, err := optString(jwt.payload, cIss)
+	switch {
+	case err != nil:
+		return nil, joseHeader{}, nil, fail(CodeTokenMalformed, `claim "iss" must be a string`)
+	case !ok:
+		return nil, joseHeader{}, nil, fail(CodeClaimsMissing, `claim "iss" is missing`)
+	}
+	is := v.byName[issName]
+	if is == nil {
+		return nil, joseHeader{}, nil, fail(CodeIssuerUntrusted, "token issuer is not trusted")
+	}
+	if !slices.Contains(is.cfg.Algorithms, hdr.alg) {
+		return nil, joseHeader{}, nil, fail(CodeAlgNotAllowed, "token algorithm is not allowed for this issuer")
+	}
+	return jwt, hdr, is, nil
 }
 
 // verifyWithIssuerKeys finds the keys of is that may have signed the token

@@ -3,7 +3,6 @@ package token
 import (
 	"context"
 	"crypto/sha256"
-	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -36,27 +35,9 @@ func (v *Verifier) VerifyRefresh(ctx context.Context, raw string) (*Token, error
 }
 
 func (v *Verifier) verifyRefreshJWT(ctx context.Context, raw string, sum [32]byte) (*Token, *Error) {
-	jwt, e := parseCompact(raw)
+	jwt, hdr, is, e := v.parseForIssuer(raw)
 	if e != nil {
 		return nil, e
-	}
-	hdr, e := readHeader(jwt.header)
-	if e != nil {
-		return nil, e
-	}
-	issName, ok, err := optString(jwt.payload, cIss)
-	switch {
-	case err != nil:
-		return nil, fail(CodeTokenMalformed, `claim "iss" must be a string`)
-	case !ok:
-		return nil, fail(CodeClaimsMissing, `claim "iss" is missing`)
-	}
-	is := v.byName[issName]
-	if is == nil {
-		return nil, fail(CodeIssuerUntrusted, "token issuer is not trusted")
-	}
-	if !slices.Contains(is.cfg.Algorithms, hdr.alg) {
-		return nil, fail(CodeAlgNotAllowed, "token algorithm is not allowed for this issuer")
 	}
 	if e := checkRefreshTyp(hdr.typ); e != nil {
 		return nil, e
