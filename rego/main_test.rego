@@ -294,6 +294,13 @@ test_deny_a_guardrail_listed_without_a_lib_module_is_a_policy_error if {
 	d.reasons[0].message == "guardrail \"lifetme\" is not defined"
 }
 
+# main.guardrail_modules names every lib module that defines reasons, and
+# only those: a guardrail missing from it could never be applied.
+test_guardrail_modules_are_the_lib_modules_with_reasons if {
+	with_reasons := {name | some name, pkg in data.tokenguard.lib; is_set(pkg.reasons)} with input as {}
+	data.tokenguard.main.guardrail_modules == with_reasons
+}
+
 test_deny_a_helper_module_listed_as_a_guardrail_is_a_policy_error if {
 	every helper in ["challenge", "mode", "client", "config"] {
 		codes(fixtures.decide(user)) == ["policy_error"] with data.tokenguard.grants.authorization_code.guardrails as {"sender", helper}

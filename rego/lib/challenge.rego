@@ -27,19 +27,16 @@ scheme := "DPoP" if dpop
 
 # header: the challenge for the reason that decides the status. Without an
 # "error" in the reason (no token presented) it names only the realm.
-header(r) := concat(" ", [scheme, concat(", ", [param |
-	some p in params(r)
-	p[1] != ""
-	param := sprintf("%s=\"%s\"", [p[0], quote(p[1])])
+header(r) := concat(" ", [scheme, concat(", ", [sprintf("%s=\"%s\"", [name, quote(value)]) |
+	some [name, value] in [
+		["realm", realm],
+		["error", object.get(r, "error", "")],
+		["error_description", description(r)],
+		["scope", scope(r)],
+		["algs", dpop_algs],
+	]
+	value != ""
 ])])
-
-params(r) := [
-	["realm", realm],
-	["error", object.get(r, "error", "")],
-	["error_description", description(r)],
-	["scope", scope(r)],
-	["algs", dpop_algs],
-]
 
 description(r) := r.message if {
 	object.get(r, "error", "") != ""
@@ -57,5 +54,8 @@ default dpop_algs := ""
 dpop_algs := concat(" ", algs) if dpop
 
 # quote: the content of a quoted-string. Characters outside printable ASCII
-# become "?", then backslash and double quote are escaped.
-quote(s) := strings.replace_n({`\`: `\\`, `"`: `\"`}, regex.replace(s, `[^ -~]`, "?"))
+# become "?", then backslash and double quote are escaped. Most values have
+# nothing to replace (printable ASCII without " and \) and stay as they are.
+quote(s) := s if {
+	regex.match(`^[ !#-\[\]-~]*$`, s)
+} else := strings.replace_n({`\`: `\\`, `"`: `\"`}, regex.replace(s, `[^ -~]`, "?"))

@@ -24,9 +24,10 @@ refresh_client := input.token_endpoint.refresh.client_id if {
 # settings: data.pdp.clients[id], or {} for a client without settings.
 default settings := {}
 
-settings := config.pdp.clients[id] if {
+settings := entry if {
 	id != ""
-	is_object(config.pdp.clients[id])
+	entry := config.pdp.clients[id]
+	is_object(entry)
 }
 
 # ip: input.request.remote_ip when it is a valid IPv4 or IPv6 address;

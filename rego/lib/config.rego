@@ -5,7 +5,10 @@ package tokenguard.lib.config
 
 default pdp := {}
 
-pdp := data.pdp if is_object(data.pdp)
+pdp := settings if {
+	settings := data.pdp
+	is_object(settings)
+}
 
 # get_string returns the string at path, or fallback when it is absent or
 # not a string.
@@ -20,11 +23,11 @@ get_string(path, fallback) := value if {
 get_strings(path, fallback) := fallback if {
 	object.get(pdp, path, null) == null
 } else := [s |
-	some s in object.get(pdp, path, null)
+	value := object.get(pdp, path, null)
+	is_array(value)
+	some s in value
 	is_string(s)
-] if {
-	is_array(object.get(pdp, path, null))
-} else := []
+]
 
 # duration_ns returns the Go-style duration at path ("15m", "1h30m") in
 # nanoseconds, or fallback's when the setting is absent (or null). It is

@@ -24,9 +24,9 @@ import data.tokenguard.lib.token
 modes := {"token_replay_suspected": "fingerprint"}
 
 applies if {
-	token.ok
 	sender.method == "none"
 	token.header_safe(input.token.hash)
+	token.ok
 }
 
 seen := pdp.last_seen(input.token.hash) if applies
@@ -42,8 +42,8 @@ default user_agent := ""
 user_agent := input.request.headers["user-agent"][0] if is_string(input.request.headers["user-agent"][0])
 
 other_network if {
-	client.ip
 	client.valid_ip(seen.ip)
+	client.ip
 	not net.cidr_contains(sprintf("%s/%d", [seen.ip, bits]), client.ip)
 }
 

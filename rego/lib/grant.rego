@@ -28,7 +28,7 @@ claim_name := config.get_string(["grant_type_claim"], "gty")
 
 allowed := {t | some t in config.get_strings(["grant_types", "allowed"], known)}
 
-claimed if claim_name in object.keys(token.claims)
+claimed if claim_name in token.claim_names
 
 # type: the grant type, or "" when the token is not verified or its grant
 # type is not one of `known`. Without the claim: an `act` claim means token
@@ -37,21 +37,21 @@ claimed if claim_name in object.keys(token.claims)
 default type := ""
 
 type := aliases[token.claims[claim_name]] if {
+	input.token.valid == true # part of token.ok, for OPA's rule index
 	token.ok
 	claimed
-} else := "token_exchange" if {
-	token.ok
-	not claimed
-	"act" in object.keys(token.claims)
-} else := "client_credentials" if {
-	token.ok
-	not claimed
-	token.client_id != ""
-	token.subject == token.client_id
-} else := "authorization_code" if {
+} else := unclaimed_type if {
+	input.token.valid == true
 	token.ok
 	not claimed
 }
+
+unclaimed_type := "token_exchange" if {
+	"act" in token.claim_names
+} else := "client_credentials" if {
+	token.client_id != ""
+	token.subject == token.client_id
+} else := "authorization_code"
 
 # applies: a grant module decides this request.
 applies if {
@@ -61,23 +61,27 @@ applies if {
 
 # --- reasons ---------------------------------------------------------------
 
+# Every reason needs token.ok (type != "" too), of which the input comparison
+# is a part that OPA's rule index checks without evaluating the clause.
+
 reasons contains reason.new("grant_type_not_allowed", 401, msg) if {
-	token.ok
-	claimed
+	input.token.valid == true
 	token.claims[claim_name] in deprecated
+	token.ok
 	msg := sprintf("grant type %q is deprecated and not allowed", [token.claims[claim_name]])
 }
 
 reasons contains reason.new("grant_type_not_allowed", 401, msg) if {
-	token.ok
-	claimed
+	input.token.valid == true
 	value := token.claims[claim_name]
-	not value in deprecated
 	not aliases[value]
+	not value in deprecated
+	token.ok
 	msg := sprintf("grant type %s is not supported", [json.marshal(value)])
 }
 
 reasons contains reason.new("grant_type_not_allowed", 401, msg) if {
+	input.token.valid == true
 	type != ""
 	not type in allowed
 	msg := sprintf("grant type %q is not enabled", [type])

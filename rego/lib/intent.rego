@@ -22,12 +22,9 @@ import data.tokenguard.lib.token
 
 modes := {"grant_intent_mismatch": "grant_intent"}
 
-carried if "authorization_details" in object.keys(token.claims)
+carried if "authorization_details" in token.claim_names
 
-details := token.claims.authorization_details if {
-	carried
-	is_array(token.claims.authorization_details)
-}
+details := token.claims.authorization_details if is_array(token.claims.authorization_details)
 
 well_formed(entry) if {
 	is_object(entry)
@@ -69,16 +66,19 @@ locations_fit(entry) if {
 
 # --- reasons ---------------------------------------------------------------
 
+# Each clause first asks whether the token carries the claim at all, which
+# settles it for most tokens.
+
 reasons contains reason.new("token_claims_invalid", 401, msg) if {
-	token.ok
 	carried
+	token.ok
 	not details
 	msg := "the authorization_details claim is not an array"
 }
 
 reasons contains reason.new("token_claims_invalid", 401, msg) if {
-	token.ok
 	some entry in details
+	token.ok
 	not well_formed(entry)
 	msg := "an authorization_details entry is not an object with a string type"
 }
@@ -90,14 +90,15 @@ unknown_types := {entry.type |
 }
 
 reasons contains reason.new("grant_intent_mismatch", 403, msg) if {
+	carried
 	token.ok
 	some unknown in unknown_types
 	msg := sprintf("authorization_details type %q is not known", [unknown])
 }
 
 reasons contains reason.new("grant_intent_mismatch", 403, msg) if {
-	token.ok
 	count(details) > 0
+	token.ok
 	count(unknown_types) == 0
 	wanted
 	not any_fits

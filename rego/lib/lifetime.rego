@@ -34,58 +34,67 @@ default lifetimes := {}
 
 lifetimes := config.pdp.lifetimes if is_object(config.pdp.lifetimes)
 
-# setting(limit): the value that applies to this token, and where it is from.
-setting(limit) := [path, value] if {
-	path := ["clients", client.id, limit]
-	value := object.get(lifetimes, path, null)
+# setting(limit): the value that applies to this token, and where it is from
+# (a level that is not an object has no settings).
+setting(limit) := [["clients", client.id, limit], value] if {
+	value := lifetimes.clients[client.id][limit]
 	value != null
-} else := [path, value] if {
-	path := ["grant_types", grant.type, limit]
-	value := object.get(lifetimes, path, null)
+} else := [["grant_types", grant.type, limit], value] if {
+	value := lifetimes.grant_types[grant.type][limit]
 	value != null
-} else := [path, value] if {
-	path := ["default", limit]
-	value := object.get(lifetimes, path, null)
+} else := [["default", limit], value] if {
+	value := lifetimes.default[limit]
 	value != null
 } else := [[], builtin[limit]]
 
 # limit_ns(limit): the limit in nanoseconds; undefined when malformed.
 limit_ns(limit) := config.as_duration_ns(setting(limit)[1])
 
-iat := token.claims.iat if is_number(token.claims.iat)
+iat := value if {
+	value := token.claims.iat
+	is_number(value)
+}
 
-exp := token.claims.exp if is_number(token.claims.exp)
+exp := value if {
+	value := token.claims.exp
+	is_number(value)
+}
 
-now := input.now if is_number(input.now)
+now := value if {
+	value := input.now
+	is_number(value)
+}
 
 seconds(ns) := floor(ns / 1000000000)
 
 # --- reasons ---------------------------------------------------------------
 
+# The comparisons come first: they fail for most tokens.
+
 reasons contains reason.new("lifetime_exceeded", 401, msg) if {
+	limit := limit_ns("max_lifetime")
+	(exp - iat) * 1000000000 > limit
 	token.ok
-	(exp - iat) * 1000000000 > limit_ns("max_lifetime")
-	msg := sprintf("the token lives %ds, more than the %ds allowed", [floor(exp - iat), seconds(limit_ns("max_lifetime"))])
+	msg := sprintf("the token lives %ds, more than the %ds allowed", [floor(exp - iat), seconds(limit)])
 }
 
 reasons contains reason.new("token_too_old", 401, msg) if {
+	limit := limit_ns("max_age")
+	age := now - (iat * 1000000000)
+	age > limit
 	token.ok
-	now - (iat * 1000000000) > limit_ns("max_age")
-	msg := sprintf("the token was issued %ds ago, more than the %ds allowed", [
-		seconds(now - (iat * 1000000000)),
-		seconds(limit_ns("max_age")),
-	])
+	msg := sprintf("the token was issued %ds ago, more than the %ds allowed", [seconds(age), seconds(limit)])
 }
 
 reasons contains reason.new("policy_error", 500, msg) if {
-	token.ok
-	some limit in object.keys(builtin)
+	some limit, _ in builtin
 	not limit_ns(limit)
+	token.ok
 	msg := sprintf("data.pdp.lifetimes.%s is not a positive duration", [concat(".", setting(limit)[0])])
 }
 
 reasons contains reason.new("policy_error", 500, "input.now is not a number") if {
-	token.ok
-	iat
 	not now
+	iat
+	token.ok
 }

@@ -38,8 +38,8 @@ allowed if {
 }
 
 reasons contains reason.new("ip_not_allowed", 403, msg) if {
-	token.ok
 	configured
+	token.ok
 	not allowed
 	msg := sprintf("client %q may not be used from this network", [client.id])
 }

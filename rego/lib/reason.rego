@@ -9,10 +9,9 @@
 package tokenguard.lib.reason
 
 # new builds a reason whose challenge error follows from its status.
-new(code, status, message) := object.union(
-	{"code": code, "status": status, "message": message},
-	error_for(status),
-)
+new(code, status, message) := {"code": code, "status": status, "message": message, "error": error} if {
+	error := errors[status]
+} else := {"code": code, "status": status, "message": message}
 
 # unauthenticated builds a 401 reason without a challenge error: no token,
 # or a scheme the PDP does not understand.
@@ -21,10 +20,9 @@ unauthenticated(code, message) := {"code": code, "status": 401, "message": messa
 # with_error replaces the challenge error of a reason.
 with_error(r, error) := object.union(r, {"error": error})
 
-error_for(400) := {"error": "invalid_request"}
-
-error_for(401) := {"error": "invalid_token"}
-
-error_for(403) := {"error": "insufficient_scope"}
-
-default error_for(_) := {}
+# errors: the challenge error by status; other statuses have none.
+errors := {
+	400: "invalid_request",
+	401: "invalid_token",
+	403: "insufficient_scope",
+}

@@ -42,17 +42,19 @@ unknown_allowed if config.get_string(["unknown_routes"], "deny") == "allow"
 
 # --- the route table -------------------------------------------------------
 
-# table_broken: the table is not an array, or one of its routes is not
-# well-formed. Either is a policy_error: skipping a broken route could let a
-# later, broader route apply to the requests it was meant for.
-table_broken if count(broken) > 0
+# The table is data, checked again for every request: each route costs a
+# few expressions, and matching (below) relies on well-formed routes.
 
-table_broken if not routes_listed
-
-# routes_listed: data.pdp.routes is an array, or absent (no routes).
-routes_listed if object.get(config.pdp, "routes", null) == null
-
-routes_listed if is_array(config.pdp.routes)
+# table_error: what is wrong with the table, undefined when nothing: it is
+# neither an array nor absent (no routes), or some of its routes are not
+# well-formed (never both: malformed routes are found in an array). Either
+# is a policy_error: skipping a broken route could let a later, broader
+# route apply to the requests it was meant for.
+table_error := "data.pdp.routes is not an array" if {
+	not type_name(object.get(config.pdp, "routes", null)) in {"null", "array"}
+} else := sprintf("data.pdp.routes has malformed routes (indexes %v)", [sort(broken)]) if {
+	count(broken) > 0
+}
 
 # broken: indexes of routes that are not well-formed.
 broken contains i if {
@@ -65,50 +67,50 @@ well_formed(r) if {
 
 	# Only "*" and "**" are wildcards: other glob syntax would raise a
 	# (strict) built-in error or match more than the author meant.
-	is_string(r.path)
-	regex.match(`^/[A-Za-z0-9._~!$&'()+,;=:@%*/-]*$`, r.path)
-	optional_string(object.get(r, "host", null))
-	optional_string(object.get(r, "audience", null))
-	optional_methods(object.get(r, "methods", null))
-	optional_strings(object.get(r, "scopes", null))
-	optional_strings(object.get(r, "grant_types", null))
-	optional_details(object.get(r, "authorization_details", null))
+	path := r.path
+	is_string(path)
+	regex.match(`^/[A-Za-z0-9._~!$&'()+,;=:@%*/-]*$`, path)
+	type_name(object.get(r, "host", null)) in {"null", "string"}
+	type_name(object.get(r, "audience", null)) in {"null", "string"}
+	methods_ok(object.get(r, "methods", null))
+	strings_or_null(object.get(r, "scopes", null))
+	strings_or_null(object.get(r, "grant_types", null))
+	details_ok(object.get(r, "authorization_details", null))
 }
 
-optional_string(null)
+# strings_or_null: absent (null) or an array of strings (keeping only the
+# strings of anything else changes it: a string or an object has none).
+strings_or_null(null)
 
-optional_string(x) if is_string(x)
+strings_or_null(x) if [s | some s in x; is_string(s)] == x
 
-optional_strings(null)
+methods_ok("*")
 
-optional_strings(x) if {
-	is_array(x)
-	every s in x {
-		is_string(s)
-	}
-}
+methods_ok(x) if strings_or_null(x)
 
-optional_methods("*")
+details_ok(null)
 
-optional_methods(x) if optional_strings(x)
-
-optional_details(null)
-
-optional_details(d) if {
-	is_object(d)
-	is_string(d.type)
-	d.type != ""
-	optional_strings(object.get(d, "actions", null))
+details_ok(d) if {
+	type := d.type
+	is_string(type)
+	type != ""
+	strings_or_null(object.get(d, "actions", null))
 }
 
 # --- matching --------------------------------------------------------------
 
-# route: the first route matching the request; undefined without one.
-route := routes[matching[0]] if not table_broken
+# route: the first route matching the request; undefined without one, and
+# for a broken table.
+route := routes[matching[0]] if not table_error
 
-matching := [i | some i, r in routes; matches(r)]
-
-matched if route
+# matching: the indexes of the routes the request matches. Only read through
+# `route`, that is for a well-formed table.
+matching := [i |
+	some i, r in routes
+	method_matches(r)
+	host_matches(r)
+	glob.match(pattern(r.path), ["/"], request_path)
+]
 
 # request_field: a string field of input.request, "" when absent or not a
 # string (so that upper/lower never raise a strict built-in error).
@@ -116,111 +118,130 @@ default request_field(_) := ""
 
 request_field(name) := input.request[name] if is_string(input.request[name])
 
-matches(r) if {
-	method_matches(r)
-	host_matches(r)
-	path_matches(r)
+# What routes are matched against, once per request: the method in upper
+# and the host in lower case ("" when absent or not a string), and the path;
+# the path is undefined when it is absent, not a string or still has a "."
+# or ".." segment (Go removes them when it normalises the URL; one that is
+# still there, e.g. decoded from %2e%2e, never matches a route).
+default request_method := ""
+
+request_method := upper(method) if {
+	method := input.request.method
+	is_string(method)
+}
+
+default request_host := ""
+
+request_host := lower(host) if {
+	host := input.request.host
+	is_string(host)
+}
+
+request_path := path if {
+	path := input.request.path
+	is_string(path)
+	not regex.match(`(^|/)\.\.?(/|$)`, path)
 }
 
 method_matches(r) if object.get(r, "methods", null) in {null, "*"}
 
-method_matches(r) if "*" in r.methods
-
 method_matches(r) if {
 	some m in r.methods
-	upper(m) == upper(request_field("method"))
+	upper(m) in {"*", request_method}
 }
 
 host_matches(r) if object.get(r, "host", null) in {null, "*"}
 
 host_matches(r) if {
-	is_string(r.host)
-	lower(r.host) == lower(request_field("host"))
+	host := r.host
+	is_string(host)
+	lower(host) == request_host
 }
 
 # "*.example.com" matches exactly one more label: a.example.com, not
 # example.com nor a.b.example.com.
 host_matches(r) if {
-	is_string(r.host)
-	startswith(r.host, "*.")
-	suffix := lower(substring(r.host, 1, -1))
-	host := lower(request_field("host"))
-	endswith(host, suffix)
-	label := trim_suffix(host, suffix)
+	host := r.host
+	is_string(host)
+	startswith(host, "*.")
+	suffix := lower(substring(host, 1, -1))
+	endswith(request_host, suffix)
+	label := trim_suffix(request_host, suffix)
 	label != ""
 	not contains(label, ".")
 }
 
-path_matches(r) if {
-	is_string(input.request.path)
-	not dot_segment(input.request.path)
-	glob.match(pattern(r.path), ["/"], input.request.path)
-}
-
 # pattern: the route path as a glob in which a "*" segment needs at least one
 # character, so that /v1/accounts/* never matches /v1/accounts/ (often the
-# list endpoint). "**" still matches any depth, none included.
-pattern(path) := concat("/", [glob_segment(segment) | some segment in split(path, "/")])
-
-glob_segment("*") := "?*"
-
-glob_segment(segment) := segment if segment != "*"
-
-# Go removes dot segments when it normalises the URL; one that is still
-# there (e.g. decoded from %2e%2e) never matches a route.
-dot_segment(path) if {
-	some segment in split(path, "/")
-	segment in {".", ".."}
-}
+# list endpoint). "**" still matches any depth, none included. It takes two
+# replacements: in "/*/*" the first one's match takes the "/" between them.
+pattern(path) := regex.replace(
+	regex.replace(path, `(^|/)\*(/|$)`, "$1?*$2"),
+	`(^|/)\*(/|$)`, "$1?*$2",
+)
 
 # --- what the matched route asks for ---------------------------------------
 
 default scopes := []
 
-scopes := route.scopes if is_array(route.scopes)
+scopes := route_scopes if {
+	route_scopes := route.scopes
+	is_array(route_scopes)
+}
 
 default audience := ""
 
-audience := route.audience if is_string(route.audience)
+audience := route_audience if {
+	route_audience := route.audience
+	is_string(route_audience)
+}
 
-# audiences: the token's aud and RFC 8707 resource claims, each a string or
-# an array of strings.
-audiences := {a | some name in ["aud", "resource"]; some a in as_set(token.claims[name])}
+# addressed: the token's aud or RFC 8707 resource claim, each a string or an
+# array of strings, names the route's audience.
+addressed if token.claims.aud == audience
 
-as_set(x) := {x} if is_string(x)
+addressed if token.claims.resource == audience
 
-as_set(x) := {s | some s in x; is_string(s)} if is_array(x)
+addressed if {
+	some name in ["aud", "resource"]
+	claim := token.claims[name]
+	is_array(claim)
+	audience in claim
+}
 
-# The route's grant types, by the names lib/grant.rego derives.
-grant_types := {object.get(grant.aliases, g, g) | some g in route.grant_types}
+# open_to_grant: the route lists the token's grant type, by the names
+# lib/grant.rego derives.
+open_to_grant if {
+	aliases := grant.aliases
+	type := grant.type
+	some g in route.grant_types
+	object.get(aliases, g, g) == type
+}
 
 # --- reasons ---------------------------------------------------------------
 
-reasons contains reason.new("policy_error", 500, msg) if {
-	count(broken) > 0
-	msg := sprintf("data.pdp.routes has malformed routes (indexes %v)", [sort(broken)])
-}
+# In each clause the condition that fails for most requests comes first.
 
-reasons contains reason.new("policy_error", 500, "data.pdp.routes is not an array") if not routes_listed
+reasons contains reason.new("policy_error", 500, table_error)
 
 reasons contains reason.new("route_unknown", 403, msg) if {
+	not route
 	token.ok
-	not table_broken
-	not matched
+	not table_error
 	not unknown_allowed
 	msg := sprintf("no route for %s %s%s", [request_field("method"), request_field("host"), request_field("path")])
 }
 
 reasons contains reason.new("audience_mismatch", 401, msg) if {
-	token.ok
 	audience != ""
-	not audience in audiences
+	not addressed
+	token.ok
 	msg := sprintf("the token is not meant for %s", [audience])
 }
 
 reasons contains reason.new("grant_type_not_allowed", 403, msg) if {
-	token.ok
 	is_array(route.grant_types)
-	not grant.type in grant_types
+	not open_to_grant
+	token.ok
 	msg := sprintf("route %q is not open to %s tokens", [object.get(route, "name", ""), grant.type])
 }

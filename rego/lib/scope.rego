@@ -43,14 +43,15 @@ modes := {
 
 default environment := {}
 
-environment := config.pdp.environments[input.environment] if {
+environment := env if {
 	is_string(input.environment)
-	is_object(config.pdp.environments[input.environment])
+	env := config.pdp.environments[input.environment]
+	is_object(env)
 }
 
 granted := {s | some s in token.scopes}
 
-frozen := {s | some s in listed(environment, "frozen_scopes")}
+frozen := listed("frozen_scopes")
 
 # --- what the caller may use in this environment --------------------------
 
@@ -58,72 +59,79 @@ default client_token := false
 
 client_token if grant.type == "client_credentials"
 
-# restricted: the environment limits this caller's scopes (by role or by
-# client); `allowed` holds what it may use then.
-restricted if {
-	not client_token
-	"roles" in object.keys(environment)
-}
-
+# restricted: the environment limits this caller's scopes, users by role and
+# client tokens by client; `allowed` holds what the caller may use then.
 restricted if {
 	client_token
 	"client_scopes" in object.keys(environment)
 }
 
-allowed := {s |
-	some role in roles
-	some s in listed(environment, ["roles", role])
-} if {
+restricted if {
 	not client_token
-} else := {s | some s in listed(environment, ["client_scopes", client.id])}
+	"roles" in object.keys(environment)
+}
+
+allowed := listed(["client_scopes", client.id]) if {
+	client_token
+} else := {s |
+	some role in roles
+	some s in listed(["roles", role])
+}
 
 # roles: the user's roles from the roles and groups claims, or the
 # environment's default_roles when the token has neither claim.
 roles := {r | some name in ["roles", "groups"]; some r in claim_values(token.claims[name])} if {
-	some name in ["roles", "groups"]
-	name in object.keys(token.claims)
-} else := {r | some r in listed(environment, "default_roles")}
+	count(token.claim_names & {"roles", "groups"}) > 0
+} else := listed("default_roles")
 
 claim_values(x) := {x} if is_string(x)
 
 claim_values(x) := {s | some s in x; is_string(s)} if is_array(x)
 
-# listed: the strings in the array at path of obj; none when it is not an
-# array (a broken setting never widens access).
-listed(obj, path) := [s | some s in object.get(obj, path, []); is_string(s)] if {
-	is_array(object.get(obj, path, []))
-} else := []
+# listed: the strings in the array at path of the environment; none when it
+# is not an array (a broken setting never widens access).
+listed(path) := {s |
+	value := object.get(environment, path, [])
+	is_array(value)
+	some s in value
+	is_string(s)
+}
 
 # --- effective scopes -------------------------------------------------------
 
-effective_set := (granted & allowed) - frozen if restricted
-
-effective_set := granted - frozen if not restricted
+effective_set := (granted & allowed) - frozen if {
+	restricted
+} else := granted - frozen
 
 # effective: the effective scopes in the token's order, without repeats.
 effective := [s |
-	some i, s in token.scopes
-	s in effective_set
-	not s in array.slice(token.scopes, 0, i)
+	scopes := token.scopes
+	kept := effective_set
+	some i, s in scopes
+	s in kept
+	not s in array.slice(scopes, 0, i)
 ]
 
 # --- reasons ---------------------------------------------------------------
 
 required := {s | some s in route.scopes}
 
-never_granted := required - granted
-
-taken_away := (required & granted) - effective_set
-
+# scope_insufficient: required scopes that were never granted.
 reasons contains object.union(reason.new("scope_insufficient", 403, msg), {"scope": concat(" ", route.scopes)}) if {
-	token.ok
+	never_granted := required - granted
 	count(never_granted) > 0
+	token.ok
 	msg := sprintf("the token lacks the scope %s", [concat(" ", sort(never_granted))])
 }
 
+# scope_restricted: required scopes that were granted but are not effective
+# (nothing to check without a required scope that was granted).
 reasons contains reason.new("scope_restricted", 403, msg) if {
-	token.ok
+	wanted := required & granted
+	count(wanted) > 0
+	taken_away := wanted - effective_set
 	count(taken_away) > 0
+	token.ok
 	msg := sprintf("the scope %s is not available to this caller in environment %q", [
 		concat(" ", sort(taken_away)),
 		input.environment,

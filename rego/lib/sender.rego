@@ -83,9 +83,10 @@ proof_error_message := input.dpop.error.message if {
 
 # The proof was made with the key the token is bound to.
 key_matches if {
-	is_string(bound.jkt)
-	bound.jkt != ""
-	input.dpop.jkt == bound.jkt
+	jkt := bound.jkt
+	is_string(jkt)
+	jkt != ""
+	input.dpop.jkt == jkt
 }
 
 # --- mTLS ------------------------------------------------------------------
@@ -108,84 +109,93 @@ constraints := {"dpop", "mtls"}
 # required: the constraint the client must use; "" when it has none.
 default required := ""
 
-required := client.settings.sender_constraint if client.settings.sender_constraint != null
+required := constraint if {
+	constraint := client.settings.sender_constraint
+	constraint != null
+}
 
 # --- reasons ---------------------------------------------------------------
 
+# Clauses for one scheme or binding first compare input with it: OPA's rule
+# index then skips them for the others without evaluating them.
+# input.token.scheme == "dpop" is token.scheme == "dpop", and
+# input.token.bound.method == m is method == m for m "dpop" or "mtls".
+# token.ok comes last: the other conditions fail for most requests.
+
 reasons contains reason.new("token_binding_unsupported", 401, msg) if {
-	token.ok
 	not method in methods
+	token.ok
 	msg := "the token is bound by an unsupported method"
 }
 
 # D11: a DPoP-bound token used as a bearer token is a downgrade.
 reasons contains reason.new("dpop_required", 401, msg) if {
-	token.ok
-	method == "dpop"
+	input.token.bound.method == "dpop"
 	token.scheme != "dpop"
+	token.ok
 	msg := "the DPoP-bound token was presented as a bearer token"
 }
 
 reasons contains reason.new("dpop_required", 401, msg) if {
-	token.ok
-	token.scheme == "dpop"
+	input.token.scheme == "dpop"
 	not proof_present
+	token.ok
 	msg := "no DPoP proof was presented"
 }
 
 reasons contains reason.with_error(reason.new(proof_error_code, 401, proof_error_message), error) if {
-	token.ok
-	token.scheme == "dpop"
+	input.token.scheme == "dpop"
 	proof_present
 	not proof_valid
+	token.ok
 	error := proof_errors[proof_error_code]
 }
 
 # D10: the proof key must be the key the token is bound to.
 reasons contains reason.new("dpop_binding_mismatch", 401, msg) if {
-	token.ok
-	token.scheme == "dpop"
-	method == "dpop"
+	input.token.scheme == "dpop"
+	input.token.bound.method == "dpop"
 	proof_valid
 	not key_matches
+	token.ok
 	msg := "the DPoP proof key is not the key the token is bound to"
 }
 
 reasons contains reason.new("dpop_binding_mismatch", 401, msg) if {
-	token.ok
-	token.scheme == "dpop"
+	input.token.scheme == "dpop"
 	method in {"mtls", "none"}
 	proof_valid
+	token.ok
 	msg := "the DPoP scheme was used with a token that is not DPoP-bound"
 }
 
 reasons contains reason.new("mtls_binding_mismatch", 401, msg) if {
-	token.ok
-	method == "mtls"
+	input.token.bound.method == "mtls"
 	not certificate
+	token.ok
 	msg := "the certificate-bound token was presented without a client certificate"
 }
 
 reasons contains reason.new("mtls_binding_mismatch", 401, msg) if {
-	token.ok
-	method == "mtls"
+	input.token.bound.method == "mtls"
 	certificate
 	not certificate_matches
+	token.ok
 	msg := "the client certificate is not the one the token is bound to"
 }
 
 reasons contains reason.new("sender_constraint_required", 401, msg) if {
-	token.ok
 	required in constraints
-	method in methods
 	method != required
+	method in methods
+	token.ok
 	msg := sprintf("client %q must present a %s-bound token", [client.id, constraint_names[required]])
 }
 
 reasons contains reason.new("policy_error", 500, msg) if {
-	token.ok
 	required != ""
 	not required in constraints
+	token.ok
 	msg := "the client's sender_constraint setting is neither \"dpop\" nor \"mtls\""
 }
 

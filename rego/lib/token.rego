@@ -24,8 +24,6 @@ go_errors := {
 	"request_invalid",
 }
 
-schemes := {"bearer", "dpop"}
-
 default present := false
 
 present if input.token.present == true
@@ -33,7 +31,7 @@ present if input.token.present == true
 default valid := false
 
 valid if {
-	present
+	input.token.present == true
 	input.token.valid == true
 }
 
@@ -68,6 +66,10 @@ claims := input.token.claims if {
 	claims_object
 }
 
+# claim_names: the names of the verified claims, for the modules that ask
+# whether a claim is there at all.
+claim_names := object.keys(claims)
+
 default subject := ""
 
 subject := claims.sub if is_string(claims.sub)
@@ -82,7 +84,7 @@ default scopes := []
 scopes := [s | some s in split(claims.scope, " "); s != ""] if {
 	is_string(claims.scope)
 } else := [s | some s in claims.scp; s != ""] if {
-	not "scope" in object.keys(claims)
+	not "scope" in claim_names
 	strings_only(claims.scp)
 }
 
@@ -90,8 +92,7 @@ scopes := [s | some s in split(claims.scope, " "); s != ""] if {
 # go into an HTTP header unchanged (no CR/LF header splitting).
 header_safe(s) if {
 	is_string(s)
-	s != ""
-	not regex.match(`\p{Cc}`, s)
+	regex.match(`^\P{Cc}+$`, s)
 }
 
 strings_only(xs) if {
@@ -104,46 +105,50 @@ strings_only(xs) if {
 # --- reasons ---------------------------------------------------------------
 
 reasons contains reason.new("request_invalid", 400, error_message) if {
-	error_code == "request_invalid"
+	input.token.error.code == "request_invalid"
 }
 
-reasons contains reason.unauthenticated("token_missing", "no access token was presented") if {
+# An unverified token gets one reason (none for request_invalid, above).
+reasons contains unverified if not valid
+
+unverified := reason.unauthenticated("token_missing", "no access token was presented") if {
 	not present
+	error_code != "request_invalid"
+} else := reason.unauthenticated("token_missing", error_message) if {
+	present
+	error_code == "token_missing"
+} else := reason.new(error_code, 401, error_message) if {
+	present
 	error_code != "request_invalid"
 }
 
-reasons contains reason.unauthenticated("token_missing", error_message) if {
-	present
-	not valid
-	error_code == "token_missing"
-}
-
-reasons contains reason.new(error_code, 401, error_message) if {
-	present
-	not valid
-	not error_code in {"token_missing", "request_invalid"}
-}
-
+# A verified token: its scheme and the shape of the claims the policy reads
+# (claims are {} unless the token is valid). The input comparison, part of
+# `valid`, lets OPA's rule index skip these clauses for an unverified token
+# without evaluating them.
 reasons contains reason.unauthenticated("token_scheme_unsupported", msg) if {
+	input.token.valid == true
+	not scheme in {"bearer", "dpop"}
 	valid
-	not scheme in schemes
 	msg := "the authorization scheme is not Bearer or DPoP"
 }
 
 reasons contains reason.new("token_claims_invalid", 401, "the token claims are not an object") if {
-	valid
+	input.token.valid == true
 	not claims_object
+	valid
 }
 
 reasons contains reason.new("token_claims_invalid", 401, msg) if {
-	some name in ["sub", "client_id", "scope"]
-	name in object.keys(claims)
-	not header_safe(claims[name])
+	input.token.valid == true
+	some name, value in object.filter(claims, ["sub", "client_id", "scope"])
+	not header_safe(value)
 	msg := sprintf("the %s claim is not a non-empty string without control characters", [name])
 }
 
 reasons contains reason.new("token_claims_invalid", 401, msg) if {
-	"scp" in object.keys(claims)
-	not strings_only(claims.scp)
+	input.token.valid == true
+	scp := claims.scp
+	not strings_only(scp)
 	msg := "the scp claim is not an array of non-empty strings without control characters"
 }
