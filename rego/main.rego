@@ -45,11 +45,12 @@
 # Layout: an access-token request goes through lib/token.rego and
 # lib/grant.rego, then the grant module picked by the derived grant type
 # (grants/<grant_type>.rego), which lists the further guardrails that apply
-# (its `guardrails`: names of lib modules, each defining `reasons`), may add
-# reasons of its own (`reasons`) and builds the upstream headers
-# (`upstream_headers`). A token-endpoint request goes to token_endpoint.rego
-# instead. A lib module may declare `modes` ({code: mode name}); main turns
-# the reasons of guardrails in monitor mode into warnings (lib/mode.rego).
+# (its `guardrails`: names of lib modules, each defining `reasons` and listed
+# in guardrail_modules below), may add reasons of its own (`reasons`) and
+# builds the upstream headers (`upstream_headers`). A token-endpoint request
+# goes to token_endpoint.rego instead. A lib module may declare `modes`
+# ({code: mode name}); main turns the reasons of guardrails in monitor mode
+# into warnings (lib/mode.rego).
 # Settings come from data.pdp (rego/data.json), always read with defaults.
 package tokenguard.main
 

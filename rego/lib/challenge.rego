@@ -19,7 +19,18 @@ dpop if input.token.scheme == "dpop"
 
 dpop if input.token.bound.method == "dpop"
 
-dpop if client.settings.sender_constraint == "dpop"
+# A client has settings only when it is known: from a verified access token,
+# or at the token endpoint from a verified refresh token (lib/client.rego).
+# Checking that first lets OPA's rule index skip these clauses otherwise.
+dpop if {
+	input.token.valid == true
+	client.settings.sender_constraint == "dpop"
+}
+
+dpop if {
+	input.token_endpoint.refresh.valid == true
+	client.settings.sender_constraint == "dpop"
+}
 
 default scheme := "Bearer"
 

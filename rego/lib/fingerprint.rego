@@ -42,15 +42,17 @@ default user_agent := ""
 user_agent := input.request.headers["user-agent"][0] if is_string(input.request.headers["user-agent"][0])
 
 other_network if {
-	client.valid_ip(seen.ip)
+	ip := seen.ip
+	client.valid_ip(ip)
 	client.ip
-	not net.cidr_contains(sprintf("%s/%d", [seen.ip, bits]), client.ip)
+	not net.cidr_contains(sprintf("%s/%d", [ip, bits]), client.ip)
 }
 
 other_user_agent if {
-	is_string(seen.ua_hash)
-	seen.ua_hash != ""
-	crypto.sha256(user_agent) != seen.ua_hash
+	ua_hash := seen.ua_hash
+	is_string(ua_hash)
+	ua_hash != ""
+	crypto.sha256(user_agent) != ua_hash
 }
 
 reasons contains reason.new("token_replay_suspected", 401, msg) if {

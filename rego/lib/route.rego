@@ -91,6 +91,7 @@ methods_ok(x) if strings_or_null(x)
 details_ok(null)
 
 details_ok(d) if {
+	is_object(d)
 	type := d.type
 	is_string(type)
 	type != ""

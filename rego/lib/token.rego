@@ -104,6 +104,9 @@ strings_only(xs) if {
 
 # --- reasons ---------------------------------------------------------------
 
+# (input.token.error.code == "request_invalid" is error_code ==
+# "request_invalid", as an input comparison that OPA's rule index checks
+# without evaluating the clause.)
 reasons contains reason.new("request_invalid", 400, error_message) if {
 	input.token.error.code == "request_invalid"
 }
@@ -115,8 +118,8 @@ unverified := reason.unauthenticated("token_missing", "no access token was prese
 	not present
 	error_code != "request_invalid"
 } else := reason.unauthenticated("token_missing", error_message) if {
+	input.token.error.code == "token_missing" # is error_code == "token_missing"
 	present
-	error_code == "token_missing"
 } else := reason.new(error_code, 401, error_message) if {
 	present
 	error_code != "request_invalid"
