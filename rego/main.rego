@@ -40,6 +40,10 @@
 #               module applied,
 #     "effects": [{"revoke": {"kind", "iss", "value", "reason"}}], what Go
 #                must carry out before answering ([] when nothing),
+#     "valid_until": ns since epoch or null: the decision holds, for the same
+#                    input but input.now and the same store state, while
+#                    input.now < valid_until; null when input.now plays no
+#                    part in it (see valid_until below),
 #   }
 #
 # Layout: an access-token request goes through lib/token.rego and
@@ -261,6 +265,25 @@ effects := [] if {
 	action.reason == code
 })
 
+# --- how long the decision holds ---------------------------------------------
+
+# Go reuses a decision for the same request (the same token, and the input
+# fields the policy reads) while the state the pdp.* built-ins read is
+# unchanged and input.now < valid_until. A module that reads input.now must
+# therefore define `valid_until`: the first instant at which one of its
+# conditions on input.now would change, undefined when none can. Go checks,
+# when it activates a policy, that every module reading input.now defines
+# the rule, and otherwise never reuses that policy's decisions.
+default valid_until := null
+
+valid_until := min(instants) if count(instants) > 0
+
+instants contains data.tokenguard.lib[_].valid_until
+
+instants contains data.tokenguard.grants[_].valid_until
+
+instants contains data.tokenguard.token_endpoint.valid_until
+
 # On allow most fields are known without building them: no reasons (so no
 # challenge and no effects, which only enforced reasons ask for), status 200
 # and the module's upstream headers. The else branch is the general case and
@@ -275,6 +298,7 @@ decision := {
 	"grant_type": grant_type,
 	"module": module,
 	"effects": [],
+	"valid_until": valid_until,
 } if {
 	allow
 } else := {
@@ -287,4 +311,5 @@ decision := {
 	"grant_type": grant_type,
 	"module": module,
 	"effects": effects,
+	"valid_until": valid_until,
 }

@@ -50,6 +50,7 @@ test_allow_has_the_full_decision_shape if {
 		"grant_type": "authorization_code",
 		"module": "grants.authorization_code",
 		"effects": [],
+		"valid_until": fixtures.now + 3300000000001,
 	}
 }
 
@@ -64,6 +65,7 @@ test_deny_empty_input_is_token_missing_with_a_bare_challenge if {
 		"grant_type": "",
 		"module": "",
 		"effects": [],
+		"valid_until": null,
 	}
 }
 
@@ -489,6 +491,7 @@ test_token_endpoint_request_goes_to_the_token_endpoint_module if {
 		"grant_type": "refresh_token",
 		"module": "token_endpoint",
 		"effects": [],
+		"valid_until": (fixtures.now - 3600000000000) + 2592000000000001,
 	}
 }
 
@@ -515,6 +518,7 @@ test_token_endpoint_reuse_is_400_invalid_grant_and_revokes_the_session if {
 		"grant_type": "refresh_token",
 		"module": "token_endpoint",
 		"effects": [{"revoke": {"kind": "session", "iss": "https://as.example.com", "value": "s-1", "reason": "refresh_token_reused"}}],
+		"valid_until": (fixtures.now - 3600000000000) + 2592000000000001,
 	}
 }
 
@@ -562,4 +566,20 @@ test_token_endpoint_skips_the_access_token_checks if {
 	d := fixtures.decide(at_token_endpoint({"grant_type": "client_credentials"}))
 	not "token_missing" in codes(d)
 	d.allow
+}
+
+# --- valid_until -------------------------------------------------------------
+
+test_valid_until_is_the_earliest_instant_any_module_names if {
+	d := fixtures.decide(user) with data.tokenguard.lib.network.valid_until as fixtures.now + 5
+	d.valid_until == fixtures.now + 5
+}
+
+test_valid_until_counts_grant_modules_too if {
+	d := fixtures.decide(user) with data.tokenguard.grants.authorization_code.valid_until as fixtures.now + 7
+	d.valid_until == fixtures.now + 7
+}
+
+test_valid_until_is_null_without_a_token if {
+	fixtures.decide({}).valid_until == null
 }

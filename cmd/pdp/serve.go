@@ -212,6 +212,8 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		RevocationTTL:      cfg.Store.RevocationTTL,
 		FingerprintQueue:   cfg.Fingerprints.Queue,
 		FingerprintWriters: cfg.Fingerprints.Writers,
+		ReuseEntries:       cfg.DecisionCache.MaxEntries,
+		ReuseTTL:           cfg.DecisionCache.TTL,
 		Logger:             logger,
 		Observer:           mtr,
 	})
@@ -245,6 +247,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "store", Get: func(ctx context.Context) (any, error) { return st.Stats(ctx) }},
 			{Name: "issuers", Get: func(context.Context) (any, error) { return verifier.Status(), nil }},
 			{Name: "decision_logs", Get: func(context.Context) (any, error) { return decisionLog.Status(), nil }},
+			{Name: "decision_cache", Get: func(context.Context) (any, error) { return decider.ReuseStats(), nil }},
 		},
 	})
 	var extAuthzTLS *tls.Config

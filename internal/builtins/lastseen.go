@@ -46,10 +46,12 @@ func lastSeen(bctx rego.BuiltinContext, hash *ast.Term) (*ast.Term, error) {
 	if err != nil {
 		return nil, err
 	}
-	fp, found, err := s.LastSeen(bctxContext(bctx), string(h))
+	ctx := bctxContext(bctx)
+	fp, found, err := s.LastSeen(ctx, string(h))
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint lookup: %w", err)
 	}
+	tracked(ctx).add(call{hash: string(h), seen: seenOf(fp, found)})
 	if !found {
 		return nil, nil // undefined
 	}

@@ -45,10 +45,12 @@ func revocation(bctx rego.BuiltinContext, tok *ast.Term) (*ast.Term, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, ok, err := s.CheckRevocation(bctxContext(bctx), ref)
+	ctx := bctxContext(bctx)
+	r, ok, err := s.CheckRevocation(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("revocation lookup: %w", err)
 	}
+	tracked(ctx).add(call{revocation: true, ref: ref, rev: answerOf(r, ok)})
 	if !ok {
 		return ast.ObjectTerm(ast.Item(ast.InternedTerm("revoked"), ast.InternedTerm(false))), nil
 	}

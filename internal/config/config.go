@@ -26,6 +26,9 @@ type Config struct {
 	Policy Policy `mapstructure:"policy"`
 	// DecisionTimeout bounds one decision, token verification included.
 	DecisionTimeout time.Duration `mapstructure:"decision_timeout"`
+	// DecisionCache configures the reuse of decisions for repeated
+	// requests with the same bearer token.
+	DecisionCache DecisionCache `mapstructure:"decision_cache"`
 	// ClockSkew is the leeway applied to exp, nbf and iat checks.
 	ClockSkew time.Duration `mapstructure:"clock_skew"`
 	// Issuers are the authorization servers whose tokens are accepted.
@@ -261,6 +264,19 @@ type DPoPNonce struct {
 	SecretFile string `mapstructure:"secret_file"`
 }
 
+// DecisionCache configures decision reuse: a decision for a bearer token is
+// kept and answers the same request again (same token, and the same input
+// fields the policy reads) while the policy version is the same, the
+// decision's valid_until has not passed and every revocation and
+// fingerprint look-up it was made on still gives the same answer; those
+// look-ups run again for every reuse.
+type DecisionCache struct {
+	// MaxEntries bounds the decisions kept; 0 turns reuse off.
+	MaxEntries int `mapstructure:"max_entries"`
+	// TTL bounds how long one decision is kept, whatever its valid_until.
+	TTL time.Duration `mapstructure:"ttl"`
+}
+
 // Fingerprints configures how bearer-token sightings are recorded after
 // allowed decisions (asynchronously, bounded).
 type Fingerprints struct {
@@ -312,6 +328,7 @@ func Defaults() Config {
 		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1},
 		Metrics:         Metrics{Enabled: true},
 		DecisionTimeout: 100 * time.Millisecond,
+		DecisionCache:   DecisionCache{MaxEntries: 100_000, TTL: 10 * time.Second},
 		ClockSkew:       30 * time.Second,
 		DPoP: DPoP{
 			Algorithms: []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"},
@@ -475,6 +492,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DecisionTimeout <= 0 {
 		bad("decision_timeout", "must be positive")
+	}
+	if c.DecisionCache.MaxEntries < 0 || c.DecisionCache.MaxEntries > 10_000_000 {
+		bad("decision_cache.max_entries", "must be between 0 (off) and 10000000")
+	}
+	if c.DecisionCache.MaxEntries > 0 && (c.DecisionCache.TTL < time.Millisecond || c.DecisionCache.TTL > time.Hour) {
+		bad("decision_cache.ttl", "must be between 1ms and 1h")
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > 5*time.Minute {
 		bad("clock_skew", "must be between 0 and 5m")

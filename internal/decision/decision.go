@@ -16,6 +16,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/tokenguard/pdp/internal/builtins"
 	"github.com/tokenguard/pdp/internal/dpop"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/store"
@@ -77,7 +78,12 @@ type Decision struct {
 	// Input is the policy input the decision was made on, for decision
 	// logs; nil when the decision failed before it was built. It carries
 	// no token, proof or credential, only their hashes and verified claims.
+	// A reused decision carries the input it was made on (its now is then
+	// earlier than the request).
 	Input ast.Value `json:"-"`
+	// Reused is set when the decision was answered from an earlier one
+	// for the same request and unchanged state (see reuse.go).
+	Reused bool `json:"-"`
 }
 
 // TokenSummary names the verified token a decision was about.
@@ -110,6 +116,7 @@ type Engine struct {
 	now         func() time.Time
 	logger      *slog.Logger
 	observer    EvalObserver
+	reuse       *reuseCache
 }
 
 // Options configure an Engine.
@@ -132,6 +139,10 @@ type Options struct {
 	Logger             *slog.Logger
 	// Observer, when set, is told the duration of every policy evaluation.
 	Observer EvalObserver
+	// ReuseEntries bounds the decisions kept for reuse (see reuse.go); 0
+	// turns reuse off. ReuseTTL bounds how long one is kept.
+	ReuseEntries int
+	ReuseTTL     time.Duration
 }
 
 // NewEngine wires the pipeline. Fingerprint writers run until ctx ends.
@@ -160,6 +171,9 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 		now:         opts.Now,
 		logger:      opts.Logger,
 		observer:    opts.Observer,
+	}
+	if opts.ReuseEntries > 0 && opts.ReuseTTL > 0 {
+		e.reuse = newReuseCache(opts.ReuseEntries, opts.ReuseTTL)
 	}
 	if opts.State != nil {
 		e.recorder = newRecorder(ctx, opts.State, opts.FingerprintQueue, opts.FingerprintWriters, opts.Logger)
@@ -204,13 +218,29 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		return e.fail(d, fmt.Errorf("decision deadline: %w", err))
 	}
 
+	var (
+		key  reuseKey
+		deps *builtins.Deps
+	)
+	evalCtx := ctx
+	if e.reuse != nil && reusable(req, cred, tok, proof, te, settings.Reuse) {
+		key = keyOf(req, cred, tok, settings.Reuse)
+		if kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now); kept != nil {
+			e.reuse.hits.Add(1)
+			return e.reused(d, kept, req, tok, now), nil
+		}
+		e.reuse.misses.Add(1)
+		deps = &builtins.Deps{}
+		evalCtx = builtins.Track(ctx, deps)
+	}
+
 	input := buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
 	d.Input = input
 	var start time.Time
 	if e.observer != nil {
 		start = time.Now()
 	}
-	res, rev, err := e.policy.Eval(ctx, input, now)
+	res, rev, err := e.policy.Eval(evalCtx, input, now)
 	if e.observer != nil {
 		e.observer.ObserveEval(time.Since(start), err)
 	}
@@ -223,6 +253,18 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	if err := e.applyEffects(ctx, res.Effects, now); err != nil {
 		return e.fail(d, err)
 	}
+	if deps != nil && ctx.Err() == nil {
+		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, input, now)
+	}
+	e.answer(d, res, tok)
+	if tok != nil && d.Allow {
+		e.recordSighting(req, tok, res.Warnings, now)
+	}
+	return d, nil
+}
+
+// answer fills d from the policy's result.
+func (e *Engine) answer(d *Decision, res policy.Result, tok *token.Token) {
 	d.Allow = res.Allow
 	d.Status = res.Status
 	d.Reasons = nonNil(res.Reasons)
@@ -243,11 +285,32 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		if d.Token.Scopes == nil {
 			d.Token.Scopes = []string{}
 		}
-		if d.Allow {
-			e.recordSighting(req, tok, res.Warnings, now)
+	}
+}
+
+// reused answers from a kept decision. The sighting is recorded at most
+// once per sightingEvery per kept decision.
+func (e *Engine) reused(d *Decision, kept *reuseEntry, req *Request, tok *token.Token, now time.Time) *Decision {
+	d.Input = kept.input
+	d.Reused = true
+	d.Policy.Revision = kept.revision
+	e.answer(d, kept.res, tok)
+	if d.Allow {
+		last := kept.recorded.Load()
+		if now.UnixNano()-last >= int64(sightingEvery) && kept.recorded.CompareAndSwap(last, now.UnixNano()) {
+			e.recordSighting(req, tok, kept.res.Warnings, now)
 		}
 	}
-	return d, nil
+	return d
+}
+
+// ReuseStats reports how many decisions were answered from kept ones; zero
+// when reuse is off.
+func (e *Engine) ReuseStats() ReuseStats {
+	if e.reuse == nil {
+		return ReuseStats{}
+	}
+	return e.reuse.stats()
 }
 
 // verifyToken verifies the presented access token; the error is the reason

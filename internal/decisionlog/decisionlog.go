@@ -367,6 +367,9 @@ func custom(e Entry) map[string]any {
 	if dec.TokenHash != "" {
 		c["token_sha256"] = dec.TokenHash
 	}
+	if dec.Reused {
+		c["reused"] = true // answered from an earlier decision; input.now is that decision's
+	}
 	if dec.Policy.Module != "" {
 		c["module"] = dec.Policy.Module
 	}

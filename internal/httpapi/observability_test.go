@@ -303,10 +303,29 @@ func TestObservabilityNeverRevealsCredentials(t *testing.T) {
 	}
 	tokens[a.ID] = revoked
 
+	// Decisions are logged after their answer is written: flush until the
+	// service has every one of them (or the deadline passes and the
+	// checks below say which is missing).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.logs.Flush(ctx); err != nil {
-		t.Fatal(err)
+	for {
+		if err := p.logs.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p.service.mu.Lock()
+		got := map[string]bool{}
+		for _, e := range p.service.events {
+			got[e["decision_id"].(string)] = true
+		}
+		p.service.mu.Unlock()
+		missing := false
+		for id := range tokens {
+			missing = missing || !got[id]
+		}
+		if !missing || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	metricsOut := p.get(t, "/metrics")
 	statusOut := p.get(t, "/v1/status")

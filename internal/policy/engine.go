@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 )
 
 // Query is the decision every evaluation asks for.
@@ -28,8 +29,9 @@ var ErrNoPolicy = errors.New("no policy is active")
 // policy version replaces the old one atomically, so an evaluation sees one
 // version from start to end.
 type Engine struct {
-	active atomic.Pointer[version]
-	logger *slog.Logger
+	active      atomic.Pointer[version]
+	activations atomic.Uint64
+	logger      *slog.Logger
 }
 
 // version is one compiled, prepared policy.
@@ -90,6 +92,11 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 			return err
 		}
 	}
+	settings.Reuse = reuseOf(set.Modules)
+	settings.Reuse.Version = e.activations.Add(1)
+	if !settings.Reuse.Allowed {
+		e.logger.Warn("decisions of this policy are not reused", "revision", set.Revision, "why", settings.Reuse.Why)
+	}
 	e.active.Store(&version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now()})
 	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules))
 	return nil
@@ -129,10 +136,12 @@ func (e *Engine) Eval(ctx context.Context, input ast.Value, now time.Time) (Resu
 	if v == nil {
 		return Result{}, "", ErrNoPolicy
 	}
+	ndb := builtins.NDBCache{}
 	rs, err := v.query.Eval(ctx,
 		rego.EvalParsedInput(input),
 		rego.EvalTime(now),
 		rego.EvalGenerateJSON(keepTerm),
+		rego.EvalNDBuiltinCache(ndb),
 	)
 	if err != nil {
 		return Result{}, v.revision, fmt.Errorf("evaluate %s: %w", Query, err)
@@ -147,6 +156,9 @@ func (e *Engine) Eval(ctx context.Context, input ast.Value, now time.Time) (Resu
 	res, err := parseResult(t.Value)
 	if err != nil {
 		return Result{}, v.revision, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	for name := range ndb {
+		res.Nondeterministic = append(res.Nondeterministic, name)
 	}
 	return res, v.revision, nil
 }

@@ -3,7 +3,9 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -22,6 +24,15 @@ type Result struct {
 	Warnings []Reason
 	// Effects are what the policy asks Go to carry out after the decision.
 	Effects []Effect
+	// ValidUntil is when the decision stops holding for the same input
+	// but input.now (decision.valid_until); zero when it names no instant.
+	// ValidUntilSet says whether the decision carried the field at all
+	// (a number or null).
+	ValidUntil    time.Time
+	ValidUntilSet bool
+	// Nondeterministic names the nondeterministic built-ins the
+	// evaluation called (pdp.*, time.now_ns, http.send, ...).
+	Nondeterministic []string
 }
 
 // Effect is one action a decision asks for. Only Revoke exists.
@@ -61,6 +72,7 @@ var (
 	keyReason   = ast.StringTerm("reason")
 	keyCode     = ast.StringTerm("code")
 	keyMessage  = ast.StringTerm("message")
+	keyValid    = ast.StringTerm("valid_until")
 )
 
 // parseResult reads the decision object strictly: allow must be a boolean,
@@ -104,6 +116,9 @@ func parseResult(v ast.Value) (Result, error) {
 	if r.UpstreamHeaders, err = headersOf(obj.Get(keyUpstream), "upstream_headers"); err != nil {
 		return Result{}, err
 	}
+	if r.ValidUntil, r.ValidUntilSet, err = validUntilOf(obj.Get(keyValid)); err != nil {
+		return Result{}, err
+	}
 	r.GrantType, _ = stringOf(obj.Get(keyGrant))
 	r.Module, _ = stringOf(obj.Get(keyModule))
 	switch {
@@ -117,6 +132,35 @@ func parseResult(v ast.Value) (Result, error) {
 		return Result{}, fmt.Errorf("decision denies with status %d", r.Status)
 	}
 	return r, nil
+}
+
+// validUntilOf reads decision.valid_until: absent, null, or an integer
+// number of nanoseconds since the epoch.
+func validUntilOf(t *ast.Term) (time.Time, bool, error) {
+	if t == nil {
+		return time.Time{}, false, nil
+	}
+	if _, ok := t.Value.(ast.Null); ok {
+		return time.Time{}, true, nil
+	}
+	n, ok := t.Value.(ast.Number)
+	if !ok {
+		return time.Time{}, false, errors.New("decision.valid_until is neither null nor a number")
+	}
+	ns, ok := n.Int64()
+	if !ok {
+		// A fractional iat makes a fractional instant: round down, which
+		// only ends the decision earlier.
+		f, fok := n.Float64()
+		if !fok || math.IsNaN(f) || f >= math.MaxInt64 {
+			return time.Time{}, false, errors.New("decision.valid_until is not a number of nanoseconds")
+		}
+		ns = int64(math.Floor(f))
+	}
+	if ns <= 0 {
+		return time.Time{}, false, errors.New("decision.valid_until is not a positive number of nanoseconds")
+	}
+	return time.Unix(0, ns), true, nil
 }
 
 func intOf(t *ast.Term) (int, bool) {

@@ -15,6 +15,9 @@ type Settings struct {
 	TokenEndpoint string
 	// RefreshMaxAge is how long a refresh-token family may live.
 	RefreshMaxAge time.Duration
+	// Reuse says whether and on what the version's decisions may be
+	// reused; it comes from the modules, not from the data.
+	Reuse Reuse
 }
 
 // DefaultRefreshMaxAge applies when data.pdp.token_endpoint.refresh_max_age

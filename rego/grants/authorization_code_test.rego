@@ -25,6 +25,7 @@ test_allow_a_valid_authorization_code_token_with_user_headers if {
 		"grant_type": "authorization_code",
 		"module": "grants.authorization_code",
 		"effects": [],
+		"valid_until": fixtures.now + 3300000000001,
 	}
 }
 

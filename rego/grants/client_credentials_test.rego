@@ -26,6 +26,7 @@ test_allow_a_client_token_with_client_headers_only if {
 		"grant_type": "client_credentials",
 		"module": "grants.client_credentials",
 		"effects": [],
+		"valid_until": fixtures.now + 3300000000001,
 	}
 }
 

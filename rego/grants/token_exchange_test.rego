@@ -26,6 +26,7 @@ test_allow_an_exchanged_token_with_the_actor_header if {
 		"grant_type": "token_exchange",
 		"module": "grants.token_exchange",
 		"effects": [],
+		"valid_until": fixtures.now + 3300000000001,
 	}
 }
 

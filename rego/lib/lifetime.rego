@@ -86,6 +86,16 @@ reasons contains reason.new("token_too_old", 401, msg) if {
 	msg := sprintf("the token was issued %ds ago, more than the %ds allowed", [seconds(age), seconds(limit)])
 }
 
+# valid_until: while the token is not too old, the first instant (ns) at
+# which it will be; undefined when max_age does not apply. main.rego reports
+# it, so that Go knows how long this decision holds (a module that reads
+# input.now must say so through valid_until, see main.rego).
+valid_until := ((iat * 1000000000) + limit) + 1 if {
+	limit := limit_ns("max_age")
+	now - (iat * 1000000000) <= limit
+	token.ok
+}
+
 reasons contains reason.new("policy_error", 500, msg) if {
 	some limit, _ in builtin
 	not limit_ns(limit)

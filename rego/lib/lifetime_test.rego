@@ -107,3 +107,27 @@ test_no_lifetime_reasons_for_a_token_that_failed_verification if {
 	inp := object.union(user(7200, 86400), {"token": {"valid": false}})
 	count(lifetime.reasons) == 0 with input as inp with data.pdp as lifetimes
 }
+
+# --- valid_until -----------------------------------------------------------
+
+test_valid_until_is_the_first_instant_the_token_is_too_old if {
+	# issued 60 s ago, max_age 30 m: too old from iat + 1800 s + 1 ns
+	lifetime.valid_until == (((now_s - 60) + 1800) * 1000000000) + 1 with input as user(60, 3600) with data.pdp as lifetimes
+}
+
+test_valid_until_at_the_limit_is_the_next_nanosecond if {
+	lifetime.valid_until == (now_s * 1000000000) + 1 with input as user(1800, 3600) with data.pdp as lifetimes
+}
+
+test_valid_until_follows_the_limit_that_applies if {
+	inp := token("slow-tv", "device_code", 60, 3600)
+	lifetime.valid_until == (((now_s - 60) + 7200) * 1000000000) + 1 with input as inp with data.pdp as lifetimes
+}
+
+test_valid_until_is_undefined_for_a_token_already_too_old if {
+	not lifetime.valid_until with input as user(1801, 3600) with data.pdp as lifetimes
+}
+
+test_valid_until_is_undefined_for_an_invalid_token if {
+	not lifetime.valid_until with input as json.patch(user(60, 3600), [{"op": "replace", "path": "/token/valid", "value": false}]) with data.pdp as lifetimes
+}

@@ -118,6 +118,17 @@ reasons contains invalid_grant("refresh_token_expired", msg) if {
 	msg := sprintf("the refresh token's grant is older than %ds", [floor(max_age / 1000000000)])
 }
 
+# valid_until: while the family is younger than refresh_max_age, the first
+# instant (ns) at which it will not be (see main.rego).
+valid_until := (refresh.family.created + max_age) + 1 if {
+	applies
+	valid
+	is_number(input.now)
+	is_number(refresh.family.created)
+	refresh.family.created > 0
+	input.now - refresh.family.created <= max_age
+}
+
 reasons contains reason.new("policy_error", 500, msg) if {
 	applies
 	not max_age

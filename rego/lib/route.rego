@@ -113,11 +113,21 @@ matching := [i |
 	glob.match(pattern(r.path), ["/"], request_path)
 ]
 
-# request_field: a string field of input.request, "" when absent or not a
-# string (so that upper/lower never raise a strict built-in error).
-default request_field(_) := ""
+# raw_method, raw_host, raw_path: the request's fields as sent, "" when
+# absent or not a string, for messages. Each names its field: a policy that
+# reads input.request with a variable key depends on every header, and Go
+# could no longer reuse its decisions (see main.rego).
+default raw_method := ""
 
-request_field(name) := input.request[name] if is_string(input.request[name])
+raw_method := input.request.method if is_string(input.request.method)
+
+default raw_host := ""
+
+raw_host := input.request.host if is_string(input.request.host)
+
+default raw_path := ""
+
+raw_path := input.request.path if is_string(input.request.path)
 
 # What routes are matched against, once per request: the method in upper
 # and the host in lower case ("" when absent or not a string), and the path;
@@ -230,7 +240,7 @@ reasons contains reason.new("route_unknown", 403, msg) if {
 	token.ok
 	not table_error
 	not unknown_allowed
-	msg := sprintf("no route for %s %s%s", [request_field("method"), request_field("host"), request_field("path")])
+	msg := sprintf("no route for %s %s%s", [raw_method, raw_host, raw_path])
 }
 
 reasons contains reason.new("audience_mismatch", 401, msg) if {

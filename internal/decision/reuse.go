@@ -1,0 +1,272 @@
+package decision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenguard/pdp/internal/builtins"
+	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/token"
+)
+
+// Decision reuse.
+//
+// A bearer token is typically presented many times during its life, each
+// time with the same claims, to the same few routes, from the same client.
+// The policy's answer to such a request depends only on
+//
+//   - the policy version,
+//   - the verified token (the very claims object the token verifier
+//     returned: a re-verified or re-introspected token has new ones),
+//   - the input fields the policy reads (policy.Reuse: the request's method,
+//     URL, client address and certificate, the headers it names, the
+//     context),
+//   - input.now, through the policy's valid_until,
+//   - and what the pdp.* built-ins answer (revocations, fingerprints).
+//
+// So the engine keeps each such decision, keyed by a SHA-256 of everything
+// but the time and the store state, and reuses it for a later request with
+// the same key while the policy version and the token object are the same,
+// now is before the decision's valid_until (and its ttl), and every pdp.*
+// answer it was made on is still what the store says: those look-ups run
+// again on every reuse, so a revocation applies to the very next request.
+//
+// A decision is not kept when the request involves DPoP (every proof is
+// fresh and spent once), at the token endpoint (refresh families move on
+// every use), when it asked for effects, when the evaluation called another
+// nondeterministic built-in (time.now_ns, http.send, ...), or when the policy
+// version forbids reuse (see policy.Reuse).
+type reuseCache struct {
+	ttl    time.Duration
+	shards [reuseShards]reuseShard
+	hits   atomic.Int64
+	misses atomic.Int64
+}
+
+const reuseShards = 32
+
+// sightingEvery is how often a reused decision records the token's sighting:
+// at most once a second per entry, so that fingerprints of busy tokens cost
+// one write a second, not one per request. last_seen and count are that
+// coarse.
+const sightingEvery = time.Second
+
+type reuseShard struct {
+	mu      sync.RWMutex
+	entries map[reuseKey]*reuseEntry
+	max     int
+}
+
+type reuseKey [sha256.Size]byte
+
+// reuseEntry is one kept decision. It is never modified after it is stored,
+// except for the time of the last recorded sighting.
+type reuseEntry struct {
+	version uint64
+	// claims are the verified token's claims, compared by identity: the
+	// verifier hands out the same object while the token stays in its
+	// cache, and a new one when it verified or introspected it again.
+	claims   ast.Object
+	context  ast.Object
+	until    time.Time
+	deps     *builtins.Deps
+	res      policy.Result
+	revision string
+	input    ast.Value
+	recorded atomic.Int64
+}
+
+// ReuseStats count decisions answered from, and evaluated beside, kept ones.
+type ReuseStats struct {
+	Reused    int64 `json:"reused"`
+	Evaluated int64 `json:"evaluated"`
+	Entries   int   `json:"entries"`
+}
+
+func newReuseCache(maxEntries int, ttl time.Duration) *reuseCache {
+	c := &reuseCache{ttl: ttl}
+	per := max(maxEntries/reuseShards, 1)
+	for i := range c.shards {
+		c.shards[i] = reuseShard{entries: make(map[reuseKey]*reuseEntry), max: per}
+	}
+	return c
+}
+
+func (c *reuseCache) shard(k reuseKey) *reuseShard { return &c.shards[k[0]%reuseShards] }
+
+func (c *reuseCache) get(k reuseKey) *reuseEntry {
+	s := c.shard(k)
+	s.mu.RLock()
+	e := s.entries[k]
+	s.mu.RUnlock()
+	return e
+}
+
+func (c *reuseCache) put(k reuseKey, e *reuseEntry) {
+	s := c.shard(k)
+	s.mu.Lock()
+	if _, ok := s.entries[k]; !ok && len(s.entries) >= s.max {
+		for old := range s.entries { // an arbitrary entry: Go randomises map order
+			delete(s.entries, old)
+			break
+		}
+	}
+	s.entries[k] = e
+	s.mu.Unlock()
+}
+
+func (c *reuseCache) stats() ReuseStats {
+	st := ReuseStats{Reused: c.hits.Load(), Evaluated: c.misses.Load()}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		st.Entries += len(s.entries)
+		s.mu.RUnlock()
+	}
+	return st
+}
+
+// reusable says whether a decision for this request may be kept or reused
+// at all, before anything is evaluated.
+func reusable(req *Request, cred credential, tok *token.Token, proof proofResult, te *tokenEndpointResult, r policy.Reuse) bool {
+	return r.Allowed && te == nil && tok != nil && cred.scheme == "bearer" &&
+		!proof.present && proof.nonce == "" && tok.Confirmation.JKT == ""
+}
+
+// keyOf hashes what the policy may read of this request, besides the
+// token's identity: length-prefixed fields, so that no two requests share an
+// encoding.
+func keyOf(req *Request, cred credential, tok *token.Token, r policy.Reuse) reuseKey {
+	bp := keyBufs.Get().(*[]byte)
+	b := binary.BigEndian.AppendUint64((*bp)[:0], r.Version)
+	b = field(b, cred.scheme)
+	b = field(b, tok.Hash)
+	b = field(b, req.Method)
+	u := req.URL
+	b = field(b, u.Scheme)
+	b = field(b, u.Host)
+	b = field(b, u.Path)
+	b = field(b, u.RawPath)
+	b = field(b, u.RawQuery)
+	if req.RemoteIP.IsValid() {
+		a := req.RemoteIP.As16()
+		b = append(b, 16)
+		b = append(b, a[:]...)
+		b = field(b, req.RemoteIP.Zone())
+	} else {
+		b = append(b, 0)
+	}
+	b = field(b, req.ClientCertSHA256)
+	if r.AllHeaders {
+		var stack [32]string
+		names := stack[:0]
+		for name := range req.Headers {
+			if !hiddenHeaders[name] {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			b = header(b, name, req.Headers[name])
+		}
+	} else {
+		for _, name := range r.Headers {
+			if !hiddenHeaders[name] {
+				b = header(b, name, req.Headers[name])
+			}
+		}
+	}
+	if r.Context && req.Context != nil {
+		// the entry keeps the context and compares it exactly
+		b = binary.BigEndian.AppendUint64(b, uint64(req.Context.Hash()))
+	}
+	k := reuseKey(sha256.Sum256(b))
+	if cap(b) <= maxKeyBuf {
+		*bp = b
+		keyBufs.Put(bp)
+	}
+	return k
+}
+
+const maxKeyBuf = 64 << 10
+
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func field(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+func header(b []byte, name string, vals []string) []byte {
+	b = field(b, name)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(vals)))
+	for _, v := range vals {
+		b = field(b, v)
+	}
+	return b
+}
+
+// lookup returns the kept decision for k if it may answer this request now:
+// same policy version and token object, within its validity, the same
+// context, and every pdp.* answer unchanged. A failed store look-up is no
+// reuse: the full evaluation that follows fails closed on its own.
+func (c *reuseCache) lookup(ctx context.Context, k reuseKey, req *Request, tok *token.Token, r policy.Reuse, now time.Time) *reuseEntry {
+	e := c.get(k)
+	if e == nil || e.version != r.Version || e.claims != tok.Claims || !now.Before(e.until) {
+		return nil
+	}
+	if r.Context && !sameContext(e.context, req.Context) {
+		return nil
+	}
+	if ok, err := e.deps.Unchanged(ctx); err != nil || !ok {
+		return nil
+	}
+	return e
+}
+
+func sameContext(a, b ast.Object) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Compare(b) == 0
+}
+
+// keep stores the decision just evaluated, if it may be reused: it asked
+// for no effects, called no nondeterministic built-in but the pdp.* ones,
+// and says how long it holds when the policy reads input.now.
+func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.Reuse, deps *builtins.Deps, res policy.Result, rev string, input ast.Value, now time.Time) {
+	if len(res.Effects) > 0 || (r.Now && !res.ValidUntilSet) {
+		return
+	}
+	for _, name := range res.Nondeterministic {
+		if name != builtins.RevocationName && name != builtins.LastSeenName {
+			return
+		}
+	}
+	until := now.Add(c.ttl)
+	if !res.ValidUntil.IsZero() && res.ValidUntil.Before(until) {
+		until = res.ValidUntil
+	}
+	if !tok.ExpiresAt.IsZero() && tok.ExpiresAt.Before(until) {
+		until = tok.ExpiresAt
+	}
+	if !now.Before(until) {
+		return
+	}
+	e := &reuseEntry{
+		version: r.Version, claims: tok.Claims, until: until, deps: deps,
+		res: res, revision: rev, input: input,
+	}
+	if r.Context {
+		e.context = req.Context
+	}
+	e.recorded.Store(now.UnixNano())
+	c.put(k, e)
+}
