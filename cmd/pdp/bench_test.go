@@ -80,7 +80,14 @@ func BenchmarkDecideColdToken(b *testing.B) {
 // BenchmarkDecideHTTP measures POST /v1/decide over loopback with a
 // keep-alive client: JSON in and out plus the in-process decision.
 func BenchmarkDecideHTTP(b *testing.B) {
-	tb := newTestbed(b, nil)
+	b.Run("decision-logs=console", func(b *testing.B) { benchmarkDecideHTTP(b, nil) })
+	b.Run("decision-logs=off", func(b *testing.B) {
+		benchmarkDecideHTTP(b, func(c *config.Config) { c.DecisionLogs.Console = false })
+	})
+}
+
+func benchmarkDecideHTTP(b *testing.B, mutate func(*config.Config)) {
+	tb := newTestbed(b, mutate)
 	body, _ := json.Marshal(map[string]any{"request": map[string]any{
 		"method": "GET", "url": "https://api.example.com/v1/accounts/42",
 		"headers": map[string]any{"authorization": "Bearer " + tb.mint(b, "ES256", nil), "user-agent": "bench/1"}, "remote_ip": "203.0.113.7",
