@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/store"
 )
@@ -176,6 +177,56 @@ func TestDecisionReuse(t *testing.T) {
 		}
 		if _, reused := reusedAfter(t, req); reused {
 			t.Fatal("reused across a policy activation")
+		}
+	})
+
+	t.Run("ok/a fresh DPoP proof of the same key reuses the decision; a replayed or foreign one does not", func(t *testing.T) {
+		e := tb.app.decider // verifies and spends proofs
+		prover, err := dpoptest.NewProver("ES256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := dpoptest.NewProver("ES256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := tb.mint(t, "ES256", map[string]any{"sub": "reuse-dpop", "cnf": map[string]any{"jkt": prover.JKT()}})
+		const url = "https://api.example.com/v1/accounts/1"
+		request := func(p *dpoptest.Prover, proof string) *decision.Request {
+			if proof == "" {
+				var err error
+				if proof, err = p.Proof("GET", url, tok); err != nil {
+					t.Fatal(err)
+				}
+			}
+			req, err := decision.NewRequest(decision.RawRequest{Method: "GET", URL: url, RemoteIP: "203.0.113.7",
+				Headers: map[string][]string{"authorization": {"DPoP " + tok}, "dpop": {proof}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return req
+		}
+		var reused []bool
+		for range 3 {
+			d := decideWith(t, e, request(prover, ""))
+			if !d.Allow {
+				t.Fatalf("fresh proof: %v", reasonCodes(d))
+			}
+			reused = append(reused, d.Reused)
+		}
+		if !slices.Equal(reused, []bool{false, true, true}) {
+			t.Fatalf("reused = %v, want [false true true]", reused)
+		}
+		proof, err := prover.Proof("GET", url, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decideWith(t, e, request(prover, proof))
+		if d := decideWith(t, e, request(prover, proof)); d.Allow || !slices.Contains(reasonCodes(d), "dpop_replayed") {
+			t.Fatalf("replayed proof: allow=%v %v", d.Allow, reasonCodes(d))
+		}
+		if d := decideWith(t, e, request(other, "")); d.Allow || d.Reused {
+			t.Fatalf("proof of another key: allow=%v reused=%v %v", d.Allow, d.Reused, reasonCodes(d))
 		}
 	})
 

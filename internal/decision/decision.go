@@ -223,8 +223,8 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		deps *builtins.Deps
 	)
 	evalCtx := ctx
-	if e.reuse != nil && reusable(req, cred, tok, proof, te, settings.Reuse) {
-		key = keyOf(req, cred, tok, settings.Reuse)
+	if e.reuse != nil && reusable(tok, proof, te, settings.Reuse) {
+		key = keyOf(req, cred, tok, proof, settings.Reuse)
 		if kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now); kept != nil {
 			e.reuse.hits.Add(1)
 			return e.reused(d, kept, req, tok, now), nil

@@ -38,11 +38,14 @@ import (
 // answer it was made on is still what the store says: those look-ups run
 // again on every reuse, so a revocation applies to the very next request.
 //
-// A decision is not kept when the request involves DPoP (every proof is
-// fresh and spent once), at the token endpoint (refresh families move on
-// every use), when it asked for effects, when the evaluation called another
-// nondeterministic built-in (time.now_ns, http.send, ...), or when the policy
-// version forbids reuse (see policy.Reuse).
+// A DPoP proof is verified, and its jti spent, on every request before any
+// of this: what the policy then reads of it (present, valid, the key's
+// thumbprint, the error) is part of the key, so a fresh valid proof of the
+// same key reuses the decision. A decision is not kept when a server nonce
+// was issued (it is in the answer), at the token endpoint (refresh families
+// move on every use), when it asked for effects, when the evaluation called
+// another nondeterministic built-in (time.now_ns, http.send, ...), or when
+// the policy version forbids reuse (see policy.Reuse).
 type reuseCache struct {
 	ttl    time.Duration
 	shards [reuseShards]reuseShard
@@ -135,15 +138,14 @@ func (c *reuseCache) stats() ReuseStats {
 
 // reusable says whether a decision for this request may be kept or reused
 // at all, before anything is evaluated.
-func reusable(req *Request, cred credential, tok *token.Token, proof proofResult, te *tokenEndpointResult, r policy.Reuse) bool {
-	return r.Allowed && te == nil && tok != nil && cred.scheme == "bearer" &&
-		!proof.present && proof.nonce == "" && tok.Confirmation.JKT == ""
+func reusable(tok *token.Token, proof proofResult, te *tokenEndpointResult, r policy.Reuse) bool {
+	return r.Allowed && te == nil && tok != nil && proof.nonce == ""
 }
 
 // keyOf hashes what the policy may read of this request, besides the
 // token's identity: length-prefixed fields, so that no two requests share an
 // encoding.
-func keyOf(req *Request, cred credential, tok *token.Token, r policy.Reuse) reuseKey {
+func keyOf(req *Request, cred credential, tok *token.Token, proof proofResult, r policy.Reuse) reuseKey {
 	bp := keyBufs.Get().(*[]byte)
 	b := binary.BigEndian.AppendUint64((*bp)[:0], r.Version)
 	b = field(b, cred.scheme)
@@ -164,6 +166,16 @@ func keyOf(req *Request, cred credential, tok *token.Token, r policy.Reuse) reus
 		b = append(b, 0)
 	}
 	b = field(b, req.ClientCertSHA256)
+	// What the policy learns of the DPoP proof, which was verified and
+	// spent before this: a fresh valid proof of the same key reads the same.
+	b = append(b, boolByte(proof.present), boolByte(proof.valid))
+	b = field(b, proof.jkt)
+	if proof.err != nil {
+		b = field(b, proof.err.Code)
+		b = field(b, proof.err.Message)
+	} else {
+		b = append(b, 0xff)
+	}
 	if r.AllHeaders {
 		var stack [32]string
 		names := stack[:0]
@@ -198,6 +210,13 @@ func keyOf(req *Request, cred credential, tok *token.Token, r policy.Reuse) reus
 const maxKeyBuf = 64 << 10
 
 var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
 
 func field(b []byte, s string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
