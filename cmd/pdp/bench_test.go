@@ -23,8 +23,19 @@ import (
 
 // BenchmarkDecideInProcess measures one decision without HTTP: token
 // verification (a cache hit after the first) plus policy evaluation.
+//
+// reuse=on is the warm path: the decision kept for the token is reused
+// after its pdp.* look-ups ran again. reuse=off evaluates the policy every
+// time (what a token's first request costs, minus the signature check).
 func BenchmarkDecideInProcess(b *testing.B) {
-	tb := newTestbed(b, nil)
+	b.Run("reuse=on", func(b *testing.B) { benchmarkDecideInProcess(b, nil) })
+	b.Run("reuse=off", func(b *testing.B) {
+		benchmarkDecideInProcess(b, func(c *config.Config) { c.DecisionCache.MaxEntries = 0 })
+	})
+}
+
+func benchmarkDecideInProcess(b *testing.B, mutate func(*config.Config)) {
+	tb := newTestbed(b, mutate)
 	req, err := decision.NewRequest(decision.RawRequest{
 		Method:   "GET",
 		URL:      "https://api.example.com/v1/accounts/42",
