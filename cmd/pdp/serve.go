@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -272,6 +273,9 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 // serve runs the PDP until ctx ends, then drains in-flight requests.
 func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) error {
 	logger := newLogger(cfg.Log, os.Stderr)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	a, err := newApp(ctx, cfg, dev, logger)
 	if err != nil {
 		return err
