@@ -60,6 +60,7 @@ type Metrics struct {
 	cacheHits         prometheus.Counter
 	cacheMisses       prometheus.Counter
 	setEvents         *prometheus.CounterVec
+	storeUnavailable  *prometheus.CounterVec
 }
 
 // latencyBuckets span a cached decision (tens of µs) to the longest
@@ -137,7 +138,12 @@ func New(opts Options) *Metrics {
 			Name: "pdp_ssf_events_total",
 			Help: "Security event tokens received (pushed or polled), by event and outcome.",
 		}, []string{"event", "outcome"}),
+		storeUnavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_store_unavailable_total",
+			Help: "Checks that met an unavailable shared state (Redis), by check and outcome (denied, allowed).",
+		}, []string{"check", "outcome"}),
 	}
+	m.reg.MustRegister(m.storeUnavailable)
 	m.reg.MustRegister(
 		m.decisions, m.reasons, m.warnings, m.rejected, m.decisionDuration, m.evalDuration, m.evalErrors,
 		m.policyActivations, m.policyFailures, m.policyActivatedAt,
@@ -247,6 +253,19 @@ func (m *Metrics) SETProcessed(event, outcome string) {
 		return
 	}
 	m.setEvents.WithLabelValues(oneOf(event, ssfEvents), oneOf(outcome, ssfOutcomes)).Inc()
+}
+
+// StoreUnavailable counts one check that met an unavailable shared state,
+// and whether the configured degradation let it pass.
+func (m *Metrics) StoreUnavailable(c store.Check, allowed bool) {
+	if m == nil {
+		return
+	}
+	outcome := "denied"
+	if allowed {
+		outcome = "allowed"
+	}
+	m.storeUnavailable.WithLabelValues(oneOf(string(c), storeChecks), outcome).Inc()
 }
 
 // PolicyObserver counts policy activations and refusals; it implements
