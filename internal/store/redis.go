@@ -168,7 +168,11 @@ func OpenShared(local *Bolt, opts SharedOptions) (*Shared, error) {
 		PoolTimeout:           opts.Timeout,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1, // a call is bounded by one timeout, never retried past it
-		DisableIdentity:       true,
+		// A refused connection fails the call at once instead of being
+		// retried until the timeout: decisions degrade without waiting.
+		DialerRetries:      1,
+		DialerRetryTimeout: time.Millisecond,
+		DisableIdentity:    true,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Shared{
