@@ -519,3 +519,46 @@ func TestIntegrationRedisFaults(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationRedisUnavailableTheOtherWay: with replay allow_with_reason
+// and fingerprint deny, an unavailable Redis lets DPoP proofs through with a
+// state_unavailable warning and denies bearer tokens with state_unavailable.
+func TestIntegrationRedisUnavailableTheOtherWay(t *testing.T) {
+	rs := newReplicaSet(t, 1, "    replay: allow_with_reason\n    fingerprint: deny")
+	r := rs.replicas[0]
+	const url = "https://api.example.com/v1/accounts/42"
+	prover, _ := dpoptest.NewProver("ES256")
+	bound := rs.mint(t, map[string]any{"cnf": map[string]any{"jkt": prover.JKT()}})
+	tok := rs.mint(t, nil)
+	if d := r.decide(t, bearer(tok), nil); !d.Allow {
+		t.Fatalf("bearer with Redis up: %v", d.Reasons)
+	}
+	rs.redis.Kill()
+
+	t.Run("ok/a DPoP proof passes with a state_unavailable warning", func(t *testing.T) {
+		h, req := dpopRequest(t, prover, bound, "GET", url)
+		d := r.decide(t, h, req)
+		if !d.Allow || !hasWarning(d, "state_unavailable") {
+			t.Fatalf("allow=%v reasons=%v warnings=%v", d.Allow, d.Reasons, d.Warnings)
+		}
+	})
+	t.Run("fail/a bearer token is denied with state_unavailable", func(t *testing.T) {
+		d := r.decide(t, bearer(tok), nil)
+		if d.Allow || d.Status != 503 || firstCode(d) != "state_unavailable" {
+			t.Fatalf("allow=%v status=%d reasons=%v", d.Allow, d.Status, d.Reasons)
+		}
+	})
+	t.Run("ok/the metric counts both", func(t *testing.T) {
+		resp, err := http.Get("http://" + r.addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{`pdp_store_unavailable_total{check="replay",outcome="allowed"}`, `pdp_store_unavailable_total{check="fingerprint",outcome="denied"}`} {
+			if !strings.Contains(string(raw), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+}
