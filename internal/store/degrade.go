@@ -75,8 +75,9 @@ func WithNotes(ctx context.Context) (context.Context, *Notes) {
 	return context.WithValue(ctx, notesKey{}, n), n
 }
 
-// noteUnavailable records a degraded check in the context's notes, if any.
-func noteUnavailable(ctx context.Context, c Check, allowed bool) {
+// NoteUnavailable records, in the notes ctx carries (if any), that check c
+// met an unavailable shared state and whether it was let through.
+func NoteUnavailable(ctx context.Context, c Check, allowed bool) {
 	n, _ := ctx.Value(notesKey{}).(*Notes)
 	if n == nil {
 		return

@@ -239,7 +239,7 @@ func transientReply(msg string) bool {
 // the check may pass.
 func (s *Shared) degrade(ctx context.Context, c Check, d Degradation) bool {
 	allowed := d.Allows()
-	noteUnavailable(ctx, c, allowed)
+	NoteUnavailable(ctx, c, allowed)
 	if s.opts.OnUnavailable != nil {
 		s.opts.OnUnavailable(c, allowed)
 	}
