@@ -269,6 +269,15 @@ func TestIntegrationRedisRevocationReachesEveryReplica(t *testing.T) {
 		if st.Store.Backend != "redis" || !rep.Connected || !rep.Ready || rep.LastAppliedID == "" || rep.StaleSeconds > 5 {
 			t.Errorf("store status = %+v", st.Store)
 		}
+		mresp, err := http.Get("http://" + rs.replicas[1].addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mresp.Body.Close()
+		raw, _ := io.ReadAll(mresp.Body)
+		if !strings.Contains(string(raw), "pdp_store_replication_connected 1") || !strings.Contains(string(raw), "pdp_store_replication_stale_seconds ") {
+			t.Error("/metrics lacks the replication gauges")
+		}
 	})
 }
 
@@ -461,8 +470,7 @@ func TestIntegrationRedisFaults(t *testing.T) {
 		}
 	})
 
-	// A replica restarted while Redis is down starts from its local view;
-	// restarted again once revocations were written, it catches up first.
+	// Redis back: DPoP decisions recover.
 	rs.redis.Start()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		proof, _ := prover.Proof("GET", url, bound)

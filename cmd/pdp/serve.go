@@ -149,7 +149,11 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		for _, b := range cfg.Policy.Bundles {
 			bundles = append(bundles, b.Name)
 		}
-		mtr = metrics.New(metrics.Options{StoreStats: st.Stats, PolicySources: bundles})
+		var replication func() store.SharedStatus
+		if sh, ok := st.(sharedStore); ok {
+			replication = sh.Shared.Status
+		}
+		mtr = metrics.New(metrics.Options{StoreStats: st.Stats, PolicySources: bundles, Replication: replication})
 	}
 
 	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger, Observer: mtr})

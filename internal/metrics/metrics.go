@@ -35,6 +35,9 @@ type Options struct {
 	// (the configured bundle names); "dir" always may, anything else is
 	// "other".
 	PolicySources []string
+	// Replication, when set (store backend redis), is called at scrape
+	// time for pdp_store_replication_*.
+	Replication func() store.SharedStatus
 }
 
 // Metrics holds every tokenguard metric in its own registry. It is safe for
@@ -151,6 +154,23 @@ func New(opts Options) *Metrics {
 	)
 	if opts.StoreStats != nil {
 		m.reg.MustRegister(newStoreCollector(opts.StoreStats, opts.StoreStatsMaxAge))
+	}
+	if rep := opts.Replication; rep != nil {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pdp_store_replication_connected",
+				Help: "Whether the last call to the shared state (Redis) succeeded (1) or not (0).",
+			}, func() float64 {
+				if rep().Connected {
+					return 1
+				}
+				return 0
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pdp_store_replication_stale_seconds",
+				Help: "How long ago the local view of the revocations was last known to be current.",
+			}, func() float64 { return rep().StaleSeconds }),
+		)
 	}
 	return m
 }
