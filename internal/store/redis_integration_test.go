@@ -304,3 +304,34 @@ func TestSharedSeedsRedisWithLocalRevocations(t *testing.T) {
 		t.Fatalf("a revocation held only locally when switching to Redis was lost: %v", err)
 	}
 }
+
+func TestSharedStartingWithoutRedisIsNotReadyUntilItCaughtUp(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClock()
+	writer := openShared(t, srv, "late:", c, SharedOptions{})
+	if _, err := writer.PutRevocation(context.Background(), Revocation{ID: "r1", Kind: KindJTI, Issuer: iss, Value: "j1", ExpiresAt: c.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	local, err := OpenBolt(t.TempDir(), BoltOptions{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenShared(local, SharedOptions{Addrs: []string{srv.Addr()}, KeyPrefix: "late:", Now: c.Now, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	time.Sleep(300 * time.Millisecond)
+	if err := s.Ready(); err == nil {
+		t.Fatal("ready without ever reaching Redis")
+	}
+	if st := s.Status(); st.Connected || st.Ready || st.LastError == "" {
+		t.Errorf("status = %+v", st)
+	}
+	srv.Start()
+	eventually(t, "ready once Redis answers", func() bool { return s.Ready() == nil })
+	if _, err := s.GetRevocation(context.Background(), "r1"); err != nil {
+		t.Fatalf("caught up without the revocation: %v", err)
+	}
+}
