@@ -267,7 +267,9 @@ func (s *Shared) tail(ctx context.Context) error {
 		s.mu.Lock()
 		last := s.st.applied
 		s.mu.Unlock()
-		cctx, cancel := context.WithTimeout(ctx, s.opts.BlockFor+s.opts.Timeout)
+		// Redis times blocked reads out at its own tick (hz 10: up to
+		// 100ms late); the extra second tells that from a dead connection.
+		cctx, cancel := context.WithTimeout(ctx, s.opts.BlockFor+s.opts.Timeout+time.Second)
 		res, err := s.client.XRead(cctx, &redis.XReadArgs{
 			Streams: []string{s.keys.stream, last},
 			Count:   followBatch,
