@@ -20,10 +20,11 @@ import (
 
 // Server is one redis-server process.
 type Server struct {
-	t    testing.TB
-	dir  string
-	port int
-	cmd  *exec.Cmd
+	t     testing.TB
+	dir   string
+	port  int
+	extra []string
+	cmd   *exec.Cmd
 }
 
 // Start starts a redis-server and stops it when the test ends. Without
@@ -50,10 +51,11 @@ func (s *Server) Start() {
 			s.t.Fatalf("redis-server is not installed (apt-get install -y redis-server): %v", err)
 		}
 	}
-	s.cmd = exec.Command(bin,
+	args := append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no")
+		"--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no"}, s.extra...)
+	s.cmd = exec.Command(bin, args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
@@ -66,6 +68,47 @@ func (s *Server) Start() {
 	}
 	log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
 	s.t.Fatalf("redis-server did not answer on %s\n%s", s.Addr(), log)
+}
+
+// StartCluster starts n redis-servers in cluster mode, joins them into one
+// cluster of n masters (the slots split between them) and waits until it
+// serves. It returns the servers; any of their addresses reaches the
+// cluster.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli is not installed (it comes with redis-server): %v", err)
+	}
+	var servers []*Server
+	var addrs []string
+	for range n {
+		s := &Server{t: t, dir: t.TempDir(), port: freePort(t)}
+		s.extra = []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"), "--cluster-node-timeout", "2000"}
+		s.Start()
+		t.Cleanup(s.Kill)
+		servers = append(servers, s)
+		addrs = append(addrs, s.Addr())
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range servers {
+		for {
+			out, _ := exec.Command(cli, "-p", strconv.Itoa(s.port), "cluster", "info").Output()
+			if strings.Contains(string(out), "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cluster never became ok:\n%s", out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return servers
 }
 
 // Kill stops the server at once (SIGKILL), as a crash would.

@@ -335,3 +335,47 @@ func TestSharedStartingWithoutRedisIsNotReadyUntilItCaughtUp(t *testing.T) {
 		t.Fatalf("caught up without the revocation: %v", err)
 	}
 }
+
+// TestSharedOnACluster runs the conformance suite and the replication of
+// revocations against a three-master Redis Cluster: every script's keys
+// share one slot, and the client follows the slots.
+func TestSharedOnACluster(t *testing.T) {
+	nodes := redistest.StartCluster(t, 3)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr())
+	}
+	open := func(t *testing.T, prefix string, c *clock) *Shared {
+		t.Helper()
+		local, err := OpenBolt(t.TempDir(), BoltOptions{Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenShared(local, SharedOptions{Addrs: addrs, KeyPrefix: prefix, Now: c.Now, Timeout: time.Second, BlockFor: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.WaitReady(ctx); err != nil {
+			t.Fatalf("not ready: %v (%+v)", err, s.Status())
+		}
+		return s
+	}
+	n := 0
+	t.Run("conformance", func(t *testing.T) {
+		testConformance(t, func(t *testing.T, c *clock) Store {
+			n++
+			return open(t, fmt.Sprintf("c%d:", n), c)
+		})
+	})
+	t.Run("ok/revocations replicate", func(t *testing.T) {
+		c := newClock()
+		a, b := open(t, "crep:", c), open(t, "crep:", c)
+		if _, err := a.PutRevocation(context.Background(), Revocation{ID: "r1", Kind: KindSubject, Issuer: iss, Value: "alice", ExpiresAt: c.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "revocation on b", func() bool { _, err := b.GetRevocation(context.Background(), "r1"); return err == nil })
+	})
+}
