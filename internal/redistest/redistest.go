@@ -111,6 +111,36 @@ func StartCluster(t testing.TB, n int) []*Server {
 	return servers
 }
 
+// StartSentinel starts a Sentinel that monitors master under the name
+// "mymaster" and waits until it knows the master. Its address goes into
+// the client's addresses, with the master name.
+func StartSentinel(t testing.TB, master *Server) *Server {
+	t.Helper()
+	s := &Server{t: t, dir: t.TempDir(), port: freePort(t)}
+	conf := filepath.Join(s.dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor mymaster 127.0.0.1 %d 1\nsentinel down-after-milliseconds mymaster 2000\n", s.port, s.dir, master.port)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		bin = "/usr/bin/redis-server"
+	}
+	s.cmd = exec.Command(bin, conf, "--sentinel", "--logfile", filepath.Join(s.dir, "sentinel.log"))
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start redis sentinel: %v", err)
+	}
+	t.Cleanup(s.Kill)
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.ping() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sentinel did not answer on %s", s.Addr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
 // Kill stops the server at once (SIGKILL), as a crash would.
 func (s *Server) Kill() {
 	if s.cmd == nil || s.cmd.Process == nil {

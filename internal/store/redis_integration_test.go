@@ -379,3 +379,39 @@ func TestSharedOnACluster(t *testing.T) {
 		eventually(t, "revocation on b", func() bool { _, err := b.GetRevocation(context.Background(), "r1"); return err == nil })
 	})
 }
+
+// TestSharedThroughSentinel finds the master through a Sentinel.
+func TestSharedThroughSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master)
+	c := newClock()
+	open := func() *Shared {
+		local, err := OpenBolt(t.TempDir(), BoltOptions{Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenShared(local, SharedOptions{Addrs: []string{sentinel.Addr()}, MasterName: "mymaster", KeyPrefix: "sen:", Now: c.Now, Timeout: time.Second, BlockFor: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.WaitReady(ctx); err != nil {
+			t.Fatalf("not ready: %v (%+v)", err, s.Status())
+		}
+		return s
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	if _, err := a.PutRevocation(ctx, Revocation{ID: "r1", Kind: KindJTI, Issuer: iss, Value: "j1", ExpiresAt: c.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "revocation on b", func() bool { _, err := b.GetRevocation(ctx, "r1"); return err == nil })
+	if fresh, err := a.SpendDPoPJTI(ctx, "k", c.Now().Add(time.Minute)); err != nil || !fresh {
+		t.Fatalf("spend = %v, %v", fresh, err)
+	}
+	if fresh, err := b.SpendDPoPJTI(ctx, "k", c.Now().Add(time.Minute)); err != nil || fresh {
+		t.Fatalf("replay through the other replica = %v, %v", fresh, err)
+	}
+}
