@@ -415,3 +415,28 @@ func TestSharedThroughSentinel(t *testing.T) {
 		t.Fatalf("replay through the other replica = %v, %v", fresh, err)
 	}
 }
+
+func TestSharedSweepRemovesExpiredRevocationsFromRedis(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	c := newClock()
+	s := openShared(t, srv, "sweep:", c, SharedOptions{})
+	if _, err := s.PutRevocations(ctx, []Revocation{
+		{ID: "short", Kind: KindJTI, Issuer: iss, Value: "j1", ExpiresAt: c.Now().Add(time.Minute)},
+		{ID: "long", Kind: KindJTI, Issuer: iss, Value: "j2", ExpiresAt: c.Now().Add(time.Hour)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(2 * time.Minute)
+	n, err := s.Sweep(ctx, c.Now())
+	if err != nil || n != 2 { // one in the local view, one in Redis
+		t.Fatalf("Sweep = %d, %v; want 2", n, err)
+	}
+	fields, err := s.client.HKeys(ctx, s.keys.revHash(KindJTI)).Result()
+	if err != nil || len(fields) != 1 {
+		t.Fatalf("jti hash fields = %q, %v; want only the live one", fields, err)
+	}
+	if ids, _ := s.client.HKeys(ctx, s.keys.revIDs).Result(); len(ids) != 1 || ids[0] != "long" {
+		t.Errorf("id index = %q", ids)
+	}
+}
