@@ -134,16 +134,18 @@ func (s *Shared) DeleteRevocation(ctx context.Context, id string) error {
 	return s.applyLocal(nil, []Revocation{r}, "")
 }
 
-// The reads are the local view's.
-
+// GetRevocation reads the local view.
 func (s *Shared) GetRevocation(ctx context.Context, id string) (Revocation, error) {
 	return s.local.GetRevocation(ctx, id)
 }
 
+// ListRevocations reads the local view.
 func (s *Shared) ListRevocations(ctx context.Context, f RevocationFilter) ([]Revocation, error) {
 	return s.local.ListRevocations(ctx, f)
 }
 
+// CheckRevocation reads the local view: no network round trip on the
+// decision path, and it keeps answering while Redis is unavailable.
 func (s *Shared) CheckRevocation(ctx context.Context, ref TokenRef) (Revocation, bool, error) {
 	return s.local.CheckRevocation(ctx, ref)
 }
