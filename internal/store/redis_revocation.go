@@ -221,8 +221,11 @@ func putLocal(tx *bolt.Tx, r Revocation, now int64) error {
 	return err
 }
 
-// deleteLocal removes the local revocation of r's target when it has r's
-// id (a later revocation of the same target is kept).
+// deleteLocal removes the local revocation of r's target when it is r: the
+// same id, made at the same time with the same cut-off (its expiry may have
+// been extended by a merge). A later revocation of the target, even one
+// that reuses the id, is kept: the writing replica applies its own writes
+// at once, so its follower may replay an older deletion after them.
 func deleteLocal(tx *bolt.Tx, r Revocation) error {
 	key := revKey(r.Issuer, r.Value)
 	v := kindBucket(tx, r.Kind).Get(key)
@@ -230,7 +233,7 @@ func deleteLocal(tx *bolt.Tx, r Revocation) error {
 		return nil
 	}
 	cur, err := decodeRevocation(r.Kind, key, v)
-	if err != nil || cur.ID != r.ID {
+	if err != nil || cur.ID != r.ID || !cur.CreatedAt.Equal(r.CreatedAt) || !cur.NotBefore.Equal(r.NotBefore) {
 		return nil
 	}
 	return deleteRevocation(tx, cur)
