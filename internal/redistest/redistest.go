@@ -83,7 +83,7 @@ func StartCluster(t testing.TB, n int) []*Server {
 	var servers []*Server
 	var addrs []string
 	for range n {
-		s := &Server{t: t, dir: t.TempDir(), port: freePort(t)}
+		s := &Server{t: t, dir: t.TempDir(), port: freeClusterPort(t)}
 		s.extra = []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"), "--cluster-node-timeout", "2000"}
 		s.Start()
 		t.Cleanup(s.Kill)
@@ -174,4 +174,24 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freeClusterPort returns a free port whose cluster bus port (port+10000)
+// is free and valid too.
+func freeClusterPort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		p := freePort(t)
+		if p+10000 > 65535 {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
+	}
+	t.Fatal("no free port pair for a cluster node")
+	return 0
 }
