@@ -27,11 +27,12 @@ type Server struct {
 	cmd   *exec.Cmd
 }
 
-// Start starts a redis-server and stops it when the test ends. Without
-// redis-server on the PATH (or in /usr/bin) the test fails: CI installs it.
-func Start(t testing.TB) *Server {
+// Start starts a redis-server, with args added to its command line, and
+// stops it when the test ends. Without redis-server on the PATH (or in
+// /usr/bin) the test fails: CI installs it.
+func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir(), port: freePort(t)}
+	s := &Server{t: t, dir: t.TempDir(), port: freePort(t), extra: args}
 	s.Start()
 	t.Cleanup(s.Kill)
 	return s
@@ -163,7 +164,8 @@ func (s *Server) ping() bool {
 		return false
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	// A server that requires a password answers, too: it is up.
+	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
 }
 
 func freePort(t testing.TB) int {
