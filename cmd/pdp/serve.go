@@ -105,7 +105,7 @@ type app struct {
 	// extAuthz is the Envoy ext_authz server; it serves only with
 	// ext_authz.grpc_listen.
 	extAuthz *extauthz.Server
-	store    *store.Bolt
+	store    appStore
 	// decisionLog uploads what it still buffers when the app closes.
 	decisionLog *decisionlog.Logger
 }
@@ -113,7 +113,7 @@ type app struct {
 // ready reports whether the policy is active and every issuer's keys are
 // loaded (what /readyz reports).
 func (a *app) ready() error {
-	return errors.Join(a.policy.Ready(), a.verifier.Ready())
+	return errors.Join(a.policy.Ready(), a.verifier.Ready(), a.store.Ready())
 }
 
 // Close flushes the decision log and releases the state store.
@@ -131,7 +131,9 @@ func (a *app) Close() error {
 //
 // The caller closes the app (its bbolt file) after ctx ended.
 func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.Logger) (a *app, err error) {
-	st, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: cfg.Store.LockTimeout, Logger: logger})
+	// A nil *metrics.Metrics (metrics disabled) records nothing.
+	var mtr *metrics.Metrics
+	st, err := openStore(cfg, logger, func(c store.Check, allowed bool) { mtr.StoreUnavailable(c, allowed) })
 	if err != nil {
 		return nil, err
 	}
@@ -143,14 +145,16 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	builtins.SetStore(st)
 	go func() { _ = st.RunSweeper(ctx, cfg.Store.SweepInterval) }()
 
-	// A nil *metrics.Metrics (metrics disabled) records nothing.
-	var mtr *metrics.Metrics
 	if cfg.Metrics.Enabled {
 		bundles := make([]string, 0, len(cfg.Policy.Bundles))
 		for _, b := range cfg.Policy.Bundles {
 			bundles = append(bundles, b.Name)
 		}
-		mtr = metrics.New(metrics.Options{StoreStats: st.Stats, PolicySources: bundles})
+		var replication func() store.SharedStatus
+		if sh, ok := st.(sharedStore); ok {
+			replication = sh.Shared.Status
+		}
+		mtr = metrics.New(metrics.Options{StoreStats: st.Stats, PolicySources: bundles, Replication: replication})
 	}
 
 	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger, Observer: mtr})
@@ -232,6 +236,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Checks: []httpapi.Check{
 			{Name: "policy", Ready: engine.Ready},
 			{Name: "issuers", Ready: verifier.Ready},
+			{Name: "store", Ready: st.Ready},
 		},
 		Gateway:     httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""},
 		ForwardAuth: &httpapi.ForwardAuth{TrustedProxies: trusted, Credential: gatewayCred},
@@ -245,7 +250,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		MetricsHandler: mtr.Handler(),
 		Status:         func() any { return sources.Status() },
 		StatusParts: []httpapi.StatusPart{
-			{Name: "store", Get: func(ctx context.Context) (any, error) { return st.Stats(ctx) }},
+			{Name: "store", Get: st.Status},
 			{Name: "issuers", Get: func(context.Context) (any, error) { return verifier.Status(), nil }},
 			{Name: "decision_logs", Get: func(context.Context) (any, error) { return decisionLog.Status(), nil }},
 			{Name: "decision_cache", Get: func(context.Context) (any, error) { return decider.ReuseStats(), nil }},
@@ -259,7 +264,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	}
 	extAuthz := extauthz.NewServer(decider, extauthz.Options{
 		Logger:         logger,
-		Ready:          func() error { return errors.Join(engine.Ready(), verifier.Ready()) },
+		Ready:          func() error { return errors.Join(engine.Ready(), verifier.Ready(), st.Ready()) },
 		DecisionLog:    decisionLog,
 		Metrics:        mtr,
 		TLS:            extAuthzTLS,
@@ -268,6 +273,92 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	})
 	return &app{extAuthz: extAuthz, handler: handler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
 		decisionLog: decisionLog}, nil
+}
+
+// appStore is the state store the app runs on: bbolt alone, or the shared
+// (Redis) store with bbolt as the local view.
+type appStore interface {
+	store.Store
+	RunSweeper(ctx context.Context, interval time.Duration) error
+	// Ready reports whether the store can serve decisions (/readyz).
+	Ready() error
+	// Status is the store part of GET /v1/status.
+	Status(ctx context.Context) (any, error)
+}
+
+// storeStatus is the store part of GET /v1/status.
+type storeStatus struct {
+	Backend string `json:"backend"`
+	store.Stats
+	// Replication reports, with backend redis, how current the local view
+	// of the revocations is.
+	Replication *store.SharedStatus `json:"replication,omitempty"`
+}
+
+// boltStore is the embedded store: always ready, no replication.
+type boltStore struct{ *store.Bolt }
+
+func (b boltStore) Ready() error { return nil }
+
+func (b boltStore) Status(ctx context.Context) (any, error) {
+	st, err := b.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return storeStatus{Backend: config.BackendBbolt, Stats: st}, nil
+}
+
+// sharedStore is the Redis-backed store.
+type sharedStore struct{ *store.Shared }
+
+func (s sharedStore) Status(ctx context.Context) (any, error) {
+	st, err := s.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := s.Shared.Status()
+	return storeStatus{Backend: config.BackendRedis, Stats: st, Replication: &rep}, nil
+}
+
+// openStore opens the state store cfg.Store names. onUnavailable is told of
+// every check that met an unavailable Redis.
+func openStore(cfg config.Config, logger *slog.Logger, onUnavailable func(store.Check, bool)) (appStore, error) {
+	local, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: cfg.Store.LockTimeout, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store.Backend != config.BackendRedis {
+		return boltStore{local}, nil
+	}
+	rc := cfg.Store.Redis
+	password, err := readSecret(rc.PasswordFile)
+	if err != nil {
+		_ = local.Close()
+		return nil, fmt.Errorf("store.redis.password_file: %w", err)
+	}
+	var tlsConfig *tls.Config
+	if rc.TLS {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	shared, err := store.OpenShared(local, store.SharedOptions{
+		Addrs:         rc.Addrs,
+		MasterName:    rc.MasterName,
+		Username:      rc.Username,
+		Password:      password,
+		TLS:           tlsConfig,
+		KeyPrefix:     rc.KeyPrefix,
+		Timeout:       rc.Timeout,
+		Replay:        store.Degradation(cfg.Store.OnUnavailable.Replay),
+		Fingerprint:   store.Degradation(cfg.Store.OnUnavailable.Fingerprint),
+		OnUnavailable: onUnavailable,
+		Logger:        logger,
+	})
+	if err != nil {
+		_ = local.Close()
+		return nil, err
+	}
+	logger.Info("state store: redis, with bbolt as the local view of revocations", "addrs", rc.Addrs, "key_prefix", rc.KeyPrefix)
+	return sharedStore{shared}, nil
 }
 
 // serve runs the PDP until ctx ends, then drains in-flight requests.

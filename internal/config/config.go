@@ -293,8 +293,18 @@ type Fingerprints struct {
 	Writers int `mapstructure:"writers"`
 }
 
-// Store configures the guardrail state, kept in bbolt at data_dir/pdp.db.
+// Store configures the guardrail state: kept in bbolt at data_dir/pdp.db
+// (backend bbolt, one process), or shared by several replicas through Redis
+// with bbolt as each replica's local view of the revocations (backend
+// redis).
 type Store struct {
+	// Backend is bbolt (the default) or redis.
+	Backend string `mapstructure:"backend"`
+	// Redis is the shared state, with backend redis.
+	Redis Redis `mapstructure:"redis"`
+	// OnUnavailable says what the checks that need the shared state do
+	// while Redis cannot be reached.
+	OnUnavailable OnUnavailable `mapstructure:"on_unavailable"`
 	// RevocationTTL is how long a revocation applies; it must outlive the
 	// longest-lived token it is meant to stop.
 	RevocationTTL time.Duration `mapstructure:"revocation_ttl"`
@@ -303,6 +313,46 @@ type Store struct {
 	// LockTimeout bounds the wait for the data file's lock: a second process
 	// on the same data_dir fails after it instead of hanging.
 	LockTimeout time.Duration `mapstructure:"lock_timeout"`
+}
+
+// Store backends.
+const (
+	BackendBbolt = "bbolt"
+	BackendRedis = "redis"
+)
+
+// Redis configures the connection to the shared state (Redis or Valkey),
+// standalone, Sentinel or Cluster.
+type Redis struct {
+	// Addrs are host:port addresses: one for a standalone server, several
+	// for a cluster, or the Sentinels when MasterName is set.
+	Addrs []string `mapstructure:"addrs"`
+	// MasterName names the master monitored by the Sentinels at Addrs.
+	MasterName string `mapstructure:"master_name"`
+	// Username is the ACL user; empty for the default user.
+	Username string `mapstructure:"username"`
+	// PasswordFile holds the password (trailing white space trimmed); it
+	// is never written into the config.
+	PasswordFile string `mapstructure:"password_file"`
+	// TLS connects with TLS, verified against the system roots.
+	TLS bool `mapstructure:"tls"`
+	// KeyPrefix starts every key, so that deployments can share a server.
+	KeyPrefix string `mapstructure:"key_prefix"`
+	// Timeout bounds every Redis call.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// OnUnavailable is what a check that needs the shared state does while Redis
+// cannot be reached: deny (a deny with reason state_unavailable, status
+// 503) or let it pass with a state_unavailable warning (allow_with_reason;
+// monitor for the fingerprint guardrail, which is then skipped).
+type OnUnavailable struct {
+	// Replay applies to the DPoP proof replay check and the refresh-token
+	// reuse check: deny or allow_with_reason.
+	Replay string `mapstructure:"replay"`
+	// Fingerprint applies to the bearer-token fingerprint guardrail:
+	// monitor or deny.
+	Fingerprint string `mapstructure:"fingerprint"`
 }
 
 // Admin configures the admin API.
@@ -347,6 +397,9 @@ func Defaults() Config {
 			RevocationTTL: 30 * 24 * time.Hour,
 			SweepInterval: time.Minute,
 			LockTimeout:   time.Second,
+			Backend:       BackendBbolt,
+			Redis:         Redis{KeyPrefix: "pdp:", Timeout: 50 * time.Millisecond},
+			OnUnavailable: OnUnavailable{Replay: "deny", Fingerprint: "monitor"},
 		},
 		Log:       Log{Level: "info", Format: "json"},
 		GCPercent: 400,
@@ -545,6 +598,39 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.LockTimeout <= 0 || c.Store.LockTimeout > time.Minute {
 		bad("store.lock_timeout", "must be between 0 and 1m")
+	}
+	switch c.Store.Backend {
+	case BackendBbolt:
+	case BackendRedis:
+		rc := c.Store.Redis
+		if len(rc.Addrs) == 0 {
+			bad("store.redis.addrs", "must name at least one host:port with backend redis")
+		}
+		for i, a := range rc.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad(fmt.Sprintf("store.redis.addrs[%d]", i), "must be host:port: %v", err)
+			}
+		}
+		if rc.MasterName != "" && len(rc.Addrs) == 0 {
+			bad("store.redis.master_name", "needs the Sentinel addresses in store.redis.addrs")
+		}
+		if rc.KeyPrefix == "" || len(rc.KeyPrefix) > 64 {
+			bad("store.redis.key_prefix", "must be 1 to 64 bytes long")
+		}
+		if strings.ContainsAny(rc.KeyPrefix, "{} \t\r\n") {
+			bad("store.redis.key_prefix", "must not contain braces or white space (braces are cluster hash tags)")
+		}
+		if rc.Timeout < time.Millisecond || rc.Timeout > 10*time.Second {
+			bad("store.redis.timeout", "must be between 1ms and 10s")
+		}
+	default:
+		bad("store.backend", "must be bbolt or redis, not %q", c.Store.Backend)
+	}
+	if r := c.Store.OnUnavailable.Replay; r != "deny" && r != "allow_with_reason" {
+		bad("store.on_unavailable.replay", "must be deny or allow_with_reason, not %q", r)
+	}
+	if f := c.Store.OnUnavailable.Fingerprint; f != "deny" && f != "monitor" {
+		bad("store.on_unavailable.fingerprint", "must be monitor or deny, not %q", f)
 	}
 	seen := map[string]bool{}
 	introspecting := 0

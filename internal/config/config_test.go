@@ -122,3 +122,72 @@ func TestValidateAcceptsLoopbackHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStoreBackend(t *testing.T) {
+	load := func(t *testing.T, extra string) (Config, error) {
+		t.Helper()
+		return Load(writeConfig(t, validYAML+extra), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+	}
+	t.Run("ok/bbolt by default, deny replay and monitor fingerprints when Redis is down", func(t *testing.T) {
+		c, err := load(t, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Store.Backend != BackendBbolt || c.Store.OnUnavailable.Replay != "deny" || c.Store.OnUnavailable.Fingerprint != "monitor" ||
+			c.Store.Redis.KeyPrefix != "pdp:" || c.Store.Redis.Timeout != 50*time.Millisecond {
+			t.Errorf("defaults: %+v", c.Store)
+		}
+	})
+	t.Run("ok/redis backend from the file", func(t *testing.T) {
+		c, err := load(t, `
+store:
+  backend: redis
+  redis:
+    addrs: [127.0.0.1:6379, 127.0.0.1:6380]
+    username: pdp
+    password_file: /run/secrets/redis
+    timeout: 80ms
+  on_unavailable:
+    replay: allow_with_reason
+    fingerprint: deny
+`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := c.Store.Redis
+		if c.Store.Backend != BackendRedis || len(r.Addrs) != 2 || r.Username != "pdp" || r.Timeout != 80*time.Millisecond || r.KeyPrefix != "pdp:" {
+			t.Errorf("redis: %+v", c.Store)
+		}
+		if c.Store.OnUnavailable.Replay != "allow_with_reason" || c.Store.OnUnavailable.Fingerprint != "deny" {
+			t.Errorf("on_unavailable: %+v", c.Store.OnUnavailable)
+		}
+	})
+	t.Run("ok/redis backend from the environment", func(t *testing.T) {
+		t.Setenv("PDP_STORE_BACKEND", "redis")
+		t.Setenv("PDP_STORE_REDIS_ADDRS", "10.0.0.1:6379,10.0.0.2:6379")
+		c, err := load(t, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Store.Backend != BackendRedis || len(c.Store.Redis.Addrs) != 2 {
+			t.Errorf("store: %+v", c.Store)
+		}
+	})
+	for name, tt := range map[string]struct{ yaml, path string }{
+		"fail/unknown backend":           {"store:\n  backend: etcd\n", "store.backend"},
+		"fail/redis without addresses":   {"store:\n  backend: redis\n", "store.redis.addrs"},
+		"fail/address without a port":    {"store:\n  backend: redis\n  redis:\n    addrs: [redis]\n", "store.redis.addrs[0]"},
+		"fail/empty key prefix":          {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    key_prefix: \"\"\n", "store.redis.key_prefix"},
+		"fail/hash tag in the prefix":    {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    key_prefix: \"{x}\"\n", "store.redis.key_prefix"},
+		"fail/unbounded timeout":         {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    timeout: 0s\n", "store.redis.timeout"},
+		"fail/unknown replay setting":    {"store:\n  on_unavailable:\n    replay: monitor\n", "store.on_unavailable.replay"},
+		"fail/unknown fingerprint value": {"store:\n  on_unavailable:\n    fingerprint: allow\n", "store.on_unavailable.fingerprint"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := load(t, tt.yaml)
+			if err == nil || !strings.Contains(err.Error(), tt.path+":") {
+				t.Fatalf("err = %v, want one naming %s", err, tt.path)
+			}
+		})
+	}
+}

@@ -26,6 +26,11 @@ import (
 // CodePolicyError is the reason of every decision the policy could not make.
 const CodePolicyError = "policy_error"
 
+// CodeStateUnavailable is the reason of a deny, or the code of a warning,
+// when a check needed the shared state and it could not be reached (see
+// store.on_unavailable).
+const CodeStateUnavailable = "state_unavailable"
+
 // TokenVerifier verifies access tokens, and refresh tokens presented at the
 // token endpoint; *token.Verifier is the one in use.
 type TokenVerifier interface {
@@ -187,6 +192,8 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
+	// The store notes the checks that met an unavailable shared state.
+	ctx, notes := store.WithNotes(ctx)
 	now := e.now()
 	d := &Decision{ID: NewID()}
 	settings := e.policy.Settings()
@@ -201,7 +208,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	)
 	if isTokenEndpoint(req, settings) {
 		if te, err = e.tokenEndpoint(ctx, req, settings, now); err != nil {
-			return e.fail(d, err)
+			return e.failOrUnavailable(d, err, notes)
 		}
 		tokErr = &token.Error{Code: token.CodeTokenMissing, Message: "no access token"}
 	} else {
@@ -211,7 +218,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 			d.TokenHash = token.HashToken(cred.raw)
 		}
 		if proof, err = e.verifyProof(ctx, req, cred, tok, now); err != nil {
-			return e.fail(d, err)
+			return e.failOrUnavailable(d, err, notes)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -246,12 +253,12 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	}
 	d.Policy.Revision = rev
 	if err != nil {
-		return e.fail(d, err)
+		return e.failOrUnavailable(d, err, notes)
 	}
 	// Durable effects are on disk before the answer; a failed one fails
 	// the decision closed.
 	if err := e.applyEffects(ctx, res.Effects, now); err != nil {
-		return e.fail(d, err)
+		return e.failOrUnavailable(d, err, notes)
 	}
 	if deps != nil && ctx.Err() == nil {
 		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, input, now)
@@ -268,7 +275,7 @@ func (e *Engine) answer(d *Decision, res policy.Result, tok *token.Token) {
 	d.Allow = res.Allow
 	d.Status = res.Status
 	d.Reasons = nonNil(res.Reasons)
-	d.Warnings = nonNil(res.Warnings)
+	d.Warnings = nonNil(append(res.Warnings, unavailableWarnings(notes)...))
 	d.Headers = res.Headers
 	d.UpstreamHeaders = res.UpstreamHeaders
 	d.Policy.Module = res.Module
@@ -362,6 +369,42 @@ func (e *Engine) fail(d *Decision, err error) (*Decision, error) {
 	d.UpstreamHeaders = nil
 	d.Token = nil
 	return d, err
+}
+
+// failOrUnavailable is fail, except for a decision that failed because a
+// check could not reach the shared state and was configured to deny then:
+// that is a deny with reason state_unavailable, status 503.
+func (e *Engine) failOrUnavailable(d *Decision, err error, notes *store.Notes) (*Decision, error) {
+	if !errors.Is(err, store.ErrUnavailable) && !notes.Denied() {
+		return e.fail(d, err)
+	}
+	e.logger.Warn("decision denied: shared state unavailable", "decision_id", d.ID, "error", err)
+	d.Allow = false
+	d.Status = 503
+	d.Reasons = []policy.Reason{{Code: CodeStateUnavailable, Message: "a check needs the shared state, which is unavailable"}}
+	d.Warnings = []policy.Reason{}
+	d.Headers = nil
+	d.UpstreamHeaders = nil
+	d.Token = nil
+	return d, nil
+}
+
+// unavailableWarnings are the warnings of the checks that were let through
+// while the shared state was unavailable, one per check.
+func unavailableWarnings(notes *store.Notes) []policy.Reason {
+	var out []policy.Reason
+	seen := map[store.Check]bool{}
+	for _, n := range notes.Entries() {
+		if !n.Allowed || seen[n.Check] {
+			continue
+		}
+		seen[n.Check] = true
+		out = append(out, policy.Reason{
+			Code:    CodeStateUnavailable,
+			Message: fmt.Sprintf("the %s check was skipped: the shared state is unavailable", n.Check),
+		})
+	}
+	return out
 }
 
 func nonNil(rs []policy.Reason) []policy.Reason {

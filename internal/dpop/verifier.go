@@ -21,7 +21,7 @@ import (
 
 // Replay is the single-use memory of proofs. SpendDPoPJTI must be atomic:
 // of any number of calls with one key before exp, exactly one returns true.
-// *store.Bolt implements it.
+// *store.Bolt implements it, and *store.Shared across replicas.
 type Replay interface {
 	SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (fresh bool, err error)
 }

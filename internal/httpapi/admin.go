@@ -219,6 +219,10 @@ func (a *admin) storeError(w http.ResponseWriter, doing string, err error) {
 		writeProblem(w, Problem{Type: TypeNotFound, Title: "Not Found", Status: http.StatusNotFound, Detail: "no such revocation"})
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrExists):
 		writeProblem(w, *badRequest(strings.TrimPrefix(err.Error(), "store: ")))
+	case errors.Is(err, store.ErrUnavailable):
+		a.logger.Warn(doing, "error", err)
+		writeProblem(w, Problem{Type: TypeStoreError, Title: "Store Unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "the shared state did not answer in time; repeat the request (a repeated revocation is merged with the first)"})
 	default:
 		a.logger.Error(doing, "error", err)
 		writeProblem(w, Problem{Type: TypeStoreError, Title: "Store Error", Status: http.StatusInternalServerError,

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/tokenguard/pdp/internal/ssf"
+	"github.com/tokenguard/pdp/internal/store"
 	"github.com/tokenguard/pdp/internal/token"
 )
 
@@ -28,7 +29,7 @@ var reasonCodes = set(
 	"delegation_too_deep", "ip_not_allowed",
 	"refresh_token_reused", "refresh_token_expired", "refresh_token_invalid",
 	"token_revoked", "subject_revoked", "session_revoked", "client_revoked",
-	"policy_error",
+	"policy_error", "state_unavailable",
 )
 
 // grantTypes are the grant types with a module in rego/grants.
@@ -38,6 +39,7 @@ var (
 	jwksTriggers          = set(token.TriggerScheduled, token.TriggerUnknownKey)
 	introspectionOutcomes = set(token.IntrospectionActive, token.IntrospectionInactive, token.IntrospectionError)
 	ssfEvents             = set(append(ssf.EventNames(), ssf.EventUnknown, ssf.EventNone)...)
+	storeChecks           = set(string(store.CheckReplay), string(store.CheckRefresh), string(store.CheckFingerprint), string(store.CheckRevocationWrite), string(store.CheckFingerprintWrite))
 	ssfOutcomes           = set(ssf.OutcomeApplied, ssf.OutcomeIgnored, ssf.OutcomeDuplicate, ssf.OutcomeRefused, ssf.OutcomeStoreFailure)
 )
 

@@ -35,6 +35,9 @@ type Options struct {
 	// (the configured bundle names); "dir" always may, anything else is
 	// "other".
 	PolicySources []string
+	// Replication, when set (store backend redis), is called at scrape
+	// time for pdp_store_replication_*.
+	Replication func() store.SharedStatus
 }
 
 // Metrics holds every tokenguard metric in its own registry. It is safe for
@@ -60,6 +63,7 @@ type Metrics struct {
 	cacheHits         prometheus.Counter
 	cacheMisses       prometheus.Counter
 	setEvents         *prometheus.CounterVec
+	storeUnavailable  *prometheus.CounterVec
 }
 
 // latencyBuckets span a cached decision (tens of µs) to the longest
@@ -137,7 +141,12 @@ func New(opts Options) *Metrics {
 			Name: "pdp_ssf_events_total",
 			Help: "Security event tokens received (pushed or polled), by event and outcome.",
 		}, []string{"event", "outcome"}),
+		storeUnavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_store_unavailable_total",
+			Help: "Checks that met an unavailable shared state (Redis), by check and outcome (denied, allowed).",
+		}, []string{"check", "outcome"}),
 	}
+	m.reg.MustRegister(m.storeUnavailable)
 	m.reg.MustRegister(
 		m.decisions, m.reasons, m.warnings, m.rejected, m.decisionDuration, m.evalDuration, m.evalErrors,
 		m.policyActivations, m.policyFailures, m.policyActivatedAt,
@@ -145,6 +154,23 @@ func New(opts Options) *Metrics {
 	)
 	if opts.StoreStats != nil {
 		m.reg.MustRegister(newStoreCollector(opts.StoreStats, opts.StoreStatsMaxAge))
+	}
+	if rep := opts.Replication; rep != nil {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pdp_store_replication_connected",
+				Help: "Whether the last call to the shared state (Redis) succeeded (1) or not (0).",
+			}, func() float64 {
+				if rep().Connected {
+					return 1
+				}
+				return 0
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pdp_store_replication_stale_seconds",
+				Help: "How long ago the local view of the revocations was last known to be current.",
+			}, func() float64 { return rep().StaleSeconds }),
+		)
 	}
 	return m
 }
@@ -247,6 +273,19 @@ func (m *Metrics) SETProcessed(event, outcome string) {
 		return
 	}
 	m.setEvents.WithLabelValues(oneOf(event, ssfEvents), oneOf(outcome, ssfOutcomes)).Inc()
+}
+
+// StoreUnavailable counts one check that met an unavailable shared state,
+// and whether the configured degradation let it pass.
+func (m *Metrics) StoreUnavailable(c store.Check, allowed bool) {
+	if m == nil {
+		return
+	}
+	outcome := "denied"
+	if allowed {
+		outcome = "allowed"
+	}
+	m.storeUnavailable.WithLabelValues(oneOf(string(c), storeChecks), outcome).Inc()
 }
 
 // PolicyObserver counts policy activations and refusals; it implements

@@ -19,7 +19,7 @@ import (
 	"github.com/tokenguard/pdp/internal/store"
 )
 
-// Revoker records revocations. *store.Bolt satisfies it.
+// Revoker records revocations. *store.Bolt and *store.Shared satisfy it.
 type Revoker interface {
 	// PutRevocation stores r and returns the revocation in effect for its
 	// target. Writing the same revocation twice is harmless.

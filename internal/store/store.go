@@ -3,10 +3,11 @@
 // families.
 //
 // Store is the interface the rest of the PDP is written against. It is shaped
-// around operations, not around a storage layout, so that a shared backend for
-// deployments with several replicas can implement it later. Bolt, one bbolt
-// file at <data_dir>/pdp.db written with fsync'ed transactions, is the
-// embedded default.
+// around operations, not around a storage layout. Bolt, one bbolt file at
+// <data_dir>/pdp.db written with fsync'ed transactions, is the embedded
+// default. Shared serves deployments with several replicas: the state that
+// must count everywhere lives in Redis, and each replica's Bolt is its local
+// view of the revocations, which decisions read.
 //
 // Every record carries an expiry. Reads ignore expired records, and Sweep
 // removes them; the two together keep the state bounded.

@@ -5,6 +5,12 @@
 # is undefined for a token never seen (which passes; Go records the
 # fingerprint after an allowed decision).
 #
+# With store.backend redis the fingerprints are shared by the replicas.
+# While Redis is unavailable, store.on_unavailable.fingerprint decides in Go:
+# monitor makes pdp.last_seen undefined (this guardrail passes) and Go adds
+# a state_unavailable warning; deny makes the built-in fail, and Go answers
+# state_unavailable (503). The policy never sees a partial fingerprint.
+#
 # Another network: input.request.remote_ip outside fp.ip's network of
 # data.pdp.fingerprint.ipv4_prefix (default 24) / ipv6_prefix (default 56)
 # bits. Another user agent: crypto.sha256 of the first User-Agent value (""

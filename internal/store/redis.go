@@ -1,0 +1,460 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Shared is the Store of a decision point that runs as one of several
+// replicas: the state that must count everywhere lives in Redis (or Valkey),
+// and every replica keeps a local bbolt view of the revocations.
+//
+//   - Revocations are written to Redis, one Lua script per write: a hash per
+//     kind (queryable, the source of a full resync), an id index, and an
+//     entry in a stream (ordered). A follower goroutine reads the stream
+//     and applies each entry to the local bbolt file, which stays the read
+//     path of CheckRevocation, GetRevocation and ListRevocations: decisions
+//     never wait on the network for a revocation look-up. The id of the
+//     last entry applied is kept in bbolt, so that a restart resumes where
+//     it stopped; a replica that fell behind the stream's trimmed start
+//     resyncs from the hashes.
+//   - DPoP replay keys, fingerprints and refresh families live in Redis
+//     only, each key with a TTL at its record's expiry, and each check-and-
+//     write is one Lua script (atomic across replicas).
+//
+// Every Redis call is bounded by SharedOptions.Timeout. When Redis cannot be
+// reached, revocation reads go on from the local view (Status says how
+// stale it is), and the shared checks degrade as configured (see
+// Degradation), noted in the decision's Notes and reported to
+// SharedOptions.OnUnavailable.
+//
+// Keys of one family of records share a Redis Cluster hash tag, so that a
+// script touches one slot: <prefix>{revocations}..., <prefix>{families}...;
+// DPoP and fingerprint keys are spread over the cluster.
+type Shared struct {
+	local  *Bolt
+	client redis.UniversalClient
+	opts   SharedOptions
+	keys   sharedKeys
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	st     followerState
+	readyC chan struct{} // closed after the first catch-up
+}
+
+var _ Store = (*Shared)(nil)
+
+// SharedOptions configure OpenShared.
+type SharedOptions struct {
+	// Addrs of the Redis servers: one for a standalone server, several for
+	// a cluster, or the Sentinels when MasterName is set. Required.
+	Addrs      []string
+	MasterName string
+	Username   string
+	Password   string
+	// TLS, when set, is the client TLS configuration.
+	TLS *tls.Config
+	// KeyPrefix starts every key. Required.
+	KeyPrefix string
+	// Timeout bounds every Redis call (the follower's blocking read waits
+	// for BlockFor on top of it). Default 50ms.
+	Timeout time.Duration
+	// BlockFor is how long one blocking read of the revocation stream
+	// waits for new entries. Default 1s.
+	BlockFor time.Duration
+	// StreamMaxLen is the approximate length the revocation stream is
+	// trimmed to. Default DefaultStreamMaxLen.
+	StreamMaxLen int64
+	// Replay and Fingerprint say what the DPoP replay (and refresh reuse)
+	// check and the fingerprint lookup do while Redis is unavailable.
+	// Defaults Deny and Monitor.
+	Replay      Degradation
+	Fingerprint Degradation
+	// OnUnavailable, when set, is told of every check that met an
+	// unavailable Redis, and whether it was let through (for metrics).
+	OnUnavailable func(c Check, allowed bool)
+	// Now is the clock used to tell expired records. Default: the local
+	// store's clock.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Defaults of SharedOptions.
+const (
+	DefaultSharedTimeout = 50 * time.Millisecond
+	DefaultBlockFor      = time.Second
+	DefaultStreamMaxLen  = 100_000
+)
+
+type sharedKeys struct {
+	stream, revIDs, revHashPrefix, famPrefix, tokPrefix, dpopPrefix, fpPrefix string
+}
+
+func newSharedKeys(prefix string) sharedKeys {
+	rev := prefix + "{revocations}"
+	fam := prefix + "{families}"
+	return sharedKeys{
+		stream:        rev,
+		revIDs:        rev + ":ids",
+		revHashPrefix: rev + ":",
+		famPrefix:     fam + ":f:",
+		tokPrefix:     fam + ":t:",
+		dpopPrefix:    prefix + "dpop:",
+		fpPrefix:      prefix + "fp:",
+	}
+}
+
+func (k sharedKeys) revHash(kind Kind) string { return k.revHashPrefix + string(kind) }
+
+// OpenShared connects to Redis and starts the follower that applies
+// revocations to local. It does not wait for Redis: Ready reports when the
+// local view has caught up. Close stops the follower, disconnects and
+// closes local.
+func OpenShared(local *Bolt, opts SharedOptions) (*Shared, error) {
+	if local == nil {
+		return nil, fmt.Errorf("store: open shared: %w", invalidf("no local store"))
+	}
+	if len(opts.Addrs) == 0 {
+		return nil, fmt.Errorf("store: open shared: %w", invalidf("no Redis address"))
+	}
+	if opts.KeyPrefix == "" {
+		return nil, fmt.Errorf("store: open shared: %w", invalidf("key prefix is empty"))
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultSharedTimeout
+	}
+	if opts.BlockFor <= 0 {
+		opts.BlockFor = DefaultBlockFor
+	}
+	if opts.StreamMaxLen <= 0 {
+		opts.StreamMaxLen = DefaultStreamMaxLen
+	}
+	if opts.Replay == "" {
+		opts.Replay = Deny
+	}
+	if opts.Fingerprint == "" {
+		opts.Fingerprint = Monitor
+	}
+	if !opts.Replay.Valid() || !opts.Fingerprint.Valid() {
+		return nil, fmt.Errorf("store: open shared: %w", invalidf("degradation must be deny, allow_with_reason or monitor"))
+	}
+	if opts.Now == nil {
+		opts.Now = local.now
+	}
+	if opts.Logger == nil {
+		opts.Logger = local.opts.Logger
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 opts.Addrs,
+		MasterName:            opts.MasterName,
+		Username:              opts.Username,
+		Password:              opts.Password,
+		TLSConfig:             opts.TLS,
+		DialTimeout:           max(opts.Timeout, 500*time.Millisecond),
+		ReadTimeout:           opts.Timeout,
+		WriteTimeout:          opts.Timeout,
+		PoolTimeout:           opts.Timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1, // a call is bounded by one timeout, never retried past it
+		// A refused connection fails the call at once instead of being
+		// retried until the timeout: decisions degrade without waiting.
+		DialerRetries:      1,
+		DialerRetryTimeout: time.Millisecond,
+		DisableIdentity:    true,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Shared{
+		local:  local,
+		client: client,
+		opts:   opts,
+		keys:   newSharedKeys(opts.KeyPrefix),
+		cancel: cancel,
+		done:   make(chan struct{}),
+		readyC: make(chan struct{}),
+	}
+	go s.follow(ctx)
+	return s, nil
+}
+
+// Local returns the local view.
+func (s *Shared) Local() *Bolt { return s.local }
+
+// Close stops the follower, disconnects from Redis and closes the local
+// store.
+func (s *Shared) Close() error {
+	s.cancel()
+	<-s.done
+	err := s.client.Close()
+	return errors.Join(err, s.local.Close())
+}
+
+func (s *Shared) now() time.Time { return s.opts.Now() }
+
+// call returns a context bounded by the Redis timeout.
+func (s *Shared) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.Timeout)
+}
+
+// failed classifies an error of a Redis call made with a context derived
+// from parent: the caller's own cancellation is returned as it is, a reply
+// from the server that reports a script or data problem as a plain error,
+// and anything else (network, timeout, a server loading or failing over)
+// as ErrUnavailable.
+func failed(parent context.Context, op string, err error) error {
+	if perr := parent.Err(); perr != nil {
+		return perr
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !transientReply(rerr.Error()) {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+}
+
+// transientReply reports server replies that mean "not now" rather than
+// "wrong".
+func transientReply(msg string) bool {
+	for _, p := range []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "READONLY", "BUSY", "NOREPLICAS", "NOAUTH", "WRONGPASS", "NOPERM"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// degrade applies the configured degradation of check c to an
+// ErrUnavailable: it notes the check in ctx, reports it, and returns whether
+// the check may pass.
+func (s *Shared) degrade(ctx context.Context, c Check, d Degradation) bool {
+	allowed := d.Allows()
+	NoteUnavailable(ctx, c, allowed)
+	if s.opts.OnUnavailable != nil {
+		s.opts.OnUnavailable(c, allowed)
+	}
+	return allowed
+}
+
+// pad encodes Unix nanoseconds as 20 decimal digits that sort as the times
+// do, so that Lua scripts compare times as strings (Lua numbers are
+// doubles, too narrow for nanoseconds).
+func pad(n int64) string {
+	return fmt.Sprintf("%020d", uint64(n)^(1<<63))
+}
+
+func unpad(s string) (int64, error) {
+	u, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || len(s) != 20 {
+		return 0, fmt.Errorf("unreadable time %q", s)
+	}
+	return int64(u ^ (1 << 63)), nil
+}
+
+// ttlMillis is the Redis TTL of a record that expires at exp, as seen at
+// now: at least 1ms.
+func ttlMillis(exp, now time.Time) int64 {
+	return max(exp.Sub(now).Milliseconds()+1, 1)
+}
+
+// SpendDPoPJTI marks a proof as used, across replicas: one script checks
+// and sets the key, with a TTL at exp.
+func (s *Shared) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := checkKey("replay key", key); err != nil {
+		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+	}
+	now := s.now()
+	expN, err := checkExpiry("exp", exp, now)
+	if err != nil {
+		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+	}
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := scriptSpend.Run(cctx, s.client, []string{s.keys.dpopPrefix + key},
+		pad(now.UnixNano()), pad(expN), ttlMillis(exp, now)).Int()
+	if err != nil {
+		err = failed(ctx, "spend dpop jti", err)
+		if errors.Is(err, ErrUnavailable) && s.degrade(ctx, CheckReplay, s.opts.Replay) {
+			return true, nil
+		}
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// RecordFingerprint folds a sighting into the token's fingerprint in Redis,
+// with the same rule as Bolt.RecordFingerprint.
+func (s *Shared) RecordFingerprint(ctx context.Context, tokenHash string, sg Sighting) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkKey("token hash", tokenHash); err != nil {
+		return fmt.Errorf("store: record fingerprint: %w", err)
+	}
+	now := s.now()
+	if sg.At.IsZero() {
+		sg.At = now
+	}
+	sg.At = normTime(sg.At)
+	at, err := nanos("seen at", sg.At)
+	if err != nil {
+		return fmt.Errorf("store: record fingerprint: %w", err)
+	}
+	expN, err := checkExpiry("expires_at", sg.ExpiresAt, now)
+	if err != nil {
+		return fmt.Errorf("store: record fingerprint: %w", err)
+	}
+	ip, prefix := s.local.network(sg.IP)
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	err = scriptFingerprint.Run(cctx, s.client, []string{s.keys.fpPrefix + tokenHash},
+		pad(now.UnixNano()), pad(at), ip, prefix, HashUserAgent(sg.UserAgent), pad(expN), ttlMillis(sg.ExpiresAt, now)).Err()
+	if err != nil {
+		err = failed(ctx, "record fingerprint", err)
+		if errors.Is(err, ErrUnavailable) {
+			s.degrade(ctx, CheckFingerprintWrite, Deny)
+		}
+		return err
+	}
+	return nil
+}
+
+// LastSeen returns the unexpired fingerprint of a token from Redis. When
+// Redis is unavailable and the fingerprint degradation allows it, the token
+// counts as not seen (the guardrail has no baseline to compare with).
+func (s *Shared) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Fingerprint{}, false, err
+	}
+	if err := checkKey("token hash", tokenHash); err != nil {
+		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
+	}
+	now := s.now()
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	vals, err := s.client.HMGet(cctx, s.keys.fpPrefix+tokenHash, "f", "l", "ip", "px", "ua", "n", "e").Result()
+	if err != nil {
+		err = failed(ctx, "last seen", err)
+		if errors.Is(err, ErrUnavailable) && s.degrade(ctx, CheckFingerprint, s.opts.Fingerprint) {
+			return Fingerprint{}, false, nil
+		}
+		return Fingerprint{}, false, err
+	}
+	str := func(i int) string { v, _ := vals[i].(string); return v }
+	if str(6) == "" || str(6) <= pad(now.UnixNano()) {
+		return Fingerprint{}, false, nil
+	}
+	fp, err := decodeSharedFingerprint(str)
+	if err != nil {
+		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
+	}
+	return fp, true, nil
+}
+
+func decodeSharedFingerprint(str func(int) string) (Fingerprint, error) {
+	first, err1 := unpad(str(0))
+	last, err2 := unpad(str(1))
+	exp, err3 := unpad(str(6))
+	count, err4 := strconv.ParseUint(str(5), 10, 64)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return Fingerprint{}, fmt.Errorf("unreadable fingerprint: %w", err)
+	}
+	return Fingerprint{
+		FirstSeen: time.Unix(0, first).UTC(),
+		LastSeen:  time.Unix(0, last).UTC(),
+		IP:        str(2),
+		Prefix:    str(3),
+		UAHash:    str(4),
+		Count:     count,
+		ExpiresAt: time.Unix(0, exp).UTC(),
+	}, nil
+}
+
+// Stats reports the local view's sizes: the revocations this replica
+// applies. Records that live only in Redis (fingerprints, DPoP keys,
+// families) are not counted.
+func (s *Shared) Stats(ctx context.Context) (Stats, error) {
+	return s.local.Stats(ctx)
+}
+
+// Sweep removes expired records from the local view, and expired
+// revocations from the Redis hashes (every replica may do it; each removal
+// re-checks the expiry atomically). Records in Redis that only live by TTL
+// expire by themselves.
+func (s *Shared) Sweep(ctx context.Context, now time.Time) (int, error) {
+	n, err := s.local.Sweep(ctx, now)
+	if err != nil {
+		return n, err
+	}
+	m, err := s.sweepShared(ctx, now)
+	return n + m, err
+}
+
+// RunSweeper sweeps at once and then every interval, until ctx is done.
+func (s *Shared) RunSweeper(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		return fmt.Errorf("store: run sweeper: %w", invalidf("interval %s is not positive", interval))
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := s.Sweep(ctx, s.now())
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			s.opts.Logger.WarnContext(ctx, "store sweep failed", "err", err, "removed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Shared) sweepShared(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for _, k := range kinds {
+		var cursor uint64
+		for {
+			cctx, cancel := s.call(ctx)
+			fields, next, err := s.client.HScan(cctx, s.keys.revHash(k), cursor, "", 256).Result()
+			cancel()
+			if err != nil {
+				return total, failed(ctx, "sweep", err)
+			}
+			var names []any
+			for i := 0; i+1 < len(fields); i += 2 {
+				names = append(names, fields[i])
+			}
+			if len(names) > 0 {
+				cctx, cancel := s.call(ctx)
+				args := append([]any{pad(now.UnixNano()), string(k)}, names...)
+				n, err := scriptSweep.Run(cctx, s.client, []string{s.keys.revHash(k), s.keys.revIDs}, args...).Int()
+				cancel()
+				if err != nil {
+					return total, failed(ctx, "sweep", err)
+				}
+				total += n
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	return total, nil
+}
