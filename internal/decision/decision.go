@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,9 +231,11 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		deps *builtins.Deps
 	)
 	evalCtx := ctx
-	if e.reuse != nil && reusable(tok, proof, te, settings.Reuse) {
+	// A check that met an unavailable shared state makes the decision
+	// one of a kind: it is neither answered from nor kept for reuse.
+	if e.reuse != nil && reusable(tok, proof, te, settings.Reuse) && len(notes.Entries()) == 0 {
 		key = keyOf(req, cred, tok, proof, settings.Reuse)
-		if kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now); kept != nil {
+		if kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now); kept != nil && len(notes.Entries()) == 0 {
 			e.reuse.hits.Add(1)
 			return e.reused(d, kept, req, tok, now), nil
 		}
@@ -260,10 +263,13 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	if err := e.applyEffects(ctx, res.Effects, now); err != nil {
 		return e.failOrUnavailable(d, err, notes)
 	}
-	if deps != nil && ctx.Err() == nil {
+	if deps != nil && ctx.Err() == nil && len(notes.Entries()) == 0 {
 		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, input, now)
 	}
 	e.answer(d, res, tok)
+	if w := unavailableWarnings(notes); len(w) > 0 {
+		d.Warnings = append(slices.Clip(d.Warnings), w...)
+	}
 	if tok != nil && d.Allow {
 		e.recordSighting(req, tok, res.Warnings, now)
 	}
@@ -275,7 +281,7 @@ func (e *Engine) answer(d *Decision, res policy.Result, tok *token.Token) {
 	d.Allow = res.Allow
 	d.Status = res.Status
 	d.Reasons = nonNil(res.Reasons)
-	d.Warnings = nonNil(append(res.Warnings, unavailableWarnings(notes)...))
+	d.Warnings = nonNil(res.Warnings)
 	d.Headers = res.Headers
 	d.UpstreamHeaders = res.UpstreamHeaders
 	d.Policy.Module = res.Module
