@@ -26,6 +26,7 @@ func reuseEngine(tb *testbed, clock *time.Time, entries int) *decision.Engine {
 		Timeout:      5 * time.Second,
 		ReuseEntries: entries,
 		ReuseTTL:     time.Hour,
+		LogInputs:    true,
 		Now:          func() time.Time { return *clock },
 		Logger:       slog.New(slog.DiscardHandler),
 	})

@@ -219,6 +219,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		FingerprintWriters: cfg.Fingerprints.Writers,
 		ReuseEntries:       cfg.DecisionCache.MaxEntries,
 		ReuseTTL:           cfg.DecisionCache.TTL,
+		LogInputs:          cfg.DecisionLogs.Console || cfg.DecisionLogs.URL != "",
 		Logger:             logger,
 		Observer:           mtr,
 	})

@@ -84,8 +84,7 @@ type Decision struct {
 	// Input is the policy input the decision was made on, for decision
 	// logs; nil when the decision failed before it was built. It carries
 	// no token, proof or credential, only their hashes and verified claims.
-	// A reused decision carries the input it was made on (its now is then
-	// earlier than the request).
+	// A reused decision carries its input only with Options.LogInputs.
 	Input ast.Value `json:"-"`
 	// Reused is set when the decision was answered from an earlier one
 	// for the same request and unchanged state (see reuse.go).
@@ -123,6 +122,7 @@ type Engine struct {
 	logger      *slog.Logger
 	observer    EvalObserver
 	reuse       *reuseCache
+	logInputs   bool
 }
 
 // Options configure an Engine.
@@ -149,6 +149,9 @@ type Options struct {
 	// turns reuse off. ReuseTTL bounds how long one is kept.
 	ReuseEntries int
 	ReuseTTL     time.Duration
+	// LogInputs says that decisions are logged with their input: a reused
+	// decision then builds its input too (kept decisions do not hold one).
+	LogInputs bool
 }
 
 // NewEngine wires the pipeline. Fingerprint writers run until ctx ends.
@@ -177,6 +180,7 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 		now:         opts.Now,
 		logger:      opts.Logger,
 		observer:    opts.Observer,
+		logInputs:   opts.LogInputs,
 	}
 	if opts.ReuseEntries > 0 && opts.ReuseTTL > 0 {
 		e.reuse = newReuseCache(opts.ReuseEntries, opts.ReuseTTL)
@@ -237,6 +241,9 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		key = keyOf(req, cred, tok, proof, settings.Reuse)
 		if kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now); kept != nil && len(notes.Entries()) == 0 {
 			e.reuse.hits.Add(1)
+			if e.logInputs {
+				d.Input = buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
+			}
 			return e.reused(d, kept, req, tok, now), nil
 		}
 		e.reuse.misses.Add(1)
@@ -264,7 +271,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		return e.failOrUnavailable(d, err, notes)
 	}
 	if deps != nil && ctx.Err() == nil && len(notes.Entries()) == 0 {
-		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, input, now)
+		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, now)
 	}
 	e.answer(d, res, tok)
 	if w := unavailableWarnings(notes); len(w) > 0 {
@@ -304,7 +311,6 @@ func (e *Engine) answer(d *Decision, res policy.Result, tok *token.Token) {
 // reused answers from a kept decision. The sighting is recorded at most
 // once per sightingEvery per kept decision.
 func (e *Engine) reused(d *Decision, kept *reuseEntry, req *Request, tok *token.Token, now time.Time) *Decision {
-	d.Input = kept.input
 	d.Reused = true
 	d.Policy.Revision = kept.revision
 	e.answer(d, kept.res, tok)

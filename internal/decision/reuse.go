@@ -82,7 +82,6 @@ type reuseEntry struct {
 	deps     *builtins.Deps
 	res      policy.Result
 	revision string
-	input    ast.Value
 	recorded atomic.Int64
 }
 
@@ -260,7 +259,7 @@ func sameContext(a, b ast.Object) bool {
 // keep stores the decision just evaluated, if it may be reused: it asked
 // for no effects, called no nondeterministic built-in but the pdp.* ones,
 // and says how long it holds when the policy reads input.now.
-func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.Reuse, deps *builtins.Deps, res policy.Result, rev string, input ast.Value, now time.Time) {
+func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.Reuse, deps *builtins.Deps, res policy.Result, rev string, now time.Time) {
 	if len(res.Effects) > 0 || (r.Now && !res.ValidUntilSet) {
 		return
 	}
@@ -281,7 +280,7 @@ func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.R
 	}
 	e := &reuseEntry{
 		version: r.Version, claims: tok.Claims, until: until, deps: deps,
-		res: res, revision: rev, input: input,
+		res: res, revision: rev,
 	}
 	if r.Context {
 		e.context = req.Context
