@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,4 +305,39 @@ func TestDecisionReuseMatchesEvaluation(t *testing.T) {
 		t.Fatal("the walk never reused a decision: it tests nothing")
 	}
 	t.Logf("%d of 600 decisions reused", reused)
+}
+
+// TestDecisionReuseIsReported checks that /metrics and /v1/status count
+// reused decisions.
+func TestDecisionReuseIsReported(t *testing.T) {
+	tb := newTestbed(t, nil)
+	tok := tb.mint(t, "ES256", nil)
+	for range 3 {
+		if d := tb.decide(t, bearer(tok), nil); !d.Allow {
+			t.Fatalf("decision: %v", d.codes())
+		}
+	}
+	resp, err := http.Get(tb.pdp.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`pdp_decision_cache_total{result="hit"} 2`, `pdp_decision_cache_total{result="miss"} 1`} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	resp, err = http.Get(tb.pdp.URL + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status struct {
+		DecisionCache decision.ReuseStats `json:"decision_cache"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&status)
+	resp.Body.Close()
+	if err != nil || status.DecisionCache.Reused != 2 || status.DecisionCache.Evaluated != 1 || status.DecisionCache.Entries != 1 {
+		t.Errorf("/v1/status decision_cache = %+v (%v)", status.DecisionCache, err)
+	}
 }

@@ -133,6 +133,7 @@ func (a *app) Close() error {
 func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.Logger) (a *app, err error) {
 	// A nil *metrics.Metrics (metrics disabled) records nothing.
 	var mtr *metrics.Metrics
+	var decider *decision.Engine // set below; scraped only once serving
 	st, err := openStore(cfg, logger, func(c store.Check, allowed bool) { mtr.StoreUnavailable(c, allowed) })
 	if err != nil {
 		return nil, err
@@ -154,7 +155,14 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		if sh, ok := st.(sharedStore); ok {
 			replication = sh.Shared.Status
 		}
-		mtr = metrics.New(metrics.Options{StoreStats: st.Stats, PolicySources: bundles, Replication: replication})
+		mtr = metrics.New(metrics.Options{StoreStats: st.Stats, PolicySources: bundles, Replication: replication,
+			DecisionCache: func() (int64, int64) {
+				if decider == nil {
+					return 0, 0
+				}
+				s := decider.ReuseStats()
+				return s.Reused, s.Evaluated
+			}})
 	}
 
 	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger, Observer: mtr})
@@ -208,7 +216,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("dpop: %w", err)
 	}
-	decider := decision.NewEngine(ctx, verifier, engine, decision.Options{
+	decider = decision.NewEngine(ctx, verifier, engine, decision.Options{
 		Environment:        cfg.Environment,
 		Timeout:            cfg.DecisionTimeout,
 		Proofs:             proofs,

@@ -38,6 +38,10 @@ type Options struct {
 	// Replication, when set (store backend redis), is called at scrape
 	// time for pdp_store_replication_*.
 	Replication func() store.SharedStatus
+	// DecisionCache, when set, is called at scrape time for
+	// pdp_decision_cache_total: the reusable decisions answered from a kept
+	// one (hits) and evaluated (misses).
+	DecisionCache func() (hits, misses int64)
 }
 
 // Metrics holds every tokenguard metric in its own registry. It is safe for
@@ -154,6 +158,21 @@ func New(opts Options) *Metrics {
 	)
 	if opts.StoreStats != nil {
 		m.reg.MustRegister(newStoreCollector(opts.StoreStats, opts.StoreStatsMaxAge))
+	}
+	if dc := opts.DecisionCache; dc != nil {
+		for _, result := range []string{"hit", "miss"} {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "pdp_decision_cache_total",
+				Help:        "Reusable decisions, answered from a kept decision (hit) or evaluated (miss).",
+				ConstLabels: prometheus.Labels{"result": result},
+			}, func() float64 {
+				hits, misses := dc()
+				if result == "hit" {
+					return float64(hits)
+				}
+				return float64(misses)
+			}))
+		}
 	}
 	if rep := opts.Replication; rep != nil {
 		m.reg.MustRegister(
