@@ -48,6 +48,7 @@ type options struct {
 	Fingerprints int
 	Quick        bool
 	Keep         bool
+	QuietWait    time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -70,6 +71,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.SampleEvery, "sample-every", 20, "check the decision of one answer in this many")
 	fs.IntVar(&o.Revocations, "revocations", 1_000_000, "revocations preloaded for the revoked-heavy scenario")
 	fs.IntVar(&o.Fingerprints, "fingerprints", 1_000_000, "fingerprints preloaded for the revoked-heavy scenario")
+	fs.DurationVar(&o.QuietWait, "quiet-wait", 0, "before each peer starts, wait up to this long for a second with the machine under 10% busy (0: do not wait)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the run's temporary directory (configs, server logs, state files)")
 	fs.BoolVar(&o.Quick, "quick", false, "a smoke run: 1s steps, few of them, 10,000 preloaded records")
 	if err := fs.Parse(args); err != nil {

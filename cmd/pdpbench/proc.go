@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
@@ -149,4 +152,35 @@ func sampleCPU(pid int) (cpuSample, error) {
 // used between two samples: other work on the machine skews the results.
 func foreign(a, b cpuSample) float64 {
 	return max((b.System-a.System)-(b.Server-a.Server)-(b.Self-a.Self), 0)
+}
+
+// waitQuiet waits, at most limit, for a second in which the machine's CPU
+// (this process excluded) is at most share busy, so that a peer does not
+// start while other work is running. It reports whether it found one.
+func waitQuiet(ctx context.Context, share float64, limit time.Duration) (bool, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		a, err := sampleCPU(os.Getpid())
+		if err != nil {
+			return false, err
+		}
+		start := time.Now()
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		b, err := sampleCPU(os.Getpid())
+		if err != nil {
+			return false, err
+		}
+		// Server and Self are both this process here: count it once.
+		busy := max((b.System-a.System)-(b.Self-a.Self), 0)
+		if busy/(time.Since(start).Seconds()*float64(runtime.NumCPU())) <= share {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+	}
 }
