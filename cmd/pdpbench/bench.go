@@ -70,7 +70,10 @@ func benchmark(ctx context.Context, env *runEnv, p peer, sc scenario) (row, erro
 	// measured runs a step again, at most twice, when other processes took
 	// more than busyRetry of the machine's CPU during it and it failed (or,
 	// for the measurement, at all): other work must not decide the result.
+	// Of the attempts, a sustained one counts, else the quietest.
 	measured := func(ctx context.Context, rate float64, cfg stepConfig, retryAny bool) (stepResult, bool, string, error) {
+		var best stepResult
+		bestOK, bestWhy := false, ""
 		for attempt := 0; ; attempt++ {
 			res, err := step(ctx, rate, cfg)
 			if err != nil {
@@ -80,9 +83,12 @@ func benchmark(ctx context.Context, env *runEnv, p peer, sc scenario) (row, erro
 			log.Info("step", "rate", rate, "sustained", ok, "why", why, "achieved", math.Round(res.Achieved),
 				"p50", res.Latency.P50, "p99", res.Latency.P99, "service_p50", res.Service.P50, "service_p99", res.Service.P99,
 				"sampled", res.Sampled, "foreign_cpu", fmt.Sprintf("%.0f%%", 100*res.Foreign))
+			if attempt == 0 || (ok && !bestOK) || (ok == bestOK && res.Foreign < best.Foreign) {
+				best, bestOK, bestWhy = res, ok, why
+			}
 			if (ok && !retryAny) || res.Foreign <= busyRetry || attempt == 2 {
-				r.Foreign = max(r.Foreign, res.Foreign)
-				return res, ok, why, nil
+				r.Foreign = max(r.Foreign, best.Foreign)
+				return best, bestOK, bestWhy, nil
 			}
 			log.Info("the machine was busy during the step; running it again")
 			if _, err := waitQuiet(ctx, busyRetry, 15*time.Second); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -22,13 +23,13 @@ type criteria struct {
 func (c criteria) sustained(s stepResult) (bool, string) {
 	switch {
 	case s.Errors > 0:
-		return false, fmt.Sprintf("%d errors (first: %s)", s.Errors, s.FirstError)
+		return false, fmt.Sprintf("%d errors (first: %s)", s.Errors, strings.Join(strings.Fields(s.FirstError), " "))
 	case s.Wrong > 0:
 		return false, fmt.Sprintf("%d of %d sampled decisions wrong", s.Wrong, s.Sampled)
 	case s.Achieved < c.MinAchieved*s.Rate:
 		return false, fmt.Sprintf("achieved %.0f/s of %.0f/s", s.Achieved, s.Rate)
 	case s.Latency.P99 > c.MaxP99:
-		return false, fmt.Sprintf("p99 %s above %s", s.Latency.P99, c.MaxP99)
+		return false, fmt.Sprintf("p99 %s above %s", s.Latency.P99.Round(10*time.Microsecond), c.MaxP99)
 	}
 	return true, ""
 }
