@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -27,7 +28,7 @@ const busyRetry = 0.10
 func benchmark(ctx context.Context, env *runEnv, p peer, sc scenario) (row, error) {
 	r := row{Scenario: sc, Peer: p.Name(), Baseline: p.Baseline()}
 	log := env.log.With("scenario", sc.Name, "peer", p.Name())
-	dir := filepath.Join(env.dir, sc.Name+"-"+filepath.Base(p.Name()))
+	dir := filepath.Join(env.dir, sc.Name+"-"+slug(p.Name()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return r, err
 	}
@@ -197,4 +198,21 @@ func ask(ctx context.Context, p peer, srv *server, c credential) (allow bool, bo
 	}
 	allow, err = p.Allowed(body)
 	return allow, body, err
+}
+
+// slug turns a peer's label into a directory name: lower-case letters and
+// digits, other runs of characters as one "-".
+func slug(label string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(label) {
+		if ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') {
+			b.WriteRune(c)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
 }

@@ -114,3 +114,15 @@ func TestParseFlags(t *testing.T) {
 		}
 	})
 }
+
+func TestSlug(t *testing.T) {
+	for label, want := range map[string]string{
+		"tokenguard":               "tokenguard",
+		"opa (io.jwt cache)":       "opa-io-jwt-cache",
+		"tokenguard (redis store)": "tokenguard-redis-store",
+	} {
+		if got := slug(label); got != want {
+			t.Errorf("slug(%q) = %q, want %q", label, got, want)
+		}
+	}
+}
