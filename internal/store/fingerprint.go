@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -200,4 +202,67 @@ func (b *Bolt) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, boo
 		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
 	}
 	return fp, found, nil
+}
+
+// TokenSighting is one sighting of the token with hash TokenHash, for
+// RecordFingerprints.
+type TokenSighting struct {
+	TokenHash string
+	Sighting
+}
+
+// RecordFingerprints folds many sightings into their tokens' fingerprints in
+// one fsync'ed transaction (a bulk load, as for load tests or a migration):
+// all of them or, on any error, none. At most MaxImport sightings per call.
+// It is not part of the Store interface: a shared backend need not offer it.
+func (b *Bolt) RecordFingerprints(ctx context.Context, ss []TokenSighting) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(ss) > MaxImport {
+		return fmt.Errorf("store: record fingerprints: %w", invalidf("%d sightings in one call, at most %d", len(ss), MaxImport))
+	}
+	now := b.now()
+	type prepared struct {
+		key  []byte
+		seen Fingerprint
+	}
+	ps := make([]prepared, len(ss))
+	for i, s := range ss {
+		if err := checkKey("token hash", s.TokenHash); err != nil {
+			return fmt.Errorf("store: record fingerprints: [%d]: %w", i, err)
+		}
+		at := s.At
+		if at.IsZero() {
+			at = now
+		}
+		at = normTime(at)
+		if _, err := nanos("seen at", at); err != nil {
+			return fmt.Errorf("store: record fingerprints: [%d]: %w", i, err)
+		}
+		if _, err := checkExpiry("expires_at", s.ExpiresAt, now); err != nil {
+			return fmt.Errorf("store: record fingerprints: [%d]: %w", i, err)
+		}
+		ip, prefix := b.network(s.IP)
+		ps[i] = prepared{key: []byte(s.TokenHash), seen: Fingerprint{
+			FirstSeen: at, LastSeen: at, IP: ip, Prefix: prefix,
+			UAHash: HashUserAgent(s.UserAgent), Count: 1, ExpiresAt: normTime(s.ExpiresAt),
+		}}
+	}
+	// Sorted keys fill bbolt's pages in order instead of splitting them at
+	// random; a stable sort keeps the sightings of one token in call order.
+	slices.SortStableFunc(ps, func(a, b prepared) int { return bytes.Compare(a.key, b.key) })
+	nowN := now.UnixNano()
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		for _, p := range ps {
+			if err := recordFingerprint(tx, p.key, p.seen, nowN); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: record fingerprints: %w", err)
+	}
+	return nil
 }

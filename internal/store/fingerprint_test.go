@@ -133,3 +133,51 @@ func TestRecordFingerprintInvalid(t *testing.T) {
 		t.Errorf("LastSeen(\"\"): err = %v, want ErrInvalid", err)
 	}
 }
+
+func TestRecordFingerprints(t *testing.T) {
+	ctx := context.Background()
+	exp := t0.Add(time.Hour)
+	t.Run("ok/a bulk load reads back like single sightings", func(t *testing.T) {
+		s := openTest(t, newClock())
+		err := s.RecordFingerprints(ctx, []TokenSighting{
+			{TokenHash: "b", Sighting: Sighting{IP: netip.MustParseAddr("192.0.2.17"), UserAgent: "curl/8", ExpiresAt: exp}},
+			{TokenHash: "a", Sighting: Sighting{At: t0.Add(-time.Minute), UserAgent: "old", ExpiresAt: exp}},
+			{TokenHash: "a", Sighting: Sighting{IP: netip.MustParseAddr("198.51.100.9"), UserAgent: "new", ExpiresAt: exp}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp, ok, err := s.LastSeen(ctx, "a")
+		if err != nil || !ok {
+			t.Fatalf("LastSeen(a) = %v, %v", ok, err)
+		}
+		if fp.Count != 2 || !fp.FirstSeen.Equal(t0.Add(-time.Minute)) || fp.IP != "198.51.100.9" || fp.UAHash != HashUserAgent("new") {
+			t.Errorf("fingerprint of a = %+v", fp)
+		}
+		if fp, ok, _ := s.LastSeen(ctx, "b"); !ok || fp.Prefix != "192.0.2.0/24" || fp.Count != 1 {
+			t.Errorf("fingerprint of b = %+v, %v", fp, ok)
+		}
+		if st, _ := s.Stats(ctx); st.Fingerprints != 2 {
+			t.Errorf("Stats().Fingerprints = %d, want 2", st.Fingerprints)
+		}
+	})
+	t.Run("fail/one invalid sighting stores none", func(t *testing.T) {
+		s := openTest(t, newClock())
+		err := s.RecordFingerprints(ctx, []TokenSighting{
+			{TokenHash: "a", Sighting: Sighting{ExpiresAt: exp}},
+			{TokenHash: "b", Sighting: Sighting{ExpiresAt: t0.Add(-time.Second)}},
+		})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "[1]") {
+			t.Fatalf("err = %v, want ErrInvalid naming [1]", err)
+		}
+		if _, ok, _ := s.LastSeen(ctx, "a"); ok {
+			t.Error("the valid sighting was stored")
+		}
+	})
+	t.Run("fail/more than MaxImport sightings", func(t *testing.T) {
+		s := openTest(t, newClock())
+		if err := s.RecordFingerprints(ctx, make([]TokenSighting, MaxImport+1)); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err = %v, want ErrInvalid", err)
+		}
+	})
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// scenario is one workload of the benchmark.
+type scenario struct {
+	// Name is the flag value (warm, cold, dpop, revoked).
+	Name string
+	// Title names it in the table.
+	Title string
+	// Fresh: every request carries a token never presented before.
+	Fresh bool
+	// DPoP: DPoP-bound tokens with a fresh proof per request.
+	DPoP bool
+	// Preload: the state file holds revocations and fingerprints before the
+	// server starts.
+	Preload bool
+	// CompareWith names the OPA scenario the ratio is taken against when
+	// stock OPA cannot run this one.
+	CompareWith string
+	// StockOPA: stock OPA can run it (it has no DPoP and no state).
+	StockOPA bool
+}
+
+// scenarios are the workloads of issue #7, in the order they run.
+var scenarios = []scenario{
+	{Name: "warm", Title: "warm bearer", StockOPA: true},
+	{Name: "cold", Title: "cold bearer", Fresh: true, StockOPA: true},
+	{Name: "dpop", Title: "DPoP", DPoP: true, CompareWith: "warm"},
+	{Name: "revoked", Title: "revoked-heavy store", Preload: true, CompareWith: "warm"},
+}
+
+// selectScenarios returns the named scenarios ("all" for every one) in
+// the benchmark's order.
+func selectScenarios(list string) ([]scenario, error) {
+	want := map[string]bool{}
+	for n := range strings.SplitSeq(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
+	}
+	var out []scenario
+	for _, sc := range scenarios {
+		if want["all"] || want[sc.Name] {
+			out = append(out, sc)
+			delete(want, sc.Name)
+		}
+	}
+	delete(want, "all")
+	for n := range want {
+		return nil, fmt.Errorf("unknown scenario %q (known: warm, cold, dpop, revoked, all)", n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no scenario selected")
+	}
+	return out, nil
+}
