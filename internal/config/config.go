@@ -383,7 +383,7 @@ func Defaults() Config {
 		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1},
 		Metrics:         Metrics{Enabled: true},
 		DecisionTimeout: 100 * time.Millisecond,
-		DecisionCache:   DecisionCache{MaxEntries: 50_000, TTL: 10 * time.Second},
+		DecisionCache:   DecisionCache{MaxEntries: 50_000, TTL: 5 * time.Minute},
 		ClockSkew:       30 * time.Second,
 		DPoP: DPoP{
 			Algorithms: []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"},

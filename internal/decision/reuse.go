@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,7 @@ const reuseShards = 32
 // at most once a second per entry, so that fingerprints of busy tokens cost
 // one write a second, not one per request. last_seen and count are that
 // coarse.
-const sightingEvery = time.Second
+const sightingEvery = time.Minute
 
 type reuseShard struct {
 	mu      sync.RWMutex
@@ -268,7 +269,9 @@ func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.R
 			return
 		}
 	}
-	until := now.Add(c.ttl)
+	// A little jitter, so that decisions kept in a burst (a restart, a
+	// new policy version) do not all expire, and evaluate, at once.
+	until := now.Add(c.ttl - rand.N(c.ttl/8+1))
 	if !res.ValidUntil.IsZero() && res.ValidUntil.Before(until) {
 		until = res.ValidUntil
 	}
