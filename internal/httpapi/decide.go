@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,14 +8,11 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tokenguard/pdp/internal/decision"
-	"github.com/tokenguard/pdp/internal/jsonast"
 	"github.com/tokenguard/pdp/internal/policy"
 )
 
@@ -30,41 +26,6 @@ type decide struct {
 	decider  Decider
 	logger   *slog.Logger
 	observer observer
-}
-
-// decideBody is the wire shape of POST /v1/decide.
-type decideBody struct {
-	Request *struct {
-		Method        string                 `json:"method"`
-		URL           string                 `json:"url"`
-		Headers       map[string]headerValue `json:"headers"`
-		RemoteIP      string                 `json:"remote_ip"`
-		TLSClientCert string                 `json:"tls_client_cert"`
-		Body          json.RawMessage        `json:"body"`
-	} `json:"request"`
-	Context json.RawMessage `json:"context"`
-}
-
-// headerValue is a header's value: a string, or an array of strings for a
-// repeated header.
-type headerValue []string
-
-func (h *headerValue) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*h = headerValue{s}
-		return nil
-	}
-	var ss []string
-	if err := json.Unmarshal(b, &ss); err != nil {
-		return errors.New("a header value must be a string or an array of strings")
-	}
-	*h = ss
-	return nil
 }
 
 func (d *decide) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -118,47 +79,9 @@ func readDecideRequest(w http.ResponseWriter, r *http.Request) (*decision.Reques
 		}
 		return nil, badRequest("the body could not be read")
 	}
-	var b decideBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return nil, badRequest("the body is not a valid decision request: " + jsonProblem(err))
-	}
-	if dec.More() {
-		return nil, badRequest("the body holds more than one JSON value")
-	}
-	if b.Request == nil {
-		return nil, badRequest("request is required")
-	}
-	raw := decision.RawRequest{
-		Method:        b.Request.Method,
-		URL:           b.Request.URL,
-		RemoteIP:      b.Request.RemoteIP,
-		ClientCertPEM: b.Request.TLSClientCert,
-	}
-	if len(b.Request.Headers) > 0 {
-		raw.Headers = make(map[string][]string, len(b.Request.Headers))
-		for k, v := range b.Request.Headers {
-			raw.Headers[k] = v
-		}
-	}
-	if body := bytes.TrimSpace(b.Request.Body); len(body) > 0 && !bytes.Equal(body, []byte("null")) {
-		form, err := parseForm(body)
-		if err != nil {
-			return nil, badRequest("request.body: " + err.Error())
-		}
-		raw.Form = form
-	}
-	if c := bytes.TrimSpace(b.Context); len(c) > 0 && !bytes.Equal(c, []byte("null")) {
-		v, err := jsonast.Parse(c, maxContextDepth)
-		if err != nil {
-			return nil, badRequest("context: " + err.Error())
-		}
-		obj, ok := v.(ast.Object)
-		if !ok {
-			return nil, badRequest("context must be an object")
-		}
-		raw.Context = obj
+	raw, p := decodeDecideBody(body)
+	if p != nil {
+		return nil, p
 	}
 	req, err := decision.NewRequest(raw)
 	if err != nil {
@@ -175,32 +98,6 @@ func requireJSON(r *http.Request) *Problem {
 			Detail: "the body must be application/json"}
 	}
 	return nil
-}
-
-// parseForm reads request.body: the form fields of the original request,
-// as the application/x-www-form-urlencoded string or as an object of
-// strings (or arrays of strings).
-func parseForm(body []byte) (url.Values, error) {
-	if body[0] == '"' {
-		var s string
-		if err := json.Unmarshal(body, &s); err != nil {
-			return nil, errors.New("not a string")
-		}
-		v, err := url.ParseQuery(s)
-		if err != nil {
-			return nil, errors.New("not application/x-www-form-urlencoded")
-		}
-		return v, nil
-	}
-	var obj map[string]headerValue
-	if err := json.Unmarshal(body, &obj); err != nil {
-		return nil, errors.New("must be a form string or an object of strings")
-	}
-	v := make(url.Values, len(obj))
-	for k, vals := range obj {
-		v[k] = vals
-	}
-	return v, nil
 }
 
 func badRequest(detail string) *Problem {

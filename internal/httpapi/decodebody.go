@@ -1,0 +1,197 @@
+package httpapi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/jsonast"
+)
+
+// decodeDecideBody reads the wire shape of POST /v1/decide:
+//
+//	{"request": {"method", "url", "headers": {name: string | [string]},
+//	             "remote_ip", "tls_client_cert", "body": form},
+//	 "context": {...}}
+//
+// It parses with jsonast, as every parser of attacker input here does: one
+// JSON value, no duplicate member at any depth (a gateway and tokenguard
+// must never read two different requests from one body), bounded nesting,
+// unknown members refused. String members may be null (absent).
+func decodeDecideBody(body []byte) (decision.RawRequest, *Problem) {
+	var raw decision.RawRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return raw, badRequest("the body is not a valid decision request: empty body")
+	}
+	v, err := jsonast.Parse(body, maxContextDepth+1)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "jsonast: ")
+		switch {
+		case errors.Is(err, jsonast.ErrSyntax) && strings.Contains(msg, "trailing data"):
+			return raw, badRequest("the body holds more than one JSON value")
+		case errors.Is(err, jsonast.ErrSyntax):
+			return raw, badRequest("the body is not a valid decision request: syntax error: " + msg)
+		}
+		return raw, badRequest("the body is not a valid decision request: " + msg)
+	}
+	root, ok := v.(ast.Object)
+	if !ok {
+		return raw, badRequest("the body is not a valid decision request: it must be a JSON object")
+	}
+	var req ast.Object
+	if err := members(root, func(name string, t *ast.Term) error {
+		switch name {
+		case "request":
+			if _, null := t.Value.(ast.Null); null {
+				return nil
+			}
+			o, ok := t.Value.(ast.Object)
+			if !ok {
+				return errors.New("request must be an object")
+			}
+			req = o
+		case "context":
+			switch c := t.Value.(type) {
+			case ast.Null:
+			case ast.Object:
+				raw.Context = c
+			default:
+				return errors.New("context must be an object")
+			}
+		default:
+			return fmt.Errorf("unknown field %q", name)
+		}
+		return nil
+	}); err != nil {
+		return raw, decodeProblem(err)
+	}
+	if req == nil {
+		return raw, badRequest("request is required")
+	}
+	err = members(req, func(name string, t *ast.Term) error {
+		var err error
+		switch name {
+		case "method":
+			raw.Method, err = stringMember("request.method", t)
+		case "url":
+			raw.URL, err = stringMember("request.url", t)
+		case "remote_ip":
+			raw.RemoteIP, err = stringMember("request.remote_ip", t)
+		case "tls_client_cert":
+			raw.ClientCertPEM, err = stringMember("request.tls_client_cert", t)
+		case "headers":
+			raw.Headers, err = headersMember(t)
+		case "body":
+			raw.Form, err = formMember(t)
+		default:
+			err = fmt.Errorf("unknown field %q", "request."+name)
+		}
+		return err
+	})
+	if err != nil {
+		return raw, decodeProblem(err)
+	}
+	return raw, nil
+}
+
+func decodeProblem(err error) *Problem {
+	if strings.HasPrefix(err.Error(), "request.body") || strings.HasPrefix(err.Error(), "context") {
+		return badRequest(err.Error())
+	}
+	return badRequest("the body is not a valid decision request: " + err.Error())
+}
+
+// members calls f for every member of obj, in order, until one fails.
+func members(obj ast.Object, f func(string, *ast.Term) error) error {
+	return obj.Iter(func(k, v *ast.Term) error {
+		name, ok := k.Value.(ast.String)
+		if !ok { // jsonast never makes another key; be strict anyway
+			return errors.New("member names must be strings")
+		}
+		return f(string(name), v)
+	})
+}
+
+func stringMember(field string, t *ast.Term) (string, error) {
+	switch s := t.Value.(type) {
+	case ast.String:
+		return string(s), nil
+	case ast.Null:
+		return "", nil
+	}
+	return "", fmt.Errorf("%s has the wrong type", field)
+}
+
+// stringsOf reads a string, or an array of strings.
+func stringsOf(t *ast.Term) ([]string, bool) {
+	switch x := t.Value.(type) {
+	case ast.String:
+		return []string{string(x)}, true
+	case *ast.Array:
+		out := make([]string, x.Len())
+		for i := range x.Len() {
+			s, ok := x.Elem(i).Value.(ast.String)
+			if !ok {
+				return nil, false
+			}
+			out[i] = string(s)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func headersMember(t *ast.Term) (map[string][]string, error) {
+	switch h := t.Value.(type) {
+	case ast.Null:
+		return nil, nil
+	case ast.Object:
+		if h.Len() == 0 {
+			return nil, nil
+		}
+		out := make(map[string][]string, h.Len())
+		err := members(h, func(name string, v *ast.Term) error {
+			vals, ok := stringsOf(v)
+			if !ok {
+				return errors.New("request.headers: a header value must be a string or an array of strings")
+			}
+			out[name] = vals
+			return nil
+		})
+		return out, err
+	}
+	return nil, errors.New("request.headers must be an object")
+}
+
+// formMember reads request.body: the form fields of the original request,
+// as the application/x-www-form-urlencoded string or as an object of
+// strings (or arrays of strings).
+func formMember(t *ast.Term) (url.Values, error) {
+	switch b := t.Value.(type) {
+	case ast.Null:
+		return nil, nil
+	case ast.String:
+		v, err := url.ParseQuery(string(b))
+		if err != nil {
+			return nil, errors.New("request.body: not application/x-www-form-urlencoded")
+		}
+		return v, nil
+	case ast.Object:
+		v := make(url.Values, b.Len())
+		err := members(b, func(name string, f *ast.Term) error {
+			vals, ok := stringsOf(f)
+			if !ok {
+				return errors.New("request.body: must be a form string or an object of strings")
+			}
+			v[name] = vals
+			return nil
+		})
+		return v, err
+	}
+	return nil, errors.New("request.body: must be a form string or an object of strings")
+}
