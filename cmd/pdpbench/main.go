@@ -59,7 +59,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.PolicyDir, "policy-dir", "rego", "tokenguard's shipped policy and data")
 	fs.StringVar(&o.OPAPolicy, "opa-policy", "testdata/bench", "directory of the stock-OPA policy.rego and data.json")
 	fs.StringVar(&o.Scenarios, "scenarios", "all", "comma-separated: warm, cold, dpop, revoked, or all")
-	fs.StringVar(&o.Peers, "peers", "opa,tokenguard", "comma-separated peers, run in turn per scenario: opa, tokenguard, opa-jwtcache")
+	fs.StringVar(&o.Peers, "peers", "opa,tokenguard", "comma-separated peers, run in turn per scenario: opa, tokenguard, tokenguard-redis (needs redis-server), opa-jwtcache")
 	fs.StringVar(&o.Out, "out", "testdata/bench/results.md", "where to write the Markdown table as well as stdout (empty: stdout only)")
 	fs.DurationVar(&o.Step, "step", 3*time.Second, "duration of each step of the throughput search")
 	fs.DurationVar(&o.Measure, "measure", 6*time.Second, "duration of the latency measurement at half the highest sustained rate")

@@ -41,6 +41,8 @@ type server struct {
 	base string // http://127.0.0.1:port
 	log  string // the process's combined output
 	done chan struct{}
+	// companions are stopped after the server (a Redis it uses).
+	companions []*server
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
@@ -95,6 +97,51 @@ func (s *server) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
+	for _, c := range s.companions {
+		c.stop()
+	}
+}
+
+// startRedis runs a redis-server on a free loopback port, its files in dir,
+// appending every write to its log once a second (a production Redis that
+// holds revocations persists them), and waits until it answers PING.
+func startRedis(ctx context.Context, dir string) (*server, string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, "", fmt.Errorf("the redis peers need redis-server (apt-get install -y redis-server): %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	logFile := filepath.Join(dir, "redis.log")
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "yes", "--appendfsync", "everysec", "--logfile", logFile, "--daemonize", "no")
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("starting %s: %w", bin, err)
+	}
+	s := &server{cmd: cmd, log: logFile, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(s.done)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = c.SetDeadline(time.Now().Add(time.Second))
+			_, _ = c.Write([]byte("PING\r\n"))
+			buf := make([]byte, 7)
+			n, _ := c.Read(buf)
+			c.Close()
+			if string(buf[:n]) == "+PONG\r\n" {
+				return s, addr, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	return nil, "", fmt.Errorf("redis-server did not answer on %s:\n%s", addr, tail(logFile))
 }
 
 // tail returns the end of a log file, for error messages.
@@ -122,14 +169,19 @@ var jsonHeader = http.Header{"Content-Type": {"application/json"}}
 type tokenguard struct {
 	name string
 	bin  string
-	// extraConfig is YAML appended to the generated configuration (another
-	// store backend, say).
+	// extraConfig is YAML appended to the generated configuration.
 	extraConfig string
+	// redis runs the peer with store.backend redis, on a redis-server of
+	// its own (whose CPU and memory the table does not count).
+	redis bool
 }
 
-func (p *tokenguard) Name() string                      { return p.name }
-func (p *tokenguard) Baseline() bool                    { return false }
-func (p *tokenguard) Supports(scenario) bool            { return true }
+func (p *tokenguard) Name() string   { return p.name }
+func (p *tokenguard) Baseline() bool { return false }
+
+// Supports: the redis peer runs the bearer scenarios (the preloaded state
+// of revoked-heavy is a bbolt file's).
+func (p *tokenguard) Supports(sc scenario) bool         { return !p.redis || !sc.Preload }
 func (p *tokenguard) Allowed(body []byte) (bool, error) { return allowedDecision(body) }
 
 func (p *tokenguard) Start(ctx context.Context, run *runEnv, sc scenario, dir string) (*server, error) {
@@ -142,6 +194,15 @@ func (p *tokenguard) Start(ctx context.Context, run *runEnv, sc scenario, dir st
 		if err := preload(ctx, dataDir, run.opts.Revocations, run.opts.Fingerprints, run.log); err != nil {
 			return nil, err
 		}
+	}
+	extra := p.extraConfig
+	var redisSrv *server
+	if p.redis {
+		var raddr string
+		if redisSrv, raddr, err = startRedis(ctx, dir); err != nil {
+			return nil, err
+		}
+		extra += fmt.Sprintf("store:\n  backend: redis\n  redis:\n    addrs: [%s]\n", raddr)
 	}
 	// Decision logs go nowhere: stock OPA does not log decisions either.
 	cfg := fmt.Sprintf(`listen: %s
@@ -159,12 +220,23 @@ decision_logs:
   console: false
 log:
   level: warn
-%s`, addr, dataDir, run.policyDir, issuerURL, run.jwksFile, audience, p.extraConfig)
+%s`, addr, dataDir, run.policyDir, issuerURL, run.jwksFile, audience, extra)
 	file := filepath.Join(dir, "pdp.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		if redisSrv != nil {
+			redisSrv.stop()
+		}
 		return nil, err
 	}
-	return startServer(ctx, p.bin, []string{"serve", "--config", file}, "http://"+addr, "/readyz", filepath.Join(dir, "pdp.log"))
+	srv, err := startServer(ctx, p.bin, []string{"serve", "--config", file}, "http://"+addr, "/readyz", filepath.Join(dir, "pdp.log"))
+	if redisSrv != nil {
+		if err != nil {
+			redisSrv.stop()
+			return nil, err
+		}
+		srv.companions = append(srv.companions, redisSrv)
+	}
+	return srv, err
 }
 
 // decideRequest is the body of POST /v1/decide.
@@ -266,6 +338,10 @@ func peersByName(pdpBin, opaBin string) map[string]peer {
 	return map[string]peer{
 		"opa":        &stockOPA{name: "opa", bin: opaBin, baseline: true},
 		"tokenguard": &tokenguard{name: "tokenguard", bin: pdpBin},
+		// The same with the guardrail state shared through Redis (issue #8):
+		// fingerprints, DPoP jtis and families on the network, revocations
+		// still read from the local bbolt.
+		"tokenguard-redis": &tokenguard{name: "tokenguard (redis store)", bin: pdpBin, redis: true},
 		// OPA with its JWT verification cache, off by default, switched on:
 		// the closest stock OPA gets to tokenguard's token cache.
 		"opa-jwtcache": &stockOPA{name: "opa (io.jwt cache)", bin: opaBin, config: `caching:
