@@ -12,16 +12,36 @@ import (
 )
 
 // recorder writes bearer-token sightings after allowed decisions, off the
-// decision path: a bounded queue drained by a few writers whose commits
-// share fsyncs. A full queue drops sightings (counted) rather than slow a
-// decision down; a fingerprint is bookkeeping, not a revocation.
+// decision path, into a bounded queue: a full queue drops sightings
+// (counted) rather than slow a decision down; a fingerprint is bookkeeping,
+// not a revocation.
+//
+// With a store that folds many sightings in one transaction (bbolt), one
+// writer drains the queue in batches: a batch is written once it holds
+// maxSightingBatch sightings or sightingWindow after its first, in one
+// fsync'ed commit. Sightings of tokens never seen before arrive at the
+// request rate, and a commit per sighting would spend more CPU on fsync than
+// on the decisions. A crash loses at most the sightings still queued or in
+// their window. Otherwise (Redis) a few writers write one sighting each.
 type recorder struct {
 	ch      chan sighting
 	state   State
+	batch   fingerprintBatcher
 	dropped atomic.Int64
 	failed  atomic.Int64
 	logger  *slog.Logger
 }
+
+// fingerprintBatcher is a store that folds many sightings in one write.
+type fingerprintBatcher interface {
+	RecordFingerprints(ctx context.Context, ss []store.TokenSighting) error
+}
+
+// Batching of sightings (see recorder).
+const (
+	sightingWindow   = 50 * time.Millisecond
+	maxSightingBatch = 1024
+)
 
 type sighting struct {
 	hash string
@@ -36,6 +56,11 @@ func newRecorder(ctx context.Context, state State, queue, writers int, logger *s
 		writers = 4
 	}
 	r := &recorder{ch: make(chan sighting, queue), state: state, logger: logger}
+	if b, ok := state.(fingerprintBatcher); ok {
+		r.batch = b
+		go r.writeBatches(ctx)
+		return r
+	}
 	for range writers {
 		go r.write(ctx)
 	}
@@ -48,12 +73,67 @@ func (r *recorder) write(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case s := <-r.ch:
-			if err := r.state.RecordFingerprint(ctx, s.hash, s.s); err != nil && ctx.Err() == nil {
-				if r.failed.Add(1) == 1 {
-					r.logger.Warn("recording a fingerprint failed", "error", err)
-				}
+			r.writeOne(ctx, s)
+		}
+	}
+}
+
+func (r *recorder) writeOne(ctx context.Context, s sighting) {
+	if err := r.state.RecordFingerprint(ctx, s.hash, s.s); err != nil && ctx.Err() == nil {
+		if r.failed.Add(1) == 1 {
+			r.logger.Warn("recording a fingerprint failed", "error", err)
+		}
+	}
+}
+
+// writeBatches drains the queue a batch at a time until ctx ends.
+func (r *recorder) writeBatches(ctx context.Context) {
+	batch := make([]store.TokenSighting, 0, maxSightingBatch)
+	timer := time.NewTimer(sightingWindow)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-r.ch:
+			batch = append(batch[:0], store.TokenSighting{TokenHash: s.hash, Sighting: s.s})
+		}
+		timer.Reset(sightingWindow)
+	fill:
+		for len(batch) < maxSightingBatch {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-r.ch:
+				batch = append(batch, store.TokenSighting{TokenHash: s.hash, Sighting: s.s})
+			case <-timer.C:
+				break fill
 			}
 		}
+		timer.Stop()
+		r.writeBatch(ctx, batch)
+	}
+}
+
+// writeBatch writes a batch in one transaction. The batch is all or
+// nothing, so when it fails (a token expired while queued, say) its
+// sightings are written one by one: one bad sighting loses only itself.
+func (r *recorder) writeBatch(ctx context.Context, batch []store.TokenSighting) {
+	now := time.Now()
+	live := batch[:0]
+	for _, s := range batch {
+		if s.ExpiresAt.After(now) {
+			live = append(live, s)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	if err := r.batch.RecordFingerprints(ctx, live); err == nil || ctx.Err() != nil {
+		return
+	}
+	for _, s := range live {
+		r.writeOne(ctx, sighting{hash: s.TokenHash, s: s.Sighting})
 	}
 }
 
