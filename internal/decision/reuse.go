@@ -57,9 +57,9 @@ type reuseCache struct {
 const reuseShards = 32
 
 // sightingEvery is how often a reused decision records the token's sighting:
-// at most once a second per entry, so that fingerprints of busy tokens cost
-// one write a second, not one per request. last_seen and count are that
-// coarse.
+// at most once a minute per kept decision, so that fingerprints of busy
+// tokens cost one write a minute, not one per request. last_seen and count
+// are that coarse.
 const sightingEvery = time.Minute
 
 type reuseShard struct {
@@ -185,13 +185,18 @@ func keyOf(req *Request, cred credential, tok *token.Token, proof proofResult, r
 			}
 		}
 		slices.Sort(names)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(names)))
 		for _, name := range names {
 			b = header(b, name, req.Headers[name])
 		}
 	} else {
+		// The names are the version's; whether each is there counts too
+		// (an absent header and one without values read differently).
 		for _, name := range r.Headers {
-			if !hiddenHeaders[name] {
-				b = header(b, name, req.Headers[name])
+			vals, ok := req.Headers[name]
+			b = append(b, boolByte(ok && !hiddenHeaders[name]))
+			if ok && !hiddenHeaders[name] {
+				b = header(b, name, vals)
 			}
 		}
 	}

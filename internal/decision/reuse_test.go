@@ -1,0 +1,66 @@
+package decision
+
+import (
+	"net/netip"
+	"net/url"
+	"testing"
+
+	"github.com/tokenguard/pdp/internal/dpop"
+	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/token"
+)
+
+func TestReuseKey(t *testing.T) {
+	base := func() (*Request, proofResult) {
+		u, _ := url.Parse("https://api.example.com/v1/accounts/1?x=1")
+		return &Request{
+			Method: "GET", URL: u, RemoteIP: netip.MustParseAddr("203.0.113.7"),
+			Headers: map[string][]string{"user-agent": {"app/1"}, "x-request-id": {"a"}, "authorization": {"Bearer t1"}},
+		}, proofResult{}
+	}
+	tok := &token.Token{Hash: "h1"}
+	named := policy.Reuse{Version: 1, Allowed: true, Headers: []string{"user-agent"}}
+	all := policy.Reuse{Version: 1, Allowed: true, AllHeaders: true}
+	tests := []struct {
+		name   string
+		reuse  policy.Reuse
+		change func(*Request, *proofResult)
+		same   bool
+	}{
+		{"ok/the same request", named, func(*Request, *proofResult) {}, true},
+		{"ok/a header the policy does not read", named, func(r *Request, _ *proofResult) { r.Headers["x-request-id"] = []string{"b"} }, true},
+		{"ok/a credential header never counts", all, func(r *Request, _ *proofResult) { r.Headers["authorization"] = []string{"Bearer t2"} }, true},
+		{"fail/a header the policy reads", named, func(r *Request, _ *proofResult) { r.Headers["user-agent"] = []string{"app/2"} }, false},
+		{"fail/a read header absent or without values", named, func(r *Request, _ *proofResult) { r.Headers["user-agent"] = nil }, false},
+		{"fail/any header when the policy may read any", all, func(r *Request, _ *proofResult) { r.Headers["x-request-id"] = []string{"b"} }, false},
+		{"fail/another header when the policy may read any", all, func(r *Request, _ *proofResult) { r.Headers["x-other"] = []string{""} }, false},
+		{"fail/method", named, func(r *Request, _ *proofResult) { r.Method = "POST" }, false},
+		{"fail/path", named, func(r *Request, _ *proofResult) { r.URL.Path = "/v1/accounts/2" }, false},
+		{"fail/query", named, func(r *Request, _ *proofResult) { r.URL.RawQuery = "x=2" }, false},
+		{"fail/host", named, func(r *Request, _ *proofResult) { r.URL.Host = "api.example.org" }, false},
+		{"fail/client address", named, func(r *Request, _ *proofResult) { r.RemoteIP = netip.MustParseAddr("203.0.113.8") }, false},
+		{"fail/no client address", named, func(r *Request, _ *proofResult) { r.RemoteIP = netip.Addr{} }, false},
+		{"fail/client certificate", named, func(r *Request, _ *proofResult) { r.ClientCertSHA256 = "x5t" }, false},
+		{"fail/a DPoP proof of another key", named, func(_ *Request, p *proofResult) { *p = proofResult{present: true, valid: true, jkt: "k2"} }, false},
+		{"fail/a DPoP proof that failed", named, func(_ *Request, p *proofResult) {
+			*p = proofResult{present: true, err: &dpop.Error{Code: "dpop_replayed", Message: "replayed"}}
+		}, false},
+		{"fail/another policy activation", policy.Reuse{Version: 2, Allowed: true, Headers: []string{"user-agent"}}, func(*Request, *proofResult) {}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r1, p1 := base()
+			r2, p2 := base()
+			tt.change(r2, &p2)
+			cred := credential{scheme: "bearer"}
+			k1 := keyOf(r1, cred, tok, p1, named)
+			k2 := keyOf(r2, cred, tok, p2, tt.reuse)
+			if tt.reuse.AllHeaders {
+				k1 = keyOf(r1, cred, tok, p1, tt.reuse)
+			}
+			if (k1 == k2) != tt.same {
+				t.Errorf("same key = %v, want %v", k1 == k2, tt.same)
+			}
+		})
+	}
+}
