@@ -126,6 +126,15 @@ func (b *Bolt) FindFamily(ctx context.Context, tokenHash string) (Family, error)
 	return f, nil
 }
 
+// checkRotation checks the arguments of RotateFamily, for every backend.
+func checkRotation(familyID, oldHash, newHash string) error {
+	err := errors.Join(checkKey("family id", familyID), checkKey("old hash", oldHash), checkKey("new hash", newHash))
+	if err == nil && oldHash == newHash {
+		err = invalidf("new hash equals old hash")
+	}
+	return err
+}
+
 // RotateFamily moves the family from oldHash to newHash, or detects reuse of
 // oldHash. On ErrRefreshReuse and ErrFamilyRevoked the family is returned
 // with the error, so that the caller can act on its session.
@@ -133,18 +142,14 @@ func (b *Bolt) RotateFamily(ctx context.Context, familyID, oldHash, newHash stri
 	if err := ctx.Err(); err != nil {
 		return Family{}, err
 	}
-	err := errors.Join(checkKey("family id", familyID), checkKey("old hash", oldHash), checkKey("new hash", newHash))
-	if err == nil && oldHash == newHash {
-		err = invalidf("new hash equals old hash")
-	}
-	if err != nil {
+	if err := checkRotation(familyID, oldHash, newHash); err != nil {
 		return Family{}, fmt.Errorf("store: rotate family: %w", err)
 	}
 	now := b.now()
 	nowN := now.UnixNano()
 	var f Family
 	var reused bool
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err := b.db.Update(func(tx *bolt.Tx) error {
 		reused = false
 		fv := tx.Bucket(bucketFamilies).Get([]byte(familyID))
 		if fv == nil || !live(fv, nowN) {

@@ -93,11 +93,7 @@ func (s *Shared) RotateFamily(ctx context.Context, familyID, oldHash, newHash st
 	if err := ctx.Err(); err != nil {
 		return Family{}, err
 	}
-	err := errors.Join(checkKey("family id", familyID), checkKey("old hash", oldHash), checkKey("new hash", newHash))
-	if err == nil && oldHash == newHash {
-		err = invalidf("new hash equals old hash")
-	}
-	if err != nil {
+	if err := checkRotation(familyID, oldHash, newHash); err != nil {
 		return Family{}, fmt.Errorf("store: rotate family: %w", err)
 	}
 	cctx, cancel := s.call(ctx)
