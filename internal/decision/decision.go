@@ -237,9 +237,9 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	evalCtx := ctx
 	// A check that met an unavailable shared state makes the decision
 	// one of a kind: it is neither answered from nor kept for reuse.
-	if e.reuse != nil && reusable(tok, proof, te, settings.Reuse) && len(notes.Entries()) == 0 {
+	if e.reuse != nil && reusable(tok, proof, te, settings.Reuse) && notes.Empty() {
 		key = keyOf(req, cred, tok, proof, settings.Reuse)
-		if kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now); kept != nil && len(notes.Entries()) == 0 {
+		if kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now); kept != nil && notes.Empty() {
 			e.reuse.hits.Add(1)
 			if e.logInputs {
 				d.Input = buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
@@ -270,7 +270,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	if err := e.applyEffects(ctx, res.Effects, now); err != nil {
 		return e.failOrUnavailable(d, err, notes)
 	}
-	if deps != nil && ctx.Err() == nil && len(notes.Entries()) == 0 {
+	if deps != nil && ctx.Err() == nil && notes.Empty() {
 		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, now)
 	}
 	e.answer(d, res, tok)
@@ -373,13 +373,7 @@ func (e *Engine) applyEffects(ctx context.Context, effects []policy.Effect, now 
 
 // fail turns an error into the deny every failure is.
 func (e *Engine) fail(d *Decision, err error) (*Decision, error) {
-	d.Allow = false
-	d.Status = 500
-	d.Reasons = []policy.Reason{{Code: CodePolicyError, Message: "the policy could not make a decision"}}
-	d.Warnings = []policy.Reason{}
-	d.Headers = nil
-	d.UpstreamHeaders = nil
-	d.Token = nil
+	deny(d, 500, CodePolicyError, "the policy could not make a decision")
 	return d, err
 }
 
@@ -391,14 +385,19 @@ func (e *Engine) failOrUnavailable(d *Decision, err error, notes *store.Notes) (
 		return e.fail(d, err)
 	}
 	e.logger.Warn("decision denied: shared state unavailable", "decision_id", d.ID, "error", err)
+	deny(d, 503, CodeStateUnavailable, "a check needs the shared state, which is unavailable")
+	return d, nil
+}
+
+// deny makes d a deny that Go decided, with one reason and nothing else.
+func deny(d *Decision, status int, code, message string) {
 	d.Allow = false
-	d.Status = 503
-	d.Reasons = []policy.Reason{{Code: CodeStateUnavailable, Message: "a check needs the shared state, which is unavailable"}}
+	d.Status = status
+	d.Reasons = []policy.Reason{{Code: code, Message: message}}
 	d.Warnings = []policy.Reason{}
 	d.Headers = nil
 	d.UpstreamHeaders = nil
 	d.Token = nil
-	return d, nil
 }
 
 // unavailableWarnings are the warnings of the checks that were let through

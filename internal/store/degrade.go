@@ -97,6 +97,16 @@ func (n *Notes) Entries() []Note {
 	return append([]Note(nil), n.entries...)
 }
 
+// Empty reports whether no check has met an unavailable shared state.
+func (n *Notes) Empty() bool {
+	if n == nil {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.entries) == 0
+}
+
 // Denied reports whether a check was failed for unavailability.
 func (n *Notes) Denied() bool {
 	for _, e := range n.Entries() {
