@@ -389,6 +389,14 @@ func (e *Engine) failOrUnavailable(d *Decision, err error, notes *store.Notes) (
 	return d, nil
 }
 
+// Failed is the decision a transport answers when it has none (the engine
+// always returns one): the same deny as a policy error.
+func Failed() *Decision {
+	d := &Decision{}
+	deny(d, 500, CodePolicyError, "the policy could not make a decision")
+	return d
+}
+
 // deny makes d a deny that Go decided, with one reason and nothing else.
 func deny(d *Decision, status int, code, message string) {
 	d.Allow = false

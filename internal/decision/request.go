@@ -67,7 +67,7 @@ func NewRequest(raw RawRequest) (*Request, error) {
 	if raw.Method == "" {
 		return nil, invalid("request.method is required")
 	}
-	if !isToken(raw.Method) || len(raw.Method) > 32 {
+	if !IsToken(raw.Method) || len(raw.Method) > 32 {
 		return nil, invalid("request.method is not an HTTP method")
 	}
 	req.Method = raw.Method
@@ -114,7 +114,7 @@ func normalizeHeaders(in map[string][]string) (map[string][]string, error) {
 	out := make(map[string][]string, len(in))
 	size := 0
 	for name, values := range in {
-		if !isToken(name) {
+		if !IsToken(name) {
 			return nil, invalid("request.headers: %q is not a header name", truncate(name, 64))
 		}
 		if len(values) > MaxHeaderValues {
@@ -165,8 +165,8 @@ func certThumbprint(p string) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
 
-// isToken reports whether s is an RFC 9110 token (method and header names).
-func isToken(s string) bool {
+// IsToken reports whether s is an RFC 9110 token (method and header names).
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}

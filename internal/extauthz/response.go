@@ -136,7 +136,7 @@ func overwrite(name, value string) *corev3.HeaderValueOption {
 // token name that is no pseudo-header or Host, and a value without
 // control characters (no header injection whatever a claim holds).
 func settable(name, value string) bool {
-	if name == "" || name == "host" || !isToken(name) || len(value) > 8<<10 {
+	if name == "" || name == "host" || !decision.IsToken(name) || len(value) > 8<<10 {
 		return false
 	}
 	for i := range len(value) {
@@ -157,19 +157,6 @@ func challengeError(challenge string) string {
 		return m[1]
 	}
 	return ""
-}
-
-func isToken(s string) bool {
-	for i := range len(s) {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return s != ""
 }
 
 func sortedKeys[V any](m map[string]V) []string {

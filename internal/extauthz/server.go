@@ -33,7 +33,6 @@ import (
 
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/decisionlog"
-	"github.com/tokenguard/pdp/internal/policy"
 )
 
 // Defaults of Options.
@@ -236,8 +235,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 func (s *Server) decide(ctx context.Context, req *decision.Request, headers map[string][]string, id string, start time.Time) *authv3.CheckResponse {
 	dec, err := s.decider.Decide(ctx, req)
 	if dec == nil { // never from the engine; a deny all the same
-		dec = &decision.Decision{Status: http.StatusInternalServerError,
-			Reasons: []policy.Reason{{Code: decision.CodePolicyError, Message: "the policy could not make a decision"}}}
+		dec = decision.Failed()
 		if err == nil {
 			err = errors.New("no decision")
 		}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tokenguard/pdp/internal/decision"
-	"github.com/tokenguard/pdp/internal/policy"
 )
 
 // MaxDecideBody bounds a POST /v1/decide body.
@@ -40,8 +39,7 @@ func (d *decide) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	dec, err := d.decider.Decide(r.Context(), req)
 	if dec == nil { // never from the engine; a deny all the same
-		dec = &decision.Decision{Status: http.StatusInternalServerError,
-			Reasons: []policy.Reason{{Code: decision.CodePolicyError, Message: "the policy could not make a decision"}}}
+		dec = decision.Failed()
 		if err == nil {
 			err = errors.New("no decision")
 		}
