@@ -100,9 +100,6 @@ func decodeDecideBody(body []byte) (decision.RawRequest, *Problem) {
 }
 
 func decodeProblem(err error) *Problem {
-	if strings.HasPrefix(err.Error(), "request.body") || strings.HasPrefix(err.Error(), "context") {
-		return badRequest(err.Error())
-	}
 	return badRequest("the body is not a valid decision request: " + err.Error())
 }
 
@@ -146,6 +143,21 @@ func stringsOf(t *ast.Term) ([]string, bool) {
 	return nil, false
 }
 
+// stringsMap reads an object whose members are strings or arrays of
+// strings; anything else is the error with message bad.
+func stringsMap(obj ast.Object, bad string) (map[string][]string, error) {
+	out := make(map[string][]string, obj.Len())
+	err := members(obj, func(name string, v *ast.Term) error {
+		vals, ok := stringsOf(v)
+		if !ok {
+			return errors.New(bad)
+		}
+		out[name] = vals
+		return nil
+	})
+	return out, err
+}
+
 func headersMember(t *ast.Term) (map[string][]string, error) {
 	switch h := t.Value.(type) {
 	case ast.Null:
@@ -154,16 +166,7 @@ func headersMember(t *ast.Term) (map[string][]string, error) {
 		if h.Len() == 0 {
 			return nil, nil
 		}
-		out := make(map[string][]string, h.Len())
-		err := members(h, func(name string, v *ast.Term) error {
-			vals, ok := stringsOf(v)
-			if !ok {
-				return errors.New("request.headers: a header value must be a string or an array of strings")
-			}
-			out[name] = vals
-			return nil
-		})
-		return out, err
+		return stringsMap(h, "request.headers: a header value must be a string or an array of strings")
 	}
 	return nil, errors.New("request.headers must be an object")
 }
@@ -182,16 +185,7 @@ func formMember(t *ast.Term) (url.Values, error) {
 		}
 		return v, nil
 	case ast.Object:
-		v := make(url.Values, b.Len())
-		err := members(b, func(name string, f *ast.Term) error {
-			vals, ok := stringsOf(f)
-			if !ok {
-				return errors.New("request.body: must be a form string or an object of strings")
-			}
-			v[name] = vals
-			return nil
-		})
-		return v, err
+		return stringsMap(b, "request.body: must be a form string or an object of strings")
 	}
 	return nil, errors.New("request.body: must be a form string or an object of strings")
 }
