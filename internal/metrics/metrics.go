@@ -150,11 +150,11 @@ func New(opts Options) *Metrics {
 			Help: "Checks that met an unavailable shared state (Redis), by check and outcome (denied, allowed).",
 		}, []string{"check", "outcome"}),
 	}
-	m.reg.MustRegister(m.storeUnavailable)
 	m.reg.MustRegister(
 		m.decisions, m.reasons, m.warnings, m.rejected, m.decisionDuration, m.evalDuration, m.evalErrors,
 		m.policyActivations, m.policyFailures, m.policyActivatedAt,
 		m.jwksRefreshes, m.jwksErrors, m.introspections, m.cacheHits, m.cacheMisses, m.setEvents,
+		m.storeUnavailable,
 	)
 	if opts.StoreStats != nil {
 		m.reg.MustRegister(newStoreCollector(opts.StoreStats, opts.StoreStatsMaxAge))
