@@ -1,7 +1,6 @@
 package dpop
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -13,10 +12,9 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/tokenguard/pdp/internal/jose"
 )
 
 // RSA modulus bounds for a proof key. The upper bound caps the cost of one
@@ -157,7 +155,7 @@ func member(obj ast.Object, name *ast.Term) (string, []byte, bool) {
 	if !ok || err != nil || s == "" {
 		return "", nil, false
 	}
-	b, err := b64.DecodeString(s)
+	b, err := jose.B64.DecodeString(s)
 	if err != nil {
 		return "", nil, false
 	}
@@ -223,7 +221,7 @@ func ecKey(obj ast.Object) (*proofKey, *Error) {
 		kty:     "EC",
 		crv:     crv,
 		pub:     pub,
-		ecOrder: curve.Params().N.FillBytes(make([]byte, size)),
+		ecOrder: jose.ECOrder(pub),
 		jkt:     thumbprintOf(`{"crv":"` + crv + `","kty":"EC","x":"` + xStr + `","y":"` + yStr + `"}`),
 	}, nil
 }
@@ -253,64 +251,11 @@ func thumbprintOf(canonical string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// fits says whether the key may verify alg: RSA for RS*/PS*, the matching
-// NIST curve for ES*, Ed25519 for EdDSA.
-func (k *proofKey) fits(alg string) bool {
-	switch alg {
-	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-		return k.kty == "RSA"
-	case "ES256":
-		return k.crv == "P-256"
-	case "ES384":
-		return k.crv == "P-384"
-	case "ES512":
-		return k.crv == "P-521"
-	case "EdDSA":
-		return k.crv == "Ed25519"
-	default:
-		return false
-	}
-}
+// fits says whether the key may verify alg.
+func (k *proofKey) fits(alg string) bool { return jose.KeyFits(alg, k.kty, k.crv) }
 
-// verifySignature applies D3. The signature must have the exact size of
-// the key (ECDSA: R||S with 0 < r, s < n, which refuses DER encodings and
-// the all-zero signature before any cryptography runs); then jwx checks it
-// with the jwk's public key.
-func verifySignature(k *proofKey, alg jwa.SignatureAlgorithm, raw string, sig []byte) error {
-	switch pub := k.pub.(type) {
-	case *rsa.PublicKey:
-		if len(sig) != pub.Size() {
-			return fmt.Errorf("signature of %d bytes for a %d-byte modulus", len(sig), pub.Size())
-		}
-	case ed25519.PublicKey:
-		if len(sig) != ed25519.SignatureSize {
-			return fmt.Errorf("signature of %d bytes, want %d", len(sig), ed25519.SignatureSize)
-		}
-	case *ecdsa.PublicKey:
-		size := len(k.ecOrder)
-		if len(sig) != 2*size {
-			return fmt.Errorf("signature of %d bytes, want %d (R||S)", len(sig), 2*size)
-		}
-		if !inOrder(sig[:size], k.ecOrder) || !inOrder(sig[size:], k.ecOrder) {
-			return errors.New("ECDSA signature value out of range")
-		}
-	default:
-		return fmt.Errorf("unexpected key type %T", k.pub)
-	}
-	if _, err := jws.VerifyCompactFast(k.pub, []byte(raw), alg); err != nil {
-		return err
-	}
-	return nil
-}
-
-// inOrder reports 0 < v < n for big-endian v and n of equal length.
-func inOrder(v, n []byte) bool {
-	zero := true
-	for _, b := range v {
-		if b != 0 {
-			zero = false
-			break
-		}
-	}
-	return !zero && bytes.Compare(v, n) < 0
+// verifySignature applies D3 (exact signature size, ECDSA R||S in range,
+// then jwx with the jwk's public key).
+func verifySignature(k *proofKey, alg, raw string, sig []byte) error {
+	return jose.VerifySignature(jose.Key{Public: k.pub, ECOrder: k.ecOrder}, alg, raw, sig)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"github.com/tokenguard/pdp/internal/jose"
 	"time"
 )
 
@@ -69,7 +70,7 @@ func (n *Nonces) Valid(nonce string, now time.Time) bool {
 		return false
 	}
 	var raw [nonceRawSize]byte
-	if m, err := b64.Decode(raw[:], []byte(nonce)); err != nil || m != nonceRawSize {
+	if m, err := jose.B64.Decode(raw[:], []byte(nonce)); err != nil || m != nonceRawSize {
 		return false
 	}
 	if !hmac.Equal(n.mac(raw[:8]), raw[8:]) {

@@ -1,13 +1,13 @@
 package dpop
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/tokenguard/pdp/internal/jose"
 	"github.com/tokenguard/pdp/internal/jsonast"
 )
 
@@ -21,25 +21,6 @@ const (
 	// maxPayloadDepth bounds the nesting of the claims.
 	maxPayloadDepth = 8
 )
-
-// proofChars is the alphabet of a compact JWS: base64url and the separator.
-var proofChars = func() (t [256]bool) {
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	t['-'], t['_'], t['.'] = true, true, true
-	return t
-}()
-
-// b64 decodes unpadded base64url and refuses non-canonical encodings
-// (padding, non-zero trailing bits), so that one proof has one spelling.
-var b64 = base64.RawURLEncoding.Strict()
 
 // compactProof is a proof split and decoded; nothing is verified yet.
 type compactProof struct {
@@ -57,7 +38,7 @@ func parseCompact(raw string) (*compactProof, *Error) {
 		return nil, invalid(fmt.Sprintf("DPoP proof is longer than %d bytes", MaxProofSize))
 	}
 	for i := 0; i < len(raw); i++ {
-		if !proofChars[raw[i]] {
+		if !jose.IsCompactChar(raw[i]) {
 			return nil, invalid("DPoP proof contains characters outside [A-Za-z0-9_.-]")
 		}
 	}
@@ -81,7 +62,7 @@ func parseCompact(raw string) (*compactProof, *Error) {
 	if err != nil {
 		return nil, invalidWrap("DPoP proof payload is not a base64url JSON object", err)
 	}
-	sig, err := b64.DecodeString(s)
+	sig, err := jose.B64.DecodeString(s)
 	if err != nil {
 		return nil, invalidWrap("DPoP proof signature is not base64url", err)
 	}
@@ -89,7 +70,7 @@ func parseCompact(raw string) (*compactProof, *Error) {
 }
 
 func decodeObject(segment string, maxDepth int) (ast.Object, error) {
-	data, err := b64.DecodeString(segment)
+	data, err := jose.B64.DecodeString(segment)
 	if err != nil {
 		return nil, fmt.Errorf("decoding base64url: %w", err)
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tokenguard/pdp/internal/uri"
@@ -50,13 +49,6 @@ var SupportedAlgorithms = []string{
 	"RS256", "RS384", "RS512",
 	"PS256", "PS384", "PS512",
 	"EdDSA",
-}
-
-var jwaAlgs = map[string]jwa.SignatureAlgorithm{
-	"RS256": jwa.RS256(), "RS384": jwa.RS384(), "RS512": jwa.RS512(),
-	"PS256": jwa.PS256(), "PS384": jwa.PS384(), "PS512": jwa.PS512(),
-	"ES256": jwa.ES256(), "ES384": jwa.ES384(), "ES512": jwa.ES512(),
-	"EdDSA": jwa.EdDSA(),
 }
 
 // Options configure a Verifier. The zero value gives the defaults.
@@ -221,7 +213,7 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (*Proof, error) {
 	}
 
 	// D3
-	if err := verifySignature(key, jwaAlgs[alg], cp.raw, cp.signature); err != nil {
+	if err := verifySignature(key, alg, cp.raw, cp.signature); err != nil {
 		return nil, invalidWrap("DPoP proof signature is invalid", err)
 	}
 

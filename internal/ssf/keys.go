@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/tokenguard/pdp/internal/jose"
 	"github.com/tokenguard/pdp/internal/jsonast"
 )
 
@@ -34,6 +35,8 @@ type verifyKey struct {
 	pub any
 	// alg is the JWK "alg", empty when the JWK names none.
 	alg string
+	// ecOrder is the group order of an EC key (jose.Key.ECOrder).
+	ecOrder []byte
 }
 
 // fits reports whether the key may verify a signature made with alg: the
@@ -255,6 +258,7 @@ func usableKey(k jwk.Key) (verifyKey, error) {
 		if pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384() {
 			return verifyKey{}, errors.New("curve is not P-256 or P-384")
 		}
+		return verifyKey{pub: raw, alg: alg, ecOrder: jose.ECOrder(pub)}, nil
 	case ed25519.PublicKey:
 	default:
 		return verifyKey{}, fmt.Errorf("key type %T is not supported", raw)

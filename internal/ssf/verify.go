@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,11 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/jose"
 	"github.com/tokenguard/pdp/internal/jsonast"
 )
 
@@ -223,11 +221,11 @@ func (v *Verifier) verify(ctx context.Context, raw []byte, onlyIssuer string) (*
 		return nil, refuse(CodeInvalidRequest, "the SET is not a compact JWS")
 	}
 	segs := bytes.SplitN(raw, []byte{'.'}, 3)
-	hdrJSON, err := b64.DecodeString(string(segs[0]))
+	hdrJSON, err := jose.B64.DecodeString(string(segs[0]))
 	if err != nil {
 		return nil, refuseErr(CodeInvalidRequest, "the SET header is not base64url", err)
 	}
-	payloadJSON, err := b64.DecodeString(string(segs[1]))
+	payloadJSON, err := jose.B64.DecodeString(string(segs[1]))
 	if err != nil {
 		return nil, refuseErr(CodeInvalidRequest, "the SET payload is not base64url", err)
 	}
@@ -235,7 +233,7 @@ func (v *Verifier) verify(ctx context.Context, raw []byte, onlyIssuer string) (*
 	if rerr != nil {
 		return nil, rerr
 	}
-	sig, err := b64.DecodeString(string(segs[2]))
+	sig, err := jose.B64.DecodeString(string(segs[2]))
 	if err != nil || len(sig) == 0 {
 		return nil, refuseErr(CodeInvalidRequest, "the SET signature is missing or not base64url", err)
 	}
@@ -261,21 +259,15 @@ func (v *Verifier) verify(ctx context.Context, raw []byte, onlyIssuer string) (*
 	if !key.fits(alg) {
 		return nil, refuse(CodeInvalidKey, "the transmitter key does not fit the SET's algorithm")
 	}
-	jalg, ok := jwa.LookupSignatureAlgorithm(alg)
-	if !ok {
-		return nil, refuse(CodeAuthenticationFailed, "the SET's signature algorithm is not accepted")
-	}
-	if _, err := jws.VerifyCompactFast(key.pub, raw, jalg); err != nil {
+	// The same shape rules as for access tokens and DPoP proofs: exact
+	// signature size, ECDSA R||S with 0 < r, s < n.
+	if err := jose.VerifySignature(jose.Key{Public: key.pub, ECOrder: key.ecOrder}, alg, string(raw), sig); err != nil {
 		return nil, refuseErr(CodeAuthenticationFailed, "the SET signature does not verify", err)
 	}
 
 	// Authentic from here on: check the claims.
 	return v.checkClaims(claims, t)
 }
-
-// b64 is base64url without padding, refusing non-zero trailing bits, so
-// that each byte string has exactly one accepted encoding.
-var b64 = base64.RawURLEncoding.Strict()
 
 func isB64URL(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'

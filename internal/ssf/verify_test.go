@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/jose"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -130,9 +131,20 @@ func TestPushRefusals(t *testing.T) {
 		{name: "fail/flipped signature byte", body: func() string {
 			s := set()
 			i := strings.LastIndexByte(s, '.')
-			sig, _ := b64.DecodeString(s[i+1:])
+			sig, _ := jose.B64.DecodeString(s[i+1:])
 			sig[len(sig)/2] ^= 1
 			return s[:i+1] + enc(sig)
+		}, wantErr: CodeAuthenticationFailed},
+		{name: "fail/all-zero ECDSA signature", body: func() string {
+			s := set()
+			i := strings.LastIndexByte(s, '.')
+			return s[:i+1] + enc(make([]byte, 64))
+		}, wantErr: CodeAuthenticationFailed},
+		{name: "fail/ECDSA signature longer than R||S", body: func() string {
+			s := set()
+			i := strings.LastIndexByte(s, '.')
+			sig, _ := jose.B64.DecodeString(s[i+1:])
+			return s[:i+1] + enc(append(sig, 0))
 		}, wantErr: CodeAuthenticationFailed},
 		{name: "fail/payload changed after signing", body: func() string {
 			s := set()

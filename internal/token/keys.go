@@ -15,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/jose"
 )
 
 // Key set limits.
@@ -57,23 +58,7 @@ type verifyKey struct {
 // matching NIST curve for ES*, Ed25519 for EdDSA, and the JWK's own "alg"
 // when it has one.
 func (k *verifyKey) fits(alg string) bool {
-	if k.alg != "" && k.alg != alg {
-		return false
-	}
-	switch alg {
-	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-		return k.kty == "RSA"
-	case "ES256":
-		return k.curve == "P-256"
-	case "ES384":
-		return k.curve == "P-384"
-	case "ES512":
-		return k.curve == "P-521"
-	case "EdDSA":
-		return k.curve == "Ed25519"
-	default:
-		return false
-	}
+	return (k.alg == "" || k.alg == alg) && jose.KeyFits(alg, k.kty, k.curve)
 }
 
 // keySet is an issuer's usable keys; immutable once built.
@@ -239,8 +224,7 @@ func usableKey(key jwk.Key) (*verifyKey, string, error) {
 		default:
 			return nil, "unsupported curve", nil
 		}
-		size := (pub.Curve.Params().BitSize + 7) / 8
-		vk.kty, vk.pub, vk.ecOrder = "EC", pub, pub.Curve.Params().N.FillBytes(make([]byte, size))
+		vk.kty, vk.pub, vk.ecOrder = "EC", pub, jose.ECOrder(pub)
 	case ed25519.PublicKey:
 		if len(pub) != ed25519.PublicKeySize {
 			return nil, "invalid Ed25519 key", nil

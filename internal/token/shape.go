@@ -1,12 +1,12 @@
 package token
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/tokenguard/pdp/internal/jose"
 	"github.com/tokenguard/pdp/internal/jsonast"
 )
 
@@ -18,25 +18,6 @@ const (
 	// introspection responses.
 	maxJSONDepth = 16
 )
-
-// tokenChars is the token alphabet: base64url plus the JWS separator.
-var tokenChars = func() (t [256]bool) {
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	t['-'], t['_'], t['.'] = true, true, true
-	return t
-}()
-
-// b64 decodes unpadded base64url and refuses non-canonical encodings
-// (non-zero trailing bits), so that one token has exactly one spelling.
-var b64 = base64.RawURLEncoding.Strict()
 
 // tokenKind is what the shape of a token says it is.
 type tokenKind int
@@ -56,7 +37,7 @@ func classify(raw string) (tokenKind, *Error) {
 		return 0, fail(CodeTokenMalformed, fmt.Sprintf("token longer than %d bytes", MaxTokenSize))
 	}
 	for i := 0; i < len(raw); i++ {
-		if !tokenChars[raw[i]] {
+		if !jose.IsCompactChar(raw[i]) {
 			return 0, fail(CodeTokenMalformed, "token contains characters outside [A-Za-z0-9_.-]")
 		}
 	}
@@ -95,7 +76,7 @@ func parseCompact(raw string) (*compactJWS, *Error) {
 	if err != nil {
 		return nil, failWrap(CodeTokenMalformed, "JWT payload is not a base64url JSON object", err)
 	}
-	sig, err := b64.DecodeString(s)
+	sig, err := jose.B64.DecodeString(s)
 	if err != nil {
 		return nil, failWrap(CodeTokenMalformed, "JWT signature is not base64url", err)
 	}
@@ -103,7 +84,7 @@ func parseCompact(raw string) (*compactJWS, *Error) {
 }
 
 func decodeObject(segment string) (ast.Object, error) {
-	data, err := b64.DecodeString(segment)
+	data, err := jose.B64.DecodeString(segment)
 	if err != nil {
 		return nil, fmt.Errorf("decoding base64url: %w", err)
 	}

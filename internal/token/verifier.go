@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/jose"
 )
 
 // Options tune a Verifier.
@@ -187,7 +188,7 @@ func (v *Verifier) newIssuer(c config.Issuer) (*issuer, error) {
 		c.Algorithms = slices.Clone(config.DefaultAlgorithms)
 	}
 	for _, alg := range c.Algorithms {
-		if _, ok := jwaAlgs[alg]; !ok {
+		if !jose.Supported(alg) {
 			return nil, fmt.Errorf("algorithm %q is not an allowed asymmetric algorithm", alg)
 		}
 	}
