@@ -610,7 +610,10 @@ func TestDecideIntrospection(t *testing.T) {
 	})
 }
 
-func TestBrokenPolicyDeniesWithPolicyError(t *testing.T) {
+// newBrokenPolicyApp wires the app on a policy that never compiles (an
+// unsafe variable), with one ES256 issuer: no policy is ever active.
+func newBrokenPolicyApp(t *testing.T) (*app, *devissuer.Issuer) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.rego"), []byte("package tokenguard.main\n\ndecision := {\"allow\": true} if { x }\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -627,6 +630,11 @@ func TestBrokenPolicyDeniesWithPolicyError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, iss
+}
+
+func TestBrokenPolicyDeniesWithPolicyError(t *testing.T) {
+	a, iss := newBrokenPolicyApp(t)
 	defer a.Close()
 	srv := httptest.NewServer(a.handler)
 	defer srv.Close()

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -364,22 +362,7 @@ func TestExtAuthzDPoPNonce(t *testing.T) {
 // TestExtAuthzWithoutAPolicy: no policy loaded is NOT_SERVING on the health
 // service and a 500 deny, never an OK, on every check.
 func TestExtAuthzWithoutAPolicy(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.rego"), []byte("package tokenguard.main\n\ndecision := {\"allow\": true} if { x }\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Policy.Dir = dir
-	iss, _ := devissuer.New("https://as.example.com", "ES256")
-	jwks := filepath.Join(t.TempDir(), "jwks.json")
-	_ = os.WriteFile(jwks, iss.JWKS(), 0o600)
-	cfg.Issuers = []config.Issuer{{Issuer: iss.URL(), JWKSFile: jwks, Audiences: []string{testAudience}}}
-	cfg.ApplyDefaults()
-	a, err := newApp(t.Context(), cfg, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, iss := newBrokenPolicyApp(t)
 	t.Cleanup(func() { _ = a.Close() })
 	env := startExtAuthz(t, a)
 
