@@ -14,8 +14,14 @@ import (
 
 // BenchmarkEval measures one evaluation of the shipped policy for an
 // allowed bearer-token request, with the pdp.* built-ins reading a real
-// bbolt store: the cost of a decision that cannot be reused.
+// bbolt store: the cost of a decision that cannot be reused; fold=off
+// evaluates every rule on every request (see fold.go).
 func BenchmarkEval(b *testing.B) {
+	b.Run("fold=on", func(b *testing.B) { benchmarkEval(b, false) })
+	b.Run("fold=off", func(b *testing.B) { benchmarkEval(b, true) })
+}
+
+func benchmarkEval(b *testing.B, noFold bool) {
 	st, err := store.OpenBolt(b.TempDir(), store.BoltOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -29,6 +35,7 @@ func BenchmarkEval(b *testing.B) {
 		b.Fatal(err)
 	}
 	e := NewEngine(nil)
+	e.noFold = noFold
 	if err := e.Activate(context.Background(), set); err != nil {
 		b.Fatal(err)
 	}

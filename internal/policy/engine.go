@@ -15,6 +15,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 )
@@ -32,6 +33,9 @@ type Engine struct {
 	active      atomic.Pointer[version]
 	activations atomic.Uint64
 	logger      *slog.Logger
+	// noFold evaluates every rule on every request (see fold.go): for tests
+	// that compare the two.
+	noFold bool
 }
 
 // version is one compiled, prepared policy.
@@ -72,18 +76,7 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 	if err != nil {
 		return fmt.Errorf("policy data from %s: %w", set.Source, err)
 	}
-	r := rego.New(
-		rego.Query(Query),
-		rego.Store(inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))),
-		rego.StrictBuiltinErrors(true),
-		rego.SetRegoVersion(ast.RegoV1),
-		func(r *rego.Rego) {
-			for _, m := range set.Modules {
-				rego.ParsedModule(m)(r)
-			}
-		},
-	)
-	pq, err := r.PrepareForEval(ctx)
+	pq, folded, err := e.prepare(ctx, set)
 	if err != nil {
 		return fmt.Errorf("compile policy from %s: %w", set.Source, err)
 	}
@@ -98,8 +91,49 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 		e.logger.Warn("decisions of this policy are not reused", "revision", set.Revision, "why", settings.Reuse.Why)
 	}
 	e.active.Store(&version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now()})
-	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules))
+	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules), "folded_rules", folded)
 	return nil
+}
+
+// prepare compiles the set, folded (fold.go) unless folding is off, and
+// prepares the decision query; it returns how many rules were folded. Should
+// the folded modules not compile where the set does, the set is served as it
+// is: folding only ever saves work.
+func (e *Engine) prepare(ctx context.Context, set *Set) (rego.PreparedEvalQuery, int, error) {
+	compile := func(modules []*ast.Module, store storage.Store) (rego.PreparedEvalQuery, error) {
+		return rego.New(
+			rego.Query(Query),
+			rego.Store(store),
+			rego.StrictBuiltinErrors(true),
+			rego.SetRegoVersion(ast.RegoV1),
+			func(r *rego.Rego) {
+				for _, m := range modules {
+					rego.ParsedModule(m)(r)
+				}
+			},
+		).PrepareForEval(ctx)
+	}
+	newStore := func() storage.Store {
+		return inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	}
+	if !e.noFold {
+		store := newStore()
+		f, err := fold(ctx, set.Modules, set.Data, store)
+		switch {
+		case err != nil:
+			e.logger.Warn("policy rules are evaluated on every request", "revision", set.Revision, "why", err)
+		case f.Skipped != "":
+			e.logger.Warn("policy rules are evaluated on every request", "revision", set.Revision, "why", f.Skipped)
+		case f.Rules > 0:
+			pq, err := compile(f.Modules, store)
+			if err == nil {
+				return pq, f.Rules, nil
+			}
+			e.logger.Warn("policy rules are evaluated on every request", "revision", set.Revision, "why", fmt.Sprintf("folded policy: %v", err))
+		}
+	}
+	pq, err := compile(set.Modules, newStore())
+	return pq, 0, err
 }
 
 // Active describes the active policy version, and false when there is none.

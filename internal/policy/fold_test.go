@@ -1,0 +1,231 @@
+package policy
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// foldCase is a policy, its data and the rules (package-relative names in
+// package p) that folding must and must not replace.
+type foldCase struct {
+	name     string
+	modules  []string
+	data     string
+	folded   []string // replaced by their value
+	kept     []string // still evaluated on every request
+	skipped  string   // Skipped must contain this; "" when folding ran
+	inputs   []string // compared folded and unfolded, for the query data.p
+	errorsOn []string // inputs for which both must fail
+}
+
+func TestFold(t *testing.T) {
+	tests := []foldCase{
+		{
+			name:    "a rule reading only data is replaced by its value",
+			modules: []string{"package p\nlimit := data.cfg.max * 2\nover if input.n > limit"},
+			data:    `{"cfg": {"max": 10}}`,
+			folded:  []string{"limit"}, kept: []string{"over"},
+			inputs: []string{`{"n": 5}`, `{"n": 50}`, `{}`},
+		},
+		{
+			name: "a rule depending on input, directly or through rules and functions, is evaluated per request",
+			modules: []string{`package p
+a := input.a
+b := a + 1
+f(k) := input[k]
+c := f("a")
+d := count(data.q)
+`, "package q\nx := 1\ny := input.y"},
+			data:   `{}`,
+			kept:   []string{"a", "b", "c", "d"},
+			inputs: []string{`{"a": 1, "y": 2}`, `{}`},
+		},
+		{
+			name:    "a rule calling a nondeterministic built-in is evaluated per request",
+			modules: []string{"package p\nt := time.now_ns() > 0\nr := pdp_free if true\npdp_free := 1"},
+			data:    `{}`,
+			folded:  []string{"r"}, kept: []string{"t"},
+			inputs: []string{`{}`},
+		},
+		{
+			name:    "a rule whose evaluation fails keeps failing on each request",
+			modules: []string{"package p\nbad := data.cfg.n / 0\nok := data.cfg.n"},
+			data:    `{"cfg": {"n": 3}}`,
+			folded:  []string{"ok"}, kept: []string{"bad"},
+			errorsOn: []string{`{}`},
+		},
+		{
+			name:    "an undefined rule stays undefined and its default applies",
+			modules: []string{"package p\nu := 1 if data.cfg.missing\ndefault v := 7\nv := 1 if data.cfg.missing\nw := 2 if not u"},
+			data:    `{"cfg": {}}`,
+			folded:  []string{"u", "v", "w"},
+			inputs:  []string{`{}`},
+		},
+		{
+			name:    "a set of values keeps its members",
+			modules: []string{"package p\ns contains x if { some x in data.cfg.list; x != \"b\" }\nhas if input.v in s\nn := count(s)\ne contains x if { some x in data.cfg.none }"},
+			data:    `{"cfg": {"list": ["a", "b", "c"]}}`,
+			folded:  []string{"s", "n", "e"}, kept: []string{"has"},
+			inputs: []string{`{"v": "a"}`, `{"v": "b"}`, `{}`},
+		},
+		{
+			name:    "else branches are folded with their rule",
+			modules: []string{"package p\ne := 1 if data.cfg.flag else := 2\ng := 1 if data.cfg.flag else := input.x"},
+			data:    `{"cfg": {"flag": false}}`,
+			folded:  []string{"e"}, kept: []string{"g"},
+			inputs: []string{`{"x": 3}`},
+		},
+		{
+			name:    "a dynamic reference to rules that read input is evaluated per request",
+			modules: []string{"package p\nall := [v | v := data.lib[_].v]\nnames := {k | some k; data.lib[k]}", "package lib.a\nv := 1", "package lib.b\nv := input.b"},
+			data:    `{}`,
+			kept:    []string{"all", "names"},
+			inputs:  []string{`{"b": 2}`, `{}`},
+		},
+		{
+			name:    "nested rule names and functions are left alone",
+			modules: []string{"package p\na.b := data.cfg.max\nf(x) := x + data.cfg.max"},
+			data:    `{"cfg": {"max": 1}}`,
+			kept:    []string{"a", "f"},
+			inputs:  []string{`{}`},
+		},
+		{
+			name:    "nothing is folded when a with replaces data",
+			modules: []string{"package p\nlimit := data.cfg.max\nlow := y if { y := limit with data.cfg.max as 1 }"},
+			data:    `{"cfg": {"max": 10}}`,
+			kept:    []string{"limit", "low"},
+			skipped: "with data.cfg.max",
+			inputs:  []string{`{}`},
+		},
+		{
+			name:    "a with on input does not stop folding",
+			modules: []string{"package p\nlimit := data.cfg.max\nx := input.v\nlow := y if { y := x with input.v as 1 }"},
+			data:    `{"cfg": {"max": 10}}`,
+			folded:  []string{"limit"}, kept: []string{"x", "low"},
+			inputs: []string{`{"v": 3}`},
+		},
+		{
+			name:    "nothing is folded when the policy data has the folded document",
+			modules: []string{"package p\nlimit := data.cfg.max"},
+			data:    `{"cfg": {"max": 10}, "` + foldRoot + `": {}}`,
+			kept:    []string{"limit"},
+			skipped: "is policy data",
+			inputs:  []string{`{}`},
+		},
+		{
+			name:    "a policy that does not compile is returned as it is",
+			modules: []string{"package p\nx := y"},
+			data:    `{}`,
+			kept:    []string{"x"},
+			skipped: "do not compile",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			var modules []*ast.Module
+			for i, src := range tt.modules {
+				m, err := ast.ParseModuleWithOpts(string(rune('a'+i))+".rego", src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				modules = append(modules, m)
+			}
+			var data map[string]any
+			if err := util.UnmarshalJSON([]byte(tt.data), &data); err != nil {
+				t.Fatal(err)
+			}
+			store := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+			before := make([]string, len(modules))
+			for i, m := range modules {
+				before[i] = m.String()
+			}
+			f, err := fold(ctx, modules, data, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range modules {
+				if m.String() != before[i] {
+					t.Errorf("fold changed its input module %d", i)
+				}
+			}
+			if tt.skipped == "" && f.Skipped != "" || !strings.Contains(f.Skipped, tt.skipped) {
+				t.Errorf("Skipped = %q, want %q", f.Skipped, tt.skipped)
+			}
+			if f.Rules != len(tt.folded) {
+				t.Errorf("Rules = %d, want %d", f.Rules, len(tt.folded))
+			}
+			for _, name := range tt.folded {
+				if !isValueRule(f.Modules, name) {
+					t.Errorf("%s was not replaced by its value", name)
+				}
+			}
+			for _, name := range tt.kept {
+				if isValueRule(f.Modules, name) {
+					t.Errorf("%s was replaced by its value", name)
+				}
+			}
+			eval := func(mods []*ast.Module, input string) (string, error) {
+				opts := []func(*rego.Rego){rego.Query("data.p"), rego.Store(store), rego.StrictBuiltinErrors(true),
+					rego.ParsedInput(ast.MustParseTerm(input).Value)}
+				for _, m := range mods {
+					opts = append(opts, rego.ParsedModule(m))
+				}
+				rs, err := rego.New(opts...).Eval(ctx)
+				if err != nil {
+					return "", err
+				}
+				return string(util.MustMarshalJSON(rs[0].Expressions[0].Value)), nil
+			}
+			for _, in := range tt.inputs {
+				want, err := eval(modules, in)
+				if err != nil {
+					t.Fatalf("unfolded, input %s: %v", in, err)
+				}
+				got, err := eval(f.Modules, in)
+				if err != nil {
+					t.Fatalf("folded, input %s: %v", in, err)
+				}
+				if got != want {
+					t.Errorf("input %s: folded %s, unfolded %s", in, got, want)
+				}
+			}
+			for _, in := range tt.errorsOn {
+				if _, err := eval(modules, in); err == nil {
+					t.Fatalf("unfolded, input %s: no error", in)
+				}
+				if _, err := eval(f.Modules, in); err == nil {
+					t.Errorf("folded, input %s: no error, unfolded fails", in)
+				}
+			}
+		})
+	}
+}
+
+// isValueRule reports whether package p's rule name is the one rule folding
+// writes: its value read from the folded document.
+func isValueRule(modules []*ast.Module, name string) bool {
+	var rules []*ast.Rule
+	for _, m := range modules {
+		if m.Package.Path.String() != "data.p" {
+			continue
+		}
+		for _, r := range m.Rules {
+			if r.Head.Ref()[0].Value.Compare(ast.Var(name)) == 0 {
+				rules = append(rules, r)
+			}
+		}
+	}
+	if len(rules) != 1 || rules[0].Else != nil || len(rules[0].Head.Args) > 0 || rules[0].Default {
+		return false
+	}
+	r := rules[0]
+	read, ok := r.Head.Value.Value.(ast.Ref)
+	return ok && read.HasPrefix(ast.MustParseRef("data."+foldRoot)) && len(r.Body) == 1 && r.Body[0].String() == "true"
+}
