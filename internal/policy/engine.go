@@ -45,6 +45,7 @@ type version struct {
 	revision  string
 	source    string
 	activated time.Time
+	folded    int
 }
 
 // Info describes the active policy version.
@@ -52,6 +53,9 @@ type Info struct {
 	Revision  string    `json:"revision"`
 	Source    string    `json:"source"`
 	Activated time.Time `json:"activated"`
+	// FoldedRules: how many rules were evaluated once, at activation,
+	// rather than on every request (fold.go).
+	FoldedRules int `json:"folded_rules"`
 }
 
 // NewEngine returns an engine with no active policy.
@@ -90,7 +94,7 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 	if !settings.Reuse.Allowed {
 		e.logger.Warn("decisions of this policy are not reused", "revision", set.Revision, "why", settings.Reuse.Why)
 	}
-	e.active.Store(&version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now()})
+	e.active.Store(&version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now(), folded: folded})
 	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules), "folded_rules", folded)
 	return nil
 }
@@ -142,7 +146,7 @@ func (e *Engine) Active() (Info, bool) {
 	if v == nil {
 		return Info{}, false
 	}
-	return Info{Revision: v.revision, Source: v.source, Activated: v.activated}, true
+	return Info{Revision: v.revision, Source: v.source, Activated: v.activated, FoldedRules: v.folded}, true
 }
 
 // Settings returns the Go-side settings of the active policy (zero without

@@ -220,11 +220,14 @@ func impure(r *ast.Rule) bool {
 		if found || !e.IsCall() {
 			return found
 		}
-		name := e.Operator().String()
-		if name == ast.Print.Name || name == ast.InternalPrint.Name || name == ast.Trace.Name {
+		// (The compiler has replaced rego.metadata.chain() and .rule() by
+		// the annotations of the rule they are in: constants.)
+		switch name := e.Operator().String(); name {
+		case ast.Print.Name, ast.InternalPrint.Name, ast.Trace.Name:
 			found = true
-		} else if b, ok := ast.BuiltinMap[name]; ok && b.Nondeterministic {
-			found = true
+		default:
+			b, ok := ast.BuiltinMap[name]
+			found = ok && b.Nondeterministic
 		}
 		return found
 	})

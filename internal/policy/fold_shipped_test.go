@@ -86,6 +86,12 @@ func TestFoldedShippedPolicyDecidesAlike(t *testing.T) {
 		if err := plain.Activate(ctx, set); err != nil {
 			t.Fatalf("%s: %v", vname, err)
 		}
+		if info, _ := folded.Active(); info.FoldedRules == 0 {
+			t.Errorf("%s: no rule folded", vname)
+		}
+		if info, _ := plain.Active(); info.FoldedRules != 0 {
+			t.Errorf("%s: %d rules folded with folding off", vname, info.FoldedRules)
+		}
 		for iname, in := range inputs {
 			want, _, werr := plain.Eval(ctx, in, now)
 			got, _, gerr := folded.Eval(ctx, in, now)

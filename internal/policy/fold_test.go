@@ -54,6 +54,21 @@ d := count(data.q)
 			inputs: []string{`{}`},
 		},
 		{
+			name: "annotations read with rego.metadata are constants",
+			modules: []string{`package p
+# METADATA
+# title: chain
+c := [x.path | some x in rego.metadata.chain()]
+d := c
+# METADATA
+# title: rule
+r := rego.metadata.rule().title
+`},
+			data:   `{}`,
+			folded: []string{"c", "d", "r"},
+			inputs: []string{`{}`},
+		},
+		{
 			name:    "a rule whose evaluation fails keeps failing on each request",
 			modules: []string{"package p\nbad := data.cfg.n / 0\nok := data.cfg.n"},
 			data:    `{"cfg": {"n": 3}}`,
