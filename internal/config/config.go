@@ -313,6 +313,10 @@ type Store struct {
 	// LockTimeout bounds the wait for the data file's lock: a second process
 	// on the same data_dir fails after it instead of hanging.
 	LockTimeout time.Duration `mapstructure:"lock_timeout"`
+	// CommitWait is how long a bbolt write transaction (DPoP replay
+	// checks, revocations, token families) waits for more writes to share
+	// its fsync, when writes are arriving together; 0: none.
+	CommitWait time.Duration `mapstructure:"commit_wait"`
 }
 
 // Store backends.
@@ -397,6 +401,7 @@ func Defaults() Config {
 			RevocationTTL: 30 * 24 * time.Hour,
 			SweepInterval: time.Minute,
 			LockTimeout:   time.Second,
+			CommitWait:    500 * time.Microsecond,
 			Backend:       BackendBbolt,
 			Redis:         Redis{KeyPrefix: "pdp:", Timeout: 50 * time.Millisecond},
 			OnUnavailable: OnUnavailable{Replay: "deny", Fingerprint: "monitor"},
@@ -598,6 +603,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.LockTimeout <= 0 || c.Store.LockTimeout > time.Minute {
 		bad("store.lock_timeout", "must be between 0 and 1m")
+	}
+	if c.Store.CommitWait < 0 || c.Store.CommitWait > 10*time.Millisecond {
+		bad("store.commit_wait", "must be between 0 and 10ms")
 	}
 	switch c.Store.Backend {
 	case BackendBbolt:

@@ -86,6 +86,7 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	c := Defaults()
 	c.Listen = "nope"
 	c.DecisionTimeout = 0
+	c.Store.CommitWait = time.Second
 	c.Issuers = []Issuer{
 		{Issuer: "https://a.example", JWKSURI: "http://a.example/jwks", Audiences: []string{"x"}, Algorithms: []string{"HS256"}},
 		{Issuer: "https://a.example", JWKSFile: "k.json", JWKSURI: "https://a.example/jwks"},
@@ -99,6 +100,7 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	for _, want := range []string{
 		"listen:",
 		"decision_timeout:",
+		"store.commit_wait: must be between 0 and 10ms",
 		"issuers[0].jwks_uri: must be https",
 		"issuers[0].algorithms[0]: \"HS256\"",
 		"issuers[1].issuer: duplicate",

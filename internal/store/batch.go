@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -19,8 +20,11 @@ var errTrySolo = errors.New("store: run the write on its own")
 // batcher coalesces concurrent writes into shared transactions (group
 // commit): a write starts at once when none is in progress, and the writes
 // that arrive while a transaction is being committed share the next one, and
-// its fsync. Unlike a timer-based batch, a lone writer never waits, and under
-// load the batches grow with the commit time.
+// its fsync. Unlike a timer-based batch, a lone writer never waits. When the
+// last transaction was shared (writes are arriving together), the next one
+// waits `wait` for more before it starts: an fsync costs far more CPU than
+// the wait costs latency, and under load the batches grow with the commit
+// time plus the wait.
 //
 // As with bbolt's Batch, a function may run more than once (when another
 // function of its batch fails, the transaction is rolled back and the rest
@@ -28,6 +32,8 @@ var errTrySolo = errors.New("store: run the write on its own")
 // set its results afresh on each run.
 type batcher struct {
 	db      *bolt.DB
+	wait    time.Duration
+	sleep   func(time.Duration) // time.Sleep; tests count the waits
 	mu      sync.Mutex
 	queue   []batchCall
 	running bool
@@ -57,9 +63,14 @@ func (b *batcher) do(fn func(*bolt.Tx) error) error {
 
 // loop commits the queued writes, batch after batch, until none is left.
 func (b *batcher) loop() {
+	last := 0
 	for {
+		if last > 1 && b.wait > 0 {
+			b.sleep(b.wait)
+		}
 		b.mu.Lock()
 		n := min(len(b.queue), maxBatch)
+		last = n
 		if n == 0 {
 			b.running = false
 			b.queue = nil

@@ -3,8 +3,10 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -63,5 +65,74 @@ func TestBatcherIsolatesFailures(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A lone writer never waits for company; writes arriving together share a
+// transaction, and the one after a shared transaction first waits for more.
+func TestBatcherWaitsOnlyAfterSharedCommits(t *testing.T) {
+	s := openTest(t, newClock())
+	var mu sync.Mutex
+	var waits []time.Duration
+	s.batch.wait = time.Millisecond
+	s.batch.sleep = func(d time.Duration) {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+		time.Sleep(d)
+	}
+	put := func(i int) error {
+		return s.batch.do(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "k%d", i), []byte("v"))
+		})
+	}
+	for i := range 20 {
+		if err := put(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(waits) != 0 {
+		t.Fatalf("one writer at a time: %d waits, want none", len(waits))
+	}
+
+	// Hold the first transaction open until the others are queued behind
+	// it, so that the next one is shared.
+	release := make(chan struct{})
+	first := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.batch.do(func(tx *bolt.Tx) error {
+			close(first)
+			<-release
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	})
+	<-first
+	for i := range 10 {
+		wg.Go(func() {
+			if err := put(100 + i); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for {
+		s.batch.mu.Lock()
+		queued := len(s.batch.queue)
+		s.batch.mu.Unlock()
+		if queued == 10 {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	// The shared transaction of ten writes committed; the loop waited once
+	// for more before finding the queue empty.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) != 1 || waits[0] != time.Millisecond {
+		t.Errorf("waits = %v, want one of 1ms", waits)
 	}
 }

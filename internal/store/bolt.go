@@ -50,6 +50,7 @@ var (
 // Defaults of BoltOptions.
 const (
 	DefaultLockTimeout  = time.Second
+	DefaultCommitWait   = 500 * time.Microsecond
 	DefaultPrefixV4Bits = 24
 	DefaultPrefixV6Bits = 56
 )
@@ -65,6 +66,11 @@ type BoltOptions struct {
 	// recorded with a fingerprint. Defaults /24 and /56.
 	PrefixV4Bits int
 	PrefixV6Bits int
+	// CommitWait is how long a write transaction waits for more writes
+	// when the previous one was shared by several (see batcher): DPoP
+	// replay checks, revocations and token families. Default
+	// DefaultCommitWait; negative: no wait.
+	CommitWait time.Duration
 	// Now is the clock used to tell expired records. Default time.Now.
 	Now func() time.Time
 	// Logger receives the sweeper's reports. Default slog.Default().
@@ -74,6 +80,9 @@ type BoltOptions struct {
 func (o BoltOptions) withDefaults() (BoltOptions, error) {
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.CommitWait == 0 {
+		o.CommitWait = DefaultCommitWait
 	}
 	if o.PrefixV4Bits == 0 {
 		o.PrefixV4Bits = DefaultPrefixV4Bits
@@ -159,7 +168,7 @@ func OpenBolt(dataDir string, opts BoltOptions) (*Bolt, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &Bolt{db: db, batch: &batcher{db: db}, dir: dataDir, opts: opts}, nil
+	return &Bolt{db: db, batch: &batcher{db: db, wait: opts.CommitWait, sleep: time.Sleep}, dir: dataDir, opts: opts}, nil
 }
 
 func initBuckets(tx *bolt.Tx) error {
