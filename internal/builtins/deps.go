@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/tokenguard/pdp/internal/store"
 )
@@ -20,7 +22,7 @@ import (
 // (documented with the built-in).
 type Deps struct {
 	mu    sync.Mutex
-	calls []call
+	calls []*call
 }
 
 type call struct {
@@ -29,6 +31,89 @@ type call struct {
 	hash       string
 	rev        revocationAnswer
 	seen       seenAnswer
+	// stamp says until when the answer holds without a look-up; nil when
+	// the store does not version its answers. A look-up that finds the same
+	// answer stamps it again.
+	stamp atomic.Pointer[stamp]
+}
+
+// stamp is the store's version of an answer, taken before the look-up that
+// gave it, and when the record it came from expires (ns; 0: no record, no
+// expiry): the answer holds while the version is the store's and its clock
+// is before until.
+type stamp struct {
+	src     Reader
+	vs      Versioned
+	version uint64
+	until   int64
+}
+
+// Versioned is a Reader that can vouch that an answer still holds without
+// looking it up again (see store.Bolt.RevocationVersion). ok false: it
+// cannot for this answer.
+type Versioned interface {
+	RevocationVersion() (v uint64, ok bool)
+	FingerprintVersion(tokenHash string) (v uint64, ok bool)
+	// Before reports whether the store's clock still reads before t (ns).
+	Before(t int64) bool
+}
+
+// version is r's version of c's answer, nil when it keeps none.
+func (c *call) version(r Reader) *stamp {
+	vs, ok := r.(Versioned)
+	if !ok {
+		return nil
+	}
+	var v uint64
+	if c.revocation {
+		v, ok = vs.RevocationVersion()
+	} else {
+		v, ok = vs.FingerprintVersion(c.hash)
+	}
+	if !ok {
+		return nil
+	}
+	return &stamp{src: r, vs: vs, version: v}
+}
+
+// holds reports whether c's answer holds by its stamp alone.
+func (c *call) holds(r Reader) bool {
+	st := c.stamp.Load()
+	if st == nil || st.src != r {
+		return false
+	}
+	var v uint64
+	var ok bool
+	if c.revocation {
+		v, ok = st.vs.RevocationVersion()
+	} else {
+		v, ok = st.vs.FingerprintVersion(c.hash)
+	}
+	return ok && v == st.version && (st.until == 0 || st.vs.Before(st.until))
+}
+
+// lookUp asks the store for c's answer, stamped. until is when the record
+// of a revoked (found) answer expires.
+func (c *call) lookUp(ctx context.Context, r Reader) (same bool, st *stamp, err error) {
+	st = c.version(r)
+	var until time.Time
+	if c.revocation {
+		rev, ok, err := r.CheckRevocation(ctx, c.ref)
+		if err != nil {
+			return false, nil, fmt.Errorf("revocation lookup: %w", err)
+		}
+		same, until = answerOf(rev, ok) == c.rev, rev.ExpiresAt
+	} else {
+		fp, found, err := r.LastSeen(ctx, c.hash)
+		if err != nil {
+			return false, nil, fmt.Errorf("fingerprint lookup: %w", err)
+		}
+		same, until = seenOf(fp, found) == c.seen, fp.ExpiresAt
+	}
+	if st != nil && !until.IsZero() {
+		st.until = until.UnixNano()
+	}
+	return same, st, nil
 }
 
 type revocationAnswer struct {
@@ -57,10 +142,11 @@ func tracked(ctx context.Context) *Deps {
 	return d
 }
 
-func (d *Deps) add(c call) {
+func (d *Deps) add(c *call, st *stamp) {
 	if d == nil {
 		return
 	}
+	c.stamp.Store(st)
 	d.mu.Lock()
 	d.calls = append(d.calls, c)
 	d.mu.Unlock()
@@ -74,7 +160,10 @@ func (d *Deps) Len() int {
 }
 
 // Unchanged reports whether every answer recorded in d is still what the
-// store says. An error is a failed look-up: the caller must not reuse.
+// store says: by its stamp while the store's version of it has not moved
+// and its record has not expired, else by looking it up again (and, when it
+// is the same, stamping it anew). An error is a failed look-up: the caller
+// must not reuse.
 func (d *Deps) Unchanged(ctx context.Context) (bool, error) {
 	s, err := reader()
 	if err != nil {
@@ -83,25 +172,15 @@ func (d *Deps) Unchanged(ctx context.Context) (bool, error) {
 	d.mu.Lock()
 	calls := d.calls
 	d.mu.Unlock()
-	for i := range calls {
-		c := &calls[i]
-		if c.revocation {
-			r, ok, err := s.CheckRevocation(ctx, c.ref)
-			if err != nil {
-				return false, fmt.Errorf("revocation lookup: %w", err)
-			}
-			if answerOf(r, ok) != c.rev {
-				return false, nil
-			}
+	for _, c := range calls {
+		if c.holds(s) {
 			continue
 		}
-		fp, found, err := s.LastSeen(ctx, c.hash)
-		if err != nil {
-			return false, fmt.Errorf("fingerprint lookup: %w", err)
+		same, st, err := c.lookUp(ctx, s)
+		if err != nil || !same {
+			return false, err
 		}
-		if seenOf(fp, found) != c.seen {
-			return false, nil
-		}
+		c.stamp.Store(st)
 	}
 	return true, nil
 }

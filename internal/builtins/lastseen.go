@@ -47,11 +47,21 @@ func lastSeen(bctx rego.BuiltinContext, hash *ast.Term) (*ast.Term, error) {
 		return nil, err
 	}
 	ctx := bctxContext(bctx)
+	d := tracked(ctx)
+	c := &call{hash: string(h)}
+	var st *stamp
+	if d != nil {
+		st = c.version(s) // before the look-up
+	}
 	fp, found, err := s.LastSeen(ctx, string(h))
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint lookup: %w", err)
 	}
-	tracked(ctx).add(call{hash: string(h), seen: seenOf(fp, found)})
+	c.seen = seenOf(fp, found)
+	if st != nil && found {
+		st.until = fp.ExpiresAt.UnixNano()
+	}
+	d.add(c, st)
 	if !found {
 		return nil, nil // undefined
 	}

@@ -46,11 +46,21 @@ func revocation(bctx rego.BuiltinContext, tok *ast.Term) (*ast.Term, error) {
 		return nil, err
 	}
 	ctx := bctxContext(bctx)
+	d := tracked(ctx)
+	c := &call{revocation: true, ref: ref}
+	var st *stamp
+	if d != nil {
+		st = c.version(s) // before the look-up
+	}
 	r, ok, err := s.CheckRevocation(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("revocation lookup: %w", err)
 	}
-	tracked(ctx).add(call{revocation: true, ref: ref, rev: answerOf(r, ok)})
+	c.rev = answerOf(r, ok)
+	if st != nil && ok {
+		st.until = r.ExpiresAt.UnixNano()
+	}
+	d.add(c, st)
 	if !ok {
 		return ast.ObjectTerm(ast.Item(ast.InternedTerm("revoked"), ast.InternedTerm(false))), nil
 	}

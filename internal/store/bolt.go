@@ -116,10 +116,11 @@ func (o BoltOptions) withDefaults() (BoltOptions, error) {
 // and DPoP replay keys, written on the decision path, are group-committed so
 // that concurrent decisions share one fsync (see batcher).
 type Bolt struct {
-	db    *bolt.DB
-	batch *batcher
-	dir   string
-	opts  BoltOptions
+	db       *bolt.DB
+	batch    *batcher
+	dir      string
+	opts     BoltOptions
+	versions *versions
 }
 
 var _ Store = (*Bolt)(nil)
@@ -168,7 +169,7 @@ func OpenBolt(dataDir string, opts BoltOptions) (*Bolt, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &Bolt{db: db, batch: &batcher{db: db, wait: opts.CommitWait, sleep: time.Sleep}, dir: dataDir, opts: opts}, nil
+	return &Bolt{db: db, batch: &batcher{db: db, wait: opts.CommitWait, sleep: time.Sleep}, dir: dataDir, opts: opts, versions: newVersions()}, nil
 }
 
 func initBuckets(tx *bolt.Tx) error {
@@ -204,6 +205,7 @@ func initBuckets(tx *bolt.Tx) error {
 // Close closes the file and releases its lock. It waits for running
 // transactions to finish.
 func (b *Bolt) Close() error {
+	b.versions.closed.Store(true)
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

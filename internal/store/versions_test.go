@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// Every write that can change an answer moves the version of that answer.
+func TestVersionsMoveOnEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s := openTest(t, c)
+	rev := func(value string) Revocation {
+		return Revocation{ID: "r-" + value, Kind: KindSubject, Issuer: "https://as.example", Value: value, ExpiresAt: c.Now().Add(time.Minute)}
+	}
+	sighting := Sighting{At: c.Now(), IP: netip.MustParseAddr("203.0.113.7"), UserAgent: "t/1", ExpiresAt: c.Now().Add(time.Minute)}
+	tests := []struct {
+		name        string
+		write       func(t *testing.T)
+		revocations bool   // the revocation version moves
+		fingerprint string // this token's fingerprint version moves
+	}{
+		{"PutRevocation", func(t *testing.T) { _, err := s.PutRevocation(ctx, rev("a")); check(t, err) }, true, ""},
+		{"PutRevocations", func(t *testing.T) { _, err := s.PutRevocations(ctx, []Revocation{rev("b")}); check(t, err) }, true, ""},
+		{"DeleteRevocation", func(t *testing.T) { check(t, s.DeleteRevocation(ctx, "r-a")) }, true, ""},
+		{"RecordFingerprint", func(t *testing.T) { check(t, s.RecordFingerprint(ctx, "h1", sighting)) }, false, "h1"},
+		{"RecordFingerprints", func(t *testing.T) {
+			check(t, s.RecordFingerprints(ctx, []TokenSighting{{TokenHash: "h2", Sighting: sighting}}))
+		}, false, "h2"},
+		{"Sweep", func(t *testing.T) {
+			c.Advance(2 * time.Minute)
+			_, err := s.Sweep(ctx, c.Now())
+			check(t, err)
+		}, true, "h1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rv, _ := s.RevocationVersion()
+			fv, _ := s.FingerprintVersion(tt.fingerprint)
+			tt.write(t)
+			rv2, _ := s.RevocationVersion()
+			fv2, _ := s.FingerprintVersion(tt.fingerprint)
+			if (rv2 != rv) != tt.revocations {
+				t.Errorf("revocation version %d -> %d, want a change: %v", rv, rv2, tt.revocations)
+			}
+			if tt.fingerprint != "" && fv2 == fv {
+				t.Errorf("fingerprint version of %s did not move", tt.fingerprint)
+			}
+		})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.RevocationVersion(); ok {
+		t.Error("a closed store vouches for its revocation answers")
+	}
+	if _, ok := s.FingerprintVersion("h1"); ok {
+		t.Error("a closed store vouches for its fingerprint answers")
+	}
+}
+
+func check(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
