@@ -22,18 +22,7 @@ func BenchmarkEval(b *testing.B) {
 }
 
 func benchmarkEval(b *testing.B, noFold bool) {
-	st, err := store.OpenBolt(b.TempDir(), store.BoltOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	builtins.SetStore(st)
-	defer builtins.SetStore(nil)
-
-	set, err := LoadDir("../../rego")
-	if err != nil {
-		b.Fatal(err)
-	}
+	set := shippedPolicy(b)
 	e := NewEngine(nil)
 	e.noFold = noFold
 	if err := e.Activate(context.Background(), set); err != nil {
@@ -56,4 +45,24 @@ func benchmarkEval(b *testing.B, noFold bool) {
 			b.Fatalf("eval: %v %+v", err, res)
 		}
 	}
+}
+
+// shippedPolicy loads the shipped policy (rego/), with the pdp.* built-ins
+// reading a real bbolt store until tb ends.
+func shippedPolicy(tb testing.TB) *Set {
+	tb.Helper()
+	st, err := store.OpenBolt(tb.TempDir(), store.BoltOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	builtins.SetStore(st)
+	tb.Cleanup(func() {
+		builtins.SetStore(nil)
+		st.Close()
+	})
+	set, err := LoadDir("../../rego")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
 }

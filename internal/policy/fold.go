@@ -129,8 +129,8 @@ func foldBlocker(c *ast.Compiler) string {
 }
 
 // foldable returns the paths (data.<package>.<name>) of the rules that can
-// be folded, with their kind.
-func foldable(c *ast.Compiler) map[string]ast.RuleKind {
+// be folded.
+func foldable(c *ast.Compiler) map[string]bool {
 	// tainted: rules that read input, call a nondeterministic built-in or
 	// print, or depend on one that does.
 	tainted := map[*ast.Rule]bool{}
@@ -161,7 +161,7 @@ func foldable(c *ast.Compiler) map[string]ast.RuleKind {
 
 	// A name is folded as a whole: every rule of it (else branches and
 	// default included) must be pure and have the name as its whole head.
-	kinds := map[string]ast.RuleKind{}
+	names := map[string]bool{}
 	blocked := map[string]bool{}
 	for _, r := range rules {
 		path := rulePath(r.Module, r)
@@ -170,10 +170,10 @@ func foldable(c *ast.Compiler) map[string]ast.RuleKind {
 			blocked[path] = true
 			continue
 		}
-		kinds[path] = r.Head.RuleKind()
+		names[path] = true
 	}
 	for path := range blocked {
-		delete(kinds, path)
+		delete(names, path)
 	}
 	// A name that is one constant already has nothing to gain.
 	count := map[string]int{}
@@ -182,10 +182,10 @@ func foldable(c *ast.Compiler) map[string]ast.RuleKind {
 	}
 	for _, r := range rules {
 		if p := rulePath(r.Module, r); count[p] == 1 && constant(r) {
-			delete(kinds, p)
+			delete(names, p)
 		}
 	}
-	return kinds
+	return names
 }
 
 // constant reports whether r is `name := <constant>` with nothing else.

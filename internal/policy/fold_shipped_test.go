@@ -9,27 +9,13 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-
-	"github.com/tokenguard/pdp/internal/builtins"
-	"github.com/tokenguard/pdp/internal/store"
 )
 
 // TestFoldedShippedPolicyDecidesAlike evaluates the shipped policy folded and
 // unfolded, with its data and with broken or changed settings, for allowed
 // and denied requests: every answer must be the same.
 func TestFoldedShippedPolicyDecidesAlike(t *testing.T) {
-	st, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	builtins.SetStore(st)
-	defer builtins.SetStore(nil)
-
-	shipped, err := LoadDir("../../rego")
-	if err != nil {
-		t.Fatal(err)
-	}
+	shipped := shippedPolicy(t)
 	pdp := func(set *Set) map[string]any { return set.Data["pdp"].(map[string]any) }
 	variants := map[string]func(map[string]any){
 		"shipped data":               func(map[string]any) {},
