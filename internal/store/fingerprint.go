@@ -77,7 +77,7 @@ func (b *Bolt) network(ip netip.Addr) (addr, prefix string) {
 // than the latest one recorded (calls that overtook each other) counts, but
 // does not replace the latest client.
 func (b *Bolt) RecordFingerprint(ctx context.Context, tokenHash string, s Sighting) error {
-	defer b.fingerprintsChanged(tokenHash)
+	defer b.fingerprintsChanged(tokenHash)()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -217,11 +217,11 @@ type TokenSighting struct {
 // all of them or, on any error, none. At most MaxImport sightings per call.
 // It is not part of the Store interface: a shared backend need not offer it.
 func (b *Bolt) RecordFingerprints(ctx context.Context, ss []TokenSighting) error {
-	defer func() {
-		for _, s := range ss {
-			b.fingerprintsChanged(s.TokenHash)
-		}
-	}()
+	hashes := make([]string, len(ss))
+	for i, s := range ss {
+		hashes[i] = s.TokenHash
+	}
+	defer b.fingerprintsChanged(hashes...)()
 	if err := ctx.Err(); err != nil {
 		return err
 	}

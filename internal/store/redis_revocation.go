@@ -158,7 +158,7 @@ var keyStreamID = []byte("shared_stream_id")
 // Expired revocations are skipped. Redis is the authority: a local
 // revocation holding an id that Redis gave to another is dropped.
 func (s *Shared) applyLocal(puts, dels []Revocation, streamID string) error {
-	defer s.local.revocationsChanged()
+	defer s.local.revocationsChanged()()
 	now := s.now().UnixNano()
 	return s.local.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range dels {
@@ -186,7 +186,7 @@ type streamOp struct {
 
 // applyOps applies stream entries in order, in one transaction.
 func (s *Shared) applyOps(ops []streamOp, streamID string) error {
-	defer s.local.revocationsChanged()
+	defer s.local.revocationsChanged()()
 	now := s.now().UnixNano()
 	return s.local.db.Update(func(tx *bolt.Tx) error {
 		for _, op := range ops {
@@ -244,7 +244,7 @@ func deleteLocal(tx *bolt.Tx, r Revocation) error {
 // replaceLocal makes the local revocations exactly rs (a full resync) and
 // records streamID as applied.
 func (s *Shared) replaceLocal(rs []Revocation, streamID string) error {
-	defer s.local.revocationsChanged()
+	defer s.local.revocationsChanged()()
 	now := s.now().UnixNano()
 	return s.local.db.Update(func(tx *bolt.Tx) error {
 		revs := tx.Bucket(bucketRevocations)

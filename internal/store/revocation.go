@@ -133,7 +133,7 @@ type RevocationFilter struct {
 
 // PutRevocation stores r and returns the revocation in effect for its target.
 func (b *Bolt) PutRevocation(ctx context.Context, r Revocation) (Revocation, error) {
-	defer b.revocationsChanged()
+	defer b.revocationsChanged()()
 	if err := ctx.Err(); err != nil {
 		return Revocation{}, err
 	}
@@ -163,7 +163,7 @@ const MaxImport = 100_000
 // import): all of them or, on any error, none. It returns the revocations in
 // effect, in the order given.
 func (b *Bolt) PutRevocations(ctx context.Context, rs []Revocation) ([]Revocation, error) {
-	defer b.revocationsChanged()
+	defer b.revocationsChanged()()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -440,7 +440,7 @@ func (b *Bolt) GetRevocation(ctx context.Context, id string) (Revocation, error)
 
 // DeleteRevocation removes the unexpired revocation with this id.
 func (b *Bolt) DeleteRevocation(ctx context.Context, id string) error {
-	defer b.revocationsChanged()
+	defer b.revocationsChanged()()
 	if err := ctx.Err(); err != nil {
 		return err
 	}

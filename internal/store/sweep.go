@@ -20,8 +20,8 @@ const sweepBatch = 256
 // cursor can skip keys). A TTL entry whose record has since been given a
 // later expiry is dropped and the record kept.
 func (b *Bolt) Sweep(ctx context.Context, now time.Time) (int, error) {
-	defer b.revocationsChanged()
-	defer b.fingerprintsChanged()
+	defer b.revocationsChanged()()
+	defer b.fingerprintsChanged()()
 	nowN := nanosOrMin(now)
 	total := 0
 	for {

@@ -7,9 +7,10 @@ import (
 
 // Versions let a reader that keeps answers (a reused decision keeps what
 // pdp.revocation and pdp.last_seen answered) tell that an answer still holds
-// without looking it up again. A version changes after every committed write
-// that could change the answer; a reader takes the version before it looks
-// up the answer, so that a write committed in between shows as a change.
+// without looking it up again. A version moves when a write that could
+// change the answer starts and again when it has ended; a reader takes the
+// version before it looks up the answer, so that any write it may have seen
+// (or missed) shows as a change.
 // Answers also change with time (a revocation or a fingerprint expires):
 // the reader keeps when the record it read expires and compares it with
 // Before.
@@ -33,16 +34,16 @@ func (v *versions) shard(tokenHash string) *atomic.Uint64 {
 	return &v.fingerprints[maphash.String(v.seed, tokenHash)%fingerprintShards]
 }
 
-// RevocationVersion changes after every write of revocations: what
+// RevocationVersion moves with every write of revocations: what
 // CheckRevocation answers for any token can only have changed, but for the
 // passing of time, if it did.
 func (b *Bolt) RevocationVersion() (uint64, bool) {
 	return b.versions.revocations.Load(), !b.versions.closed.Load()
 }
 
-// FingerprintVersion changes after every write of tokenHash's fingerprint
-// (and of some others'): what LastSeen answers for it can only have changed,
-// but for the passing of time, if it did.
+// FingerprintVersion moves with every write of tokenHash's fingerprint (and
+// of some others'): what LastSeen answers for it can only have changed, but
+// for the passing of time, if it did.
 func (b *Bolt) FingerprintVersion(tokenHash string) (uint64, bool) {
 	return b.versions.shard(tokenHash).Load(), !b.versions.closed.Load()
 }
@@ -51,21 +52,33 @@ func (b *Bolt) FingerprintVersion(tokenHash string) (uint64, bool) {
 // the epoch): whether a record expiring at t is still in effect.
 func (b *Bolt) Before(t int64) bool { return b.now().UnixNano() < t }
 
-// revocationsChanged is deferred by every method that writes revocations.
-func (b *Bolt) revocationsChanged() { b.versions.revocations.Add(1) }
+// revocationsChanged moves the revocation version now and, through the
+// function it returns, again once the write is over. Every method that
+// writes revocations starts with `defer b.revocationsChanged()()`: a reader
+// whose look-up sees a write committed in between already sees a new
+// version (the first move), and an answer stamped while the write was
+// under way loses its stamp when it ends (the second).
+func (b *Bolt) revocationsChanged() func() {
+	b.versions.revocations.Add(1)
+	return func() { b.versions.revocations.Add(1) }
+}
 
-// fingerprintsChanged is deferred by every method that writes fingerprints;
-// no hash: all of them.
-func (b *Bolt) fingerprintsChanged(tokenHashes ...string) {
-	if len(tokenHashes) == 0 {
-		for i := range b.versions.fingerprints {
-			b.versions.fingerprints[i].Add(1)
+// fingerprintsChanged is revocationsChanged for the fingerprints of
+// tokenHashes; no hash: all of them.
+func (b *Bolt) fingerprintsChanged(tokenHashes ...string) func() {
+	move := func() {
+		if len(tokenHashes) == 0 {
+			for i := range b.versions.fingerprints {
+				b.versions.fingerprints[i].Add(1)
+			}
+			return
 		}
-		return
+		for _, h := range tokenHashes {
+			b.versions.shard(h).Add(1)
+		}
 	}
-	for _, h := range tokenHashes {
-		b.versions.shard(h).Add(1)
-	}
+	move()
+	return move
 }
 
 // RevocationVersion is the local view's: every replica applies the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -65,5 +66,43 @@ func check(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A look-up that sees a revocation never goes with the version from before
+// it: whoever reads the version, then looks up, and finds the new answer
+// also finds a new version, while the write is still under way.
+func TestVersionMovesBeforeAWriteIsVisible(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s := openTest(t, c)
+	ref := TokenRef{Issuer: "https://as.example", IssuedAt: c.Now().Add(-time.Minute)}
+	for i := range 200 {
+		ref.Subject = fmt.Sprintf("user-%d", i)
+		before, _ := s.RevocationVersion()
+		stop := make(chan struct{})
+		stale := make(chan bool, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					stale <- false
+					return
+				default:
+				}
+				v, _ := s.RevocationVersion()
+				if _, revoked, err := s.CheckRevocation(ctx, ref); err == nil && revoked && v == before {
+					stale <- true
+					return
+				}
+			}
+		}()
+		if _, err := s.PutRevocation(ctx, Revocation{Kind: KindSubject, Issuer: ref.Issuer, Value: ref.Subject, ExpiresAt: c.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		if <-stale {
+			t.Fatalf("write %d: a look-up saw the revocation under the version from before it", i)
+		}
 	}
 }
