@@ -122,7 +122,7 @@ func (e *Engine) prepare(ctx context.Context, set *Set) (rego.PreparedEvalQuery,
 	}
 	if !e.noFold {
 		store := newStore()
-		f, err := fold(ctx, set.Modules, set.Data, store)
+		f, err := fold(ctx, Query, set.Modules, set.Data, store)
 		switch {
 		case err != nil:
 			e.logger.Warn("policy rules are evaluated on every request", "revision", set.Revision, "why", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -19,11 +20,12 @@ import (
 // data never changes while it is active). For the shipped policy this saves
 // about a tenth of a decision that cannot be reused (BenchmarkEval).
 //
-// A rule is folded when it has no arguments, its name is its whole head
-// (`name := ...`, `name contains ...`) and neither it (its else branches and
-// default included) nor anything it depends on, transitively, reads input,
-// calls a nondeterministic built-in (time.now_ns, http.send, the pdp.*
-// look-ups...) or prints. A rule whose evaluation fails is not folded, so
+// A rule is folded when the decision depends on it, it has no arguments, its
+// name is its whole head (`name := ...`, `name contains ...`), no rule of
+// another package gives a document above or below it, and neither it (its
+// else branches and default included) nor anything it depends on,
+// transitively, reads input, calls a nondeterministic built-in (time.now_ns,
+// http.send, the pdp.* look-ups...) or one that reads the clock, or prints. A rule whose evaluation fails is not folded, so
 // that it fails on each request as before. Nothing is folded in a policy
 // with a `with` on anything but input: it could change a folded rule's
 // value for one expression.
@@ -46,11 +48,17 @@ type folded struct {
 // merely undefined.
 const foldRoot = "__tokenguard_folded__"
 
-// fold returns modules with every foldable rule replaced by its value, which
-// it writes to store (holding data). The given modules are not changed. When
+// foldTimeout bounds the evaluation of the rules folded for one version:
+// beyond it the version is served as written. (A variable for tests.)
+var foldTimeout = 10 * time.Second
+
+// fold returns modules with every foldable rule the query depends on replaced
+// by its value, which it writes to store (holding data). The given modules are not changed. When
 // they do not compile, fold returns them as they are: compiling them again
 // reports why.
-func fold(ctx context.Context, modules []*ast.Module, data map[string]any, store storage.Store) (folded, error) {
+func fold(ctx context.Context, query string, modules []*ast.Module, data map[string]any, store storage.Store) (folded, error) {
+	ctx, cancel := context.WithTimeout(ctx, foldTimeout)
+	defer cancel()
 	byName := make(map[string]*ast.Module, len(modules))
 	for i, m := range modules {
 		byName[fmt.Sprintf("%d", i)] = m
@@ -66,7 +74,11 @@ func fold(ctx context.Context, modules []*ast.Module, data map[string]any, store
 	if why := foldBlocker(c); why != "" {
 		return folded{Modules: modules, Skipped: why}, nil
 	}
-	groups := foldable(c)
+	queryRef, err := ast.ParseRef(query)
+	if err != nil {
+		return folded{}, fmt.Errorf("fold: query %q: %w", query, err)
+	}
+	groups := foldable(c, queryRef)
 	if len(groups) == 0 {
 		return folded{Modules: modules}, nil
 	}
@@ -93,16 +105,15 @@ func fold(ctx context.Context, modules []*ast.Module, data map[string]any, store
 		return folded{}, fmt.Errorf("fold: store values: %w", err)
 	}
 	out := make([]*ast.Module, len(modules))
-	n := 0
 	pending := maps.Clone(keys) // a name is replaced once per package
 	for i, m := range modules {
-		fm, replaced, err := foldModule(m, pending)
+		fm, err := foldModule(m, pending)
 		if err != nil {
 			return folded{}, err
 		}
-		out[i], n = fm, n+replaced
+		out[i] = fm
 	}
-	return folded{Modules: out, Rules: n}, nil
+	return folded{Modules: out, Rules: len(keys)}, nil
 }
 
 // foldBlocker says why the compiled policy cannot be folded at all, empty
@@ -128,11 +139,11 @@ func foldBlocker(c *ast.Compiler) string {
 	return ""
 }
 
-// foldable returns the paths (data.<package>.<name>) of the rules that can
-// be folded.
-func foldable(c *ast.Compiler) map[string]bool {
-	// tainted: rules that read input, call a nondeterministic built-in or
-	// print, or depend on one that does.
+// foldable returns the paths (data.<package>.<name>) of the rules the query
+// depends on that can be folded.
+func foldable(c *ast.Compiler, query ast.Ref) map[string]bool {
+	// tainted: rules that read input, call a nondeterministic or
+	// time-dependent built-in or print, or depend on one that does.
 	tainted := map[*ast.Rule]bool{}
 	var rules []*ast.Rule
 	for _, m := range c.Modules {
@@ -159,18 +170,49 @@ func foldable(c *ast.Compiler) map[string]bool {
 		}
 	}
 
+	// Only what the query needs: another rule would cost the activation
+	// and save no request anything.
+	needed := map[*ast.Rule]bool{}
+	var visit func(r *ast.Rule)
+	visit = func(r *ast.Rule) {
+		if needed[r] {
+			return
+		}
+		needed[r] = true
+		for dep := range c.Graph.Dependencies(r) {
+			visit(dep.(*ast.Rule))
+		}
+	}
+	for _, r := range c.GetRulesDynamicWithOpts(query, ast.RulesOptions{}) {
+		for ; r != nil; r = r.Else {
+			visit(r)
+		}
+	}
+
 	// A name is folded as a whole: every rule of it (else branches and
-	// default included) must be pure and have the name as its whole head.
+	// default included) must be pure, needed and have the name as its whole
+	// head, and no rule elsewhere may give a document above or below it
+	// (a rule `b.c` of package a adds to data.a.b.c, as a rule `c` of
+	// package a.b does).
 	names := map[string]bool{}
 	blocked := map[string]bool{}
+	var paths []ast.Ref
 	for _, r := range rules {
+		paths = append(paths, fullPath(r))
+	}
+	for i, r := range rules {
 		path := rulePath(r.Module, r)
 		// (WalkRules visits else branches as rules of their own.)
-		if tainted[r] || len(r.Head.Args) > 0 || len(r.Head.Ref()) > 1 {
+		if tainted[r] || !needed[r] || len(r.Head.Args) > 0 || len(r.Head.Ref()) > 1 {
 			blocked[path] = true
 			continue
 		}
 		names[path] = true
+		for j, q := range paths {
+			if j != i && (q.HasPrefix(paths[i]) || paths[i].HasPrefix(q)) && !(q.Equal(paths[i]) && len(rules[j].Head.Ref()) == 1) {
+				blocked[path] = true
+			}
+		}
 	}
 	for path := range blocked {
 		delete(names, path)
@@ -186,6 +228,16 @@ func foldable(c *ast.Compiler) map[string]bool {
 		}
 	}
 	return names
+}
+
+// fullPath is the ground part of the document path r gives a value to:
+// data.<package>.<head reference>.
+func fullPath(r *ast.Rule) ast.Ref {
+	head := r.Head.Ref().Copy()
+	if v, ok := head[0].Value.(ast.Var); ok {
+		head[0] = ast.StringTerm(string(v))
+	}
+	return r.Module.Package.Path.Concat(head).GroundPrefix()
 }
 
 // constant reports whether r is `name := <constant>` with nothing else.
@@ -204,7 +256,7 @@ func rulePath(m *ast.Module, r *ast.Rule) string {
 }
 
 // impure reports whether r itself (its head, body and else branches) reads
-// input, calls a nondeterministic built-in or prints.
+// input, calls a nondeterministic or time-dependent built-in or prints.
 func impure(r *ast.Rule) bool {
 	found := false
 	ast.WalkTerms(r, func(t *ast.Term) bool {
@@ -224,6 +276,10 @@ func impure(r *ast.Rule) bool {
 		// the annotations of the rule they are in: constants.)
 		switch name := e.Operator().String(); name {
 		case ast.Print.Name, ast.InternalPrint.Name, ast.Trace.Name:
+			found = true
+		case ast.CryptoX509ParseAndVerifyCertificates.Name, ast.CryptoX509ParseAndVerifyCertificatesWithOptions.Name:
+			// Deterministic for OPA, but they check the chain against
+			// the clock (unless given a CurrentTime).
 			found = true
 		default:
 			b, ok := ast.BuiltinMap[name]
@@ -267,10 +323,10 @@ func evalRule(ctx context.Context, c *ast.Compiler, store storage.Store, path st
 }
 
 // foldModule returns a copy of m in which the rules of every folded name are
-// replaced by one rule reading its value, and how many names were replaced;
-// m itself when none of its rules is. A replaced name's key is cleared in
+// replaced by one rule reading its value; m itself when none of its rules
+// is. A replaced name's key is cleared in
 // keys: its rules in other modules of the package are dropped.
-func foldModule(m *ast.Module, keys map[string]string) (*ast.Module, int, error) {
+func foldModule(m *ast.Module, keys map[string]string) (*ast.Module, error) {
 	replace := map[string]bool{}
 	for _, r := range m.Rules {
 		if _, ok := keys[rulePath(m, r)]; ok {
@@ -278,7 +334,7 @@ func foldModule(m *ast.Module, keys map[string]string) (*ast.Module, int, error)
 		}
 	}
 	if len(replace) == 0 {
-		return m, 0, nil
+		return m, nil
 	}
 	out := m.Copy()
 	rules := out.Rules
@@ -294,13 +350,13 @@ func foldModule(m *ast.Module, keys map[string]string) (*ast.Module, int, error)
 		}
 		nr, err := valueRule(r, keys[p])
 		if err != nil {
-			return nil, 0, fmt.Errorf("fold %s: %w", p, err)
+			return nil, fmt.Errorf("fold %s: %w", p, err)
 		}
 		nr.Module = out
 		out.Rules = append(out.Rules, nr)
 		keys[p] = ""
 	}
-	return out, len(replace), nil
+	return out, nil
 }
 
 // valueRule is the rule that replaces the rules named like r:

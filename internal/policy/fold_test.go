@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -134,6 +135,31 @@ r := rego.metadata.rule().title
 			inputs:  []string{`{}`},
 		},
 		{
+			name:    "a rule the query does not need is left alone",
+			modules: []string{"package p\nlimit := data.cfg.max", "package other\nunused := count(data.cfg.list)"},
+			data:    `{"cfg": {"max": 10, "list": [1, 2]}}`,
+			folded:  []string{"limit"}, kept: []string{"unused"},
+			inputs: []string{`{}`},
+		},
+		{
+			name: "a rule whose document another package's rule adds to is evaluated per request",
+			modules: []string{
+				"package a.b\ndefault c := false",
+				"package a\nb.c := true if input.ok",
+				"package p\nv := data.a.b.c",
+			},
+			data:   `{}`,
+			kept:   []string{"c", "v"},
+			inputs: []string{`{"ok": true}`, `{}`},
+		},
+		{
+			name:    "a certificate chain checked against the clock is evaluated per request",
+			modules: []string{"package p\nchain := crypto.x509.parse_and_verify_certificates(data.cfg.chain)\nlimit := data.cfg.max"},
+			data:    `{"cfg": {"chain": "not a certificate", "max": 1}}`,
+			folded:  []string{"limit"}, kept: []string{"chain"},
+			inputs: []string{`{}`},
+		},
+		{
 			name:    "a policy that does not compile is returned as it is",
 			modules: []string{"package p\nx := y"},
 			data:    `{}`,
@@ -161,7 +187,7 @@ r := rego.metadata.rule().title
 			for i, m := range modules {
 				before[i] = m.String()
 			}
-			f, err := fold(ctx, modules, data, store)
+			f, err := fold(ctx, "data.p", modules, data, store)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,14 +249,12 @@ r := rego.metadata.rule().title
 	}
 }
 
-// isValueRule reports whether package p's rule name is the one rule folding
-// writes: its value read from the folded document.
+// isValueRule reports whether the rules called name (a name used in one
+// package only) are the one rule folding writes: its value read from the
+// folded document.
 func isValueRule(modules []*ast.Module, name string) bool {
 	var rules []*ast.Rule
 	for _, m := range modules {
-		if m.Package.Path.String() != "data.p" {
-			continue
-		}
 		for _, r := range m.Rules {
 			if r.Head.Ref()[0].Value.Compare(ast.Var(name)) == 0 {
 				rules = append(rules, r)
@@ -243,4 +267,21 @@ func isValueRule(modules []*ast.Module, name string) bool {
 	r := rules[0]
 	read, ok := r.Head.Value.Value.(ast.Ref)
 	return ok && read.HasPrefix(ast.MustParseRef("data."+foldRoot)) && len(r.Body) == 1 && r.Body[0].String() == "true"
+}
+
+// Folding that takes too long leaves the version as written: it activates
+// and decides as if nothing had been folded.
+func TestSlowFoldingServesThePolicyAsWritten(t *testing.T) {
+	defer func(d time.Duration) { foldTimeout = d }(foldTimeout)
+	foldTimeout = time.Millisecond
+	e := activate(t, writePolicy(t, `many := count([x | some x in numbers.range(1, 2000000)])
+
+decision := {"allow": many > 0, "status": 200, "reasons": []}`))
+	if info, _ := e.Active(); info.FoldedRules != 0 {
+		t.Errorf("%d rules folded, want none", info.FoldedRules)
+	}
+	res, _, err := e.Eval(context.Background(), ast.NewObject(), time.Now())
+	if err != nil || !res.Allow {
+		t.Fatalf("Eval = %+v, %v", res, err)
+	}
 }
