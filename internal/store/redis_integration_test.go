@@ -13,14 +13,29 @@ import (
 )
 
 // openShared opens a shared store on srv with its own local data dir,
-// driven by c, and waits until it is ready.
+// driven by c, waits until it is ready and closes it when the test ends.
 func openShared(t *testing.T, srv *redistest.Server, prefix string, c *clock, opts SharedOptions) *Shared {
 	t.Helper()
-	local, err := OpenBolt(t.TempDir(), BoltOptions{Now: c.Now, LockTimeout: 200 * time.Millisecond})
+	opts.Addrs, opts.KeyPrefix = []string{srv.Addr()}, prefix
+	s := startShared(t, t.TempDir(), c, opts)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// startShared opens a shared store (opts names the servers and the prefix)
+// over a bbolt file in dir, driven by c, and waits until it is ready. The
+// caller closes it.
+func startShared(t *testing.T, dir string, c *clock, opts SharedOptions) *Shared {
+	t.Helper()
+	local, err := OpenBolt(dir, BoltOptions{Now: c.Now, LockTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Addrs, opts.KeyPrefix, opts.Now = []string{srv.Addr()}, prefix, c.Now
+	opts.Now = c.Now
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second // generous: CI machines stall
 	}
@@ -29,16 +44,13 @@ func openShared(t *testing.T, srv *redistest.Server, prefix string, c *clock, op
 	}
 	s, err := OpenShared(local, opts)
 	if err != nil {
+		_ = local.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.WaitReady(ctx); err != nil {
+		_ = s.Close()
 		t.Fatalf("shared store never ready: %v (%+v)", err, s.Status())
 	}
 	return s
@@ -106,20 +118,7 @@ func TestSharedResumesFromTheStreamAfterARestart(t *testing.T) {
 	a := openShared(t, srv, "resume:", c, SharedOptions{})
 	dir := t.TempDir()
 	open := func() *Shared {
-		local, err := OpenBolt(dir, BoltOptions{Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := OpenShared(local, SharedOptions{Addrs: []string{srv.Addr()}, KeyPrefix: "resume:", Now: c.Now, Timeout: time.Second, BlockFor: 200 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := s.WaitReady(wctx); err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return startShared(t, dir, c, SharedOptions{Addrs: []string{srv.Addr()}, KeyPrefix: "resume:"})
 	}
 	b := open()
 	put := func(id string) {
@@ -149,17 +148,8 @@ func TestSharedResyncsWhenTheStreamWasTrimmed(t *testing.T) {
 	c := newClock()
 	a := openShared(t, srv, "trim:", c, SharedOptions{StreamMaxLen: 10})
 	dir := t.TempDir()
-	opts := SharedOptions{Addrs: []string{srv.Addr()}, KeyPrefix: "trim:", Now: c.Now, Timeout: time.Second, BlockFor: 200 * time.Millisecond, StreamMaxLen: 10}
-	local, _ := OpenBolt(dir, BoltOptions{Now: c.Now})
-	b, err := OpenShared(local, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := b.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
+	opts := SharedOptions{Addrs: []string{srv.Addr()}, KeyPrefix: "trim:", StreamMaxLen: 10}
+	b := startShared(t, dir, c, opts)
 	_, _ = a.PutRevocation(ctx, Revocation{ID: "gone", Kind: KindJTI, Issuer: iss, Value: "gone", ExpiresAt: c.Now().Add(time.Hour)})
 	eventually(t, "first revocation on b", func() bool { _, err := b.GetRevocation(ctx, "gone"); return err == nil })
 	if err := b.Close(); err != nil {
@@ -173,15 +163,8 @@ func TestSharedResyncsWhenTheStreamWasTrimmed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	local, _ = OpenBolt(dir, BoltOptions{Now: c.Now})
-	b, err = OpenShared(local, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b = startShared(t, dir, c, opts)
 	defer b.Close()
-	if err := b.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
 	if st := b.Status(); st.Resyncs != 1 {
 		t.Errorf("resyncs = %d, want 1", st.Resyncs)
 	}
@@ -347,20 +330,8 @@ func TestSharedOnACluster(t *testing.T) {
 	}
 	open := func(t *testing.T, prefix string, c *clock) *Shared {
 		t.Helper()
-		local, err := OpenBolt(t.TempDir(), BoltOptions{Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := OpenShared(local, SharedOptions{Addrs: addrs, KeyPrefix: prefix, Now: c.Now, Timeout: time.Second, BlockFor: 200 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := startShared(t, t.TempDir(), c, SharedOptions{Addrs: addrs, KeyPrefix: prefix})
 		t.Cleanup(func() { _ = s.Close() })
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.WaitReady(ctx); err != nil {
-			t.Fatalf("not ready: %v (%+v)", err, s.Status())
-		}
 		return s
 	}
 	n := 0
@@ -386,20 +357,8 @@ func TestSharedThroughSentinel(t *testing.T) {
 	sentinel := redistest.StartSentinel(t, master)
 	c := newClock()
 	open := func() *Shared {
-		local, err := OpenBolt(t.TempDir(), BoltOptions{Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := OpenShared(local, SharedOptions{Addrs: []string{sentinel.Addr()}, MasterName: "mymaster", KeyPrefix: "sen:", Now: c.Now, Timeout: time.Second, BlockFor: 200 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := startShared(t, t.TempDir(), c, SharedOptions{Addrs: []string{sentinel.Addr()}, MasterName: "mymaster", KeyPrefix: "sen:"})
 		t.Cleanup(func() { _ = s.Close() })
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.WaitReady(ctx); err != nil {
-			t.Fatalf("not ready: %v (%+v)", err, s.Status())
-		}
 		return s
 	}
 	a, b := open(), open()
