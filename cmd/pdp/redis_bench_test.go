@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tokenguard/pdp/internal/config"
-	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/redistest"
 )
 
@@ -27,25 +26,8 @@ func BenchmarkDecideWarmBearerBackends(b *testing.B) {
 			c.Store.Redis.Addrs = []string{srv.Addr()}
 			c.Store.Redis.Timeout = 500 * time.Millisecond // a slow CI machine must not fail the run
 		})
-		req, err := decision.NewRequest(decision.RawRequest{
-			Method:   "GET",
-			URL:      "https://api.example.com/v1/accounts/42",
-			Headers:  map[string][]string{"authorization": {"Bearer " + tb.mint(b, "ES256", nil)}, "user-agent": {"bench/1"}},
-			RemoteIP: "203.0.113.7",
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run("backend="+backend, func(b *testing.B) {
-			ctx := b.Context()
-			b.ReportAllocs()
-			for b.Loop() {
-				d, err := tb.app.decider.Decide(ctx, req)
-				if err != nil || !d.Allow {
-					b.Fatalf("decision: %v %+v", err, d)
-				}
-			}
-		})
+		req := warmRequest(b, tb)
+		b.Run("backend="+backend, func(b *testing.B) { decideAllowed(b, tb, req) })
 		b.Run("backend="+backend+"/parallel", func(b *testing.B) {
 			ctx := b.Context()
 			b.ReportAllocs()
