@@ -405,25 +405,7 @@ func (s *Shared) Sweep(ctx context.Context, now time.Time) (int, error) {
 
 // RunSweeper sweeps at once and then every interval, until ctx is done.
 func (s *Shared) RunSweeper(ctx context.Context, interval time.Duration) error {
-	if interval <= 0 {
-		return fmt.Errorf("store: run sweeper: %w", invalidf("interval %s is not positive", interval))
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		n, err := s.Sweep(ctx, s.now())
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			s.opts.Logger.WarnContext(ctx, "store sweep failed", "err", err, "removed", n)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return runSweeper(ctx, interval, s.Sweep, s.now, s.opts.Logger)
 }
 
 func (s *Shared) sweepShared(ctx context.Context, now time.Time) (int, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -112,6 +113,11 @@ func sweepRecord(tx *bolt.Tx, tag byte, key []byte, now int64) (int, error) {
 // RunSweeper sweeps at once and then every interval, until ctx is done; then
 // it returns nil. Failed sweeps are logged and retried at the next tick.
 func (b *Bolt) RunSweeper(ctx context.Context, interval time.Duration) error {
+	return runSweeper(ctx, interval, b.Sweep, b.now, b.opts.Logger)
+}
+
+// runSweeper is RunSweeper for a store's sweep, clock and logger.
+func runSweeper(ctx context.Context, interval time.Duration, sweep func(context.Context, time.Time) (int, error), now func() time.Time, logger *slog.Logger) error {
 	if interval <= 0 {
 		return fmt.Errorf("store: run sweeper: %w", invalidf("interval %s is not positive", interval))
 	}
@@ -119,14 +125,14 @@ func (b *Bolt) RunSweeper(ctx context.Context, interval time.Duration) error {
 	defer t.Stop()
 	for {
 		start := time.Now()
-		n, err := b.Sweep(ctx, b.now())
+		n, err := sweep(ctx, now())
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			b.opts.Logger.ErrorContext(ctx, "store sweep failed", "err", err, "removed", n)
+			logger.ErrorContext(ctx, "store sweep failed", "err", err, "removed", n)
 		case n > 0:
-			b.opts.Logger.DebugContext(ctx, "store swept", "removed", n, "took", time.Since(start))
+			logger.DebugContext(ctx, "store swept", "removed", n, "took", time.Since(start))
 		}
 		select {
 		case <-ctx.Done():
