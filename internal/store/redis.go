@@ -411,32 +411,47 @@ func (s *Shared) RunSweeper(ctx context.Context, interval time.Duration) error {
 func (s *Shared) sweepShared(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for _, k := range kinds {
-		var cursor uint64
-		for {
-			cctx, cancel := s.call(ctx)
-			fields, next, err := s.client.HScan(cctx, s.keys.revHash(k), cursor, "", 256).Result()
-			cancel()
-			if err != nil {
-				return total, failed(ctx, "sweep", err)
-			}
+		err := s.scanRevocations(ctx, k, 256, "sweep", func(fields []string) error {
 			var names []any
 			for i := 0; i+1 < len(fields); i += 2 {
 				names = append(names, fields[i])
 			}
-			if len(names) > 0 {
-				cctx, cancel := s.call(ctx)
-				args := append([]any{pad(now.UnixNano()), string(k)}, names...)
-				n, err := scriptSweep.Run(cctx, s.client, []string{s.keys.revHash(k), s.keys.revIDs}, args...).Int()
-				cancel()
-				if err != nil {
-					return total, failed(ctx, "sweep", err)
-				}
-				total += n
+			if len(names) == 0 {
+				return nil
 			}
-			if cursor = next; cursor == 0 {
-				break
+			cctx, cancel := s.call(ctx)
+			defer cancel()
+			args := append([]any{pad(now.UnixNano()), string(k)}, names...)
+			n, err := scriptSweep.Run(cctx, s.client, []string{s.keys.revHash(k), s.keys.revIDs}, args...).Int()
+			if err != nil {
+				return failed(ctx, "sweep", err)
 			}
+			total += n
+			return nil
+		})
+		if err != nil {
+			return total, err
 		}
 	}
 	return total, nil
+}
+
+// scanRevocations hands page the field-value pairs of kind's revocation hash
+// in Redis, count at a time (HSCAN); op names the work in errors.
+func (s *Shared) scanRevocations(ctx context.Context, kind Kind, count int64, op string, page func(kv []string) error) error {
+	var cursor uint64
+	for {
+		cctx, cancel := s.call(ctx)
+		kv, next, err := s.client.HScan(cctx, s.keys.revHash(kind), cursor, "", count).Result()
+		cancel()
+		if err != nil {
+			return failed(ctx, op, err)
+		}
+		if err := page(kv); err != nil {
+			return err
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
 }

@@ -323,14 +323,7 @@ func (s *Shared) resync(ctx context.Context) (string, error) {
 	now := s.now().UnixNano()
 	var all []Revocation
 	for _, k := range kinds {
-		var cursor uint64
-		for {
-			cctx, cancel := s.call(ctx)
-			kv, next, err := s.client.HScan(cctx, s.keys.revHash(k), cursor, "", 1000).Result()
-			cancel()
-			if err != nil {
-				return "", failed(ctx, "resync revocations", err)
-			}
+		err := s.scanRevocations(ctx, k, 1000, "resync revocations", func(kv []string) error {
 			for i := 1; i < len(kv); i += 2 {
 				r, err := decodeSharedRev(kv[i])
 				if err != nil {
@@ -341,9 +334,10 @@ func (s *Shared) resync(ctx context.Context) (string, error) {
 					all = append(all, r)
 				}
 			}
-			if cursor = next; cursor == 0 {
-				break
-			}
+			return nil
+		})
+		if err != nil {
+			return "", err
 		}
 	}
 	if err := s.replaceLocal(all, newest); err != nil {
