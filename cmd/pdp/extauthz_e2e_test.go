@@ -20,7 +20,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tokenguard/pdp/internal/config"
-	"github.com/tokenguard/pdp/internal/devissuer"
 	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
 	"github.com/tokenguard/pdp/internal/extauthz"
 	"github.com/tokenguard/pdp/internal/store"
@@ -301,14 +300,7 @@ func TestExtAuthzGuardrails(t *testing.T) {
 
 	t.Run("fail/refresh-token reuse seen in the form body Envoy forwards", func(t *testing.T) {
 		es := tb.issuers["ES256"]
-		refresh := func() string {
-			tok, err := es.Mint(map[string]any{"aud": "https://as.example.com/token", "sub": "alice", "client_id": "web-app", "sid": "sess-ext"},
-				devissuer.WithHeader("typ", "refresh+jwt"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tok
-		}
+		refresh := func() string { return mintRefresh(t, es, "sess-ext") }
 		tokenCall := func(rt string) call {
 			return call{method: "POST", url: "https://as.example.com/token",
 				headers: map[string]string{"content-type": "application/x-www-form-urlencoded"},

@@ -373,18 +373,8 @@ func TestGuardrailRouteAndGrantIntent(t *testing.T) {
 func TestGuardrailRefreshTokenReuse(t *testing.T) {
 	tb := newGuardrailTestbed(t, nil)
 	es := tb.issuers["ES256"]
-	refresh := func(sid string) string {
-		tok, err := es.Mint(map[string]any{"aud": "https://as.example.com/token", "sub": "alice", "client_id": "web-app", "sid": sid},
-			devissuer.WithHeader("typ", "refresh+jwt"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
-	tokenRequest := func(rt string) map[string]any {
-		return map[string]any{"method": "POST", "url": "https://as.example.com/token",
-			"body": "grant_type=refresh_token&refresh_token=" + rt + "&client_id=web-app"}
-	}
+	refresh := func(sid string) string { return mintRefresh(t, es, sid) }
+	tokenRequest := refreshGrant
 	access := tb.mint(t, "ES256", map[string]any{"sid": "sess-9", "iat": time.Now().Add(-time.Minute).Unix()})
 	check(t, tb.decide(t, bearer(access), nil), want{true, 200, ""})
 	rt1, rt2 := refresh("sess-9"), refresh("sess-9")
@@ -440,3 +430,21 @@ func TestShippedPolicyAllowsTheDevFlow(t *testing.T) {
 }
 
 func tokenHash(tok string) string { return token.HashToken(tok) }
+
+// mintRefresh mints a refresh token (typ refresh+jwt) of iss for alice of
+// client web-app in session sid, valid for an hour.
+func mintRefresh(t testing.TB, iss *devissuer.Issuer, sid string) string {
+	t.Helper()
+	tok, err := iss.Mint(map[string]any{"aud": "https://as.example.com/token", "sub": "alice", "client_id": "web-app", "sid": sid,
+		"exp": time.Now().Add(time.Hour).Unix()}, devissuer.WithHeader("typ", "refresh+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// refreshGrant is the token-endpoint request exchanging refresh token rt.
+func refreshGrant(rt string) map[string]any {
+	return map[string]any{"method": "POST", "url": "https://as.example.com/token",
+		"body": "grant_type=refresh_token&refresh_token=" + rt + "&client_id=web-app"}
+}

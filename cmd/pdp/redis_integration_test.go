@@ -171,6 +171,22 @@ func (r *replica) admin(t *testing.T, method, path, body string) (int, map[strin
 	return resp.StatusCode, out
 }
 
+// revokeSubject revokes sub through replica via's admin API and waits until
+// every replica denies tok, a token of sub.
+func (rs *replicaSet) revokeSubject(t *testing.T, via int, sub, tok string) {
+	t.Helper()
+	if status, _ := rs.replicas[via].admin(t, "POST", "/v1/admin/revocations", fmt.Sprintf(`{"kind":"subject","iss":%q,"value":%q}`, issuerURL, sub)); status != http.StatusCreated {
+		t.Fatalf("revoke %s: %d", sub, status)
+	}
+	for _, r := range rs.replicas {
+		for deadline := time.Now().Add(5 * time.Second); r.decide(t, bearer(tok), nil).Allow; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s never denied %s's token", r.addr, sub)
+			}
+		}
+	}
+}
+
 func (rs *replicaSet) mint(t testing.TB, claims map[string]any, opts ...devissuer.MintOption) string {
 	t.Helper()
 	c := map[string]any{"aud": testAudience, "sub": "alice", "client_id": "web-app", "scope": "accounts:read",
@@ -318,18 +334,8 @@ func TestIntegrationRedisSharedChecks(t *testing.T) {
 	})
 
 	t.Run("fail/a refresh token reused across replicas is caught and revokes the session everywhere", func(t *testing.T) {
-		refresh := func() string {
-			tok, err := rs.issuer.Mint(map[string]any{"aud": "https://as.example.com/token", "sub": "alice", "client_id": "web-app", "sid": "sess-r",
-				"exp": time.Now().Add(time.Hour).Unix()}, devissuer.WithHeader("typ", "refresh+jwt"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tok
-		}
-		tokenRequest := func(rt string) map[string]any {
-			return map[string]any{"method": "POST", "url": "https://as.example.com/token",
-				"body": "grant_type=refresh_token&refresh_token=" + rt + "&client_id=web-app"}
-		}
+		refresh := func() string { return mintRefresh(t, rs.issuer, "sess-r") }
+		tokenRequest := refreshGrant
 		access := rs.mint(t, map[string]any{"sid": "sess-r"})
 		rt1, rt2 := refresh(), refresh()
 		if d := r1.decide(t, map[string]any{}, tokenRequest(rt1)); !d.Allow {
@@ -381,16 +387,7 @@ func TestIntegrationRedisFaults(t *testing.T) {
 	prover, _ := dpoptest.NewProver("ES256")
 	bound := rs.mint(t, map[string]any{"cnf": map[string]any{"jkt": prover.JKT()}})
 	revoked := rs.mint(t, map[string]any{"sub": "mallory"})
-	if status, _ := rs.replicas[0].admin(t, "POST", "/v1/admin/revocations", fmt.Sprintf(`{"kind":"subject","iss":%q,"value":"mallory"}`, issuerURL)); status != http.StatusCreated {
-		t.Fatalf("revoke mallory: %d", status)
-	}
-	for _, r := range rs.replicas {
-		for deadline := time.Now().Add(5 * time.Second); r.decide(t, bearer(revoked), nil).Allow; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("revocation never replicated")
-			}
-		}
-	}
+	rs.revokeSubject(t, 0, "mallory", revoked)
 
 	// Load: every worker sends bearer and DPoP decisions to one replica
 	// and classifies each answer.
@@ -496,16 +493,7 @@ func TestIntegrationRedisFaults(t *testing.T) {
 
 	t.Run("ok/Redis back: a revocation reaches every replica again", func(t *testing.T) {
 		tok := rs.mint(t, map[string]any{"sub": "after-outage"})
-		if status, _ := rs.replicas[1].admin(t, "POST", "/v1/admin/revocations", fmt.Sprintf(`{"kind":"subject","iss":%q,"value":"after-outage"}`, issuerURL)); status != http.StatusCreated {
-			t.Fatalf("revoke after the outage: %d", status)
-		}
-		for _, r := range rs.replicas {
-			for deadline := time.Now().Add(5 * time.Second); r.decide(t, bearer(tok), nil).Allow; time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("replica %s never caught up after Redis came back", r.addr)
-				}
-			}
-		}
+		rs.revokeSubject(t, 1, "after-outage", tok)
 	})
 
 	t.Run("ok/a replica restarted while revocations were written catches up before ready", func(t *testing.T) {
