@@ -314,7 +314,7 @@ type Store struct {
 	// on the same data_dir fails after it instead of hanging.
 	LockTimeout time.Duration `mapstructure:"lock_timeout"`
 	// CommitWait is how long a bbolt write transaction (DPoP replay
-	// checks, revocations, token families) waits for more writes to share
+	// checks, revocations, single sightings) waits for more writes to share
 	// its fsync, when writes are arriving together; 0: none.
 	CommitWait time.Duration `mapstructure:"commit_wait"`
 }

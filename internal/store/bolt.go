@@ -68,7 +68,7 @@ type BoltOptions struct {
 	PrefixV6Bits int
 	// CommitWait is how long a write transaction waits for more writes
 	// when the previous one was shared by several (see batcher): DPoP
-	// replay checks, revocations and token families. Default
+	// replay checks, revocations and single sightings. Default
 	// DefaultCommitWait; negative: no wait.
 	CommitWait time.Duration
 	// Now is the clock used to tell expired records. Default time.Now.
