@@ -332,7 +332,7 @@ func (s sharedStore) Status(ctx context.Context) (any, error) {
 // openStore opens the state store cfg.Store names. onUnavailable is told of
 // every check that met an unavailable Redis.
 func openStore(cfg config.Config, logger *slog.Logger, onUnavailable func(store.Check, bool)) (appStore, error) {
-	local, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: cfg.Store.LockTimeout, CommitWait: commitWait(cfg.Store.CommitWait), Logger: logger})
+	local, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: cfg.Store.LockTimeout, CommitWait: cfg.Store.CommitWait, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -523,13 +523,4 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
-}
-
-// commitWait maps store.commit_wait (0: none) onto BoltOptions.CommitWait
-// (0: the default, negative: none).
-func commitWait(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

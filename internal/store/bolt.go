@@ -50,7 +50,6 @@ var (
 // Defaults of BoltOptions.
 const (
 	DefaultLockTimeout  = time.Second
-	DefaultCommitWait   = 500 * time.Microsecond
 	DefaultPrefixV4Bits = 24
 	DefaultPrefixV6Bits = 56
 )
@@ -68,8 +67,7 @@ type BoltOptions struct {
 	PrefixV6Bits int
 	// CommitWait is how long a write transaction waits for more writes
 	// when the previous one was shared by several (see batcher): DPoP
-	// replay checks, revocations and single sightings. Default
-	// DefaultCommitWait; negative: no wait.
+	// replay checks, revocations and single sightings. Zero: no wait.
 	CommitWait time.Duration
 	// Now is the clock used to tell expired records. Default time.Now.
 	Now func() time.Time
@@ -80,9 +78,6 @@ type BoltOptions struct {
 func (o BoltOptions) withDefaults() (BoltOptions, error) {
 	if o.LockTimeout == 0 {
 		o.LockTimeout = DefaultLockTimeout
-	}
-	if o.CommitWait == 0 {
-		o.CommitWait = DefaultCommitWait
 	}
 	if o.PrefixV4Bits == 0 {
 		o.PrefixV4Bits = DefaultPrefixV4Bits
