@@ -214,7 +214,7 @@ accepts_parameters if route.path_parameters == true
 parameter_reasons contains reason.new("request_path_invalid", 400, msg) if {
 	contains(raw_path, ";")
 	not accepts_parameters
-	msg := "the request path is refused: path parameters (\";\") on a route that does not accept them"
+	msg := "the request path is refused: path parameters (;) on a route that does not accept them"
 }
 
 # --- what the matched route asks for ---------------------------------------
