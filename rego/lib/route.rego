@@ -139,8 +139,8 @@ raw_path := input.request.path if is_string(input.request.path)
 # What routes are matched against, once per request: the method in upper
 # and the host in lower case ("" when absent or not a string), and the path;
 # the path is undefined when it is absent, not a string or still has a "."
-# or ".." segment (Go removes them when it normalises the URL; one that is
-# still there, e.g. decoded from %2e%2e, never matches a route).
+# or ".." segment (Go's path normalisation removes them, %2E%2E included;
+# one that is still there never matches a route).
 default request_method := ""
 
 request_method := upper(method) if {
