@@ -62,6 +62,7 @@ import data.tokenguard.lib.challenge
 import data.tokenguard.lib.grant
 import data.tokenguard.lib.mode
 import data.tokenguard.lib.reason
+import data.tokenguard.lib.route
 import data.tokenguard.lib.token
 
 # Guardrails for every access-token request: they decide whether a grant
@@ -129,6 +130,14 @@ found contains [g, r] if {
 found contains ["", r] if {
 	module != ""
 	some r in module_reasons
+}
+
+# A path with ";" parameters is refused unless its route accepts them
+# (lib/route.rego), whatever the token and the grant module, like the
+# refusals of Go's path normalisation: never in monitor mode.
+found contains ["", r] if {
+	not at_token_endpoint
+	some r in route.parameter_reasons
 }
 
 # A listed guardrail without a lib module would silently check nothing.

@@ -583,3 +583,30 @@ test_valid_until_counts_grant_modules_too if {
 test_valid_until_is_null_without_a_token if {
 	fixtures.decide({}).valid_until == null
 }
+
+# --- path parameters -----------------------------------------------------------
+
+test_deny_path_parameters_is_400_request_path_invalid if {
+	d := fixtures.decide(fixtures.at(user, "GET", "/v1/accounts/42;jsessionid=x"))
+	d.allow == false
+	d.status == 400
+	codes(d) == ["request_path_invalid"]
+}
+
+test_deny_path_parameters_without_a_token_is_400_first if {
+	d := fixtures.decide(fixtures.at({}, "GET", "/v1/accounts/42;x"))
+	d.status == 400
+	codes(d)[0] == "request_path_invalid"
+}
+
+test_allow_path_parameters_on_a_route_that_accepts_them if {
+	routes := [object.union(r, {"path_parameters": true}) | some r in fixtures.policy_data.routes]
+	fixtures.decide_with(fixtures.at(user, "GET", "/v1/accounts/42;v=1"), fixtures.with_data({"routes": routes})).allow
+}
+
+test_path_parameters_never_monitored if {
+	monitor_all := fixtures.with_data({"modes": {"route": "monitor"}})
+	d := fixtures.decide_with(fixtures.at(user, "GET", "/v1/accounts/42;x"), monitor_all)
+	d.allow == false
+	codes(d) == ["request_path_invalid"]
+}

@@ -195,12 +195,18 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 // could not decide it is a deny with reason policy_error, status 500, and the
 // error says why. No error path ever produces an allow.
 func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
+	d := &Decision{ID: NewID()}
+	if req.PathRefused != "" {
+		// Before any route is matched, and before the token: a path that
+		// parsers read differently is refused whatever it carries.
+		deny(d, 400, CodeRequestPathInvalid, "the request path is refused: "+req.PathRefused)
+		return d, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	// The store notes the checks that met an unavailable shared state.
 	ctx, notes := store.WithNotes(ctx)
 	now := e.now()
-	d := &Decision{ID: NewID()}
 	settings := e.policy.Settings()
 
 	var (
@@ -471,6 +477,11 @@ func extractCredential(h map[string][]string) credential {
 // CodeRequestInvalid is the reason for a request that presents its
 // credentials in a way OAuth forbids (RFC 6750 invalid_request, status 400).
 const CodeRequestInvalid = "request_invalid"
+
+// CodeRequestPathInvalid is the reason for a request whose path is refused
+// by the one path normalisation (uri.NormalizePath) or, for ";" path
+// parameters, by the policy when the route does not accept them (400).
+const CodeRequestPathInvalid = "request_path_invalid"
 
 // NewID returns a random 128-bit decision id as 32 hex digits.
 func NewID() string {

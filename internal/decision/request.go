@@ -33,8 +33,13 @@ var ErrInvalidRequest = errors.New("invalid request")
 type Request struct {
 	Method string
 	// URL is absolute and normalised (RFC 3986 §6.2.2–6.2.3): lower-case
-	// scheme and host, no default port, no dot segments, no fragment.
+	// scheme and host, no default port, no dot segments, no fragment. It
+	// is empty when PathRefused is set.
 	URL *url.URL
+	// PathRefused says why the request path was refused (uri.NormalizePath),
+	// "" when it was not: the engine then denies with reason
+	// request_path_invalid (400) before anything else, on every transport.
+	PathRefused string
 	// Headers have lower-case names.
 	Headers map[string][]string
 	// RemoteIP is the client address the gateway vouches for; zero if none.
@@ -75,10 +80,16 @@ func NewRequest(raw RawRequest) (*Request, error) {
 		return nil, invalid("request.url is required")
 	}
 	u, err := uri.Normalize(raw.URL)
-	if err != nil {
+	switch {
+	case errors.Is(err, uri.ErrPathInvalid):
+		// A decision, not an error of the caller: the client sent it.
+		req.PathRefused = strings.TrimPrefix(err.Error(), uri.ErrPathInvalid.Error()+": ")
+		req.URL = &url.URL{}
+	case err != nil:
 		return nil, invalid("request.url: %v", err)
+	default:
+		req.URL = u
 	}
-	req.URL = u
 	if req.Headers, err = normalizeHeaders(raw.Headers); err != nil {
 		return nil, err
 	}

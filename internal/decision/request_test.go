@@ -72,3 +72,33 @@ func TestExtractCredential(t *testing.T) {
 		})
 	}
 }
+
+// A path the one normalisation refuses is no error of the caller: the
+// request is built, and the engine denies it with request_path_invalid
+// (400) before it looks at the token or asks the policy.
+func TestRefusedPathIsADeny(t *testing.T) {
+	for _, raw := range []string{
+		`https://api.example.com/v1/accounts/42\..\..\admin\users`,
+		"https://api.example.com/v1/accounts/42%5C..%5Cadmin",
+		"https://api.example.com/v1/accounts/a%2Fb",
+		"https://api.example.com/v1/accounts/%252F",
+		"https://api.example.com/v1/accounts/%C0%AF",
+		"https://api.example.com/v1/accounts/%00",
+	} {
+		t.Run(raw, func(t *testing.T) {
+			req, err := NewRequest(RawRequest{Method: "GET", URL: raw})
+			if err != nil {
+				t.Fatalf("NewRequest: %v", err)
+			}
+			if req.PathRefused == "" || req.URL == nil || req.URL.Path != "" {
+				t.Fatalf("PathRefused %q, URL %v; want a reason and an empty URL", req.PathRefused, req.URL)
+			}
+			// No verifier and no policy: neither may be reached.
+			e := NewEngine(t.Context(), nil, nil, Options{})
+			d, err := e.Decide(t.Context(), req)
+			if err != nil || d.Allow || d.Status != 400 || len(d.Reasons) != 1 || d.Reasons[0].Code != CodeRequestPathInvalid {
+				t.Fatalf("Decide = %+v, %v; want a 400 request_path_invalid deny", d, err)
+			}
+		})
+	}
+}

@@ -229,8 +229,14 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (*Proof, error) {
 	}
 
 	// D6
+	// The htu goes through the same path rules as the request URL: a
+	// spelling they refuse is never the request's (which got this far only
+	// with a path they accept), so the proof is invalid.
 	htu, err := uri.Normalize(c.htu)
-	if err != nil {
+	switch {
+	case errors.Is(err, uri.ErrPathInvalid):
+		return nil, invalidWrap("DPoP proof htu has a path the request-path rules refuse", err)
+	case err != nil:
 		return nil, invalidWrap("DPoP proof htu is not an absolute http(s) URL", err)
 	}
 	if withoutQuery(htu) != withoutQuery(reqURL) {

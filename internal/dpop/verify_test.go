@@ -124,6 +124,8 @@ func okCases() []verifyCase {
 			dpoptest.WithClaim("htu", "HTTPS://Resource.Example.ORG:443/x")}},
 		{name: "ok/htu with dot segments and encoded unreserved characters", opts: []dpoptest.ProofOption{
 			dpoptest.WithClaim("htu", "https://resource.example.org/a/../%78")}},
+		{name: "ok/htu with merged slashes", opts: []dpoptest.ProofOption{
+			dpoptest.WithClaim("htu", "https://resource.example.org//x")}},
 		{name: "ok/query and fragment of htu are ignored", opts: []dpoptest.ProofOption{
 			dpoptest.WithClaim("htu", "https://resource.example.org/x?a=1#frag")}},
 		{name: "ok/query of the request is ignored",
@@ -542,7 +544,11 @@ func d5to7Cases() []verifyCase {
 		{name: "fail/D6 path prefix", code: invalid, msg: htuMsg, opts: htu("https://resource.example.org/x/y")},
 		{name: "fail/D6 trailing slash", code: invalid, msg: htuMsg, opts: htu("https://resource.example.org/x/")},
 		{name: "fail/D6 path case", code: invalid, msg: htuMsg, opts: htu("https://resource.example.org/X")},
-		{name: "fail/D6 encoded slash", code: invalid, msg: htuMsg, opts: htu("https://resource.example.org/%2Fx")},
+		{name: "fail/D6 encoded slash", code: invalid, msg: "path the request-path rules refuse", opts: htu("https://resource.example.org/%2Fx")},
+		{name: "fail/D6 htu with a backslash", code: invalid, msg: "path the request-path rules refuse", opts: htu(`https://resource.example.org/a\..\x`)},
+		{name: "fail/D6 htu with an encoded backslash", code: invalid, msg: "path the request-path rules refuse", opts: htu("https://resource.example.org/a%5C..%5Cx")},
+		{name: "fail/D6 htu double-encoded", code: invalid, msg: "path the request-path rules refuse", opts: htu("https://resource.example.org/%2578")},
+		{name: "fail/D6 htu with overlong UTF-8", code: invalid, msg: "path the request-path rules refuse", opts: htu("https://resource.example.org/%C0%AFx")},
 		{name: "fail/D6 relative htu", code: invalid, msg: "not an absolute http(s) URL", opts: htu("/x")},
 		{name: "fail/D6 htu with user information", code: invalid, msg: "not an absolute http(s) URL",
 			opts: htu("https://user@resource.example.org/x")},

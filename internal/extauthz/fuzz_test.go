@@ -32,6 +32,12 @@ func FuzzCheck(f *testing.F) {
 	r.Attributes.Request.Http.Host = "API.example.com:443"
 	r.Attributes.Request.Http.Path = "/a/../b/%2e%2e/c?x=%zz"
 	seed(r)
+	for _, p := range []string{`/v1/accounts/42\..\..\admin\users`, "/v1/accounts/42%5C..%5Cadmin", "/a%2Fb", "/%252F",
+		"/%C0%AF", "/%E0%80%AF", "/%FF", "/a%00", "/a\x00b", "/a;jsessionid=x", "/..;/admin", "/a//../b"} {
+		r = envoyRequest(nil)
+		r.Attributes.Request.Http.Path = p
+		seed(r)
+	}
 	f.Add([]byte{})
 
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -42,6 +48,13 @@ func FuzzCheck(f *testing.F) {
 		reached := false
 		s := NewServer(&recorder{answer: func(r *decision.Request) (*decision.Decision, error) {
 			reached = true
+			if r.PathRefused != "" {
+				// The engine denies it first; nothing may match a route.
+				if *r.URL != (url.URL{}) {
+					t.Errorf("a refused path reached the decider with URL %q", r.URL)
+				}
+				return &decision.Decision{Status: 400}, nil
+			}
 			if !r.URL.IsAbs() || (r.URL.Scheme != "http" && r.URL.Scheme != "https") || r.URL.Host == "" {
 				t.Errorf("a request reached the decider with URL %q", r.URL)
 			}

@@ -162,6 +162,9 @@ func FuzzDecideBody(f *testing.F) {
 	f.Add(`{"request":{"method":"GET","url":"https://a.example/x"},"context":{"a":[1,{"b":null}]}}`)
 	f.Add(`{"request":{"method":"GET","url":"https://a.example/x","tls_client_cert":"-----BEGIN CERTIFICATE-----\n"}}`)
 	f.Add(`[`)
+	for _, path := range []string{`/a\\..\\b`, "/a%5Cb", "/a%2Fb", "/%252F", "/%C0%AF", "/a%00", `/a\u0000`, "/a;x=1", "/..;/b", "/a//../b", "/%zz"} {
+		f.Add(`{"request":{"method":"GET","url":"https://a.example` + path + `"}}`)
+	}
 	h := New(Options{Decider: &recorder{}})
 	f.Fuzz(func(t *testing.T, body string) {
 		rec := post(t, h, "application/json", body)

@@ -1,5 +1,7 @@
 // Package uri normalises absolute http(s) URLs as RFC 3986 §6.2.2–6.2.3
-// describe, so that DPoP htu checks and route matching compare one form.
+// describe, so that DPoP htu checks and route matching compare one form,
+// and refuses request paths that different parsers read as different paths
+// (NormalizePath).
 package uri
 
 import (
@@ -15,14 +17,30 @@ const MaxLength = 8 << 10
 
 // Normalize parses an absolute http(s) URL and normalises it as RFC 3986
 // §6.2.2 and §6.2.3 describe: scheme and host lower-cased, the default port
-// dropped, percent-encodings of unreserved characters decoded and the others
-// upper-cased, dot segments removed, an empty path made "/", and the
-// fragment dropped. DPoP htu checks and route matching compare this form.
+// dropped, the path normalised by NormalizePath (which also refuses
+// ambiguous spellings), and the fragment dropped. DPoP htu checks and route
+// matching compare this form. A refused path gives an error wrapping
+// ErrPathInvalid; any other problem, a plain error.
 func Normalize(raw string) (*url.URL, error) {
 	if len(raw) > MaxLength {
 		return nil, errors.New("too long")
 	}
-	u, err := url.Parse(raw)
+	// The path is cut out before url.Parse, which would refuse some of the
+	// spellings NormalizePath must name (control characters, invalid
+	// percent-encodings) as "not a URL".
+	rest, rawPath := raw, ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		authEnd := len(raw)
+		if j := strings.IndexAny(raw[i+3:], "/?#"); j >= 0 {
+			authEnd = i + 3 + j
+		}
+		pathEnd := len(raw)
+		if j := strings.IndexAny(raw[authEnd:], "?#"); j >= 0 {
+			pathEnd = authEnd + j
+		}
+		rest, rawPath = raw[:authEnd]+raw[pathEnd:], raw[authEnd:pathEnd]
+	}
+	u, err := url.Parse(rest)
 	if err != nil {
 		return nil, errors.New("not a URL")
 	}
@@ -59,79 +77,15 @@ func Normalize(raw string) (*url.URL, error) {
 	if port != "" {
 		hostport = net.JoinHostPort(host, port)
 	}
-	p, err := normalizePath(u.EscapedPath())
+	p, err := NormalizePath(rawPath)
 	if err != nil {
 		return nil, err
 	}
-	out := &url.URL{Scheme: scheme, Host: hostport, RawQuery: u.RawQuery}
 	dec, err := url.PathUnescape(p)
-	if err != nil {
-		return nil, errors.New("invalid percent-encoding in path")
+	if err != nil { // never: NormalizePath checked every percent-encoding
+		return nil, pathInvalid("an invalid percent-encoding")
 	}
-	out.Path = dec
-	out.RawPath = p
-	if out.EscapedPath() != p { // keep the exact normalised escaping
-		out.RawPath = p
-	}
-	return out, nil
-}
-
-// normalizePath normalises percent-encoding and removes dot segments
-// (RFC 3986 §5.2.4) of an escaped path.
-func normalizePath(p string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
-			return "", errors.New("invalid percent-encoding in path")
-		}
-		v := unhex(p[i+1])<<4 | unhex(p[i+2])
-		if isUnreserved(v) {
-			b.WriteByte(v)
-		} else {
-			b.WriteByte('%')
-			b.WriteString(strings.ToUpper(p[i+1 : i+3]))
-		}
-		i += 2
-	}
-	return removeDotSegments(b.String()), nil
-}
-
-func removeDotSegments(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if !strings.Contains(p, ".") {
-		return p
-	}
-	segs := strings.Split(p, "/")
-	out := make([]string, 0, len(segs))
-	for i, s := range segs {
-		switch s {
-		case ".":
-			if i == len(segs)-1 {
-				out = append(out, "")
-			}
-		case "..":
-			if len(out) > 1 {
-				out = out[:len(out)-1]
-			}
-			if i == len(segs)-1 {
-				out = append(out, "")
-			}
-		default:
-			out = append(out, s)
-		}
-	}
-	r := strings.Join(out, "/")
-	if !strings.HasPrefix(r, "/") {
-		r = "/" + r
-	}
-	return r
+	return &url.URL{Scheme: scheme, Host: hostport, Path: dec, RawPath: p, RawQuery: u.RawQuery}, nil
 }
 
 func isHex(c byte) bool {

@@ -15,7 +15,8 @@ func TestNormalize(t *testing.T) {
 		{"ok/dot segments cannot climb above root", "https://a.example/../../etc", "https://a.example/etc"},
 		{"ok/trailing dot keeps directory", "https://a.example/a/.", "https://a.example/a/"},
 		{"ok/unreserved percent-encoding decoded", "https://a.example/%7Euser/%41", "https://a.example/~user/A"},
-		{"ok/reserved percent-encoding upper-cased", "https://a.example/a%2fb", "https://a.example/a%2Fb"},
+		{"ok/reserved percent-encoding upper-cased", "https://a.example/a%3fb%c3%a9", "https://a.example/a%3Fb%C3%A9"},
+		{"ok/slashes merged", "https://a.example//a///b/", "https://a.example/a/b/"},
 		{"ok/query kept, fragment dropped", "https://a.example/x?b=1&a=2#frag", "https://a.example/x?b=1&a=2"},
 		{"ok/trailing slash kept", "https://a.example/x/", "https://a.example/x/"},
 		{"ok/ipv6 literal", "https://[::1]:8443/x", "https://[::1]:8443/x"},
@@ -42,6 +43,8 @@ func TestNormalizeRejects(t *testing.T) {
 		{"fail/userinfo", "https://user:pw@a.example/x"},
 		{"fail/bad port", "https://a.example:99999/x"},
 		{"fail/bad percent-encoding", "https://a.example/%zz"},
+		{"fail/encoded slash", "https://a.example/a%2fb"},
+		{"fail/backslash", "https://a.example/a\\..\\b"},
 		{"fail/too long", "https://a.example/" + string(make([]byte, MaxLength))},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,8 @@
 # "host" (exact, case-insensitive; "*.example.com" matches one label; absent
 # or "*": any), "path" (glob: "*" one segment, "**" any depth), "audience",
 # "scopes": [...], "grant_types": [...], "authorization_details": {"type",
-# "actions": [...]}}. The first route that matches applies. Without a match,
+# "actions": [...]}, "path_parameters": true (";" path parameters accepted;
+# absent or false: refused)}. The first route that matches applies. Without a match,
 # data.pdp.unknown_routes decides: "deny" (the default, and the value for
 # anything but "allow") or "allow" (route, scope and intent checks skipped).
 #
@@ -19,6 +20,11 @@
 #   grant_type_not_allowed  403 the token's grant type is not one of the
 #                           route's grant_types
 #   policy_error            500 (always enforced) the route table is malformed
+#
+# And, for every access-token request whatever its token and grant module
+# (main.rego adds parameter_reasons; never monitorable):
+#   request_path_invalid    400 the path has ";" path parameters and the
+#                           route it matches does not accept them
 package tokenguard.lib.route
 
 import data.tokenguard.lib.config
@@ -76,6 +82,7 @@ well_formed(r) if {
 	strings_or_null(object.get(r, "scopes", null))
 	strings_or_null(object.get(r, "grant_types", null))
 	details_ok(object.get(r, "authorization_details", null))
+	type_name(object.get(r, "path_parameters", null)) in {"null", "boolean"}
 }
 
 # strings_or_null: absent (null) or an array of strings (keeping only the
@@ -132,8 +139,8 @@ raw_path := input.request.path if is_string(input.request.path)
 # What routes are matched against, once per request: the method in upper
 # and the host in lower case ("" when absent or not a string), and the path;
 # the path is undefined when it is absent, not a string or still has a "."
-# or ".." segment (Go removes them when it normalises the URL; one that is
-# still there, e.g. decoded from %2e%2e, never matches a route).
+# or ".." segment (Go's path normalisation removes them, %2E%2E included;
+# one that is still there never matches a route).
 default request_method := ""
 
 request_method := upper(method) if {
@@ -190,6 +197,25 @@ pattern(path) := regex.replace(
 	regex.replace(path, `(^|/)\*(/|$)`, "$1?*$2"),
 	`(^|/)\*(/|$)`, "$1?*$2",
 )
+
+# --- path parameters ---------------------------------------------------------
+
+# Go normalises the path and refuses every spelling that parsers read as
+# different paths (docs/path-normalisation.md), but keeps ";" path
+# parameters (RFC 3986 §3.3): servers that strip them (Tomcat, Jetty,
+# Spring) read another path than the route table does, so a path with
+# one, raw or as %3B (both are ";" in input.request.path), is refused unless
+# the route it matches accepts them. No route, a broken table, or a route
+# without "path_parameters": true refuses (fail closed).
+default accepts_parameters := false
+
+accepts_parameters if route.path_parameters == true
+
+parameter_reasons contains reason.new("request_path_invalid", 400, msg) if {
+	contains(raw_path, ";")
+	not accepts_parameters
+	msg := "the request path is refused: path parameters (;) on a route that does not accept them"
+}
 
 # --- what the matched route asks for ---------------------------------------
 

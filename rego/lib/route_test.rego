@@ -161,3 +161,41 @@ test_no_route_reasons_for_a_token_that_failed_verification if {
 	inp := object.union(request("GET", "h", "/x"), {"token": {"valid": false}})
 	count(route.reasons) == 0 with input as inp with data.pdp as {}
 }
+
+# --- path parameters -------------------------------------------------------
+
+parameters_table := [
+	named("matrix", {"path": "/v1/matrix/*", "path_parameters": true}),
+	named("closed", {"path": "/v1/closed/*", "path_parameters": false}),
+	named("accounts", {"path": "/v1/accounts/*"}),
+]
+
+parameter_codes(inp, table) := c if {
+	c := codes(route.parameter_reasons) with input as inp with data.pdp as routes(table)
+}
+
+test_path_parameters_refused_unless_the_route_accepts_them if {
+	parameter_codes(request("GET", "h", "/v1/accounts/42;jsessionid=x"), parameters_table) == {"request_path_invalid"}
+	parameter_codes(request("GET", "h", "/v1/closed/42;v=1"), parameters_table) == {"request_path_invalid"}
+	parameter_codes(request("GET", "h", "/v1/matrix/42;v=1"), parameters_table) == set()
+	parameter_codes(request("GET", "h", "/v1/accounts/42"), parameters_table) == set()
+}
+
+test_path_parameters_refused_without_a_route_or_with_a_broken_table if {
+	parameter_codes(request("GET", "h", "/v2/x;a=b"), parameters_table) == {"request_path_invalid"}
+	unknown_allowed := {"routes": parameters_table, "unknown_routes": "allow"}
+	codes(route.parameter_reasons) == {"request_path_invalid"} with input as request("GET", "h", "/v2/x;a=b")
+		with data.pdp as unknown_allowed
+	broken := array.concat(parameters_table, [{"path": 1}])
+	parameter_codes(request("GET", "h", "/v1/matrix/42;v=1"), broken) == {"request_path_invalid"}
+}
+
+test_path_parameters_refused_whatever_the_token if {
+	no_token := object.remove(request("GET", "h", "/v1/accounts/42;x"), ["token"])
+	parameter_codes(no_token, parameters_table) == {"request_path_invalid"}
+}
+
+test_path_parameters_must_be_a_boolean if {
+	some i in route.broken with data.pdp as routes([{"path": "/x", "path_parameters": "yes"}])
+	i == 0
+}
