@@ -362,3 +362,81 @@ func TestGatewayAuthGuardsTheDecisionEndpoints(t *testing.T) {
 		})
 	}
 }
+
+// FuzzForwardAuthHeaders feeds arbitrary values of both header families to
+// /v1/forward-auth under each style: it must never panic, must answer a
+// decision or a problem, must refuse an untrusted peer, and must decide
+// only on the style's own family: the method it names, and a client address
+// that is the gateway's report (never the other family's, never the peer's).
+func FuzzForwardAuthHeaders(f *testing.F) {
+	f.Add(uint8(0), true, "DELETE", "/v1/accounts/42", "https", "api.example.com", "GET", "/v1/admin/users", "10.20.1.1", "203.0.113.7", "")
+	f.Add(uint8(1), true, "DELETE", "/v1/accounts/42", "https", "api.example.com", "GET", "/v1/admin/users", "10.20.1.1", "10.20.1.1, 203.0.113.7", "")
+	f.Add(uint8(2), true, "GET", "/v1/accounts/42?x=1", "HTTP", "api.example.com:8443", "DELETE", "/v1/accounts/42", "10.20.1.1", "10.1.1.1, 10.9.9.9", "AAAA")
+	f.Add(uint8(2), false, "GET", "/v1/accounts/42", "https", "api.example.com", "GET", "/v1/admin/users", "10.20.1.1", "203.0.113.7", "")
+	f.Add(uint8(0), true, "GET /x", "http://evil.example/x", "javascript", "a@evil.example", "", "", "::1%eth0", "203.0.113.7:80", "%zz")
+	f.Add(uint8(1), true, "GET", "//evil.example/x", "https", "[::1]", "GET", "/", "", ",,,", "")
+	f.Fuzz(func(t *testing.T, which uint8, trusted bool, method, uri, proto, host, otherMethod, otherURI, realIP, xff, cert string) {
+		styles := []Style{StyleNginx, StyleTraefik, StyleCaddy}
+		style := styles[int(which)%len(styles)]
+		a := &allowing{}
+		h := New(Options{Decider: a, ForwardAuth: &ForwardAuth{Style: style, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}})
+		peer := "10.1.2.3:1"
+		if !trusted {
+			peer = "192.0.2.50:1"
+		}
+		req := forwardAuthRequest(peer)
+		own, other := []string{"X-Original-Method", "X-Original-Uri", "X-Original-Proto"}, []string{"X-Forwarded-Method", "X-Forwarded-Uri"}
+		if style != StyleNginx {
+			own, other = []string{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Proto"}, []string{"X-Original-Method", "X-Original-Uri"}
+			req.Header["X-Forwarded-Host"] = []string{host}
+		} else {
+			req.Host = host
+		}
+		for i, v := range []string{method, uri, proto} {
+			req.Header[own[i]] = []string{v}
+		}
+		for i, v := range []string{otherMethod, otherURI} {
+			req.Header[other[i]] = []string{v}
+		}
+		req.Header["X-Real-Ip"] = []string{realIP}
+		req.Header["X-Forwarded-For"] = []string{xff}
+		req.Header["X-Ssl-Client-Cert"] = []string{cert}
+		req.Header["X-Forwarded-Tls-Client-Cert"] = []string{cert}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case 200:
+		case 400:
+			if rec.Header().Get("Content-Type") != "application/problem+json" || a.got != nil {
+				t.Fatalf("400 with content type %q, decided %v", rec.Header().Get("Content-Type"), a.got)
+			}
+			return
+		default:
+			t.Fatalf("unexpected status %d", rec.Code)
+		}
+		if !trusted {
+			t.Fatal("an untrusted peer's forwarded request was decided")
+		}
+		g := a.got
+		if g.Method != strings.TrimSpace(method) {
+			t.Fatalf("decided method %q, the gateway said %q", g.Method, method)
+		}
+		if !g.RemoteIP.IsValid() {
+			return
+		}
+		ip := g.RemoteIP.String()
+		source := xff
+		if style == StyleNginx {
+			source = realIP
+		}
+		found := false
+		for _, hop := range strings.Split(source, ",") {
+			if a, err := netip.ParseAddr(strings.TrimSpace(hop)); err == nil && a.Unmap().String() == ip {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("client address %s is not in the gateway's %q", ip, source)
+		}
+	})
+}
