@@ -330,7 +330,8 @@ func parseHop(s string) string {
 
 // forwardedCert is the client certificate the gateway reports, as PEM:
 // nginx's $ssl_client_escaped_cert (URL-encoded PEM) or Traefik's
-// X-Forwarded-Tls-Client-Cert (base64 DER; Caddy's configs send the same).
+// X-Forwarded-Tls-Client-Cert (base64 DER, URL-escaped before Traefik v3;
+// the shipped Caddyfile sends the same).
 func forwardedCert(h http.Header, c contract) string {
 	vals := h.Values(c.cert)
 	if len(vals) != 1 || vals[0] == "" || len(vals[0]) > 4*maxForwardedValue {
@@ -343,7 +344,11 @@ func forwardedCert(h http.Header, c contract) string {
 		return ""
 	}
 	first, _, _ := strings.Cut(vals[0], ",")
-	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(first))
+	first, err := url.PathUnescape(strings.TrimSpace(first)) // Traefik before v3 escapes it
+	if err != nil {
+		return ""
+	}
+	der, err := base64.StdEncoding.DecodeString(first)
 	if err != nil {
 		return ""
 	}

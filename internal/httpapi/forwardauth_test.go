@@ -203,6 +203,8 @@ func TestForwardAuthClientAddressAndCertificate(t *testing.T) {
 				http.Header{"X-Forwarded-For": {many}}, "", false},
 			{"ok/" + string(style) + " X-Forwarded-Tls-Client-Cert", style, "10.1.2.3:1",
 				http.Header{"X-Forwarded-For": {"203.0.113.7"}, "X-Forwarded-Tls-Client-Cert": {b64Cert}}, "203.0.113.7", true},
+			{"ok/" + string(style) + " URL-escaped X-Forwarded-Tls-Client-Cert (Traefik v2)", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {"203.0.113.7"}, "X-Forwarded-Tls-Client-Cert": {url.QueryEscape(b64Cert)}}, "203.0.113.7", true},
 			{"fail/" + string(style) + " X-SSL-Client-Cert is never read", style, "10.1.2.3:1",
 				http.Header{"X-Forwarded-For": {"203.0.113.7"}, "X-Ssl-Client-Cert": {pemCert}}, "203.0.113.7", false},
 		}...)
