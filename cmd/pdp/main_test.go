@@ -123,19 +123,27 @@ func TestDevModeServesItsOwnExamples(t *testing.T) {
 	if tok == nil {
 		t.Fatalf("no token in the allowed example %s", bodies[0].body)
 	}
-	fa, _ := http.NewRequest("GET", "http://"+addr+"/v1/forward-auth", nil)
-	fa.Host = "api.example.com"
-	fa.Header.Set("Authorization", "Bearer "+tok[1])
-	fa.Header.Set("X-Original-Method", "GET")
-	fa.Header.Set("X-Original-URI", "/v1/accounts/42")
-	fa.Header.Set("X-Original-Proto", "https")
-	faResp, err := http.DefaultClient.Do(fa)
-	if err != nil {
-		t.Fatal(err)
+	// A loaded machine can exceed the decision timeout (a policy_error
+	// deny); a 400 (untrusted) is final.
+	status := 0
+	for range 3 {
+		fa, _ := http.NewRequest("GET", "http://"+addr+"/v1/forward-auth", nil)
+		fa.Host = "api.example.com"
+		fa.Header.Set("Authorization", "Bearer "+tok[1])
+		fa.Header.Set("X-Original-Method", "GET")
+		fa.Header.Set("X-Original-URI", "/v1/accounts/42")
+		fa.Header.Set("X-Original-Proto", "https")
+		faResp, err := http.DefaultClient.Do(fa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		faResp.Body.Close()
+		if status = faResp.StatusCode; status == 200 || status == 400 {
+			break
+		}
 	}
-	faResp.Body.Close()
-	if faResp.StatusCode != 200 {
-		t.Errorf("forward-auth in dev mode = %d, want 200", faResp.StatusCode)
+	if status != 200 {
+		t.Errorf("forward-auth in dev mode = %d, want 200", status)
 	}
 	resp, err := http.Get("http://" + addr + "/dev/token?sub=bob")
 	if err != nil {
