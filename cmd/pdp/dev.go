@@ -50,6 +50,10 @@ func (d *devMode) configure(cfg *config.Config) error {
 		Audiences:       []string{devAudience},
 		AccessTokenType: "at+jwt",
 	})
+	if len(cfg.ForwardAuth.TrustedProxies) == 0 {
+		// Loopback only: a gateway tried out beside the dev server is trusted.
+		cfg.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
+	}
 	cfg.Log.Format = "text"
 	return nil
 }

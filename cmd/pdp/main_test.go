@@ -117,6 +117,34 @@ func TestDevModeServesItsOwnExamples(t *testing.T) {
 			t.Errorf("denied example reasons = %v, want token_expired", d.Reasons)
 		}
 	}
+	// A gateway tried out beside the dev server (loopback) is trusted, so
+	// forward-auth works with the allowed example's token.
+	tok := regexp.MustCompile(`Bearer ([A-Za-z0-9_.-]+)`).FindStringSubmatch(bodies[0].body)
+	if tok == nil {
+		t.Fatalf("no token in the allowed example %s", bodies[0].body)
+	}
+	// A loaded machine can exceed the decision timeout (a policy_error
+	// deny); a 400 (untrusted) is final.
+	status := 0
+	for range 3 {
+		fa, _ := http.NewRequest("GET", "http://"+addr+"/v1/forward-auth", nil)
+		fa.Host = "api.example.com"
+		fa.Header.Set("Authorization", "Bearer "+tok[1])
+		fa.Header.Set("X-Original-Method", "GET")
+		fa.Header.Set("X-Original-URI", "/v1/accounts/42")
+		fa.Header.Set("X-Original-Proto", "https")
+		faResp, err := http.DefaultClient.Do(fa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		faResp.Body.Close()
+		if status = faResp.StatusCode; status == 200 || status == 400 {
+			break
+		}
+	}
+	if status != 200 {
+		t.Errorf("forward-auth in dev mode = %d, want 200", status)
+	}
 	resp, err := http.Get("http://" + addr + "/dev/token?sub=bob")
 	if err != nil {
 		t.Fatal(err)

@@ -192,6 +192,8 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("forward_auth.trusted_proxies: %w", err)
 	}
+	forwardAuth := &httpapi.ForwardAuth{Style: httpapi.Style(cfg.ForwardAuth.Style), TrustedProxies: trusted,
+		Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""}
 
 	engine := policy.NewEngine(logger)
 	sources, err := policy.NewSources(engine, cfg.Policy, policy.SourcesOptions{Logger: logger, Observer: mtr.Policy()})
@@ -248,7 +250,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "store", Ready: st.Ready},
 		},
 		Gateway:     httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""},
-		ForwardAuth: &httpapi.ForwardAuth{TrustedProxies: trusted, Credential: gatewayCred},
+		ForwardAuth: forwardAuth,
 		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
 		Revoke:      &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
 		SSF:         ssfHandler,

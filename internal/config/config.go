@@ -183,13 +183,22 @@ type ExtAuthz struct {
 
 // ForwardAuth configures the forward-auth endpoint.
 type ForwardAuth struct {
+	// Style is the gateway in front: nginx, traefik or caddy. Only that
+	// gateway's headers are read (nginx: X-Original-Method, -URI, -Proto,
+	// Host, X-Real-IP; traefik and caddy: X-Forwarded-Method, -Uri, -Proto,
+	// -Host, -For); the other family is ignored. A wrong style fails closed:
+	// the request-line headers are missing and every answer is a 400.
+	Style string `mapstructure:"style"`
 	// TrustedProxies are the gateway addresses (CIDRs) whose forwarded
-	// client IP and client certificate are believed. From anyone else they
-	// are ignored and the peer address is used.
-	// The shared gateway credential of decide.auth (X-Tokenguard-Gateway
-	// header) makes them trusted too.
+	// request line, client IP and client certificate are believed. The
+	// shared gateway credential of decide.auth (X-Tokenguard-Gateway
+	// header) or a verified gateway client certificate makes them trusted
+	// too. Anyone else gets a 400: what would be decided is unknown.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
+
+// ForwardAuthStyles are the gateways whose forward-auth headers are known.
+var ForwardAuthStyles = []string{"nginx", "traefik", "caddy"}
 
 // DecisionLogs configures decision logging (OPA's decision-log plugin).
 type DecisionLogs struct {
@@ -397,6 +406,7 @@ func Defaults() Config {
 		},
 		Fingerprints: Fingerprints{Queue: 4096, Writers: 4},
 		ExtAuthz:     ExtAuthz{MaxMessageBytes: 1 << 20},
+		ForwardAuth:  ForwardAuth{Style: "nginx"},
 		Store: Store{
 			RevocationTTL: 30 * 24 * time.Hour,
 			SweepInterval: time.Minute,
@@ -538,6 +548,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Decide.Auth.ClientCAFile != "" && c.TLS.CertFile == "" {
 		bad("decide.auth.client_ca_file", "needs tls.cert_file and tls.key_file")
+	}
+	if !slices.Contains(ForwardAuthStyles, c.ForwardAuth.Style) {
+		bad("forward_auth.style", "%q is not one of %s", c.ForwardAuth.Style, strings.Join(ForwardAuthStyles, ", "))
 	}
 	for i, cidr := range c.ForwardAuth.TrustedProxies {
 		if _, err := netip.ParsePrefix(cidr); err != nil {

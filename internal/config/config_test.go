@@ -193,3 +193,40 @@ store:
 		})
 	}
 }
+
+func TestForwardAuthStyle(t *testing.T) {
+	load := func(t *testing.T, extra string) (Config, error) {
+		t.Helper()
+		return Load(writeConfig(t, validYAML+extra), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+	}
+	t.Run("ok/nginx by default", func(t *testing.T) {
+		c, err := load(t, "")
+		if err != nil || c.ForwardAuth.Style != "nginx" {
+			t.Fatalf("style = %q, %v", c.ForwardAuth.Style, err)
+		}
+	})
+	t.Run("ok/traefik from the file", func(t *testing.T) {
+		c, err := load(t, "forward_auth:\n  style: traefik\n")
+		if err != nil || c.ForwardAuth.Style != "traefik" {
+			t.Fatalf("style = %q, %v", c.ForwardAuth.Style, err)
+		}
+	})
+	t.Run("ok/caddy from the environment", func(t *testing.T) {
+		t.Setenv("PDP_FORWARD_AUTH_STYLE", "caddy")
+		c, err := load(t, "")
+		if err != nil || c.ForwardAuth.Style != "caddy" {
+			t.Fatalf("style = %q, %v", c.ForwardAuth.Style, err)
+		}
+	})
+	for name, yaml := range map[string]string{
+		"fail/unknown gateway": "forward_auth:\n  style: envoy\n",
+		"fail/empty style":     "forward_auth:\n  style: \"\"\n",
+		"fail/style is exact":  "forward_auth:\n  style: NGINX\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := load(t, yaml); err == nil || !strings.Contains(err.Error(), "forward_auth.style:") {
+				t.Fatalf("err = %v, want one naming forward_auth.style", err)
+			}
+		})
+	}
+}

@@ -19,28 +19,91 @@ import (
 
 // ForwardAuth configures /v1/forward-auth, the endpoint of nginx
 // auth_request, Traefik ForwardAuth and Caddy forward_auth. The original
-// request is read from the headers these gateways send; the client address
-// and certificate they forward are believed only from a trusted gateway.
+// request is read from the headers of one gateway's contract (Style), and
+// only from a trusted gateway: a client cannot choose what is decided, nor
+// the address and certificate it is decided for.
 type ForwardAuth struct {
+	// Style names the gateway whose header contract is read; empty is nginx.
+	Style Style
 	// TrustedProxies are the gateway addresses whose forwarded values count.
 	TrustedProxies []netip.Prefix
 	// Credential, when set, is a shared gateway credential (header
 	// X-Tokenguard-Gateway) that also makes forwarded values count.
 	Credential string
+	// ClientCA reports that the listener verifies gateway client
+	// certificates; a verified one makes forwarded values count too.
+	ClientCA bool
+}
+
+// Style is a gateway's forward-auth header contract.
+type Style string
+
+// The gateways whose forward-auth contracts are known.
+const (
+	StyleNginx   Style = "nginx"
+	StyleTraefik Style = "traefik"
+	StyleCaddy   Style = "caddy"
+)
+
+// contract names the headers one gateway sets on its auth request. Each of
+// them is set (overwritten) by the gateway itself, so its value is the
+// gateway's, never the client's. Headers outside the contract are never read
+// for the request line, the client address or the certificate.
+type contract struct {
+	method, uri, proto string
+	// host is the original host; empty means the Host header itself, which
+	// nginx always sets on a proxied request.
+	host string
+	// realIP is a header holding the client address alone; forwardedFor
+	// instead takes the right-most X-Forwarded-For hop that is not a
+	// trusted proxy.
+	realIP       string
+	forwardedFor bool
+	// cert holds the client certificate: URL-encoded PEM (certPEM) or
+	// base64 DER.
+	cert    string
+	certPEM bool
+}
+
+var contracts = map[Style]contract{
+	StyleNginx: {method: "X-Original-Method", uri: "X-Original-Uri", proto: "X-Original-Proto",
+		realIP: "X-Real-Ip", cert: "X-Ssl-Client-Cert", certPEM: true},
+	StyleTraefik: {method: "X-Forwarded-Method", uri: "X-Forwarded-Uri", proto: "X-Forwarded-Proto", host: "X-Forwarded-Host",
+		forwardedFor: true, cert: "X-Forwarded-Tls-Client-Cert"},
+	StyleCaddy: {method: "X-Forwarded-Method", uri: "X-Forwarded-Uri", proto: "X-Forwarded-Proto", host: "X-Forwarded-Host",
+		forwardedFor: true, cert: "X-Forwarded-Tls-Client-Cert"},
+}
+
+// UpstreamHeaders are the headers every allow on /v1/forward-auth carries,
+// empty when they do not apply, so that a gateway copying them to the
+// upstream always overwrites a client's own.
+var UpstreamHeaders = []string{
+	"X-Tokenguard-Subject", "X-Tokenguard-Client-Id", "X-Tokenguard-Scopes",
+	"X-Tokenguard-Grant-Type", "X-Tokenguard-Actor",
 }
 
 // GatewayHeader carries the shared gateway credential of forward-auth.
 const GatewayHeader = "X-Tokenguard-Gateway"
 
-// Headers of the forward-auth protocols: the original request, and what the
-// gateway vouches for. They are consumed here and never reach the policy as
-// headers of the original request.
+// upstreamPrefix starts every header tokenguard sends upstream; a client's
+// headers under it never reach the policy.
+const upstreamPrefix = "x-tokenguard-"
+
+// Bounds of the forwarded values read here.
+const (
+	maxForwardedValue = 8 << 10
+	maxForwardedHops  = 64
+)
+
+// Headers of the forward-auth protocols, of every style: the original
+// request, and what the gateway vouches for. They are consumed here (or
+// ignored) and never reach the policy as headers of the original request.
 var forwardHeaders = map[string]bool{
-	"x-original-method": true, "x-original-uri": true, "x-original-url": true, "x-original-proto": true,
+	"x-original-method": true, "x-original-uri": true, "x-original-url": true, "x-original-proto": true, "x-original-host": true,
 	"x-forwarded-method": true, "x-forwarded-proto": true, "x-forwarded-host": true, "x-forwarded-uri": true,
-	"x-forwarded-for": true, "x-real-ip": true, "x-forwarded-port": true, "x-forwarded-prefix": true,
+	"x-forwarded-for": true, "x-real-ip": true, "x-forwarded-port": true, "x-forwarded-prefix": true, "forwarded": true,
 	"x-forwarded-tls-client-cert": true, "x-ssl-client-cert": true, "x-client-cert": true,
-	"x-tokenguard-gateway": true, "connection": true, "content-length": true, "transfer-encoding": true,
+	"connection": true, "content-length": true, "transfer-encoding": true,
 }
 
 type forwardAuth struct {
@@ -55,8 +118,9 @@ func newForwardAuth(cfg ForwardAuth, decider Decider, logger *slog.Logger, obs o
 	return &forwardAuth{cfg: cfg, digest: sha256.Sum256([]byte(cfg.Credential)), decider: decider, logger: logger, observer: obs}
 }
 
-// trusted reports whether the peer may vouch for the client's address and
-// certificate: a configured gateway address, or the shared credential.
+// trusted reports whether the peer may vouch for the original request, the
+// client's address and its certificate: a configured gateway address, the
+// shared credential, or a verified gateway client certificate.
 func (f *forwardAuth) trusted(r *http.Request, peer netip.Addr) bool {
 	if f.cfg.Credential != "" {
 		given := sha256.Sum256([]byte(r.Header.Get(GatewayHeader)))
@@ -64,8 +128,15 @@ func (f *forwardAuth) trusted(r *http.Request, peer netip.Addr) bool {
 			return true
 		}
 	}
+	if f.cfg.ClientCA && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return true
+	}
+	return f.trustedProxy(peer)
+}
+
+func (f *forwardAuth) trustedProxy(a netip.Addr) bool {
 	for _, p := range f.cfg.TrustedProxies {
-		if p.Contains(peer) {
+		if p.Contains(a) {
 			return true
 		}
 	}
@@ -102,6 +173,9 @@ func (f *forwardAuth) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dec.Allow {
+		for _, k := range UpstreamHeaders {
+			w.Header()[k] = []string{""}
+		}
 		for k, v := range dec.UpstreamHeaders {
 			w.Header().Set(k, v)
 		}
@@ -131,60 +205,70 @@ func writeForwardDeny(w http.ResponseWriter, status int, headers map[string]stri
 	_ = json.NewEncoder(w).Encode(map[string]any{"decision_id": id, "allow": false, "reasons": codes})
 }
 
-// originalRequest rebuilds the request the gateway is about to forward.
+// originalRequest rebuilds the request the gateway is about to forward,
+// from the headers of the configured gateway's contract alone.
 func (f *forwardAuth) originalRequest(r *http.Request) (decision.RawRequest, *Problem) {
 	h := r.Header
-	method := firstOf(h, "X-Forwarded-Method", "X-Original-Method")
-	if method == "" {
-		method = r.Method
+	peer := peerAddr(r)
+	if !f.trusted(r, peer) {
+		return decision.RawRequest{}, badRequest("the original request is believed only from a trusted gateway " +
+			"(forward_auth.trusted_proxies or the gateway credential)")
 	}
-	proto := strings.ToLower(firstOf(h, "X-Forwarded-Proto", "X-Original-Proto"))
-	if proto == "" {
-		proto = "https"
+	c, ok := contracts[f.cfg.Style]
+	if !ok {
+		c = contracts[StyleNginx]
 	}
-	host := firstOf(h, "X-Forwarded-Host")
-	if host == "" {
-		host = r.Host
+	method, p := forwardedValue(h, c.method)
+	if p != nil {
+		return decision.RawRequest{}, p
 	}
-	uri := firstOf(h, "X-Forwarded-Uri", "X-Original-Uri")
-	if full := h.Get("X-Original-Url"); uri == "" && full != "" {
-		if u, err := url.Parse(full); err == nil && u.IsAbs() {
-			proto, host, uri = u.Scheme, u.Host, u.RequestURI()
+	uri, p := forwardedValue(h, c.uri)
+	if p != nil {
+		return decision.RawRequest{}, p
+	}
+	proto, p := forwardedValue(h, c.proto)
+	if p != nil {
+		return decision.RawRequest{}, p
+	}
+	host := r.Host
+	if c.host != "" {
+		if host, p = forwardedValue(h, c.host); p != nil {
+			return decision.RawRequest{}, p
 		}
 	}
-	if uri == "" {
-		return decision.RawRequest{}, badRequest("the original request URI is missing (X-Original-URI or X-Forwarded-Uri)")
+	if proto = strings.ToLower(proto); proto != "http" && proto != "https" {
+		return decision.RawRequest{}, badRequest(c.proto + " must be http or https")
+	}
+	if host == "" || strings.ContainsAny(host, "/?#@\\") {
+		return decision.RawRequest{}, badRequest("the original host is not a host")
 	}
 	if !strings.HasPrefix(uri, "/") {
-		return decision.RawRequest{}, badRequest("the original request URI must start with /")
+		return decision.RawRequest{}, badRequest(c.uri + " must start with /")
 	}
 	raw := decision.RawRequest{Method: method, URL: proto + "://" + host + uri, Headers: map[string][]string{}}
 	for name, vals := range h {
-		if !forwardHeaders[strings.ToLower(name)] {
+		if l := strings.ToLower(name); !forwardHeaders[l] && !strings.HasPrefix(l, upstreamPrefix) {
 			raw.Headers[name] = vals
 		}
 	}
-	peer := peerAddr(r)
-	raw.RemoteIP = peer.String()
-	if !peer.IsValid() {
-		raw.RemoteIP = ""
-	}
-	if f.trusted(r, peer) {
-		if ip := forwardedFor(h); ip != "" {
-			raw.RemoteIP = ip
-		}
-		raw.ClientCertPEM = forwardedCert(h)
-	}
+	raw.RemoteIP = f.clientAddr(h, c)
+	raw.ClientCertPEM = forwardedCert(h, c)
 	return raw, nil
 }
 
-func firstOf(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := strings.TrimSpace(h.Get(n)); v != "" {
-			return v
-		}
+// forwardedValue is the one value of a request-line header the gateway
+// sets: required, sent once, bounded.
+func forwardedValue(h http.Header, name string) (string, *Problem) {
+	vals := h.Values(name)
+	switch {
+	case len(vals) == 0 || strings.TrimSpace(vals[0]) == "":
+		return "", badRequest("the original request is incomplete: " + name + " is missing")
+	case len(vals) > 1:
+		return "", badRequest(name + " is sent more than once")
+	case len(vals[0]) > maxForwardedValue:
+		return "", badRequest(name + " is too long")
 	}
-	return ""
+	return strings.TrimSpace(vals[0]), nil
 }
 
 func peerAddr(r *http.Request) netip.Addr {
@@ -199,40 +283,74 @@ func peerAddr(r *http.Request) netip.Addr {
 	return a.Unmap()
 }
 
-// forwardedFor is the client address a trusted gateway reports: X-Real-IP,
-// else the first (client-most) address of X-Forwarded-For, as the trusted
-// gateway appended it.
-func forwardedFor(h http.Header) string {
-	if v := strings.TrimSpace(h.Get("X-Real-Ip")); v != "" {
-		if a, err := netip.ParseAddr(v); err == nil {
-			return a.Unmap().String()
+// clientAddr is the client address the gateway reports: the header its
+// contract names (nginx: X-Real-IP, set from $remote_addr), or the
+// right-most X-Forwarded-For hop that is not a trusted proxy (Traefik,
+// Caddy: they append the peer they saw, or replace the header with it).
+// Empty when the gateway reports none that parses: an IP allow-list then
+// matches nothing, and the gateway's own address is never used instead.
+func (f *forwardAuth) clientAddr(h http.Header, c contract) string {
+	if c.realIP != "" {
+		vals := h.Values(c.realIP)
+		if len(vals) != 1 {
+			return ""
 		}
+		return parseHop(vals[0])
 	}
-	xff := strings.Join(h.Values("X-Forwarded-For"), ",")
-	first, _, _ := strings.Cut(xff, ",")
-	if a, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
-		return a.Unmap().String()
+	xff := h.Values("X-Forwarded-For")
+	hops := make([]string, 0, len(xff))
+	for _, v := range xff {
+		if len(v) > maxForwardedValue {
+			return ""
+		}
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	if len(hops) == 0 || len(hops) > maxForwardedHops {
+		return ""
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip := parseHop(hops[i])
+		if ip == "" {
+			return ""
+		}
+		if i == 0 || !f.trustedProxy(netip.MustParseAddr(ip)) {
+			return ip
+		}
 	}
 	return ""
 }
 
-// forwardedCert is the client certificate a trusted gateway reports, as PEM:
+func parseHop(s string) string {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || a.Zone() != "" {
+		return ""
+	}
+	return a.Unmap().String()
+}
+
+// forwardedCert is the client certificate the gateway reports, as PEM:
 // nginx's $ssl_client_escaped_cert (URL-encoded PEM) or Traefik's
-// X-Forwarded-Tls-Client-Cert (base64 DER).
-func forwardedCert(h http.Header) string {
-	if v := firstOf(h, "X-Ssl-Client-Cert", "X-Client-Cert"); v != "" {
-		if s, err := url.QueryUnescape(v); err == nil {
+// X-Forwarded-Tls-Client-Cert (base64 DER, URL-escaped before Traefik v3;
+// the shipped Caddyfile sends the same).
+func forwardedCert(h http.Header, c contract) string {
+	vals := h.Values(c.cert)
+	if len(vals) != 1 || vals[0] == "" || len(vals[0]) > 4*maxForwardedValue {
+		return ""
+	}
+	if c.certPEM {
+		if s, err := url.QueryUnescape(vals[0]); err == nil {
 			return s
 		}
 		return ""
 	}
-	if v := h.Get("X-Forwarded-Tls-Client-Cert"); v != "" {
-		first, _, _ := strings.Cut(v, ",")
-		der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(first))
-		if err != nil {
-			return ""
-		}
-		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	first, _, _ := strings.Cut(vals[0], ",")
+	first, err := url.PathUnescape(strings.TrimSpace(first)) // Traefik before v3 escapes it
+	if err != nil {
+		return ""
 	}
-	return ""
+	der, err := base64.StdEncoding.DecodeString(first)
+	if err != nil {
+		return ""
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
