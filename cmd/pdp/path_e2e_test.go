@@ -202,6 +202,7 @@ func forwardAuthOutcome(t *testing.T, tb *testbed, path, tok string) outcome {
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("X-Original-Method", "GET")
 	req.Header.Set("X-Original-Uri", path)
+	req.Header.Set("X-Original-Proto", "https")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
