@@ -4,12 +4,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"os"
+	"encoding/json"
 	"testing"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/tokenguard/pdp/internal/keycheck"
+	"github.com/tokenguard/pdp/internal/keycheck/keychecktest"
 )
 
 // The decision point links OPA, which lets jwx import any RSA modulus and
@@ -22,7 +23,7 @@ func init() {
 // FuzzKeyCheck feeds JWKs through jwx's import and Check: nothing panics,
 // and every key Check accepts meets the rules it states.
 func FuzzKeyCheck(f *testing.F) {
-	roca, err := os.ReadFile("../../testdata/wycheproof/json_web_key_roca.json")
+	roca, err := json.Marshal(keychecktest.RSAJWK(keychecktest.ROCA().N, 65537, keychecktest.ROCAKID, "RS256"))
 	if err != nil {
 		f.Fatal(err)
 	}

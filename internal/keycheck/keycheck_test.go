@@ -6,17 +6,15 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"math/big"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/tokenguard/pdp/internal/keycheck"
+	"github.com/tokenguard/pdp/internal/keycheck/keychecktest"
 )
 
 var (
@@ -38,23 +36,7 @@ func testRSA(t *testing.T) *rsa.PrivateKey {
 // rocaModulus is the modulus of the Wycheproof key with the ROCA weakness.
 func rocaModulus(t *testing.T) *big.Int {
 	t.Helper()
-	data, err := os.ReadFile("../../testdata/wycheproof/json_web_key_roca.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g struct {
-		Public struct {
-			Keys []struct{ N string } `json:"keys"`
-		} `json:"public"`
-	}
-	if err := json.Unmarshal(data, &g); err != nil || len(g.Public.Keys) != 1 {
-		t.Fatalf("reading the ROCA vector: %v", err)
-	}
-	n, err := base64.RawURLEncoding.DecodeString(g.Public.Keys[0].N)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return new(big.Int).SetBytes(n)
+	return keychecktest.ROCA().N
 }
 
 func ecKey(t *testing.T, c elliptic.Curve) *ecdsa.PublicKey {
