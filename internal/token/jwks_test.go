@@ -22,8 +22,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/tokenguard/pdp/internal/config"
-	"github.com/tokenguard/pdp/internal/keycheck/keychecktest"
 	"github.com/tokenguard/pdp/internal/devissuer"
+	"github.com/tokenguard/pdp/internal/keycheck/keychecktest"
 )
 
 // singleIssuer builds a verifier for one jwks_uri issuer served by srv.
