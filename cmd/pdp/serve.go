@@ -172,6 +172,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	go verifier.Run(ctx)
 
 	var ssfHandler http.Handler
+	var ssfStatus []httpapi.StatusPart
 	if len(cfg.SSF.Transmitters) > 0 {
 		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr})
 		if err != nil {
@@ -179,6 +180,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		}
 		go func() { _ = rcv.Run(ctx) }()
 		ssfHandler = rcv
+		ssfStatus = append(ssfStatus, httpapi.StatusPart{Name: "ssf", Get: func(context.Context) (any, error) { return rcv.Status(), nil }})
 	}
 	adminCred, err := readSecret(cfg.Admin.TokenFile)
 	if err != nil {
@@ -258,12 +260,12 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Metrics:        mtr,
 		MetricsHandler: mtr.Handler(),
 		Status:         func() any { return sources.Status() },
-		StatusParts: []httpapi.StatusPart{
+		StatusParts: append([]httpapi.StatusPart{
 			{Name: "store", Get: st.Status},
 			{Name: "issuers", Get: func(context.Context) (any, error) { return verifier.Status(), nil }},
 			{Name: "decision_logs", Get: func(context.Context) (any, error) { return decisionLog.Status(), nil }},
 			{Name: "decision_cache", Get: func(context.Context) (any, error) { return decider.ReuseStats(), nil }},
-		},
+		}, ssfStatus...),
 	})
 	var extAuthzTLS *tls.Config
 	if cfg.ExtAuthz.GRPCListen != "" && cfg.TLS.CertFile != "" && !cfg.ExtAuthz.Plaintext {
