@@ -40,9 +40,10 @@ var smallOrderPoints = []string{
 }
 
 // forgeCompact returns header.payload.signature where the signature is
-// forged, not made with a private key: for a small-order Ed25519 key, the
-// (R, 0) that verifies; for an RSA key with e = 1, the PKCS #1 v1.5
-// encoding itself (m^1 = m).
+// forged, not made with a private key: for a small-order Ed25519 key, an
+// (R, 0) that verifies (each R does for one message in eight, so the
+// payload's jti is changed until one does); for an RSA key with e = 1, the
+// PKCS #1 v1.5 encoding itself (m^1 = m).
 func forgeCompact(t *testing.T, pub any, header, payload map[string]any) string {
 	t.Helper()
 	h, _ := json.Marshal(header)
@@ -50,12 +51,17 @@ func forgeCompact(t *testing.T, pub any, header, payload map[string]any) string 
 	input := b64(h) + "." + b64(p)
 	switch k := pub.(type) {
 	case ed25519.PublicKey:
-		for _, r := range smallOrderPoints {
-			sig, _ := hex.DecodeString(r)
-			sig = append(sig, make([]byte, 32)...)
-			if ed25519.Verify(k, []byte(input), sig) {
-				return input + "." + b64(sig)
+		for range 100 {
+			for _, r := range smallOrderPoints {
+				sig, _ := hex.DecodeString(r)
+				sig = append(sig, make([]byte, 32)...)
+				if ed25519.Verify(k, []byte(input), sig) {
+					return input + "." + b64(sig)
+				}
 			}
+			payload["jti"] = rand.Text()
+			p, _ = json.Marshal(payload)
+			input = b64(h) + "." + b64(p)
 		}
 		t.Fatal("no forged signature verifies")
 	case *rsa.PublicKey:
