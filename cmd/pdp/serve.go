@@ -95,10 +95,13 @@ func addServeFlags(c *cobra.Command) {
 
 // app is a wired PDP: everything serve needs but the listener.
 type app struct {
-	handler  http.Handler
-	decider  *decision.Engine
-	verifier *token.Verifier
-	policy   *policy.Engine
+	handler http.Handler
+	// opsHandler serves the operations endpoints on ops.listen; nil when
+	// the decision listener serves them.
+	opsHandler http.Handler
+	decider    *decision.Engine
+	verifier   *token.Verifier
+	policy     *policy.Engine
 	// sources keep the policy in step with policy.dir or policy.bundles;
 	// sources.Status() is the policy part of GET /v1/status.
 	sources *policy.Sources
@@ -172,6 +175,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	go verifier.Run(ctx)
 
 	var ssfHandler http.Handler
+	var ssfStatus []httpapi.StatusPart
 	if len(cfg.SSF.Transmitters) > 0 {
 		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr})
 		if err != nil {
@@ -179,6 +183,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		}
 		go func() { _ = rcv.Run(ctx) }()
 		ssfHandler = rcv
+		ssfStatus = append(ssfStatus, httpapi.StatusPart{Name: "ssf", Get: func(context.Context) (any, error) { return rcv.Status(), nil }})
 	}
 	adminCred, err := readSecret(cfg.Admin.TokenFile)
 	if err != nil {
@@ -187,6 +192,10 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	gatewayCred, err := readSecret(cfg.Decide.Auth.CredentialFile)
 	if err != nil {
 		return nil, fmt.Errorf("decide.auth.credential_file: %w", err)
+	}
+	opsCred, err := readSecret(cfg.Ops.Auth.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("ops.auth.token_file: %w", err)
 	}
 	trusted, err := parsePrefixes(cfg.ForwardAuth.TrustedProxies)
 	if err != nil {
@@ -241,7 +250,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
-	handler := httpapi.New(httpapi.Options{
+	opts := httpapi.Options{
 		Decider: decider,
 		Logger:  logger,
 		Checks: []httpapi.Check{
@@ -260,13 +269,20 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Metrics:        mtr,
 		MetricsHandler: mtr.Handler(),
 		Status:         func() any { return sources.Status() },
-		StatusParts: []httpapi.StatusPart{
+		StatusParts: append([]httpapi.StatusPart{
 			{Name: "store", Get: st.Status},
 			{Name: "issuers", Get: func(context.Context) (any, error) { return verifier.Status(), nil }},
 			{Name: "decision_logs", Get: func(context.Context) (any, error) { return decisionLog.Status(), nil }},
 			{Name: "decision_cache", Get: func(context.Context) (any, error) { return decider.ReuseStats(), nil }},
-		},
-	})
+		}, ssfStatus...),
+		Ops:          httpapi.OpsAuth{Credential: opsCred},
+		OpsElsewhere: cfg.Ops.Listen != "",
+	}
+	handler := httpapi.New(opts)
+	var opsHandler http.Handler
+	if cfg.Ops.Listen != "" {
+		opsHandler = httpapi.NewOps(opts)
+	}
 	var extAuthzTLS *tls.Config
 	if cfg.ExtAuthz.GRPCListen != "" && cfg.TLS.CertFile != "" && !cfg.ExtAuthz.Plaintext {
 		if extAuthzTLS, err = serverTLS(cfg); err != nil {
@@ -282,7 +298,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Credential:     gatewayCred,
 		MaxRecvMsgSize: cfg.ExtAuthz.MaxMessageBytes,
 	})
-	return &app{extAuthz: extAuthz, handler: handler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
+	return &app{extAuthz: extAuthz, handler: handler, opsHandler: opsHandler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
 		decisionLog: decisionLog}, nil
 }
 
@@ -383,29 +399,25 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		return err
 	}
 	defer a.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := listenHTTP(cfg, cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if cfg.TLS.CertFile != "" {
-		tc, err := serverTLS(cfg)
-		if err != nil {
-			return err
-		}
-		ln = tls.NewListener(ln, tc)
-	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
+	srv := newHTTPServer(a.handler, logger)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("serving", "listen", ln.Addr().String(), "environment", cfg.Environment, "policy_dir", cfg.Policy.Dir)
+	var opsSrv *http.Server
+	if a.opsHandler != nil {
+		oln, err := listenHTTP(cfg, cfg.Ops.Listen)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("ops.listen: %w", err)
+		}
+		opsSrv = newHTTPServer(a.opsHandler, logger)
+		go func() { errc <- opsSrv.Serve(oln) }()
+		logger.Info("serving the operations endpoints", "ops_listen", oln.Addr().String())
+	}
 	var extAuthzDone chan error // stays nil (never ready) when ext_authz is off
 	if cfg.ExtAuthz.GRPCListen != "" {
 		gln, err := net.Listen("tcp", cfg.ExtAuthz.GRPCListen)
@@ -433,12 +445,49 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	if opsSrv != nil {
+		if err := opsSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+	}
 	if extAuthzDone != nil { // drained before the deferred a.Close() closes the store
 		if err := <-extAuthzDone; err != nil {
 			return fmt.Errorf("ext_authz: %w", err)
 		}
 	}
 	return nil
+}
+
+// listenHTTP opens an HTTP listener at addr, with the tls section's
+// certificate when one is set. The decision and the ops listener both use it.
+func listenHTTP(cfg config.Config, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLS.CertFile != "" {
+		tc, err := serverTLS(cfg)
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	return ln, nil
+}
+
+// newHTTPServer is the http.Server of every HTTP listener: the same
+// timeouts, limits and error log.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // newNonces returns the DPoP nonce issuer, or nil when nonces are off. The

@@ -55,6 +55,9 @@ type Config struct {
 	DecisionLogs DecisionLogs `mapstructure:"decision_logs"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `mapstructure:"metrics"`
+	// Ops configures where the operations endpoints (/metrics, /v1/status,
+	// /healthz, /readyz) are served and who may read them.
+	Ops Ops `mapstructure:"ops"`
 	// Log configures the process log.
 	Log Log `mapstructure:"log"`
 	// GCPercent is the Go garbage collector's target (GOGC) for pdp serve;
@@ -218,6 +221,31 @@ type DecisionLogs struct {
 type Metrics struct {
 	// Enabled serves /metrics.
 	Enabled bool `mapstructure:"enabled"`
+}
+
+// Ops configures the operations endpoints. /metrics and /v1/status tell
+// issuer URLs, key and revocation counts, the policy's source and its
+// errors; /healthz and /readyz are probes and stay open to everyone.
+type Ops struct {
+	// Listen, when set (host:port), serves /metrics, /v1/status, /healthz
+	// and /readyz on a listener of their own, with the tls section's
+	// certificate when one is set; the decision listener then no longer
+	// serves /metrics and /v1/status (it keeps the probes). Empty: the
+	// decision listener serves them all.
+	Listen string `mapstructure:"listen"`
+	// Auth protects /metrics and /v1/status.
+	Auth OpsAuth `mapstructure:"auth"`
+}
+
+// OpsAuth is the bearer credential of /metrics and /v1/status. Without
+// it, on the decision listener, they need decide.auth's gateway
+// credential or client certificate when decide.auth is set, and are open
+// otherwise; on ops.listen they are open.
+type OpsAuth struct {
+	// TokenFile holds the bearer credential (Authorization: Bearer ...)
+	// that /metrics and /v1/status require, on whichever listener serves
+	// them.
+	TokenFile string `mapstructure:"token_file"`
 }
 
 // Issuer is one trusted authorization server.
@@ -530,6 +558,13 @@ func (c *Config) Validate() error {
 	}
 	if v := c.Policy.Verification; v != nil && v.KeyFile == "" {
 		bad("policy.verification.key_file", "must be set")
+	}
+	if c.Ops.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Ops.Listen); err != nil {
+			bad("ops.listen", "must be host:port: %v", err)
+		} else if c.Ops.Listen == c.Listen || c.Ops.Listen == c.ExtAuthz.GRPCListen {
+			bad("ops.listen", "must differ from listen and ext_authz.grpc_listen")
+		}
 	}
 	if c.ExtAuthz.GRPCListen != "" {
 		if _, _, err := net.SplitHostPort(c.ExtAuthz.GRPCListen); err != nil {

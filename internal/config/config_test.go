@@ -87,6 +87,7 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	c.Listen = "nope"
 	c.DecisionTimeout = 0
 	c.Store.CommitWait = time.Second
+	c.Ops.Listen = "no-port"
 	c.Issuers = []Issuer{
 		{Issuer: "https://a.example", JWKSURI: "http://a.example/jwks", Audiences: []string{"x"}, Algorithms: []string{"HS256"}},
 		{Issuer: "https://a.example", JWKSFile: "k.json", JWKSURI: "https://a.example/jwks"},
@@ -101,6 +102,7 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		"listen:",
 		"decision_timeout:",
 		"store.commit_wait: must be between 0 and 10ms",
+		"ops.listen: must be host:port",
 		"issuers[0].jwks_uri: must be https",
 		"issuers[0].algorithms[0]: \"HS256\"",
 		"issuers[1].issuer: duplicate",
@@ -113,6 +115,18 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() does not name %q:\n%v", want, err)
 		}
+	}
+}
+
+func TestOpsListenMustBeItsOwn(t *testing.T) {
+	c := Defaults()
+	c.Ops.Listen = c.Listen
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ops.listen: must differ") {
+		t.Fatalf("Validate() = %v, want ops.listen named", err)
+	}
+	c.Ops.Listen = "127.0.0.1:9090"
+	if err := c.Validate(); err != nil && strings.Contains(err.Error(), "ops.") {
+		t.Fatal(err)
 	}
 }
 

@@ -15,13 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/tokenguard/pdp/internal/jose"
-)
-
-// RSA modulus bounds for a proof key. The upper bound caps the cost of one
-// verification.
-const (
-	minRSABits = 2048
-	maxRSABits = 8192
+	"github.com/tokenguard/pdp/internal/keycheck"
 )
 
 // Thumbprint returns the RFC 7638 SHA-256 thumbprint of key, base64url
@@ -73,8 +67,8 @@ var privateMembers = []*ast.Term{
 }
 
 // parseJWK applies the key part of D2 to the header's jwk: a public
-// RSA (2048–8192 bits), EC (P-256, P-384, P-521) or Ed25519 key, canonically
-// encoded, without private members, that fits alg. The key is built here
+// RSA, EC (P-256, P-384, P-521) or Ed25519 key, canonically encoded,
+// without private members, that passes keycheck and fits alg. The key is built here
 // from the checked members; no other header member is ever used to find a
 // key.
 func parseJWK(t *ast.Term, alg string) (*proofKey, *Error) {
@@ -115,6 +109,11 @@ func parseJWK(t *ast.Term, alg string) (*proofKey, *Error) {
 	}
 	if e != nil {
 		return nil, e
+	}
+	// The same key check as for issuer and transmitter keys: RSA size,
+	// exponent and ROCA fingerprint, EC point, Ed25519 small order.
+	if err := keycheck.Check(k.pub); err != nil {
+		return nil, invalidWrap("DPoP proof jwk is refused: "+err.Error(), err)
 	}
 	if !k.fits(alg) {
 		return nil, invalid("DPoP proof jwk does not fit the alg")
@@ -174,13 +173,16 @@ func rsaKey(obj ast.Object) (*proofKey, *Error) {
 	for _, b := range e {
 		exp = exp<<8 | uint64(b)
 	}
-	if exp < 3 || exp%2 == 0 || exp > 1<<31-1 {
-		return nil, invalid("DPoP proof jwk is not a valid RSA public key")
+	// Bounded here so that the conversion to int is exact; keycheck
+	// applies the rules (odd, at least 3).
+	if exp > keycheck.MaxRSAExponent {
+		return nil, invalid("DPoP proof jwk is refused: RSA public exponent too large")
+	}
+	// Bound the modulus before building it; keycheck applies the rest.
+	if len(n) > keycheck.MaxRSABits/8 {
+		return nil, invalid(fmt.Sprintf("DPoP proof jwk is refused: RSA modulus of more than %d bits", keycheck.MaxRSABits))
 	}
 	mod := new(big.Int).SetBytes(n)
-	if bits := mod.BitLen(); bits < minRSABits || bits > maxRSABits {
-		return nil, invalid(fmt.Sprintf("DPoP proof RSA key must have %d to %d bits", minRSABits, maxRSABits))
-	}
 	return &proofKey{
 		kty: "RSA",
 		pub: &rsa.PublicKey{N: mod, E: int(exp)},

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenguard/pdp/internal/devissuer"
 	"github.com/tokenguard/pdp/internal/dpop"
 	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
+	"github.com/tokenguard/pdp/internal/keycheck/keychecktest"
 )
 
 // verifyCase is one row of TestVerify. By default the ES256 test prover
@@ -324,7 +325,7 @@ func d2Cases() []verifyCase {
 				k["key_ops"] = []string{"encrypt"}
 				return []string{mustProof(t, p, "GET", testURL, testToken, dpoptest.WithHeader("jwk", k))}
 			}},
-		{name: "fail/D2 RSA key of 1024 bits", code: invalid, msg: "RSA key must have 2048",
+		{name: "fail/D2 RSA key of 1024 bits", code: invalid, msg: "RSA modulus of 1024 bits",
 			proofs: func(t *testing.T, _ *dpoptest.Prover) []string {
 				key, err := rsa.GenerateKey(rand.Reader, 1024)
 				if err != nil {
@@ -349,11 +350,32 @@ func d2Cases() []verifyCase {
 				k["n"] = base64.RawURLEncoding.EncodeToString(append([]byte{0}, n...))
 				return []string{mustProof(t, p, "GET", testURL, testToken, dpoptest.WithHeader("jwk", k))}
 			}},
-		{name: "fail/D2 RSA even exponent", alg: "RS256", code: invalid, msg: "not a valid RSA public key",
+		{name: "fail/D2 RSA even exponent", alg: "RS256", code: invalid, msg: "RSA public exponent 65536",
 			proofs: func(t *testing.T, p *dpoptest.Prover) []string {
 				k := p.PublicJWK()
 				k["e"] = "AQAA"
 				return []string{mustProof(t, p, "GET", testURL, testToken, dpoptest.WithHeader("jwk", k))}
+			}},
+		{name: "fail/D2 RSA exponent 1", alg: "RS256", code: invalid, msg: "RSA public exponent 1 ",
+			proofs: func(t *testing.T, p *dpoptest.Prover) []string {
+				k := p.PublicJWK()
+				k["e"] = "AQ"
+				return []string{mustProof(t, p, "GET", testURL, testToken, dpoptest.WithHeader("jwk", k))}
+			}},
+		{name: "fail/D2 RSA key with the ROCA fingerprint, validly signed", code: invalid, msg: "ROCA",
+			proofs: func(t *testing.T, _ *dpoptest.Prover) []string {
+				key := keychecktest.ROCA()
+				k := keychecktest.RSAJWK(key.N, key.E, "", "")
+				h := `{"typ":"dpop+jwt","alg":"RS256","jwk":` + jwkJSON(t, k) + `}`
+				proof, err := devissuer.SignCompact(key, "RS256", []byte(h), []byte(validPayload(t)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return []string{proof}
+			}},
+		{name: "fail/D2 Ed25519 key of small order", alg: "EdDSA", code: invalid, msg: "small order",
+			proofs: func(t *testing.T, p *dpoptest.Prover) []string {
+				return []string{mustProof(t, p, "GET", testURL, testToken, dpoptest.WithHeader("jwk", keychecktest.SmallOrderEd25519("")))}
 			}},
 		{name: "fail/D2 EC point not on the curve", code: invalid, msg: "not a valid EC public key",
 			proofs: func(t *testing.T, p *dpoptest.Prover) []string {

@@ -56,24 +56,23 @@ type Options struct {
 	// decision_logs). The route exists when either is set.
 	Status      func() any
 	StatusParts []StatusPart
+	// Ops protects /metrics and /v1/status. Without its credential, New
+	// puts them behind Gateway (open when Gateway is off) and NewOps
+	// leaves them open.
+	Ops OpsAuth
+	// OpsElsewhere, when set, leaves /metrics and /v1/status to NewOps's
+	// listener: New serves only the probes of the operations endpoints.
+	OpsElsewhere bool
 }
 
-// New returns the HTTP handler of the API.
+// New returns the HTTP handler of the decision listener: the API, the
+// probes and, unless OpsElsewhere, /metrics and /v1/status.
 func New(opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeProblem(w, Problem{Type: TypeNotFound, Title: "Not Found", Status: http.StatusNotFound})
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		writeProblem(w, Problem{Type: TypeMethod, Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed})
-	})
-	h := &health{checks: opts.Checks}
-	r.Get("/healthz", h.live)
-	r.Get("/readyz", h.ready)
+	r := newRouter()
+	mountProbes(r, opts)
 	obs := observer{logs: opts.DecisionLog, metrics: opts.Metrics}
 	d := &decide{decider: opts.Decider, logger: opts.Logger, observer: obs}
 	r.With(opts.Gateway.middleware).Post("/v1/decide", d.serveHTTP)
@@ -95,15 +94,25 @@ func New(opts Options) http.Handler {
 	if opts.SSF != nil {
 		r.Method(http.MethodPost, "/v1/ssf/events", opts.SSF)
 	}
-	if opts.MetricsHandler != nil {
-		r.Method(http.MethodGet, "/metrics", opts.MetricsHandler)
-	}
-	if opts.Status != nil || len(opts.StatusParts) > 0 {
-		st := &status{policy: opts.Status, parts: opts.StatusParts, logger: opts.Logger}
-		r.Get("/v1/status", st.serveHTTP)
+	if !opts.OpsElsewhere {
+		mountOps(r, opts, opts.Ops.middleware(opts.Gateway.middleware))
 	}
 	if opts.Mount != nil {
 		opts.Mount(r)
 	}
+	return r
+}
+
+// newRouter is a router with the recovery and the problem documents every
+// listener shares.
+func newRouter() chi.Router {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeProblem(w, Problem{Type: TypeNotFound, Title: "Not Found", Status: http.StatusNotFound})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeProblem(w, Problem{Type: TypeMethod, Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed})
+	})
 	return r
 }

@@ -123,6 +123,7 @@ func (v *Verifier) runFetch(ctx context.Context, is *issuer, f *jwksFetch, trigg
 	defer cancel()
 	ks, skipped, err := fetchJWKS(ctx, v.client, is.cfg.JWKSURI)
 	v.logSkipped(is, skipped)
+	is.setRefused(ks, skipped, err)
 	if err != nil {
 		f.err = fmt.Errorf("issuer %s: %w", is.cfg.Issuer, err)
 		v.log.Warn("JWKS refresh failed, keeping the previous keys", "issuer", is.cfg.Issuer, "error", err)
@@ -138,10 +139,31 @@ func (v *Verifier) runFetch(ctx context.Context, is *issuer, f *jwksFetch, trigg
 	close(f.done)
 }
 
+// logSkipped logs the keys left out of a JWKS: a refused (weak or invalid)
+// key at WARN, one this issuer has no use for at DEBUG.
 func (v *Verifier) logSkipped(is *issuer, skipped []skippedKey) {
 	for _, s := range skipped {
+		if s.Refused {
+			v.log.Warn("JWKS key refused", "issuer", is.cfg.Issuer, "index", s.Index, "kid", s.KID, "reason", s.Reason)
+			continue
+		}
 		v.log.Debug("JWKS key skipped", "issuer", is.cfg.Issuer, "index", s.Index, "kid", s.KID, "reason", s.Reason)
 	}
+}
+
+// setRefused remembers the keys left out of the last JWKS document read,
+// for Status. A fetch that got no document keeps the previous list.
+func (is *issuer) setRefused(ks *keySet, skipped []skippedKey, err error) {
+	if err != nil && len(skipped) == 0 && ks == nil {
+		return
+	}
+	refused := make([]RefusedKey, 0, len(skipped))
+	for _, s := range skipped {
+		refused = append(refused, RefusedKey(s))
+	}
+	is.mu.Lock()
+	is.refused = refused
+	is.mu.Unlock()
 }
 
 // Run keeps the key sets of the jwks_uri issuers fresh until ctx is done:
@@ -214,6 +236,24 @@ type IssuerStatus struct {
 	LastFetch time.Time `json:"last_fetch,omitzero"`
 	// LastError is the error of the last fetch, empty after a success.
 	LastError string `json:"last_error,omitempty"`
+	// RefusedKeys are the entries of the last JWKS document read that are
+	// not used: refused by the key check (weak or invalid) or of no use
+	// for verifying tokens.
+	RefusedKeys []RefusedKey `json:"refused_keys,omitempty"`
+}
+
+// RefusedKey is a JWKS entry left out, for status pages.
+type RefusedKey struct {
+	// Index is the entry's position in the document's "keys" array.
+	Index int `json:"index"`
+	// KID is the entry's "kid", empty when it has none.
+	KID string `json:"kid,omitempty"`
+	// Reason says why it is not used.
+	Reason string `json:"reason"`
+	// Refused reports a key the key check refused (weak or invalid), as
+	// opposed to one of no use for verifying tokens (encryption,
+	// symmetric, an unsupported type).
+	Refused bool `json:"refused"`
 }
 
 // Status describes the keys of every issuer, in configuration order.
@@ -235,6 +275,7 @@ func (v *Verifier) Status() []IssuerStatus {
 		if is.lastErr != nil {
 			s.LastError = is.lastErr.Error()
 		}
+		s.RefusedKeys = is.refused
 		is.mu.Unlock()
 		out = append(out, s)
 	}

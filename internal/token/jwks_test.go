@@ -23,6 +23,7 @@ import (
 
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/devissuer"
+	"github.com/tokenguard/pdp/internal/keycheck/keychecktest"
 )
 
 // singleIssuer builds a verifier for one jwks_uri issuer served by srv.
@@ -297,6 +298,9 @@ func TestParseKeySet(t *testing.T) {
 		{"skip/RSA 1024", doc(good, map[string]any{"kty": "RSA", "kid": "weak", "e": "AQAB",
 			"n": base64.RawURLEncoding.EncodeToString(weak.N.Bytes())}), []string{"good"}, nil},
 		{"skip/oct key", doc(good, map[string]any{"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"}), []string{"good"}, nil},
+		{"refuse/RSA key with the ROCA fingerprint", doc(good, keychecktest.RSAJWK(keychecktest.ROCA().N, 65537, "roca", "RS256")), []string{"good"}, nil},
+		{"refuse/RSA exponent 1", doc(good, keychecktest.RSAJWK(strong.N, 1, "e1", "RS256")), []string{"good"}, nil},
+		{"refuse/Ed25519 key of small order", doc(good, keychecktest.SmallOrderEd25519("small")), []string{"good"}, nil},
 		{"fail/private EC key", privateJWKS(t), nil, ErrPrivateKeyInJWKS},
 		{"fail/private RSA key", doc(good, jwkOf(strong, nil)), nil, ErrPrivateKeyInJWKS},
 		{"fail/only unusable keys", doc(map[string]any{"kty": "oct", "k": "c2VjcmV0"}), nil, nil},
@@ -312,7 +316,7 @@ func TestParseKeySet(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ks, _, err := parseKeySet(tt.doc)
+			ks, skipped, err := parseKeySet(tt.doc)
 			if tt.usable == nil {
 				if err == nil {
 					t.Fatal("parseKeySet succeeded")
@@ -331,6 +335,9 @@ func TestParseKeySet(t *testing.T) {
 			}
 			if strings.Join(kids, ",") != strings.Join(tt.usable, ",") {
 				t.Fatalf("usable keys = %v, want %v", kids, tt.usable)
+			}
+			if strings.HasPrefix(tt.name, "refuse/") && (len(skipped) != 1 || skipped[0].KID == "") {
+				t.Fatalf("skipped = %+v, want the refused key named", skipped)
 			}
 		})
 	}

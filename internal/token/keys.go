@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/jose"
+	"github.com/tokenguard/pdp/internal/keycheck"
 )
 
 // Key set limits.
@@ -24,9 +25,6 @@ const (
 	maxJWKSSize = 1 << 20
 	// maxJWKSKeys bounds the entries of a JWKS document.
 	maxJWKSKeys = 100
-	// minRSABits and maxRSABits bound the RSA modulus of a usable key.
-	minRSABits = 2048
-	maxRSABits = 8192
 	// maxKeysPerToken bounds how many keys one token is tried against
 	// (a token without kid, or several keys sharing one kid).
 	maxKeysPerToken = 4
@@ -107,19 +105,25 @@ func (s *keySet) fitting(alg string) []*verifyKey {
 	return out
 }
 
-// skippedKey describes a JWKS entry that was left out, for the log.
+// skippedKey describes a JWKS entry that was left out, for the log and
+// the status page.
 type skippedKey struct {
 	Index  int
 	KID    string
 	Reason string
+	// Refused marks a key that keycheck refused (weak or invalid), as
+	// opposed to one this issuer cannot use (encryption, symmetric, an
+	// unknown type).
+	Refused bool
 }
 
 // parseKeySet turns a JWKS document into the usable public signature keys.
 // It refuses documents that are not a strict JSON object with a "keys"
 // array, that publish private keys, or that leave no usable key. Entries
 // that cannot be used (symmetric, encryption-only, unknown type or curve,
-// weak RSA, an alg that is not a supported signature algorithm) are
-// skipped and reported.
+// an alg that is not a supported signature algorithm) are skipped, and keys
+// that keycheck refuses (weak RSA, ROCA, EC points off their curve, small
+// Ed25519 points) are refused; both are reported.
 func parseKeySet(data []byte) (*keySet, []skippedKey, error) {
 	if len(data) > maxJWKSSize {
 		return nil, nil, fmt.Errorf("JWKS larger than %d bytes", maxJWKSSize)
@@ -159,12 +163,12 @@ func parseKeySet(data []byte) (*keySet, []skippedKey, error) {
 	for i := range set.Len() {
 		key, _ := set.Key(i)
 		vk, reason, err := usableKey(key)
-		if err != nil {
+		if err != nil && !errors.Is(err, keycheck.ErrRefused) {
 			return nil, nil, fmt.Errorf("JWKS key #%d: %w", i, err)
 		}
 		if vk == nil {
 			kid, _ := key.KeyID()
-			skipped = append(skipped, skippedKey{Index: i, KID: kid, Reason: reason})
+			skipped = append(skipped, skippedKey{Index: i, KID: kid, Reason: reason, Refused: err != nil})
 			continue
 		}
 		ks.keys = append(ks.keys, vk)
@@ -180,7 +184,8 @@ func parseKeySet(data []byte) (*keySet, []skippedKey, error) {
 }
 
 // usableKey converts one JWK. It returns (nil, reason, nil) for a key that
-// is skipped and an error for private key material.
+// is skipped, (nil, reason, error wrapping keycheck.ErrRefused) for a weak
+// or invalid key, and an error for private key material.
 func usableKey(key jwk.Key) (*verifyKey, string, error) {
 	if _, ok := key.(jwk.UnsupportedKey); ok {
 		return nil, "unsupported or invalid key", nil
@@ -207,11 +212,16 @@ func usableKey(key jwk.Key) (*verifyKey, string, error) {
 	if err := jwk.Export(key, &raw); err != nil {
 		return nil, "cannot export the key", nil
 	}
+	// jwx's own import checks depend on process-wide settings that OPA
+	// loosens; keycheck does not.
+	switch raw.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		if err := keycheck.Check(raw); err != nil {
+			return nil, err.Error(), err
+		}
+	}
 	switch pub := raw.(type) {
 	case *rsa.PublicKey:
-		if bits := pub.N.BitLen(); bits < minRSABits || bits > maxRSABits {
-			return nil, fmt.Sprintf("RSA modulus of %d bits", bits), nil
-		}
 		vk.kty, vk.pub = "RSA", pub
 	case *ecdsa.PublicKey:
 		switch pub.Curve {
@@ -226,9 +236,6 @@ func usableKey(key jwk.Key) (*verifyKey, string, error) {
 		}
 		vk.kty, vk.pub, vk.ecOrder = "EC", pub, jose.ECOrder(pub)
 	case ed25519.PublicKey:
-		if len(pub) != ed25519.PublicKeySize {
-			return nil, "invalid Ed25519 key", nil
-		}
 		vk.kty, vk.curve, vk.pub = "OKP", "Ed25519", pub
 	default:
 		return nil, fmt.Sprintf("key type %q is not usable for signatures", key.KeyType().String()), nil

@@ -99,6 +99,9 @@ type issuer struct {
 	lastErr error
 	// inflight is the running fetch, if any.
 	inflight *jwksFetch
+	// refused are the entries of the last JWKS document read that are
+	// not used (Status).
+	refused []RefusedKey
 }
 
 // NewVerifier builds a Verifier for issuers. It loads jwks_file key sets
@@ -199,6 +202,7 @@ func (v *Verifier) newIssuer(c config.Issuer) (*issuer, error) {
 	if c.JWKSFile != "" {
 		ks, skipped, err := readJWKSFile(c.JWKSFile)
 		v.logSkipped(is, skipped)
+		is.setRefused(ks, skipped, err)
 		if err != nil {
 			return nil, fmt.Errorf("jwks_file: %w", err)
 		}
