@@ -173,7 +173,8 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 
 	var ssfHandler http.Handler
 	if len(cfg.SSF.Transmitters) > 0 {
-		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr})
+		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr,
+			MaxAge: cfg.SSF.MaxAge, Skew: cfg.ClockSkew})
 		if err != nil {
 			return nil, fmt.Errorf("ssf: %w", err)
 		}

@@ -68,6 +68,13 @@ type Config struct {
 type SSF struct {
 	// Transmitters are the trusted senders of security event tokens.
 	Transmitters []Transmitter `mapstructure:"transmitters"`
+	// MaxAge is how old (by iat) a SET may be when it is pushed or polled;
+	// older ones are refused with invalid_request ("the SET is too old").
+	// Applied SETs are remembered in the store for MaxAge + clock_skew
+	// after their iat, so that a replay is recognised across restarts and
+	// replicas. A SET whose iat is more than clock_skew ahead is refused
+	// too.
+	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
 // Transmitter is one trusted Shared Signals transmitter.
@@ -406,6 +413,7 @@ func Defaults() Config {
 			Redis:         Redis{KeyPrefix: "pdp:", Timeout: 50 * time.Millisecond},
 			OnUnavailable: OnUnavailable{Replay: "deny", Fingerprint: "monitor"},
 		},
+		SSF:       SSF{MaxAge: 24 * time.Hour},
 		Log:       Log{Level: "info", Format: "json"},
 		GCPercent: 400,
 	}
@@ -707,6 +715,9 @@ func (c *Config) Validate() error {
 	}
 	if introspecting > 1 {
 		bad("issuers", "only one issuer may introspect opaque tokens (an opaque token names no issuer, and it must not be sent to the wrong one)")
+	}
+	if c.SSF.MaxAge < time.Minute || c.SSF.MaxAge > 30*24*time.Hour {
+		bad("ssf.max_age", "must be between 1m and 720h")
 	}
 	for i, t := range c.SSF.Transmitters {
 		p := fmt.Sprintf("ssf.transmitters[%d]", i)
