@@ -21,6 +21,7 @@ import (
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/devissuer"
 	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/ssf"
 	"github.com/tokenguard/pdp/internal/store"
 	"github.com/tokenguard/pdp/internal/token"
@@ -183,6 +184,17 @@ func TestSSFEvents(t *testing.T) {
 	want(t, fams, "pdp_ssf_events_total", map[string]string{"event": "session-revoked", "outcome": "applied"}, 1)
 	want(t, fams, "pdp_ssf_events_total", map[string]string{"event": "none", "outcome": "refused"}, 1)
 	want(t, fams, "pdp_ssf_events_total", map[string]string{"event": "other", "outcome": "other"}, 1)
+}
+
+func TestRevokeRequests(t *testing.T) {
+	m := New(Options{})
+	m.RevokeRequest(httpapi.RevokeClientMismatch)
+	m.RevokeRequest(httpapi.RevokeUnauthenticated)
+	m.RevokeRequest("client-supplied value")
+	fams, _ := scrape(t, m)
+	want(t, fams, "pdp_revoke_requests_total", map[string]string{"outcome": "client_mismatch"}, 1)
+	want(t, fams, "pdp_revoke_requests_total", map[string]string{"outcome": "unauthenticated"}, 1)
+	want(t, fams, "pdp_revoke_requests_total", map[string]string{"outcome": "other"}, 1)
 }
 
 func TestStoreSizesAtScrapeTime(t *testing.T) {
