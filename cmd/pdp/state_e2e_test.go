@@ -356,6 +356,19 @@ func TestRFC7009Revoke(t *testing.T) {
 			check(t, tb.decide(t, bearer(probe), nil), tt.after)
 		})
 	}
+	t.Run("fail/a revoked refresh token mints nothing at the token endpoint", func(t *testing.T) {
+		rt, other := mintRefresh(t, es, "sess-te"), mintRefresh(t, es, "sess-te-other")
+		if d := tb.decide(t, map[string]any{}, refreshGrant(other)); !d.Allow {
+			t.Fatalf("a refresh token that was not revoked: %+v", d.Reasons)
+		}
+		if status, _, out := tb.revokeCall(t, url.Values{"token": {rt}}, webApp); status != 200 {
+			t.Fatalf("revoke = %d %v", status, out)
+		}
+		d := tb.decide(t, map[string]any{}, refreshGrant(rt))
+		if d.Allow || d.Status != 400 || len(d.codes()) == 0 || d.codes()[0] != "refresh_token_invalid" {
+			t.Fatalf("the revoked refresh token at the token endpoint: %+v", d)
+		}
+	})
 	t.Run("ok/an opaque token without jti is revoked by its hash", func(t *testing.T) {
 		exp := time.Now().Add(5 * time.Minute).Unix()
 		tb.introspect.answers["opaque-revocable"] = struct {
