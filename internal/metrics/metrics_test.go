@@ -219,7 +219,11 @@ func TestStoreSizesAtScrapeTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := st.RememberSET(context.Background(), "set-1", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	fams, body := scrape(t, m)
+	want(t, fams, "pdp_store_set_jtis", map[string]string{}, 1)
 	want(t, fams, "pdp_store_revocations", map[string]string{"kind": "jti"}, 2)
 	want(t, fams, "pdp_store_revocations", map[string]string{"kind": "subject"}, 1)
 	if strings.Contains(body, "alice") {
