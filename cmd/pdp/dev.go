@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +25,13 @@ const devAudience = "https://api.example.com"
 // verifier reads like any other issuer's, from a JWKS file in data_dir.
 type devMode struct {
 	issuer *devissuer.Issuer
+	// revokeSecret is the secret of the dev revoke client, devClient.
+	revokeSecret string
 }
+
+// devClient is the client of the dev issuer's tokens; in dev mode it may
+// revoke them at /v1/revoke with a secret made at start.
+const devClient = "dev-client"
 
 // configure adds the dev issuer to cfg and keeps the server on loopback.
 func (d *devMode) configure(cfg *config.Config) error {
@@ -54,6 +63,15 @@ func (d *devMode) configure(cfg *config.Config) error {
 		// Loopback only: a gateway tried out beside the dev server is trusted.
 		cfg.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
 	}
+	// A dev revoke client, so that /v1/revoke is on: its secret is made
+	// now and printed by announce; the data dir holds only its hash.
+	d.revokeSecret = rand.Text() + rand.Text()
+	sum := sha256.Sum256([]byte(d.revokeSecret))
+	secretFile := filepath.Join(cfg.DataDir, "dev-revoke-client.sha256")
+	if err := os.WriteFile(secretFile, []byte(hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write dev revoke client: %w", err)
+	}
+	cfg.Revoke.Clients = append(cfg.Revoke.Clients, config.RevokeClient{ClientID: devClient, SecretFile: secretFile})
 	cfg.Log.Format = "text"
 	return nil
 }
@@ -64,17 +82,17 @@ func (d *devMode) mount(r chi.Router) {
 	r.Handle("/dev/token", d.issuer.TokenHandler(map[string]any{
 		"aud":       devAudience,
 		"sub":       "alice",
-		"client_id": "dev-client",
+		"client_id": devClient,
 		"scope":     "accounts:read",
 	}))
 }
 
 // announce prints two ready-to-paste requests: one allowed, one denied.
 func (d *devMode) announce(out io.Writer, addr string) {
-	claims := map[string]any{"aud": devAudience, "sub": "alice", "client_id": "dev-client", "scope": "accounts:read",
+	claims := map[string]any{"aud": devAudience, "sub": "alice", "client_id": devClient, "scope": "accounts:read",
 		"exp": time.Now().Add(time.Hour).Unix()}
 	allowed, err1 := d.issuer.Mint(claims)
-	expiredClaims := map[string]any{"aud": devAudience, "sub": "alice", "client_id": "dev-client", "scope": "accounts:read",
+	expiredClaims := map[string]any{"aud": devAudience, "sub": "alice", "client_id": devClient, "scope": "accounts:read",
 		"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}
 	expired, err2 := d.issuer.Mint(expiredClaims)
 	if err := errors.Join(err1, err2); err != nil {
@@ -92,5 +110,8 @@ curl -s http://%[1]s/v1/decide -H 'Content-Type: application/json' -d '%[4]s'
 # denied (the same token an hour expired: token_expired, 401):
 curl -s http://%[1]s/v1/decide -H 'Content-Type: application/json' -d '%[5]s'
 
-`, addr, d.issuer.URL(), devAudience, fmt.Sprintf(body, allowed), fmt.Sprintf(body, expired))
+# revoke the allowed token (RFC 7009, as the dev revoke client %[6]s); the first request is then denied (token_revoked):
+curl -s http://%[1]s/v1/revoke -u '%[6]s:%[7]s' -d 'token=%[8]s'
+
+`, addr, d.issuer.URL(), devAudience, fmt.Sprintf(body, allowed), fmt.Sprintf(body, expired), devClient, d.revokeSecret, allowed)
 }

@@ -42,7 +42,8 @@ const guardrailData = `{"pdp": {
   "clients": {
     "payments-job": {"allowed_cidrs": ["10.20.0.0/16"], "sender_constraint": "dpop"},
     "mtls-job": {"sender_constraint": "mtls"},
-    "monitored": {"modes": {"lifetime": "monitor", "fingerprint": "monitor"}}
+    "monitored": {"modes": {"lifetime": "monitor", "fingerprint": "monitor"}},
+    "monitored-lifetime": {"modes": {"lifetime": "monitor"}}
   },
   "fingerprint": {"ipv4_prefix": 24, "ipv6_prefix": 56},
   "modes": {"dpop": "enforce", "fingerprint": "enforce"},
@@ -315,6 +316,17 @@ func TestGuardrailFingerprint(t *testing.T) {
 	})
 	t.Run("fail/another user-agent", func(t *testing.T) {
 		check(t, tb.decide(t, hdr(tok, "curl/8.5.0"), from("203.0.113.7", "")), want{false, 401, "token_replay_suspected"})
+	})
+	t.Run("fail/a token expiring past 2262 is fingerprinted like any other", func(t *testing.T) {
+		far := tb.mint(t, "ES256", map[string]any{"client_id": "monitored-lifetime", "exp": time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()})
+		d := tb.decide(t, hdr(far, "app/1.0"), from("203.0.113.7", ""))
+		if !d.Allow {
+			t.Fatalf("a long-lived token of a client whose lifetime guardrail monitors: %v", d.codes())
+		}
+		waitFingerprint(t, tb, far)
+		if d := tb.decide(t, hdr(far, "app/1.0"), from("198.51.100.4", "")); d.Allow {
+			t.Fatalf("another network passed: %+v", d)
+		}
 	})
 	t.Run("ok/monitor mode warns and keeps the first fingerprint", func(t *testing.T) {
 		mon := tb.mint(t, "ES256", map[string]any{"client_id": "monitored"})

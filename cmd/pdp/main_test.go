@@ -67,11 +67,15 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-var curlLine = regexp.MustCompile(`^curl -s (http://\S+/v1/decide) -H 'Content-Type: application/json' -d '(.*)'$`)
+var (
+	curlLine   = regexp.MustCompile(`^curl -s (http://\S+/v1/decide) -H 'Content-Type: application/json' -d '(.*)'$`)
+	revokeLine = regexp.MustCompile(`^curl -s (http://\S+/v1/revoke) -u '([^':]+):([^']+)' -d 'token=([A-Za-z0-9._-]+)'$`)
+)
 
 // TestDevModeServesItsOwnExamples is README command 1: `pdp serve --dev`
-// starts on loopback, prints an allowed and a denied curl command, and both
-// do what they say; SIGTERM then stops it cleanly.
+// starts on loopback, prints an allowed and a denied curl command and one
+// that revokes the allowed token, and all do what they say; SIGTERM then
+// stops it cleanly.
 func TestDevModeServesItsOwnExamples(t *testing.T) {
 	root, err := os.Getwd()
 	if err != nil {
@@ -80,8 +84,9 @@ func TestDevModeServesItsOwnExamples(t *testing.T) {
 	addr := freeAddr(t)
 	p := startPDP(t, root+"/../..", "serve", "--dev", "--listen", addr, "--data-dir", t.TempDir())
 	var bodies []struct{ url, body string }
+	var revoke []string
 	deadline := time.Now().Add(60 * time.Second)
-	for len(bodies) < 2 && time.Now().Before(deadline) {
+	for (len(bodies) < 2 || revoke == nil) && time.Now().Before(deadline) {
 		line, err := p.stdout.ReadString('\n')
 		if err != nil {
 			t.Fatalf("pdp exited before printing its examples: %v\n%s", err, p.stderr)
@@ -89,6 +94,12 @@ func TestDevModeServesItsOwnExamples(t *testing.T) {
 		if m := curlLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
 			bodies = append(bodies, struct{ url, body string }{m[1], m[2]})
 		}
+		if m := revokeLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			revoke = m[1:]
+		}
+	}
+	if revoke == nil {
+		t.Fatal("pdp printed no revoke example")
 	}
 	if len(bodies) != 2 {
 		t.Fatalf("pdp printed %d curl examples, want 2", len(bodies))
@@ -145,7 +156,29 @@ func TestDevModeServesItsOwnExamples(t *testing.T) {
 	if status != 200 {
 		t.Errorf("forward-auth in dev mode = %d, want 200", status)
 	}
-	resp, err := http.Get("http://" + addr + "/dev/token?sub=bob")
+	// The revoke example: the allowed example is denied from then on.
+	req, _ := http.NewRequest("POST", revoke[0], strings.NewReader("token="+revoke[3]))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(revoke[1], revoke[2])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("revoke example = %d", resp.StatusCode)
+	}
+	resp, err = http.Post(bodies[0].url, "application/json", strings.NewReader(bodies[0].body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(raw), `"token_revoked"`) {
+		t.Errorf("the allowed example after the revoke example: %s, want token_revoked", raw)
+	}
+
+	resp, err = http.Get("http://" + addr + "/dev/token?sub=bob")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,10 @@ import (
 // replicaSet is several real pdp processes sharing one real redis-server:
 // each its own data_dir and listener, the same issuer, policy and Redis.
 type replicaSet struct {
-	redis    *redistest.Server
-	issuer   *devissuer.Issuer
-	replicas []*replica
+	redis       *redistest.Server
+	issuer      *devissuer.Issuer
+	transmitter *devissuer.Issuer // a Shared Signals transmitter every replica trusts
+	replicas    []*replica
 }
 
 type replica struct {
@@ -49,8 +50,11 @@ func newReplicaSet(t *testing.T, n int, onUnavailable string) *replicaSet {
 	if rs.issuer, err = devissuer.New(issuerURL, "ES256"); err != nil {
 		t.Fatal(err)
 	}
-	jwks, cred := filepath.Join(root, "jwks.json"), filepath.Join(root, "admin")
-	for name, body := range map[string][]byte{jwks: rs.issuer.JWKS(), cred: []byte(adminCredential)} {
+	if rs.transmitter, err = devissuer.New("https://tx.example", "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	jwks, cred, txJWKS := filepath.Join(root, "jwks.json"), filepath.Join(root, "admin"), filepath.Join(root, "tx-jwks.json")
+	for name, body := range map[string][]byte{jwks: rs.issuer.JWKS(), cred: []byte(adminCredential), txJWKS: rs.transmitter.JWKS()} {
 		if err := os.WriteFile(name, body, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -77,6 +81,12 @@ issuers:
   - issuer: %s
     jwks_file: %s
     audiences: [%s, https://billing.example.com]
+ssf:
+  transmitters:
+    - issuer: https://tx.example
+      jwks_file: %s
+      audience: https://pdp.example/ssf
+      token_issuers: [%s]
 store:
   backend: redis
   redis:
@@ -84,7 +94,7 @@ store:
     timeout: 250ms
   on_unavailable:
 %s
-`, r.addr, filepath.Join(r.dir, "data"), policyDir, cred, issuerURL, jwks, testAudience, rs.redis.Addr(), onUnavailable)
+`, r.addr, filepath.Join(r.dir, "data"), policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, rs.redis.Addr(), onUnavailable)
 		if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -333,6 +343,39 @@ func TestIntegrationRedisSharedChecks(t *testing.T) {
 		}
 	})
 
+	t.Run("fail/a SET applied on replica 1 and replayed on replica 2 does not bring back a deleted revocation", func(t *testing.T) {
+		tok := rs.mint(t, map[string]any{"sub": "ssf-user"})
+		header, _ := json.Marshal(map[string]any{"alg": "ES256", "typ": "secevent+jwt", "kid": rs.transmitter.KID()})
+		payload, _ := json.Marshal(map[string]any{
+			"iss": "https://tx.example", "aud": "https://pdp.example/ssf", "iat": time.Now().Unix(), "jti": "set-replicated",
+			"sub_id": map[string]any{"format": "iss_sub", "iss": issuerURL, "sub": "ssf-user"},
+			"events": map[string]any{"https://schemas.openid.net/secevent/risc/event-type/account-disabled": map[string]any{}},
+		})
+		set, err := devissuer.SignCompact(rs.transmitter.PrivateKey(), "ES256", header, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r1.pushSET(t, set)
+		status, out := r1.admin(t, "GET", "/v1/admin/revocations?kind=subject&value=ssf-user", "")
+		revs, _ := out["revocations"].([]any)
+		if status != http.StatusOK || len(revs) != 1 {
+			t.Fatalf("revocations of ssf-user = %d %v", status, out)
+		}
+		id, _ := revs[0].(map[string]any)["id"].(string)
+		if status, _ := r1.admin(t, "DELETE", "/v1/admin/revocations/"+id, ""); status != http.StatusNoContent {
+			t.Fatalf("delete = %d", status)
+		}
+		for deadline := time.Now().Add(5 * time.Second); !r2.decide(t, bearer(tok), nil).Allow; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the deleted revocation never left replica 2")
+			}
+		}
+		r2.pushSET(t, set)
+		if d := r2.decide(t, bearer(tok), nil); !d.Allow {
+			t.Fatalf("the replayed SET revoked again on replica 2: %v", d.Reasons)
+		}
+	})
+
 	t.Run("fail/a refresh token reused across replicas is caught and revokes the session everywhere", func(t *testing.T) {
 		refresh := func() string { return mintRefresh(t, rs.issuer, "sess-r") }
 		tokenRequest := refreshGrant
@@ -357,6 +400,20 @@ func TestIntegrationRedisSharedChecks(t *testing.T) {
 			}
 		}
 	})
+}
+
+// pushSET delivers a SET to replica r and requires 202.
+func (r *replica) pushSET(t *testing.T, set string) {
+	t.Helper()
+	resp, err := decideClient.Post("http://"+r.addr+"/v1/ssf/events", "application/secevent+jwt", strings.NewReader(set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("push to %s = %d %s", r.addr, resp.StatusCode, body)
+	}
 }
 
 // waitSharedFingerprint waits until a replica recorded the fingerprint of

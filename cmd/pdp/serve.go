@@ -177,7 +177,8 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	var ssfHandler http.Handler
 	var ssfStatus []httpapi.StatusPart
 	if len(cfg.SSF.Transmitters) > 0 {
-		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr})
+		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr,
+			MaxAge: cfg.SSF.MaxAge, Skew: cfg.ClockSkew})
 		if err != nil {
 			return nil, fmt.Errorf("ssf: %w", err)
 		}
@@ -196,6 +197,10 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	opsCred, err := readSecret(cfg.Ops.Auth.TokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("ops.auth.token_file: %w", err)
+	}
+	revokeClients, err := readRevokeClients(cfg.Revoke.Clients)
+	if err != nil {
+		return nil, err
 	}
 	trusted, err := parsePrefixes(cfg.ForwardAuth.TrustedProxies)
 	if err != nil {
@@ -250,6 +255,10 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
+	gatewayAuth := httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""}
+	if len(revokeClients) == 0 && gatewayCred == "" && cfg.Decide.Auth.ClientCAFile == "" {
+		logger.Warn("POST /v1/revoke is off: no client can authenticate (set revoke.clients or decide.auth)")
+	}
 	opts := httpapi.Options{
 		Decider: decider,
 		Logger:  logger,
@@ -258,12 +267,14 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "issuers", Ready: verifier.Ready},
 			{Name: "store", Ready: st.Ready},
 		},
-		Gateway:     httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""},
+		Gateway:     gatewayAuth,
 		ForwardAuth: forwardAuth,
 		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
-		Revoke:      &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
-		SSF:         ssfHandler,
-		Mount:       mount,
+		Revoke: &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL,
+			Clients: revokeClients, Gateway: gatewayAuth, Observer: mtr,
+			RefreshTarget: func(sid, sub string) (string, string, bool) { return engine.Settings().RefreshTarget(sid, sub) }},
+		SSF:   ssfHandler,
+		Mount: mount,
 
 		DecisionLog:    decisionLog,
 		Metrics:        mtr,
@@ -564,6 +575,40 @@ func readSecret(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
+}
+
+// readRevokeClients reads the secret hash of every revoke client.
+func readRevokeClients(cs []config.RevokeClient) ([]httpapi.RevokeClient, error) {
+	out := make([]httpapi.RevokeClient, 0, len(cs))
+	for i, c := range cs {
+		data, err := readBounded(c.SecretFile, httpapi.MaxSecretHashFile)
+		if err == nil {
+			var sum [32]byte
+			if sum, err = httpapi.ParseSecretHash(data); err == nil {
+				out = append(out, httpapi.RevokeClient{ID: c.ClientID, SecretSHA256: sum})
+				continue
+			}
+		}
+		return nil, fmt.Errorf("revoke.clients[%d].secret_file: %w", i, err)
+	}
+	return out, nil
+}
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/devissuer"
+	"github.com/tokenguard/pdp/internal/store"
 )
 
 const adminCredential = "admin-credential-for-tests"
@@ -25,7 +30,7 @@ type stateTestbed struct {
 	transmitter *devissuer.Issuer
 }
 
-func newStateTestbed(t *testing.T) *stateTestbed {
+func newStateTestbed(t *testing.T, mutate ...func(*config.Config)) *stateTestbed {
 	t.Helper()
 	tx, err := devissuer.New("https://tx.example", "ES256")
 	if err != nil {
@@ -51,6 +56,9 @@ func newStateTestbed(t *testing.T) *stateTestbed {
 		c.SSF.Transmitters = []config.Transmitter{{
 			Issuer: tx.URL(), JWKSFile: txJWKS, Audience: "https://pdp.example/ssf", TokenIssuers: []string{esIssuer},
 		}}
+		for _, m := range mutate {
+			m(c)
+		}
 	})
 	return &stateTestbed{testbed: tb, transmitter: tx}
 }
@@ -197,45 +205,187 @@ func TestAdminAPIIsOffWithoutACredential(t *testing.T) {
 	}
 }
 
+// Revoke clients of the state testbed: web-app owns the tokens tb.mint
+// mints; "svc:batch job" needs RFC 6749 §2.3.1 form-urlencoding in Basic.
+const (
+	webAppSecret = "web-app-secret-0123456789abcdefghijklmnop"
+	otherSecret  = "other-app-secret-0123456789abcdefghijklmno"
+	batchID      = "svc:batch job"
+	batchSecret  = "batch secret: 0123456789abcdefghijklmnopq"
+)
+
+// writeSecretHash writes the hex SHA-256 of secret, as a revoke client's
+// secret_file holds it.
+func writeSecretHash(t testing.TB, dir, name, secret string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(secret))
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func withRevokeClients(t testing.TB) func(*config.Config) {
+	dir := t.TempDir()
+	return func(c *config.Config) {
+		c.Revoke.Clients = []config.RevokeClient{
+			{ClientID: "web-app", SecretFile: writeSecretHash(t, dir, "web-app", webAppSecret)},
+			{ClientID: "other-app", SecretFile: writeSecretHash(t, dir, "other-app", otherSecret)},
+			{ClientID: batchID, SecretFile: writeSecretHash(t, dir, "batch", batchSecret)},
+		}
+	}
+}
+
+func basicAuth(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+// revokeCall posts an RFC 7009 request with the given headers.
+func (tb *testbed) revokeCall(t *testing.T, form url.Values, headers map[string]string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest("POST", tb.pdp.URL+"/v1/revoke", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, resp.Header, out
+}
+
 func TestRFC7009Revoke(t *testing.T) {
-	tb := newStateTestbed(t)
-	form := func(v url.Values) string { return v.Encode() }
-	t.Run("ok/a valid token revokes itself", func(t *testing.T) {
-		tok := tb.mint(t, "ES256", nil)
-		status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded", form(url.Values{"token": {tok}}), "")
-		if status != 200 {
-			t.Fatalf("status %d", status)
+	tb := newStateTestbed(t, withRevokeClients(t))
+	es := tb.issuers["ES256"]
+	past := time.Now().Add(-time.Minute).Unix()
+	webApp := map[string]string{"Authorization": basicAuth("web-app", webAppSecret)}
+	post := func(v url.Values, id, secret string) url.Values {
+		v.Set("client_id", id)
+		v.Set("client_secret", secret)
+		return v
+	}
+	type revokeCase struct {
+		name    string
+		token   func() string // the token to revoke; it is checked at /v1/decide
+		form    func(tok string) url.Values
+		headers map[string]string
+		status  int    // of /v1/revoke
+		error   string // of /v1/revoke
+		probe   func(tok string) string
+		after   want // the probe's decision afterwards
+	}
+	own := func() string { return tb.mint(t, "ES256", nil) }
+	self := func(tok string) string { return tok }
+	tokenForm := func(tok string) url.Values { return url.Values{"token": {tok}} }
+	sessionAccess := func(sid string) func(string) string {
+		return func(string) string { return tb.mint(t, "ES256", map[string]any{"sid": sid, "iat": past}) }
+	}
+	for _, tt := range []revokeCase{
+		{name: "fail/no client authentication", token: own, form: tokenForm,
+			status: 401, error: "invalid_client", probe: self, after: want{true, 200, ""}},
+		{name: "fail/wrong secret", token: own, form: tokenForm, headers: map[string]string{"Authorization": basicAuth("web-app", otherSecret)},
+			status: 401, error: "invalid_client", probe: self, after: want{true, 200, ""}},
+		{name: "fail/unknown client", token: own, form: tokenForm, headers: map[string]string{"Authorization": basicAuth("nobody", webAppSecret)},
+			status: 401, error: "invalid_client", probe: self, after: want{true, 200, ""}},
+		{name: "fail/the access token itself as a bearer credential", token: own, form: tokenForm,
+			headers: map[string]string{"Authorization": "Bearer " + tb.mint(t, "ES256", nil)},
+			status:  401, error: "invalid_client", probe: self, after: want{true, 200, ""}},
+		{name: "fail/client_secret_basic and client_secret_post at once", token: own,
+			form:    func(tok string) url.Values { return post(tokenForm(tok), "web-app", webAppSecret) },
+			headers: webApp, status: 400, error: "invalid_request", probe: self, after: want{true, 200, ""}},
+		{name: "fail/Basic naming one client and client_id another", token: own,
+			form:    func(tok string) url.Values { v := tokenForm(tok); v.Set("client_id", "other-app"); return v },
+			headers: webApp, status: 400, error: "invalid_request", probe: self, after: want{true, 200, ""}},
+		{name: "ok/client_secret_basic revokes the client's own token", token: own, form: tokenForm, headers: webApp,
+			status: 200, probe: self, after: want{false, 401, "token_revoked"}},
+		{name: "ok/client_secret_post revokes the client's own token", token: own,
+			form:   func(tok string) url.Values { return post(tokenForm(tok), "web-app", webAppSecret) },
+			status: 200, probe: self, after: want{false, 401, "token_revoked"}},
+		{name: "ok/client_secret_basic with a form-urlencoded id and secret",
+			token: func() string { return tb.mint(t, "ES256", map[string]any{"client_id": batchID}) }, form: tokenForm,
+			headers: map[string]string{"Authorization": basicAuth(batchID, batchSecret)},
+			status:  200, probe: self, after: want{false, 401, "token_revoked"}},
+		{name: "fail/another client's token is not revoked", token: own, form: tokenForm,
+			headers: map[string]string{"Authorization": basicAuth("other-app", otherSecret)},
+			status:  200, probe: self, after: want{true, 200, ""}},
+		{name: "ok/a token whose exp lies past 2262 is revoked",
+			token: func() string { return tb.mint(t, "ES256", map[string]any{"exp": int64(253402300799)}) }, form: tokenForm, headers: webApp,
+			status: 200, probe: self, after: want{false, 401, "token_revoked"}},
+		{name: "ok/a JWT refresh token with the hint revokes its session",
+			token: func() string { return mintRefresh(t, es, "sess-hint") },
+			form: func(tok string) url.Values {
+				return url.Values{"token": {tok}, "token_type_hint": {"refresh_token"}}
+			}, headers: webApp, status: 200, probe: sessionAccess("sess-hint"), after: want{false, 401, "session_revoked"}},
+		{name: "ok/a JWT refresh token without a hint revokes its session",
+			token: func() string { return mintRefresh(t, es, "sess-nohint") }, form: tokenForm, headers: webApp,
+			status: 200, probe: sessionAccess("sess-nohint"), after: want{false, 401, "session_revoked"}},
+		{name: "ok/a JWT refresh token with the access_token hint revokes its session",
+			token: func() string { return mintRefresh(t, es, "sess-wronghint") },
+			form: func(tok string) url.Values {
+				return url.Values{"token": {tok}, "token_type_hint": {"access_token"}}
+			}, headers: webApp, status: 200, probe: sessionAccess("sess-wronghint"), after: want{false, 401, "session_revoked"}},
+		{name: "fail/another client's refresh token revokes nothing",
+			token: func() string { return mintRefresh(t, es, "sess-theirs") }, form: tokenForm,
+			headers: map[string]string{"Authorization": basicAuth("other-app", otherSecret)},
+			status:  200, probe: sessionAccess("sess-theirs"), after: want{true, 200, ""}},
+		{name: "fail/an access token with the refresh_token hint revokes itself, not its session",
+			token: func() string { return tb.mint(t, "ES256", map[string]any{"sid": "sess-access"}) },
+			form: func(tok string) url.Values {
+				return url.Values{"token": {tok}, "token_type_hint": {"refresh_token"}}
+			}, headers: webApp, status: 200, probe: sessionAccess("sess-access"), after: want{true, 200, ""}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := tt.token()
+			probe := tt.probe(tok)
+			status, hdr, out := tb.revokeCall(t, tt.form(tok), tt.headers)
+			if status != tt.status || (tt.error != "" && out["error"] != tt.error) {
+				t.Fatalf("/v1/revoke = %d %v, want %d %s", status, out, tt.status, tt.error)
+			}
+			if status == 401 && hdr.Get("WWW-Authenticate") != `Basic realm="tokenguard"` {
+				t.Errorf("WWW-Authenticate = %q", hdr.Get("WWW-Authenticate"))
+			}
+			check(t, tb.decide(t, bearer(probe), nil), tt.after)
+		})
+	}
+	t.Run("fail/a revoked refresh token mints nothing at the token endpoint", func(t *testing.T) {
+		rt, other := mintRefresh(t, es, "sess-te"), mintRefresh(t, es, "sess-te-other")
+		if d := tb.decide(t, map[string]any{}, refreshGrant(other)); !d.Allow {
+			t.Fatalf("a refresh token that was not revoked: %+v", d.Reasons)
 		}
-		check(t, tb.decide(t, bearer(tok), nil), want{false, 401, "token_revoked"})
-	})
-	t.Run("ok/a refresh token revokes its session", func(t *testing.T) {
-		past := time.Now().Add(-time.Minute).Unix()
-		access := tb.mint(t, "ES256", map[string]any{"sid": "sess-rt", "iat": past})
-		refresh := tb.mint(t, "ES256", map[string]any{"sid": "sess-rt"})
-		status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded",
-			form(url.Values{"token": {refresh}, "token_type_hint": {"refresh_token"}}), "")
-		if status != 200 {
-			t.Fatalf("status %d", status)
+		if status, _, out := tb.revokeCall(t, url.Values{"token": {rt}}, webApp); status != 200 {
+			t.Fatalf("revoke = %d %v", status, out)
 		}
-		check(t, tb.decide(t, bearer(access), nil), want{false, 401, "session_revoked"})
+		d := tb.decide(t, map[string]any{}, refreshGrant(rt))
+		if d.Allow || d.Status != 400 || len(d.codes()) == 0 || d.codes()[0] != "refresh_token_invalid" {
+			t.Fatalf("the revoked refresh token at the token endpoint: %+v", d)
+		}
 	})
 	t.Run("ok/an opaque token without jti is revoked by its hash", func(t *testing.T) {
 		exp := time.Now().Add(5 * time.Minute).Unix()
 		tb.introspect.answers["opaque-revocable"] = struct {
 			status int
 			body   string
-		}{200, fmt.Sprintf(`{"active":true,"sub":"bob","client_id":"m","scope":"accounts:read","aud":%q,"exp":%d,"iat":%d}`, testAudience, exp, time.Now().Unix())}
+		}{200, fmt.Sprintf(`{"active":true,"sub":"bob","client_id":"web-app","scope":"accounts:read","aud":%q,"exp":%d,"iat":%d}`, testAudience, exp, time.Now().Unix())}
 		check(t, tb.decide(t, bearer("opaque-revocable"), nil), want{true, 200, ""})
-		if status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded", form(url.Values{"token": {"opaque-revocable"}}), ""); status != 200 {
-			t.Fatalf("status %d", status)
+		if status, _, out := tb.revokeCall(t, url.Values{"token": {"opaque-revocable"}}, webApp); status != 200 {
+			t.Fatalf("status %d %v", status, out)
 		}
 		check(t, tb.decide(t, bearer("opaque-revocable"), nil), want{false, 401, "token_revoked"})
 	})
 	t.Run("fail/a forged token revokes nothing", func(t *testing.T) {
 		victim := tb.mint(t, "ES256", map[string]any{"jti": "victim"})
-		attacker, _ := devissuer.New(tb.issuers["ES256"].URL(), "ES256")
-		forged, _ := attacker.Mint(map[string]any{"aud": testAudience, "sub": "alice", "jti": "victim"}, devissuer.WithHeader("kid", tb.issuers["ES256"].KID()))
-		status, _ := tb.call(t, "POST", "/v1/revoke", "application/x-www-form-urlencoded", form(url.Values{"token": {forged}}), "")
+		attacker, _ := devissuer.New(es.URL(), "ES256")
+		forged, _ := attacker.Mint(map[string]any{"aud": testAudience, "sub": "alice", "client_id": "web-app", "jti": "victim"}, devissuer.WithHeader("kid", es.KID()))
+		status, _, _ := tb.revokeCall(t, url.Values{"token": {forged}}, webApp)
 		if status != 200 {
 			t.Fatalf("RFC 7009 answers 200 for an invalid token, got %d", status)
 		}
@@ -247,11 +397,41 @@ func TestRFC7009Revoke(t *testing.T) {
 		{"fail/JSON body", "application/json", `{"token":"a"}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			status, out := tb.call(t, "POST", "/v1/revoke", tt.contentType, tt.body, "")
+			status, out := tb.call(t, "POST", "/v1/revoke", tt.contentType, tt.body, webApp["Authorization"])
 			if status != 400 || out["error"] != "invalid_request" {
 				t.Errorf("= %d %v, want 400 invalid_request", status, out)
 			}
 		})
+	}
+}
+
+// A gateway authenticated with the decide.auth credential may revoke any
+// client's tokens; without revoke clients or decide.auth, /v1/revoke is
+// not served at all.
+func TestRFC7009RevokeByTheGatewayAndOffWithoutAuthentication(t *testing.T) {
+	credFile := filepath.Join(t.TempDir(), "gateway")
+	if err := os.WriteFile(credFile, []byte("gateway-credential\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tb := newTestbed(t, func(c *config.Config) { c.Decide.Auth.CredentialFile = credFile })
+	tok := tb.mint(t, "ES256", map[string]any{"client_id": "any-client", "jti": "gw-1"})
+	if status, hdr, out := tb.revokeCall(t, url.Values{"token": {tok}}, nil); status != 401 || out["error"] != "invalid_client" || hdr.Get("WWW-Authenticate") == "" {
+		t.Fatalf("without the gateway credential: %d %v", status, out)
+	}
+	if status, _, out := tb.revokeCall(t, url.Values{"token": {tok}}, map[string]string{"X-Tokenguard-Gateway": "wrong"}); status != 401 {
+		t.Fatalf("with a wrong gateway credential: %d %v", status, out)
+	}
+	if status, _, out := tb.revokeCall(t, url.Values{"token": {tok}}, map[string]string{"X-Tokenguard-Gateway": "gateway-credential"}); status != 200 {
+		t.Fatalf("with the gateway credential: %d %v", status, out)
+	}
+	iss := tb.issuers["ES256"].URL()
+	if r, ok, err := tb.app.store.CheckRevocation(context.Background(), store.TokenRef{Issuer: iss, JTI: "gw-1"}); !ok || err != nil {
+		t.Fatalf("the gateway's revocation was not stored: %+v %v %v", r, ok, err)
+	}
+
+	open := newTestbed(t, nil)
+	if status, _, _ := open.revokeCall(t, url.Values{"token": {tok}}, nil); status != http.StatusNotFound {
+		t.Errorf("/v1/revoke without any client authentication configured = %d, want 404", status)
 	}
 }
 

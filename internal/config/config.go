@@ -43,6 +43,8 @@ type Config struct {
 	Admin Admin `mapstructure:"admin"`
 	// SSF configures the Shared Signals receiver.
 	SSF SSF `mapstructure:"ssf"`
+	// Revoke configures who may call POST /v1/revoke (RFC 7009).
+	Revoke Revoke `mapstructure:"revoke"`
 	// TLS, when set, serves the HTTP API over TLS.
 	TLS TLS `mapstructure:"tls"`
 	// Decide configures who may ask for decisions.
@@ -71,6 +73,13 @@ type Config struct {
 type SSF struct {
 	// Transmitters are the trusted senders of security event tokens.
 	Transmitters []Transmitter `mapstructure:"transmitters"`
+	// MaxAge is how old (by iat) a SET may be when it is pushed or polled;
+	// older ones are refused with invalid_request ("the SET is too old").
+	// Applied SETs are remembered in the store for MaxAge + clock_skew
+	// after their iat, so that a replay is recognised across restarts and
+	// replicas. A SET whose iat is more than clock_skew ahead is refused
+	// too.
+	MaxAge time.Duration `mapstructure:"max_age"`
 }
 
 // Transmitter is one trusted Shared Signals transmitter.
@@ -94,6 +103,28 @@ type Transmitter struct {
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// PollTokenFile holds the bearer credential for the poll endpoint.
 	PollTokenFile string `mapstructure:"poll_token_file"`
+}
+
+// Revoke configures client authentication at POST /v1/revoke (RFC 7009
+// §2.1). A client may revoke only the tokens issued to it; a gateway
+// authenticated as in decide.auth (credential or client certificate) may
+// revoke any. Without clients and without decide.auth, /v1/revoke is not
+// served.
+type Revoke struct {
+	// Clients are the clients that authenticate with client_secret_basic or
+	// client_secret_post.
+	Clients []RevokeClient `mapstructure:"clients"`
+}
+
+// RevokeClient is one client allowed to revoke its own tokens.
+type RevokeClient struct {
+	// ClientID is the client's id, compared with the token's client_id
+	// (else azp, else cid).
+	ClientID string `mapstructure:"client_id"`
+	// SecretFile holds the lowercase hex SHA-256 of the client's secret
+	// (64 characters), never the secret itself. The secret must be a
+	// generated value of at least 32 characters.
+	SecretFile string `mapstructure:"secret_file"`
 }
 
 // Policy says where the Rego policies and their data come from.
@@ -444,6 +475,7 @@ func Defaults() Config {
 			Redis:         Redis{KeyPrefix: "pdp:", Timeout: 50 * time.Millisecond},
 			OnUnavailable: OnUnavailable{Replay: "deny", Fingerprint: "monitor"},
 		},
+		SSF:       SSF{MaxAge: 24 * time.Hour},
 		Log:       Log{Level: "info", Format: "json"},
 		GCPercent: 400,
 	}
@@ -755,6 +787,23 @@ func (c *Config) Validate() error {
 	}
 	if introspecting > 1 {
 		bad("issuers", "only one issuer may introspect opaque tokens (an opaque token names no issuer, and it must not be sent to the wrong one)")
+	}
+	clientIDs := map[string]bool{}
+	for i, rc := range c.Revoke.Clients {
+		p := fmt.Sprintf("revoke.clients[%d]", i)
+		switch {
+		case rc.ClientID == "" || len(rc.ClientID) > 256:
+			bad(p+".client_id", "must be 1 to 256 bytes")
+		case clientIDs[rc.ClientID]:
+			bad(p+".client_id", "duplicate client %q", rc.ClientID)
+		}
+		clientIDs[rc.ClientID] = true
+		if rc.SecretFile == "" {
+			bad(p+".secret_file", "must be set")
+		}
+	}
+	if c.SSF.MaxAge < time.Minute || c.SSF.MaxAge > 30*24*time.Hour {
+		bad("ssf.max_age", "must be between 1m and 720h")
 	}
 	for i, t := range c.SSF.Transmitters {
 		p := fmt.Sprintf("ssf.transmitters[%d]", i)

@@ -88,6 +88,8 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	c.DecisionTimeout = 0
 	c.Store.CommitWait = time.Second
 	c.Ops.Listen = "no-port"
+	c.SSF.MaxAge = time.Second
+	c.Revoke.Clients = []RevokeClient{{ClientID: "a", SecretFile: "a.sha256"}, {ClientID: "a"}, {SecretFile: "x"}}
 	c.Issuers = []Issuer{
 		{Issuer: "https://a.example", JWKSURI: "http://a.example/jwks", Audiences: []string{"x"}, Algorithms: []string{"HS256"}},
 		{Issuer: "https://a.example", JWKSFile: "k.json", JWKSURI: "https://a.example/jwks"},
@@ -103,6 +105,10 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		"decision_timeout:",
 		"store.commit_wait: must be between 0 and 10ms",
 		"ops.listen: must be host:port",
+		"ssf.max_age: must be between 1m and 720h",
+		"revoke.clients[1].client_id: duplicate client \"a\"",
+		"revoke.clients[1].secret_file: must be set",
+		"revoke.clients[2].client_id: must be 1 to 256 bytes",
 		"issuers[0].jwks_uri: must be https",
 		"issuers[0].algorithms[0]: \"HS256\"",
 		"issuers[1].issuer: duplicate",

@@ -58,9 +58,10 @@ type EvalObserver interface {
 
 // State is the part of the state store the pipeline writes: refresh-token
 // families (atomic reuse detection), the revocations a decision asks for,
-// and fingerprints. The policy reads the store through built-ins.
+// and fingerprints; and the revocations of refresh tokens it reads. The policy reads the store through built-ins.
 type State interface {
 	UseRefreshToken(ctx context.Context, f store.Family, hash string) (store.Family, error)
+	CheckRevocation(ctx context.Context, ref store.TokenRef) (store.Revocation, bool, error)
 	PutRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
 	RecordFingerprint(ctx context.Context, tokenHash string, s store.Sighting) error
 }

@@ -33,6 +33,10 @@ type refreshResult struct {
 	family  store.Family
 }
 
+// tokenHashPrefix marks the jti revocation of a token without a jti, as
+// rego/lib/revocation.rego asks for it: "sha256:" and the token's hash.
+const tokenHashPrefix = "sha256:"
+
 // isTokenEndpoint reports whether req is a POST to the token endpoint named
 // in the policy data.
 func isTokenEndpoint(req *Request, s policy.Settings) bool {
@@ -75,10 +79,26 @@ func (e *Engine) tokenEndpoint(ctx context.Context, req *Request, s policy.Setti
 		}
 		return te, nil
 	}
-	rr.valid, rr.tok = true, tok
 	if e.state == nil {
 		return nil, errors.New("refresh-token reuse detection needs a state store")
 	}
+	// A revoked refresh token (RFC 7009, or a cut-off of its session,
+	// subject or client issued after it) mints nothing: it is invalid, and
+	// presenting it is not a use of its family.
+	jti := tok.JTI
+	if jti == "" {
+		jti = tokenHashPrefix + tok.Hash
+	}
+	ref := store.TokenRef{Issuer: tok.Issuer, Subject: tok.Subject, JTI: jti, SessionID: claimString(tok.Claims, "sid"),
+		ClientID: tok.ClientID, IssuedAt: tok.IssuedAt}
+	switch _, revoked, err := e.state.CheckRevocation(ctx, ref); {
+	case err != nil:
+		return nil, fmt.Errorf("refresh-token revocation: %w", err)
+	case revoked:
+		rr.err = &token.Error{Code: "token_revoked", Message: "the refresh token was revoked"}
+		return te, nil
+	}
+	rr.valid, rr.tok = true, tok
 	fam := store.Family{
 		ID: familyID(tok), Issuer: tok.Issuer, Subject: tok.Subject, SessionID: claimString(tok.Claims, "sid"),
 		ExpiresAt: now.Add(s.RefreshMaxAge),

@@ -167,5 +167,7 @@ func (e *Engine) recordSighting(req *Request, tok *token.Token, warnings []polic
 	if v := req.Headers["user-agent"]; len(v) > 0 {
 		ua = v[0]
 	}
-	e.recorder.record(tok.Hash, store.Sighting{At: now, IP: req.RemoteIP, UserAgent: ua, ExpiresAt: tok.ExpiresAt})
+	// A token whose exp lies past what the store holds is fingerprinted
+	// until then, not left unfingerprinted.
+	e.recorder.record(tok.Hash, store.Sighting{At: now, IP: req.RemoteIP, UserAgent: ua, ExpiresAt: store.ClampExpiry(tok.ExpiresAt)})
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -38,7 +37,8 @@ type Options struct {
 	ForwardAuth *ForwardAuth
 	// Admin, when its credential is set, serves the admin API.
 	Admin Admin
-	// Revoke, when set, serves POST /v1/revoke (RFC 7009).
+	// Revoke, when set and someone can authenticate (revoke clients, or a
+	// gateway credential or client CA), serves POST /v1/revoke (RFC 7009).
 	Revoke *Revoke
 	// SSF, when set, receives pushed security event tokens (RFC 8935) at
 	// POST /v1/ssf/events.
@@ -85,11 +85,11 @@ func New(opts Options) http.Handler {
 		mountAdmin(r, opts.Admin, opts.Logger)
 	}
 	if opts.Revoke != nil {
-		if opts.Revoke.Now == nil {
-			opts.Revoke.Now = time.Now
+		// Never an open endpoint: without a way to authenticate a client
+		// or a gateway, /v1/revoke is not served.
+		if v := newRevoke(*opts.Revoke, opts.Logger); v.auth.enabled() {
+			r.Post("/v1/revoke", v.serveHTTP)
 		}
-		v := &revoke{cfg: *opts.Revoke, logger: opts.Logger}
-		r.Post("/v1/revoke", v.serveHTTP)
 	}
 	if opts.SSF != nil {
 		r.Method(http.MethodPost, "/v1/ssf/events", opts.SSF)

@@ -3,6 +3,7 @@ package metrics
 import (
 	"strconv"
 
+	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/ssf"
 	"github.com/tokenguard/pdp/internal/store"
 	"github.com/tokenguard/pdp/internal/token"
@@ -41,6 +42,7 @@ var (
 	ssfEvents             = set(append(ssf.EventNames(), ssf.EventUnknown, ssf.EventNone)...)
 	storeChecks           = set(string(store.CheckReplay), string(store.CheckRefresh), string(store.CheckFingerprint), string(store.CheckRevocationWrite), string(store.CheckFingerprintWrite))
 	ssfOutcomes           = set(ssf.OutcomeApplied, ssf.OutcomeIgnored, ssf.OutcomeDuplicate, ssf.OutcomeRefused, ssf.OutcomeStoreFailure)
+	revokeOutcomes        = set(httpapi.RevokeOutcomes...)
 )
 
 // ReasonLabel maps a reason code to its label value: the code itself when

@@ -67,6 +67,7 @@ type Metrics struct {
 	cacheHits         prometheus.Counter
 	cacheMisses       prometheus.Counter
 	setEvents         *prometheus.CounterVec
+	revokeRequests    *prometheus.CounterVec
 	storeUnavailable  *prometheus.CounterVec
 }
 
@@ -145,6 +146,10 @@ func New(opts Options) *Metrics {
 			Name: "pdp_ssf_events_total",
 			Help: "Security event tokens received (pushed or polled), by event and outcome.",
 		}, []string{"event", "outcome"}),
+		revokeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_revoke_requests_total",
+			Help: "RFC 7009 revocation requests, by outcome (revoked, invalid_token, client_mismatch, unauthenticated, invalid_request, store_failure).",
+		}, []string{"outcome"}),
 		storeUnavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdp_store_unavailable_total",
 			Help: "Checks that met an unavailable shared state (Redis), by check and outcome (denied, allowed).",
@@ -154,7 +159,7 @@ func New(opts Options) *Metrics {
 		m.decisions, m.reasons, m.warnings, m.rejected, m.decisionDuration, m.evalDuration, m.evalErrors,
 		m.policyActivations, m.policyFailures, m.policyActivatedAt,
 		m.jwksRefreshes, m.jwksErrors, m.introspections, m.cacheHits, m.cacheMisses, m.setEvents,
-		m.storeUnavailable,
+		m.revokeRequests, m.storeUnavailable,
 	)
 	if opts.StoreStats != nil {
 		m.reg.MustRegister(newStoreCollector(opts.StoreStats, opts.StoreStatsMaxAge))
@@ -292,6 +297,15 @@ func (m *Metrics) SETProcessed(event, outcome string) {
 		return
 	}
 	m.setEvents.WithLabelValues(oneOf(event, ssfEvents), oneOf(outcome, ssfOutcomes)).Inc()
+}
+
+// RevokeRequest counts one RFC 7009 revocation request
+// (httpapi.RevokeObserver).
+func (m *Metrics) RevokeRequest(outcome string) {
+	if m == nil {
+		return
+	}
+	m.revokeRequests.WithLabelValues(oneOf(outcome, revokeOutcomes)).Inc()
 }
 
 // StoreUnavailable counts one check that met an unavailable shared state,

@@ -20,6 +20,7 @@ import (
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/devissuer"
+	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/ssf"
 	"github.com/tokenguard/pdp/internal/store"
@@ -185,6 +186,17 @@ func TestSSFEvents(t *testing.T) {
 	want(t, fams, "pdp_ssf_events_total", map[string]string{"event": "other", "outcome": "other"}, 1)
 }
 
+func TestRevokeRequests(t *testing.T) {
+	m := New(Options{})
+	m.RevokeRequest(httpapi.RevokeClientMismatch)
+	m.RevokeRequest(httpapi.RevokeUnauthenticated)
+	m.RevokeRequest("client-supplied value")
+	fams, _ := scrape(t, m)
+	want(t, fams, "pdp_revoke_requests_total", map[string]string{"outcome": "client_mismatch"}, 1)
+	want(t, fams, "pdp_revoke_requests_total", map[string]string{"outcome": "unauthenticated"}, 1)
+	want(t, fams, "pdp_revoke_requests_total", map[string]string{"outcome": "other"}, 1)
+}
+
 func TestStoreSizesAtScrapeTime(t *testing.T) {
 	st, err := store.OpenBolt(t.TempDir(), store.BoltOptions{LockTimeout: time.Second})
 	if err != nil {
@@ -207,7 +219,11 @@ func TestStoreSizesAtScrapeTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := st.RememberSET(context.Background(), "set-1", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	fams, body := scrape(t, m)
+	want(t, fams, "pdp_store_set_jtis", map[string]string{}, 1)
 	want(t, fams, "pdp_store_revocations", map[string]string{"kind": "jti"}, 2)
 	want(t, fams, "pdp_store_revocations", map[string]string{"kind": "subject"}, 1)
 	if strings.Contains(body, "alice") {

@@ -24,7 +24,7 @@ type storeCollector struct {
 	stats  func(ctx context.Context) (store.Stats, error)
 	maxAge time.Duration
 
-	up, revocations, fingerprints, dpopJTIs, families, familyTokens, size *prometheus.Desc
+	up, revocations, fingerprints, dpopJTIs, setJTIs, families, familyTokens, size *prometheus.Desc
 
 	mu   sync.Mutex
 	last store.Stats
@@ -47,6 +47,8 @@ func newStoreCollector(stats func(ctx context.Context) (store.Stats, error), max
 			"Bearer-token fingerprints (last sightings) held.", nil, nil),
 		dpopJTIs: prometheus.NewDesc("pdp_store_dpop_jtis",
 			"Spent DPoP proof ids remembered against replay.", nil, nil),
+		setJTIs: prometheus.NewDesc("pdp_store_set_jtis",
+			"Applied security event tokens remembered against replays (this replica's bbolt).", nil, nil),
 		families: prometheus.NewDesc("pdp_store_refresh_families",
 			"Refresh-token families held.", nil, nil),
 		familyTokens: prometheus.NewDesc("pdp_store_refresh_family_tokens",
@@ -57,7 +59,7 @@ func newStoreCollector(stats func(ctx context.Context) (store.Stats, error), max
 }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.revocations, c.fingerprints, c.dpopJTIs, c.families, c.familyTokens, c.size} {
+	for _, d := range []*prometheus.Desc{c.up, c.revocations, c.fingerprints, c.dpopJTIs, c.setJTIs, c.families, c.familyTokens, c.size} {
 		ch <- d
 	}
 }
@@ -79,6 +81,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.fingerprints, prometheus.GaugeValue, float64(st.Fingerprints))
 	ch <- prometheus.MustNewConstMetric(c.dpopJTIs, prometheus.GaugeValue, float64(st.DPoPJTIs))
+	ch <- prometheus.MustNewConstMetric(c.setJTIs, prometheus.GaugeValue, float64(st.SETJTIs))
 	ch <- prometheus.MustNewConstMetric(c.families, prometheus.GaugeValue, float64(st.Families))
 	ch <- prometheus.MustNewConstMetric(c.familyTokens, prometheus.GaugeValue, float64(st.FamilyTokens))
 	if st.SizeBytes > 0 {

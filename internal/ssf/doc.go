@@ -8,7 +8,13 @@
 // found by "kid" in that transmitter's configured JWKS, with "typ"
 // secevent+jwt, an "aud" that contains the transmitter's configured
 // audience, "iat" and "jti", no "sub" and no "exp", and exactly one event.
-// Refusals carry the RFC 8935 error codes.
+// Its "iat" must be at most Options.MaxAge old and at most Options.Skew
+// ahead. Refusals carry the RFC 8935 error codes.
+//
+// An applied SET is remembered in the store (by a hash of its issuer and
+// jti) until no delivery of it can be accepted any more, so that a replay
+// is answered as a duplicate and applied no more, after a restart and on
+// every replica of a shared store alike.
 //
 // Every event below revokes the tokens issued before a cut-off: the event's
 // event_timestamp when present and not in the future, else the SET's iat

@@ -83,6 +83,11 @@ func TestPollAppliesSETsAndReportsAcksAndErrorsInTheNextPoll(t *testing.T) {
 	mismatched := e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, "polled-user-4"))
 	fromOtherTx := e.claims(EventAccountDisabled, map[string]any{}, issSub(otherTx, "polled-user-5"))
 	fromOtherTx["iss"] = otherTx
+	old := e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, "polled-user-6"))
+	old["iat"] = e.clock.Now().Add(-DefaultMaxAge - time.Minute).Unix()
+	future := e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, "polled-user-7"))
+	future["iat"] = e.clock.Now().Add(time.Hour).Unix()
+	oldJTI, futureJTI := old["jti"].(string), future["jti"].(string)
 	second := e.claims(EventSessionRevoked, map[string]any{}, map[string]any{"format": "complex", "session": issSub(tokIssuerB, "polled-sid")})
 
 	goodJTI, badJTI, foreignJTI, otherJTI, secondJTI := good["jti"].(string), badAud["jti"].(string), foreign["jti"].(string), fromOtherTx["jti"].(string), second["jti"].(string)
@@ -94,6 +99,8 @@ func TestPollAppliesSETsAndReportsAcksAndErrorsInTheNextPoll(t *testing.T) {
 			"delivered-as": e.es256.setOf(t, mismatched),
 			otherJTI:       e.otherTx.setOf(t, fromOtherTx),
 			"not-a-string": 42,
+			oldJTI:         e.es256.setOf(t, old),
+			futureJTI:      e.es256.setOf(t, future),
 		}, true),
 		pollResponse(t, map[string]any{secondJTI: e.eddsa.setOf(t, second)}, false),
 		pollResponse(t, map[string]any{}, false),
@@ -153,6 +160,8 @@ func TestPollAppliesSETsAndReportsAcksAndErrorsInTheNextPoll(t *testing.T) {
 		"delivered-as": CodeInvalidRequest,
 		otherJTI:       CodeInvalidIssuer,
 		"not-a-string": CodeInvalidRequest,
+		oldJTI:         CodeInvalidRequest,
+		futureJTI:      CodeInvalidRequest,
 	}
 	if len(reqs[1].SetErrs) != len(wantErrs) {
 		t.Errorf("second poll setErrs = %+v, want %v", reqs[1].SetErrs, wantErrs)
@@ -161,6 +170,9 @@ func TestPollAppliesSETsAndReportsAcksAndErrorsInTheNextPoll(t *testing.T) {
 		if got := reqs[1].SetErrs[jti]; got.Err != code || got.Description == "" {
 			t.Errorf("setErrs[%s] = %+v, want err %s with a description", jti, got, code)
 		}
+	}
+	if got := reqs[1].SetErrs[oldJTI].Description; got != "the SET is too old" {
+		t.Errorf("setErrs of a SET older than max_age: description %q", got)
 	}
 	if got := reqs[2].Ack; !slices.Equal(got, []string{secondJTI}) || len(reqs[2].SetErrs) != 0 {
 		t.Errorf("third poll = %+v, want ack [%s] only", reqs[2], secondJTI)
@@ -174,7 +186,7 @@ func TestPollAppliesSETsAndReportsAcksAndErrorsInTheNextPoll(t *testing.T) {
 	if _, ok := e.revoked(t, store.TokenRef{Issuer: tokIssuerB, Subject: "x", SessionID: "polled-sid", IssuedAt: before}); !ok {
 		t.Error("polled session-revoked did not revoke the session")
 	}
-	for _, sub := range []string{"polled-user-2", "polled-user-4"} {
+	for _, sub := range []string{"polled-user-2", "polled-user-4", "polled-user-6", "polled-user-7"} {
 		if r, ok := e.revoked(t, store.TokenRef{Issuer: tokIssuerA, Subject: sub, IssuedAt: before}); ok {
 			t.Errorf("refused SET revoked %s: %+v", sub, r)
 		}

@@ -19,11 +19,17 @@ import (
 	"github.com/tokenguard/pdp/internal/store"
 )
 
-// Revoker records revocations. *store.Bolt and *store.Shared satisfy it.
+// Revoker records revocations and remembers the SETs applied, durably
+// (a restart forgets nothing) and, with the shared store, for every
+// replica. *store.Bolt and *store.Shared satisfy it.
 type Revoker interface {
 	// PutRevocation stores r and returns the revocation in effect for its
 	// target. Writing the same revocation twice is harmless.
 	PutRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
+	// SETSeen reports whether the SET with key was applied before.
+	SETSeen(ctx context.Context, key string) (bool, error)
+	// RememberSET records that the SET with key was applied, until exp.
+	RememberSET(ctx context.Context, key string, exp time.Time) error
 }
 
 // Options tune a Receiver. Zero fields take their defaults.
@@ -47,10 +53,14 @@ type Options struct {
 	// JWKSRefresh and JWKSMinRefetch: see VerifierOptions.
 	JWKSRefresh    time.Duration
 	JWKSMinRefetch time.Duration
-	// ReplayCapacity and ReplayTTL bound the memory of applied SETs (by
-	// jti hash). Defaults DefaultReplayCapacity and DefaultReplayTTL.
-	ReplayCapacity int
-	ReplayTTL      time.Duration
+	// MaxAge is how old (by iat) a SET may be; older ones are refused
+	// with invalid_request. Applied SETs are remembered (by issuer and
+	// jti) for MaxAge + Skew after their iat, so that no SET young enough
+	// to be accepted is applied twice. Default DefaultMaxAge.
+	MaxAge time.Duration
+	// Skew is how far in the future a SET's iat may lie. Default
+	// DefaultSkew.
+	Skew time.Duration
 	// PollMaxEvents is the maxEvents of each poll. Default
 	// DefaultPollMaxEvents.
 	PollMaxEvents int
@@ -89,10 +99,10 @@ func (noObserver) SETProcessed(string, string) {}
 
 // Defaults of Options.
 const (
-	DefaultRevocationTTL  = 30 * 24 * time.Hour
-	DefaultReplayCapacity = 50_000
-	DefaultReplayTTL      = 24 * time.Hour
-	DefaultPollMaxEvents  = 50
+	DefaultRevocationTTL = 30 * 24 * time.Hour
+	DefaultMaxAge        = 24 * time.Hour
+	DefaultSkew          = time.Minute
+	DefaultPollMaxEvents = 50
 	// processTimeout bounds the handling of one pushed SET once received,
 	// which goes on when the transmitter hangs up.
 	processTimeout = 15 * time.Second
@@ -114,11 +124,11 @@ func (o Options) withDefaults() Options {
 	if o.RevocationTTL <= 0 {
 		o.RevocationTTL = DefaultRevocationTTL
 	}
-	if o.ReplayCapacity <= 0 {
-		o.ReplayCapacity = DefaultReplayCapacity
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
 	}
-	if o.ReplayTTL <= 0 {
-		o.ReplayTTL = DefaultReplayTTL
+	if o.Skew <= 0 {
+		o.Skew = DefaultSkew
 	}
 	if o.PollMaxEvents <= 0 {
 		o.PollMaxEvents = DefaultPollMaxEvents
@@ -143,8 +153,9 @@ type Result struct {
 	// Ignored, when not empty, says why an accepted SET changed nothing
 	// (one of the Ignored* constants).
 	Ignored string
-	// Duplicate reports a SET applied before (same issuer and jti): it is
-	// accepted again and not applied again.
+	// Duplicate reports a SET applied before (same issuer and jti), on
+	// this replica or another, before a restart or after: it is accepted
+	// again and not applied again.
 	Duplicate bool
 }
 
@@ -172,7 +183,7 @@ type Receiver struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ttl      time.Duration
-	seen     *jtiMemory
+	window   time.Duration // how long after its iat a SET is remembered
 	pollers  []*poller
 	obs      Observer
 
@@ -191,6 +202,8 @@ func NewReceiver(ctx context.Context, cfg []config.Transmitter, rev Revoker, opt
 		FetchTimeout:   opts.FetchTimeout,
 		JWKSRefresh:    opts.JWKSRefresh,
 		JWKSMinRefetch: opts.JWKSMinRefetch,
+		MaxAge:         opts.MaxAge,
+		Skew:           opts.Skew,
 		Now:            opts.Now,
 		Logger:         opts.Logger,
 	})
@@ -203,7 +216,7 @@ func NewReceiver(ctx context.Context, cfg []config.Transmitter, rev Revoker, opt
 		log:      opts.Logger,
 		now:      opts.Now,
 		ttl:      opts.RevocationTTL,
-		seen:     newJTIMemory(opts.ReplayCapacity, opts.ReplayTTL),
+		window:   opts.MaxAge + opts.Skew,
 		obs:      opts.Observer,
 	}
 	if r.obs == nil {
@@ -280,7 +293,14 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 		"subject_format", res.SubjectFormat,
 	)
 	now := r.now()
-	if r.seen.has(set.JTIHash, now) {
+	seen, err := r.rev.SETSeen(ctx, set.JTIHash)
+	if err != nil {
+		r.storeFailures.Add(1)
+		r.obs.SETProcessed(eventLabel(set), OutcomeStoreFailure)
+		log.ErrorContext(ctx, "ssf: the replay check failed; the SET is not acknowledged", "error", err)
+		return Result{}, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if seen {
 		r.duplicates.Add(1)
 		r.obs.SETProcessed(eventLabel(set), OutcomeDuplicate)
 		res.Duplicate = true
@@ -295,10 +315,12 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 		return Result{}, rerr
 	}
 	if len(p.targets) == 0 {
+		if err := r.remember(ctx, set, log); err != nil {
+			return Result{}, err
+		}
 		r.ignored.Add(1)
 		r.obs.SETProcessed(eventLabel(set), OutcomeIgnored)
 		res.Ignored = p.ignored
-		r.seen.add(set.JTIHash, now)
 		log.InfoContext(ctx, "ssf: SET accepted without effect", "ignored", p.ignored)
 		return res, nil
 	}
@@ -328,7 +350,9 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 		}
 		res.Revocations = append(res.Revocations, kept)
 	}
-	r.seen.add(set.JTIHash, now)
+	if err := r.remember(ctx, set, log); err != nil {
+		return Result{}, err
+	}
 	r.applied.Add(1)
 	r.obs.SETProcessed(eventLabel(set), OutcomeApplied)
 	log.InfoContext(ctx, "ssf: SET applied",
@@ -336,6 +360,20 @@ func (r *Receiver) process(ctx context.Context, raw []byte, want expect) (Result
 		"revocations", len(res.Revocations),
 		"not_before", p.cutoff)
 	return res, nil
+}
+
+// remember records set as applied until no delivery of it can be accepted
+// any more (its iat plus the maximum age and skew). A failure is a store
+// failure: the transmitter delivers the SET again, and applying it again
+// writes the same revocations.
+func (r *Receiver) remember(ctx context.Context, set *SET, log *slog.Logger) error {
+	if err := r.rev.RememberSET(ctx, set.JTIHash, set.IssuedAt.Add(r.window)); err != nil {
+		r.storeFailures.Add(1)
+		r.obs.SETProcessed(eventLabel(set), OutcomeStoreFailure)
+		log.ErrorContext(ctx, "ssf: remembering the SET failed; the SET is not acknowledged", "error", err)
+		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return nil
 }
 
 // revocationID is derived from the SET and the target, so that applying a

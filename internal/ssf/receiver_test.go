@@ -297,22 +297,69 @@ func TestStoreFailureAsksTheTransmitterToRetry(t *testing.T) {
 	}
 }
 
-func TestJTIMemoryIsBounded(t *testing.T) {
-	m := newJTIMemory(2, time.Hour)
-	now := time.Now()
-	m.add("a", now)
-	m.add("b", now)
-	m.add("c", now)
-	if m.has("a", now) {
-		t.Error("oldest entry kept beyond capacity")
+// A SET delivered again after a restart is recognised from the store on
+// disk: it is answered as a duplicate and does not bring back a revocation
+// an administrator deleted in between.
+func TestReplayedSETAfterARestartDoesNotRecreateADeletedRevocation(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	open := func() *store.Bolt {
+		t.Helper()
+		st, err := store.OpenBolt(dir, store.BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
 	}
-	if !m.has("b", now) || !m.has("c", now) {
-		t.Error("newest entries forgotten")
+	receiver := func(st *store.Bolt) *Receiver {
+		t.Helper()
+		r, err := NewReceiver(context.Background(), e.cfg, st, Options{Logger: testLogger(t), Now: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
-	if m.has("c", now.Add(2*time.Hour)) {
-		t.Error("entry kept beyond its ttl")
+	ctx := context.Background()
+	set := []byte(e.es256.setOf(t, e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, "restarted-user"))))
+	ref := store.TokenRef{Issuer: tokIssuerA, Subject: "restarted-user", IssuedAt: e.clock.Now().Add(-time.Hour)}
+
+	st := open()
+	res, err := receiver(st).Process(ctx, set)
+	if err != nil || len(res.Revocations) != 1 {
+		t.Fatalf("first delivery: %+v, %v", res, err)
 	}
-	if len(m.seen) != 2 {
-		t.Errorf("map holds %d entries, want 2", len(m.seen))
+	if err := st.DeleteRevocation(ctx, res.Revocations[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = open()
+	t.Cleanup(func() { _ = st.Close() })
+	recv := receiver(st)
+	res, err = recv.Process(ctx, set)
+	if err != nil || !res.Duplicate || len(res.Revocations) != 0 {
+		t.Fatalf("delivery after the restart: %+v, %v; want a duplicate that applies nothing", res, err)
+	}
+	if r, revoked, err := st.CheckRevocation(ctx, ref); revoked || err != nil {
+		t.Fatalf("the deleted revocation came back: %+v, %v", r, err)
+	}
+	if s := recv.Stats(); s.Duplicates != 1 || s.Applied != 0 {
+		t.Errorf("stats = %+v, want one duplicate", s)
+	}
+}
+
+func TestSETWithinTheClockSkewIsApplied(t *testing.T) {
+	e := newEnv(t)
+	c := e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, "skewed-user"))
+	c["iat"] = e.clock.Now().Add(DefaultSkew / 2).Unix()
+	if status, eb, _ := e.deliver(t, ContentType, e.es256.setOf(t, c)); status != http.StatusAccepted {
+		t.Fatalf("a SET issued within the skew: %d %+v, want 202", status, eb)
+	}
+	c = e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, "aged-user"))
+	c["iat"] = e.clock.Now().Add(-DefaultMaxAge + time.Minute).Unix()
+	if status, eb, _ := e.deliver(t, ContentType, e.es256.setOf(t, c)); status != http.StatusAccepted {
+		t.Fatalf("a SET just younger than max_age: %d %+v, want 202", status, eb)
 	}
 }

@@ -77,6 +77,11 @@ type VerifierOptions struct {
 	// JWKSMinRefetch is the least time between two fetches of one jwks_uri
 	// (an unknown kid asks for one). Default DefaultJWKSMinRefetch.
 	JWKSMinRefetch time.Duration
+	// MaxAge is how old (by iat) a SET may be. Default DefaultMaxAge.
+	MaxAge time.Duration
+	// Skew is how far in the future a SET's iat may lie. Default
+	// DefaultSkew.
+	Skew time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives key-set reports. Default slog.Default().
@@ -102,6 +107,12 @@ func (o VerifierOptions) withDefaults() VerifierOptions {
 	}
 	if o.JWKSMinRefetch <= 0 {
 		o.JWKSMinRefetch = DefaultJWKSMinRefetch
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.Skew <= 0 {
+		o.Skew = DefaultSkew
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -133,6 +144,8 @@ type transmitter struct {
 // for concurrent use.
 type Verifier struct {
 	byIssuer map[string]*transmitter
+	maxAge   time.Duration
+	skew     time.Duration
 	now      func() time.Time
 }
 
@@ -140,7 +153,7 @@ type Verifier struct {
 // jwks_uri is fetched once now and, when that fails, again on demand.
 func NewVerifier(ctx context.Context, cfg []config.Transmitter, opts VerifierOptions) (*Verifier, error) {
 	opts = opts.withDefaults()
-	v := &Verifier{byIssuer: make(map[string]*transmitter, len(cfg)), now: opts.Now}
+	v := &Verifier{byIssuer: make(map[string]*transmitter, len(cfg)), maxAge: opts.MaxAge, skew: opts.Skew, now: opts.Now}
 	var errs []error
 	for i, tc := range cfg {
 		p := fmt.Sprintf("ssf.transmitters[%d]", i)
@@ -343,6 +356,14 @@ func (v *Verifier) checkClaims(claims ast.Object, t *transmitter) (*SET, error) 
 	iat, ok := numericDate(member(claims, "iat"))
 	if !ok {
 		return nil, refuse(CodeInvalidRequest, "the SET needs iat as a NumericDate")
+	}
+	// A SET is accepted only while it is young enough to be remembered:
+	// an old one could be a replay the receiver has forgotten.
+	switch now := v.now(); {
+	case iat.After(now.Add(v.skew)):
+		return nil, refuse(CodeInvalidRequest, "the SET is issued in the future")
+	case now.Sub(iat) > v.maxAge:
+		return nil, refuse(CodeInvalidRequest, "the SET is too old")
 	}
 
 	events, ok := member(claims, "events").(ast.Object)

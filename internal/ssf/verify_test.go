@@ -70,6 +70,7 @@ func TestPushRefusals(t *testing.T) {
 		body        func() string
 		wantStatus  int
 		wantErr     string
+		wantDesc    string // when set, the exact description
 	}{
 		{name: "fail/unsigned alg none", body: func() string {
 			return enc([]byte(`{"alg":"none","typ":"secevent+jwt"}`)) + "." + enc([]byte(payload())) + "."
@@ -248,6 +249,18 @@ func TestPushRefusals(t *testing.T) {
 				c["sub_id"] = map[string]any{"format": "complex", "user": issSub(tokIssuerA, user), "session": issSub(foreignIss, "sid")}
 			})
 		}, wantErr: CodeAccessDenied},
+		{name: "fail/iat a year old", body: func() string {
+			return set(func(c map[string]any) { c["iat"] = e.clock.Now().Add(-365 * 24 * time.Hour).Unix() })
+		}, wantErr: CodeInvalidRequest, wantDesc: "the SET is too old"},
+		{name: "fail/iat a minute past max_age", body: func() string {
+			return set(func(c map[string]any) { c["iat"] = e.clock.Now().Add(-DefaultMaxAge - time.Minute).Unix() })
+		}, wantErr: CodeInvalidRequest, wantDesc: "the SET is too old"},
+		{name: "fail/iat an hour in the future", body: func() string {
+			return set(func(c map[string]any) { c["iat"] = e.clock.Now().Add(time.Hour).Unix() })
+		}, wantErr: CodeInvalidRequest, wantDesc: "the SET is issued in the future"},
+		{name: "fail/iat in the year 5000", body: func() string {
+			return set(func(c map[string]any) { c["iat"] = 95617584000 })
+		}, wantErr: CodeInvalidRequest, wantDesc: "the SET is issued in the future"},
 		{name: "fail/GET", method: http.MethodGet, body: func() string { return "" }, wantStatus: http.StatusMethodNotAllowed, wantErr: CodeInvalidRequest},
 	}
 	for _, c := range cases {
@@ -289,8 +302,8 @@ func TestPushRefusals(t *testing.T) {
 			if err := json.Unmarshal(rawBytes, &eb); err != nil {
 				t.Fatalf("body %q: %v", raw, err)
 			}
-			if eb.Err != c.wantErr || eb.Description == "" {
-				t.Errorf("error = %+v, want err %q with a description", eb, c.wantErr)
+			if eb.Err != c.wantErr || eb.Description == "" || (c.wantDesc != "" && eb.Description != c.wantDesc) {
+				t.Errorf("error = %+v, want err %q with a description %q", eb, c.wantErr, c.wantDesc)
 			}
 			if strings.Contains(raw, user) || (len(body) > 20 && strings.Contains(raw, body[:20])) {
 				t.Errorf("error body %q repeats the SET", raw)

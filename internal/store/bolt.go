@@ -28,6 +28,7 @@ const schemaVersion = "1"
 //	revocation_ids/  id -> kind tag || key in the kind's bucket
 //	fingerprints/    token hash -> header || JSON Fingerprint
 //	dpop_jtis/       replay key -> header
+//	set_jtis/        SET replay key -> header
 //	families/        family id -> header || JSON Family
 //	family_tokens/   refresh-token hash -> header || family id
 //	ttl/             bigEndian(expiry) || tag || key -> empty
@@ -39,6 +40,7 @@ var (
 	bucketRevocationIDs = []byte("revocation_ids") // id -> tag || primary key
 	bucketFingerprints  = []byte("fingerprints")   // token hash -> record
 	bucketDPoP          = []byte("dpop_jtis")      // replay key -> record
+	bucketSETs          = []byte("set_jtis")       // SET replay key -> record
 	bucketFamilies      = []byte("families")       // family id -> record
 	bucketFamilyTokens  = []byte("family_tokens")  // refresh-token hash -> record (family id)
 	bucketTTL           = []byte("ttl")            // bigEndian(expiry) || tag || primary key -> empty
@@ -180,7 +182,7 @@ func initBuckets(tx *bolt.Tx) error {
 	case string(v) != schemaVersion:
 		return fmt.Errorf("file has schema version %q, this build reads %q", v, schemaVersion)
 	}
-	for _, name := range [][]byte{bucketRevocationIDs, bucketFingerprints, bucketDPoP, bucketFamilies, bucketFamilyTokens, bucketTTL} {
+	for _, name := range [][]byte{bucketRevocationIDs, bucketFingerprints, bucketDPoP, bucketSETs, bucketFamilies, bucketFamilyTokens, bucketTTL} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -221,6 +223,7 @@ func (b *Bolt) Stats(ctx context.Context) (Stats, error) {
 		}
 		st.Fingerprints = tx.Bucket(bucketFingerprints).Stats().KeyN
 		st.DPoPJTIs = tx.Bucket(bucketDPoP).Stats().KeyN
+		st.SETJTIs = tx.Bucket(bucketSETs).Stats().KeyN
 		st.Families = tx.Bucket(bucketFamilies).Stats().KeyN
 		st.FamilyTokens = tx.Bucket(bucketFamilyTokens).Stats().KeyN
 		st.SizeBytes = tx.Size()

@@ -78,6 +78,109 @@ func testConformance(t *testing.T, open opener) {
 		})
 	})
 
+	t.Run("set replay", func(t *testing.T) {
+		t.Run("ok/a remembered SET is seen until its expiry", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			seen := func(key string) bool {
+				t.Helper()
+				ok, err := s.SETSeen(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
+			if seen("set1") {
+				t.Fatal("a SET never remembered is seen")
+			}
+			if err := s.RememberSET(ctx, "set1", c.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RememberSET(ctx, "set1", c.Now().Add(time.Hour)); err != nil {
+				t.Fatalf("remembering a SET twice: %v", err)
+			}
+			if !seen("set1") || seen("set2") {
+				t.Fatal("seen: want set1 only")
+			}
+			if fresh, _ := s.SpendDPoPJTI(ctx, "set1", c.Now().Add(time.Minute)); !fresh {
+				t.Fatal("a SET key is spent as a DPoP key: the two replay caches must not share keys")
+			}
+			c.Advance(time.Hour)
+			if seen("set1") {
+				t.Fatal("a SET is seen after its expiry")
+			}
+		})
+		t.Run("fail/invalid keys and expiries", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			for _, tt := range []struct {
+				key string
+				exp time.Time
+			}{{"", c.Now().Add(time.Minute)}, {string(make([]byte, MaxKeyLen+1)), c.Now().Add(time.Minute)}, {"k", c.Now().Add(-time.Second)}} {
+				if err := s.RememberSET(ctx, tt.key, tt.exp); !errors.Is(err, ErrInvalid) {
+					t.Errorf("RememberSET err = %v, want ErrInvalid", err)
+				}
+			}
+			if _, err := s.SETSeen(ctx, ""); !errors.Is(err, ErrInvalid) {
+				t.Errorf("SETSeen err = %v, want ErrInvalid", err)
+			}
+		})
+	})
+
+	// Expiries computed from a token's or an event's numbers may lie past
+	// what the store can hold (April 2262): every write clamps them instead
+	// of refusing, so such a token can always be revoked.
+	t.Run("expiry clamp", func(t *testing.T) {
+		far := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+		for _, tt := range []struct {
+			name  string
+			write func(s Store, c *clock) (time.Time, error)
+		}{
+			{"ok/a revocation expiring in the year 9999", func(s Store, c *clock) (time.Time, error) {
+				r, err := s.PutRevocation(ctx, Revocation{Kind: KindJTI, Issuer: iss, Value: "far", ExpiresAt: far})
+				if err == nil {
+					if _, ok, err := s.CheckRevocation(ctx, TokenRef{Issuer: iss, JTI: "far"}); !ok || err != nil {
+						return r.ExpiresAt, fmt.Errorf("clamped revocation not found: %v, %v", ok, err)
+					}
+				}
+				return r.ExpiresAt, err
+			}},
+			{"ok/a cut-off plus a TTL past 2262", func(s Store, c *clock) (time.Time, error) {
+				r, err := s.PutRevocation(ctx, Revocation{Kind: KindSession, Issuer: iss, Value: "s", ExpiresAt: MaxExpiry.Add(720 * time.Hour)})
+				return r.ExpiresAt, err
+			}},
+			{"ok/a refresh-token family living past 2262", func(s Store, c *clock) (time.Time, error) {
+				f, err := s.CreateFamily(ctx, Family{ID: "far", Current: "rt-far", Issuer: iss, Subject: "alice", ExpiresAt: far})
+				return f.ExpiresAt, err
+			}},
+			{"ok/a refresh token used in a family living past 2262", func(s Store, c *clock) (time.Time, error) {
+				f, err := s.UseRefreshToken(ctx, Family{ID: "far2", Issuer: iss, Subject: "alice", ExpiresAt: far}, "rt-far2")
+				return f.ExpiresAt, err
+			}},
+			{"ok/a SET remembered past 2262", func(s Store, c *clock) (time.Time, error) {
+				if err := s.RememberSET(ctx, "far", far); err != nil {
+					return time.Time{}, err
+				}
+				if ok, err := s.SETSeen(ctx, "far"); !ok || err != nil {
+					return time.Time{}, fmt.Errorf("clamped SET not seen: %v, %v", ok, err)
+				}
+				return MaxExpiry, nil
+			}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				c := newClock()
+				s := open(t, c)
+				got, err := tt.write(s, c)
+				if err != nil {
+					t.Fatalf("write = %v, want the expiry clamped", err)
+				}
+				if !got.Equal(MaxExpiry) {
+					t.Errorf("expiry = %v, want %v", got, MaxExpiry)
+				}
+			})
+		}
+	})
+
 	t.Run("fingerprint", func(t *testing.T) {
 		c := newClock()
 		s := open(t, c)

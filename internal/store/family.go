@@ -88,7 +88,7 @@ func prepareFamily(f Family, now time.Time) (Family, error) {
 	if err := checkField("sid", f.SessionID, false); err != nil {
 		return f, err
 	}
-	f.ExpiresAt = normTime(f.ExpiresAt)
+	f.ExpiresAt = normTime(ClampExpiry(f.ExpiresAt))
 	if _, err := checkExpiry("expires_at", f.ExpiresAt, now); err != nil {
 		return f, err
 	}

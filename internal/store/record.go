@@ -32,6 +32,7 @@ const (
 	tagDPoP        byte = 6
 	tagFamily      byte = 7
 	tagFamilyToken byte = 8
+	tagSET         byte = 9
 )
 
 // newRecord returns a value with its header filled in and room for a body of
@@ -99,6 +100,22 @@ var (
 	minTime = time.Unix(0, math.MinInt64)
 	maxTime = time.Unix(0, math.MaxInt64)
 )
+
+// MaxExpiry is the latest expiry a record can have (April 2262, the end of
+// what Unix nanoseconds hold).
+var MaxExpiry = maxTime.UTC()
+
+// ClampExpiry returns exp, or MaxExpiry when exp lies beyond it. Expiries
+// computed from a token's or an event's numbers (a token whose exp is the
+// year 9999, a cut-off plus a TTL) are clamped with it before they are
+// stored, so that such a number is stored as "as long as possible" rather
+// than refused. Every store write clamps the expiries it is given.
+func ClampExpiry(exp time.Time) time.Time {
+	if exp.After(MaxExpiry) {
+		return MaxExpiry
+	}
+	return exp
+}
 
 // nanos converts t for storage; field names the value in the error.
 func nanos(field string, t time.Time) (int64, error) {

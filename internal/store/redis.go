@@ -99,7 +99,7 @@ const (
 )
 
 type sharedKeys struct {
-	stream, revIDs, revHashPrefix, famPrefix, tokPrefix, dpopPrefix, fpPrefix string
+	stream, revIDs, revHashPrefix, famPrefix, tokPrefix, dpopPrefix, setPrefix, fpPrefix string
 }
 
 func newSharedKeys(prefix string) sharedKeys {
@@ -112,6 +112,7 @@ func newSharedKeys(prefix string) sharedKeys {
 		famPrefix:     fam + ":f:",
 		tokPrefix:     fam + ":t:",
 		dpopPrefix:    prefix + "dpop:",
+		setPrefix:     prefix + "set:",
 		fpPrefix:      prefix + "fp:",
 	}
 }
@@ -293,6 +294,53 @@ func (s *Shared) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (b
 		return false, err
 	}
 	return n == 1, nil
+}
+
+// SETSeen reports whether any replica remembers the SET with key as
+// applied. Redis being unreachable is an error: the SET is then refused
+// with a retry, never applied twice on a guess.
+func (s *Shared) SETSeen(ctx context.Context, key string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := checkKey("set key", key); err != nil {
+		return false, fmt.Errorf("store: set seen: %w", err)
+	}
+	now := s.now()
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.client.Get(cctx, s.keys.setPrefix+key).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, failed(ctx, "set seen", err)
+	}
+	return v > pad(now.UnixNano()), nil
+}
+
+// RememberSET records the SET with key as applied until exp, for every
+// replica, with a Redis TTL at exp.
+func (s *Shared) RememberSET(ctx context.Context, key string, exp time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkKey("set key", key); err != nil {
+		return fmt.Errorf("store: remember set: %w", err)
+	}
+	now := s.now()
+	exp = ClampExpiry(exp)
+	expN, err := checkExpiry("exp", exp, now)
+	if err != nil {
+		return fmt.Errorf("store: remember set: %w", err)
+	}
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	if err := scriptSpend.Run(cctx, s.client, []string{s.keys.setPrefix + key},
+		pad(now.UnixNano()), pad(expN), ttlMillis(exp, now)).Err(); err != nil {
+		return failed(ctx, "remember set", err)
+	}
+	return nil
 }
 
 // RecordFingerprint folds a sighting into the token's fingerprint in Redis,

@@ -14,16 +14,56 @@ import (
 // ones (one fsync per batch); the answer is given only once the batch is on
 // disk.
 func (b *Bolt) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (bool, error) {
+	fresh, err := b.spend(ctx, bucketDPoP, tagDPoP, key, exp)
+	if err != nil {
+		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+	}
+	return fresh, nil
+}
+
+// SETSeen reports whether the SET with key is remembered as applied.
+func (b *Bolt) SETSeen(ctx context.Context, key string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := checkKey("set key", key); err != nil {
+		return false, fmt.Errorf("store: set seen: %w", err)
+	}
+	now := b.now().UnixNano()
+	var seen bool
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSETs).Get([]byte(key))
+		seen = v != nil && live(v, now)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: set seen: %w", err)
+	}
+	return seen, nil
+}
+
+// RememberSET records the SET with key as applied until exp, on disk
+// before it returns.
+func (b *Bolt) RememberSET(ctx context.Context, key string, exp time.Time) error {
+	if _, err := b.spend(ctx, bucketSETs, tagSET, key, ClampExpiry(exp)); err != nil {
+		return fmt.Errorf("store: remember set: %w", err)
+	}
+	return nil
+}
+
+// spend marks key of a replay bucket as used until exp and reports whether
+// it was fresh: not in the bucket, or expired.
+func (b *Bolt) spend(ctx context.Context, bucket []byte, tag byte, key string, exp time.Time) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	if err := checkKey("replay key", key); err != nil {
-		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+		return false, err
 	}
 	now := b.now()
 	expN, err := checkExpiry("exp", exp, now)
 	if err != nil {
-		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+		return false, err
 	}
 	k := []byte(key)
 	nowN := now.UnixNano()
@@ -33,7 +73,7 @@ func (b *Bolt) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (boo
 	// run's answer is returned.
 	err = b.batch.do(func(tx *bolt.Tx) error {
 		fresh = false
-		bk := tx.Bucket(bucketDPoP)
+		bk := tx.Bucket(bucket)
 		var oldExp int64
 		if old := bk.Get(k); old != nil {
 			if live(old, nowN) {
@@ -44,14 +84,14 @@ func (b *Bolt) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (boo
 		if err := bk.Put(k, newRecord(expN, 0)); err != nil {
 			return err
 		}
-		if err := setTTL(tx, tagDPoP, k, oldExp, expN); err != nil {
+		if err := setTTL(tx, tag, k, oldExp, expN); err != nil {
 			return err
 		}
 		fresh = true
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+		return false, err
 	}
 	return fresh, nil
 }

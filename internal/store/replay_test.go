@@ -95,3 +95,32 @@ func TestSpendDPoPJTIExactlyOnce(t *testing.T) {
 		}
 	}
 }
+
+// A SET remembered before a restart is still remembered after it: the
+// replay window of security event tokens is on disk, not in memory.
+func TestRememberSETSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	dir := t.TempDir()
+	s, err := OpenBolt(dir, BoltOptions{Now: c.Now, LockTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RememberSET(ctx, "set-before-restart", c.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTestIn(t, dir, c)
+	if seen, err := s2.SETSeen(ctx, "set-before-restart"); !seen || err != nil {
+		t.Fatalf("SETSeen after restart = %v, %v; want true", seen, err)
+	}
+	c.Advance(time.Hour)
+	if n, err := s2.Sweep(ctx, c.Now()); n != 1 || err != nil {
+		t.Fatalf("Sweep = %d, %v; want the expired SET swept", n, err)
+	}
+	if st, _ := s2.Stats(ctx); st.SETJTIs != 0 {
+		t.Errorf("SETJTIs after the sweep = %d", st.SETJTIs)
+	}
+}

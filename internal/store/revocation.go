@@ -224,7 +224,7 @@ func prepareRevocation(r Revocation, now time.Time) (Revocation, error) {
 	if r.NotBefore.IsZero() {
 		r.NotBefore = r.CreatedAt
 	}
-	r.CreatedAt, r.NotBefore, r.ExpiresAt = normTime(r.CreatedAt), normTime(r.NotBefore), normTime(r.ExpiresAt)
+	r.CreatedAt, r.NotBefore, r.ExpiresAt = normTime(r.CreatedAt), normTime(r.NotBefore), normTime(ClampExpiry(r.ExpiresAt))
 	if _, err := nanos("created_at", r.CreatedAt); err != nil {
 		return r, err
 	}

@@ -99,13 +99,22 @@ type Fingerprints interface {
 	LastSeen(ctx context.Context, tokenHash string) (Fingerprint, bool, error)
 }
 
-// ReplayCache remembers DPoP proofs that have been used.
+// ReplayCache remembers DPoP proofs that have been used and security event
+// tokens that have been applied.
 type ReplayCache interface {
 	// SpendDPoPJTI marks key (a hash identifying one DPoP proof) as used
 	// until exp, atomically: it returns true the first time a key is spent
 	// and false, without error, for every later attempt before exp. Keys are
 	// at most MaxKeyLen bytes; exp must lie in the future.
 	SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (fresh bool, err error)
+	// SETSeen reports whether the security event token with key (a hash
+	// of its issuer and jti) was applied before and is still remembered.
+	SETSeen(ctx context.Context, key string) (bool, error)
+	// RememberSET records, durably and before it returns, that the SET with
+	// key was applied, until exp (clamped with ClampExpiry). It is called
+	// after the SET's revocations are stored, so that a SET whose
+	// revocations failed is applied again when it is delivered again.
+	RememberSET(ctx context.Context, key string, exp time.Time) error
 }
 
 // Families holds refresh-token families: the chain of refresh tokens issued
@@ -140,6 +149,8 @@ type Stats struct {
 	Fingerprints int `json:"fingerprints"`
 	// DPoPJTIs counts spent DPoP proofs still remembered.
 	DPoPJTIs int `json:"dpop_jtis"`
+	// SETJTIs counts applied security event tokens still remembered.
+	SETJTIs int `json:"set_jtis"`
 	// Families counts refresh-token families.
 	Families int `json:"families"`
 	// FamilyTokens counts refresh-token hashes, current and rotated out.

@@ -97,6 +97,8 @@ func sweepRecord(tx *bolt.Tx, tag byte, key []byte, now int64) (int, error) {
 		bk = tx.Bucket(bucketFingerprints)
 	case tagDPoP:
 		bk = tx.Bucket(bucketDPoP)
+	case tagSET:
+		bk = tx.Bucket(bucketSETs)
 	case tagFamily:
 		bk = tx.Bucket(bucketFamilies)
 	case tagFamilyToken:

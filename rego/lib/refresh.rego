@@ -13,8 +13,9 @@
 #
 # Reasons, all 400 with error "invalid_grant" (RFC 6749 §5.2), as the AS
 # would answer:
-#   refresh_token_invalid  (always enforced) absent, malformed or not
-#                          verified; a missing one is "invalid_request"
+#   refresh_token_invalid  (always enforced) absent, malformed, not
+#                          verified or revoked; a missing one is
+#                          "invalid_request"
 #   refresh_token_reused   [refresh] a rotated-out refresh token came back:
 #                          `effects` asks Go to revoke the session/subject
 #   refresh_token_expired  [refresh] the family is older than refresh_max_age
