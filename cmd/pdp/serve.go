@@ -392,15 +392,7 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		}
 		ln = tls.NewListener(ln, tc)
 	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	srv := httpapi.NewServer(a.handler, logger)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("serving", "listen", ln.Addr().String(), "environment", cfg.Environment, "policy_dir", cfg.Policy.Dir)
