@@ -167,4 +167,3 @@ func TestFramingProblem(t *testing.T) {
 		t.Fatalf("= %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 }
-
