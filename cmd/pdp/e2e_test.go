@@ -473,6 +473,57 @@ func TestDecideChecklistSection1(t *testing.T) {
 	}
 }
 
+// TestDecideNumericClaims: a signed token whose exp, iat or nbf is no
+// NumericDate the decision point can hold (before 1970, after 2262, no
+// finite number) is a malformed token, 401, before the policy runs; never a
+// policy error, never clamped into a valid one.
+func TestDecideNumericClaims(t *testing.T) {
+	tb := newTestbed(t, nil)
+	es := tb.issuers["ES256"]
+	now := time.Now()
+	soon := now.Add(5 * time.Minute).Unix()
+	token := func(mut map[string]string) string {
+		c := map[string]any{}
+		for k, v := range tb.claimsFor("ES256") {
+			c[k] = v
+		}
+		for k, v := range mut {
+			c[k] = json.RawMessage(v)
+		}
+		return craft(t, es, "ES256", map[string]any{"alg": "ES256", "typ": "at+jwt", "kid": es.KID()}, c)
+	}
+	malformed := want{false, 401, "token_malformed"}
+	for _, tt := range []struct {
+		name   string
+		claims map[string]string
+		want   want
+	}{
+		{"ok/iat with a fraction", map[string]string{"iat": fmt.Sprintf("%d.25", now.Unix()-1)}, want{true, 200, ""}},
+		{"ok/iat at the epoch is read (and too old for the policy)", map[string]string{"iat": "0"}, want{false, 401, "token_too_old"}},
+		{"fail/iat negative", map[string]string{"iat": "-1"}, malformed},
+		{"fail/iat negative with a fraction", map[string]string{"iat": "-0.5"}, malformed},
+		{"fail/iat at year one", map[string]string{"iat": "-62135596800"}, malformed},
+		{"fail/iat past 2262", map[string]string{"iat": "9223372037"}, malformed},
+		{"fail/iat with a huge exponent", map[string]string{"iat": "1e400"}, malformed},
+		{"fail/iat beyond int64", map[string]string{"iat": "18446744073709551616"}, malformed},
+		{"fail/exp past 2262", map[string]string{"exp": "9223372037"}, malformed},
+		{"fail/exp at year 9999", map[string]string{"exp": "253402300799"}, malformed},
+		{"fail/exp negative", map[string]string{"exp": "-1"}, malformed},
+		{"fail/exp with a huge exponent", map[string]string{"exp": "1e308"}, malformed},
+		{"fail/nbf negative", map[string]string{"nbf": "-5"}, malformed},
+		{"fail/nbf past 2262", map[string]string{"nbf": "1e10"}, malformed},
+		{"ok/exp a fraction ahead", map[string]string{"exp": fmt.Sprintf("%d.5", soon)}, want{true, 200, ""}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := tb.decide(t, bearer(token(tt.claims)), nil)
+			check(t, d, tt.want)
+			if !tt.want.allow && !strings.Contains(d.Headers["www-authenticate"], `error="invalid_token"`) {
+				t.Errorf("challenge = %q, want error=\"invalid_token\"", d.Headers["www-authenticate"])
+			}
+		})
+	}
+}
+
 // TestDecideRefusesHugeCredentialsBeforeParsing: a megabyte of Authorization
 // header is refused as a malformed request (400 problem) before any token
 // parsing happens.

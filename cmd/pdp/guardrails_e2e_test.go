@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -341,6 +342,41 @@ func TestGuardrailFingerprint(t *testing.T) {
 		if fp.IP != "203.0.113.7" {
 			t.Errorf("fingerprint IP = %q: a suspected sighting replaced the baseline", fp.IP)
 		}
+	})
+}
+
+// immediateReplays presents n bearer tokens from one network and, at once,
+// from another: every second presentation must be suspected, though its
+// sighting from the first network is still on its way to the store. With
+// one token, the same token goes back and forth (its earlier sightings are
+// being written meanwhile).
+func immediateReplays(t *testing.T, n int, oneToken bool, mint func() string, decide func(headers, extra map[string]any) decideResponse) {
+	t.Helper()
+	tok := mint()
+	for i := range n {
+		if !oneToken && i > 0 {
+			tok = mint()
+		}
+		hdr := map[string]any{"authorization": "Bearer " + tok, "user-agent": "app/1.0"}
+		if d := decide(hdr, with(nil, "remote_ip", "198.51.100.7")); !d.Allow {
+			t.Fatalf("iteration %d: from the first network: %v", i, d.Reasons)
+		}
+		d := decide(hdr, with(nil, "remote_ip", "203.0.113.50"))
+		if d.Allow || !slices.Contains(d.codes(), "token_replay_suspected") {
+			t.Fatalf("iteration %d: at once from another network: allow=%v %v, want token_replay_suspected", i, d.Allow, d.Reasons)
+		}
+	}
+}
+
+func TestGuardrailFingerprintImmediateReplay(t *testing.T) {
+	tb := newGuardrailTestbed(t, nil)
+	decide := func(h, extra map[string]any) decideResponse { return tb.decide(t, h, extra) }
+	mint := func() string { return tb.mint(t, "ES256", nil) }
+	t.Run("fail/a new token replayed at once from another network, 1000 times", func(t *testing.T) {
+		immediateReplays(t, 1000, false, mint, decide)
+	})
+	t.Run("fail/one token alternating between networks, 1000 times", func(t *testing.T) {
+		immediateReplays(t, 1000, true, mint, decide)
 	})
 }
 

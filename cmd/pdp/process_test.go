@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -248,5 +251,87 @@ func TestServeExtAuthzListener(t *testing.T) {
 	}
 	if err := p.cmd.Wait(); err != nil {
 		t.Errorf("pdp with ext_authz exited with %v after SIGTERM\n%s", err, p.stderr)
+	}
+}
+
+// TestServeRefusesAmbiguousFraming runs the real process on each kind of
+// HTTP listener it opens (plain and TLS) and sends a request with both
+// Content-Length and Transfer-Encoding whose chunked body ends early, so
+// that an authenticated admin GET follows it on the connection. The
+// process must answer the first request 400 and close the connection: the
+// smuggled GET is never answered.
+func TestServeRefusesAmbiguousFraming(t *testing.T) {
+	plain := newProcessEnv(t)
+	plain.start(t)
+
+	secure := newProcessEnv(t)
+	ca := newTestCA(t)
+	certPEM, keyPEM := ca.issue(t, "pdp", true)
+	certFile, keyFile := filepath.Join(secure.dir, "srv.crt"), filepath.Join(secure.dir, "srv.key")
+	cfg, err := os.ReadFile(secure.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile)...)
+	for name, body := range map[string][]byte{certFile: certPEM, keyFile: keyPEM, secure.config: cfg} {
+		if err := os.WriteFile(name, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tlsConfig := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}
+	p := startPDP(t, secure.dir, "serve", "--config", secure.config)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}, Timeout: time.Second}
+	for i := 0; ; i++ {
+		resp, err := client.Get("https://" + secure.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i == 1000 {
+			t.Fatalf("pdp never became ready over TLS\n%s", p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	admin := "GET /v1/admin/revocations HTTP/1.1\r\nHost: pdp\r\nAuthorization: Bearer " + adminCredential + "\r\n\r\n"
+	for _, l := range []struct {
+		name string
+		dial func() (net.Conn, error)
+	}{
+		{"http", func() (net.Conn, error) { return net.Dial("tcp", plain.addr) }},
+		{"https", func() (net.Conn, error) { return tls.Dial("tcp", secure.addr, tlsConfig) }},
+	} {
+		for _, tt := range []struct {
+			name, head string
+			status     int
+		}{
+			{"fail/Content-Length and Transfer-Encoding chunked", "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", 400},
+			{"fail/Transfer-Encoding chunked, chunked", "Content-Length: 4\r\nTransfer-Encoding: chunked, chunked\r\n", 501},
+		} {
+			t.Run(l.name+"/"+tt.name, func(t *testing.T) {
+				conn, err := l.dial()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				raw := "POST /v1/decide HTTP/1.1\r\nHost: pdp\r\nContent-Type: application/json\r\n" + tt.head + "\r\n0\r\n\r\n" + admin
+				if _, err := io.WriteString(conn, raw); err != nil {
+					t.Fatal(err)
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				all, err := io.ReadAll(conn)
+				if err != nil && !strings.Contains(err.Error(), "connection reset") {
+					t.Fatalf("the connection was not closed: %v (read %q)", err, all)
+				}
+				if n := strings.Count(string(all), "HTTP/1.1 "); n != 1 || !strings.HasPrefix(string(all), fmt.Sprintf("HTTP/1.1 %d ", tt.status)) {
+					t.Fatalf("answers %q, want one %d", all, tt.status)
+				}
+				if strings.Contains(string(all), "revocations\"") {
+					t.Fatal("the smuggled admin GET was answered")
+				}
+			})
+		}
 	}
 }

@@ -376,6 +376,11 @@ func TestIntegrationRedisSharedChecks(t *testing.T) {
 		}
 	})
 
+	t.Run("fail/a bearer token replayed at once from another network on the same replica, 1000 times", func(t *testing.T) {
+		decide := func(h, extra map[string]any) decideResponse { return r1.decide(t, h, extra) }
+		immediateReplays(t, 1000, false, func() string { return rs.mint(t, nil) }, decide)
+	})
+
 	t.Run("fail/a refresh token reused across replicas is caught and revokes the session everywhere", func(t *testing.T) {
 		refresh := func() string { return mintRefresh(t, rs.issuer, "sess-r") }
 		tokenRequest := refreshGrant

@@ -414,7 +414,7 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := newHTTPServer(a.handler, logger)
+	srv := httpapi.NewServer(a.handler, logger)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("serving", "listen", ln.Addr().String(), "environment", cfg.Environment, "policy_dir", cfg.Policy.Dir)
@@ -425,7 +425,7 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 			_ = srv.Close()
 			return fmt.Errorf("ops.listen: %w", err)
 		}
-		opsSrv = newHTTPServer(a.opsHandler, logger)
+		opsSrv = httpapi.NewServer(a.opsHandler, logger)
 		go func() { errc <- opsSrv.Serve(oln) }()
 		logger.Info("serving the operations endpoints", "ops_listen", oln.Addr().String())
 	}
@@ -485,20 +485,6 @@ func listenHTTP(cfg config.Config, addr string) (net.Listener, error) {
 		ln = tls.NewListener(ln, tc)
 	}
 	return ln, nil
-}
-
-// newHTTPServer is the http.Server of every HTTP listener: the same
-// timeouts, limits and error log.
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
 }
 
 // newNonces returns the DPoP nonce issuer, or nil when nonces are off. The

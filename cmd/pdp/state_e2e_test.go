@@ -477,3 +477,92 @@ func TestStoreFailureIsAPolicyErrorNotAnAllow(t *testing.T) {
 		t.Errorf("decide with a closed store = %d %v, want a 500 policy_error deny", status, out)
 	}
 }
+
+// TestStrictJSONOnEveryEndpoint sends the JSON two readers could read
+// differently to every endpoint that accepts JSON: a member named twice
+// (with JSON bodies also in capitals, which encoding/json folds into the
+// same field), an unpaired
+// surrogate escape (which encoding/json turns into U+FFFD), invalid UTF-8
+// and a second value after the first. Each is refused with 400; nothing is
+// stored.
+func TestStrictJSONOnEveryEndpoint(t *testing.T) {
+	tb := newStateTestbed(t)
+	es := tb.issuers["ES256"]
+	tok := tb.mint(t, "ES256", nil)
+	setWith := func(member, jti string) string {
+		payload := `{"iss":"` + tb.transmitter.URL() + `","aud":"https://pdp.example/ssf","iat":` + fmt.Sprint(time.Now().Unix()) +
+			`,` + member + `"jti":"` + jti + `","sub_id":{"format":"iss_sub","iss":"` + es.URL() + `","sub":"strict-3"},` +
+			`"events":{"https://schemas.openid.net/secevent/risc/event-type/account-disabled":{}}}`
+		header := `{"alg":"ES256","typ":"secevent+jwt","kid":"` + tb.transmitter.KID() + `"}`
+		set, err := devissuer.SignCompact(tb.transmitter.PrivateKey(), "ES256", []byte(header), []byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	endpoints := []struct {
+		path, contentType string
+		ok                int
+		body              func(string) string
+	}{
+		{"/v1/decide", "application/json", 200, func(member string) string {
+			return `{"request":{"method":"GET","url":"https://api.example.com/v1/accounts/42",` + member +
+				`"headers":{"authorization":"Bearer ` + tok + `"}}}`
+		}},
+		{"/v1/admin/revocations", "application/json", 201, func(member string) string {
+			return `{"kind":"jti","iss":"https://as.example",` + member + `"value":"strict-1"}`
+		}},
+		{"/v1/admin/user-events", "application/json", 201, func(member string) string {
+			return `{"iss":"https://as.example",` + member + `"sub":"strict-2","event":"logout"}`
+		}},
+		{"/v1/ssf/events", "application/secevent+jwt", 202, func(member string) string { return setWith(member, "strict-3") }},
+	}
+	attacks := []struct{ name, member string }{
+		{"a member named twice", `"jti":"a","jti":"b",`},
+		{"an unpaired high surrogate", `"note":"\ud800",`},
+		{"an unpaired low surrogate", `"note":"\udc00x",`},
+		{"invalid UTF-8", "\"note\":\"\xff\","},
+	}
+	for _, ep := range endpoints {
+		// The endpoint's own members, named twice.
+		dup := map[string]string{
+			"/v1/decide":            `"url":"https://api.example.com/v1/admin",`,
+			"/v1/admin/revocations": `"value":"other",`,
+			"/v1/admin/user-events": `"sub":"other",`,
+			"/v1/ssf/events":        `"jti":"other",`,
+		}[ep.path]
+		// One of the endpoint's own string members with an unpaired surrogate.
+		surrogate := map[string]string{
+			"/v1/decide":            ep.body(`"remote_ip":"\ud800",`),
+			"/v1/admin/revocations": ep.body(`"reason":"\ud800",`),
+			"/v1/admin/user-events": `{"iss":"https://as.example","sub":"strict-\ud800","event":"logout"}`,
+			"/v1/ssf/events":        setWith("", `strict-\ud800`),
+		}[ep.path]
+		cases := []struct{ name, body string }{
+			{"fail/its own member named twice", ep.body(dup)},
+			{"fail/its own member with an unpaired surrogate", surrogate},
+		}
+		for _, a := range attacks {
+			cases = append(cases, struct{ name, body string }{"fail/" + a.name, ep.body(a.member)})
+		}
+		if ep.contentType == "application/json" {
+			cases = append(cases, struct{ name, body string }{"fail/a second value after the first", ep.body("") + ` {}`})
+			// The name in another case, to the same field.
+			upper := strings.ToUpper(dup[:strings.Index(dup[1:], `"`)+2]) + dup[strings.Index(dup[1:], `"`)+2:]
+			cases = append(cases, struct{ name, body string }{"fail/its own member again in capitals", ep.body(upper)})
+		}
+		for _, tt := range cases {
+			t.Run(ep.path+"/"+tt.name, func(t *testing.T) {
+				status, out := tb.call(t, "POST", ep.path, ep.contentType, tt.body, "Bearer "+adminCredential)
+				if status != 400 {
+					t.Fatalf("= %d %v, want 400", status, out)
+				}
+			})
+		}
+		t.Run(ep.path+"/ok/the body without an attack", func(t *testing.T) {
+			if status, out := tb.call(t, "POST", ep.path, ep.contentType, ep.body(""), "Bearer "+adminCredential); status != ep.ok {
+				t.Fatalf("= %d %v, want %d", status, out, ep.ok)
+			}
+		})
+	}
+}

@@ -3,7 +3,6 @@ package builtins
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/types"
 
+	"github.com/tokenguard/pdp/internal/jose"
 	"github.com/tokenguard/pdp/internal/store"
 )
 
@@ -117,12 +117,9 @@ func stringClaim(obj ast.Object, claim string) (string, error) {
 	}
 }
 
-// maxIAT is the latest iat accepted, in seconds: it still fits in
-// nanoseconds (year 2262).
-const maxIAT = math.MaxInt64 / int64(time.Second)
-
-// iatClaim returns iat; the zero time when it is absent or null, which every
-// cut-off treats as issued before it.
+// iatClaim returns iat (jose.NumericDate: what a verified token may carry);
+// the zero time when it is absent or null, which every cut-off treats as
+// issued before it.
 func iatClaim(obj ast.Object) (time.Time, error) {
 	v := obj.Get(ast.InternedTerm("iat"))
 	if v == nil {
@@ -131,22 +128,14 @@ func iatClaim(obj ast.Object) (time.Time, error) {
 	if _, ok := v.Value.(ast.Null); ok {
 		return time.Time{}, nil
 	}
-	n, ok := v.Value.(ast.Number)
-	if !ok {
+	if _, ok := v.Value.(ast.Number); !ok {
 		return time.Time{}, fmt.Errorf("token.iat must be a number of seconds, got %s", ast.ValueName(v.Value))
 	}
-	if sec, ok := n.Int64(); ok {
-		if sec < 0 || sec > maxIAT {
-			return time.Time{}, fmt.Errorf("token.iat %d is out of range", sec)
-		}
-		return time.Unix(sec, 0), nil
+	t, err := jose.NumericDate(v.Value)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("token.iat %s is out of range", v)
 	}
-	f, ok := n.Float64()
-	if !ok || math.IsNaN(f) || f < 0 || f >= float64(maxIAT) {
-		return time.Time{}, fmt.Errorf("token.iat %s is out of range", n)
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), nil
+	return t, nil
 }
 
 // nanosTerm is t as a number of nanoseconds since the epoch, the unit of

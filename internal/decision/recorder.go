@@ -23,9 +23,15 @@ import (
 // request rate, and a commit per sighting would spend more CPU on fsync than
 // on the decisions. A crash loses at most the sightings still queued or in
 // their window. Otherwise (Redis) a few writers write one sighting each.
+//
+// Either way the write comes after the answer. So that the next decision
+// sees the sighting all the same (a token replayed at once from another
+// network), it is first noted in the store's pending sightings, which
+// LastSeen reads, and let go of once its write has returned.
 type recorder struct {
 	ch      chan sighting
 	state   State
+	noter   sightingNoter
 	batch   fingerprintBatcher
 	dropped atomic.Int64
 	failed  atomic.Int64
@@ -37,6 +43,12 @@ type fingerprintBatcher interface {
 	RecordFingerprints(ctx context.Context, ss []store.TokenSighting) error
 }
 
+// sightingNoter is a store that makes a sighting visible before it is
+// written (store.Fingerprints.NoteSighting).
+type sightingNoter interface {
+	NoteSighting(tokenHash string, s store.Sighting) (release func(), err error)
+}
+
 // Batching of sightings (see recorder).
 const (
 	sightingWindow   = 50 * time.Millisecond
@@ -46,6 +58,8 @@ const (
 type sighting struct {
 	hash string
 	s    store.Sighting
+	// release lets go of the noted sighting once its write has returned.
+	release func()
 }
 
 func newRecorder(ctx context.Context, state State, queue, writers int, logger *slog.Logger) *recorder {
@@ -56,6 +70,7 @@ func newRecorder(ctx context.Context, state State, queue, writers int, logger *s
 		writers = 4
 	}
 	r := &recorder{ch: make(chan sighting, queue), state: state, logger: logger}
+	r.noter, _ = state.(sightingNoter)
 	if b, ok := state.(fingerprintBatcher); ok {
 		r.batch = b
 		go r.writeBatches(ctx)
@@ -79,6 +94,7 @@ func (r *recorder) write(ctx context.Context) {
 }
 
 func (r *recorder) writeOne(ctx context.Context, s sighting) {
+	defer s.release()
 	if err := r.state.RecordFingerprint(ctx, s.hash, s.s); err != nil && ctx.Err() == nil {
 		if r.failed.Add(1) == 1 {
 			r.logger.Warn("recording a fingerprint failed", "error", err)
@@ -88,7 +104,7 @@ func (r *recorder) writeOne(ctx context.Context, s sighting) {
 
 // writeBatches drains the queue a batch at a time until ctx ends.
 func (r *recorder) writeBatches(ctx context.Context) {
-	batch := make([]store.TokenSighting, 0, maxSightingBatch)
+	batch := make([]sighting, 0, maxSightingBatch)
 	timer := time.NewTimer(sightingWindow)
 	timer.Stop()
 	for {
@@ -96,7 +112,7 @@ func (r *recorder) writeBatches(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case s := <-r.ch:
-			batch = append(batch[:0], store.TokenSighting{TokenHash: s.hash, Sighting: s.s})
+			batch = append(batch[:0], s)
 		}
 		timer.Reset(sightingWindow)
 	fill:
@@ -105,7 +121,7 @@ func (r *recorder) writeBatches(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case s := <-r.ch:
-				batch = append(batch, store.TokenSighting{TokenHash: s.hash, Sighting: s.s})
+				batch = append(batch, s)
 			case <-timer.C:
 				break fill
 			}
@@ -118,14 +134,20 @@ func (r *recorder) writeBatches(ctx context.Context) {
 // writeBatch writes a batch in one transaction. The batch is all or
 // nothing, so when it fails (a token expired while queued, say) its
 // sightings are written one by one: one bad sighting loses only itself.
-func (r *recorder) writeBatch(ctx context.Context, batch []store.TokenSighting) {
+// Every sighting of the batch is released once its write has returned.
+func (r *recorder) writeBatch(ctx context.Context, batch []sighting) {
 	now := time.Now()
-	live := batch[:0]
+	live := make([]store.TokenSighting, 0, len(batch))
 	for _, s := range batch {
-		if s.ExpiresAt.After(now) {
-			live = append(live, s)
+		if s.s.ExpiresAt.After(now) {
+			live = append(live, store.TokenSighting{TokenHash: s.hash, Sighting: s.s})
 		}
 	}
+	defer func() {
+		for _, s := range batch {
+			s.release()
+		}
+	}()
 	if len(live) == 0 {
 		return
 	}
@@ -133,14 +155,26 @@ func (r *recorder) writeBatch(ctx context.Context, batch []store.TokenSighting) 
 		return
 	}
 	for _, s := range live {
-		r.writeOne(ctx, sighting{hash: s.TokenHash, s: s.Sighting})
+		r.writeOne(ctx, sighting{hash: s.TokenHash, s: s.Sighting, release: func() {}})
 	}
 }
 
+// record notes a sighting, so that LastSeen finds it from now on, and
+// queues it to be written. A full queue drops it; a full set of pending
+// sightings only leaves it unnoted until written.
 func (r *recorder) record(hash string, s store.Sighting) {
+	release := func() {}
+	if r.noter != nil {
+		if rel, err := r.noter.NoteSighting(hash, s); err == nil {
+			release = rel
+		} else if r.failed.Add(1) == 1 {
+			r.logger.Warn("noting a sighting failed", "error", err)
+		}
+	}
 	select {
-	case r.ch <- sighting{hash: hash, s: s}:
+	case r.ch <- sighting{hash: hash, s: s, release: release}:
 	default:
+		release()
 		r.dropped.Add(1)
 	}
 }

@@ -55,21 +55,26 @@ func TestRecorderWritesSightingsInBatches(t *testing.T) {
 			}
 			// An expired token's sighting is left out, not a reason to fail.
 			r.record("expired", store.Sighting{ExpiresAt: time.Now().Add(-time.Second)})
+			// Every sighting is seen at once, before it is written.
+			for i := range n {
+				if _, found, err := bolt.LastSeen(ctx, fmt.Sprintf("token-%d", i)); err != nil || !found {
+					t.Fatalf("token-%d before its write: found %v, %v", i, found, err)
+				}
+			}
+			// Then written, and let go of.
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				_, found, err := bolt.LastSeen(ctx, fmt.Sprintf("token-%d", n-1))
+				stats, err := bolt.Stats(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if found || time.Now().After(deadline) {
+				if stats.Fingerprints == n && stats.PendingSightings == 0 {
 					break
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			for i := range n {
-				if _, found, err := bolt.LastSeen(ctx, fmt.Sprintf("token-%d", i)); err != nil || !found {
-					t.Fatalf("token-%d: found %v, %v", i, found, err)
+				if time.Now().After(deadline) {
+					t.Fatalf("%d fingerprints written, %d pending; want %d, 0", stats.Fingerprints, stats.PendingSightings, n)
 				}
+				time.Sleep(10 * time.Millisecond)
 			}
 			if b := st.batches.Load(); b == 0 || b > n/10 {
 				t.Errorf("%d batches for %d sightings", b, n)

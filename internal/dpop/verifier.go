@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/tokenguard/pdp/internal/jose"
 	"github.com/tokenguard/pdp/internal/uri"
 )
 
@@ -370,8 +370,8 @@ func readClaims(p ast.Object, withToken bool) (proofClaims, *Error) {
 	if iat == nil {
 		return c, invalid(`DPoP proof claim "iat" is missing`)
 	}
-	if c.iat, ok = numericDate(iat.Value); !ok {
-		return c, invalid(`DPoP proof claim "iat" must be a number of seconds`)
+	if c.iat, err = jose.NumericDate(iat.Value); err != nil {
+		return c, invalid(`DPoP proof claim "iat" must be a number of seconds from 1970 to 2262`)
 	}
 	c.ath, ok, err = optString(p, cATH)
 	switch {
@@ -387,31 +387,6 @@ func readClaims(p ast.Object, withToken bool) (proofClaims, *Error) {
 		return c, invalid(fmt.Sprintf(`DPoP proof claim "nonce" must be a string of 1 to %d bytes`, maxNonceLength))
 	}
 	return c, nil
-}
-
-// maxDateSeconds bounds a NumericDate so that time arithmetic cannot
-// overflow (year 10000).
-const maxDateSeconds = 253402300800
-
-// numericDate reads a JSON number of seconds since the epoch (RFC 7519 §2),
-// integer or not.
-func numericDate(v ast.Value) (time.Time, bool) {
-	n, ok := v.(ast.Number)
-	if !ok {
-		return time.Time{}, false
-	}
-	if i, ok := n.Int64(); ok {
-		if i < 0 || i > maxDateSeconds {
-			return time.Time{}, false
-		}
-		return time.Unix(i, 0), true
-	}
-	f, ok := n.Float64()
-	if !ok || math.IsNaN(f) || f < 0 || f > maxDateSeconds {
-		return time.Time{}, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
 // withoutQuery is the normalised URL's scheme, authority and path: what

@@ -536,6 +536,8 @@ func d4Cases() []verifyCase {
 			opts: []dpoptest.ProofOption{dpoptest.WithClaim("iat", true)}},
 		verifyCase{name: "fail/D4 negative iat", code: invalid, msg: `"iat" must be a number`,
 			opts: []dpoptest.ProofOption{dpoptest.WithClaim("iat", -1)}},
+		verifyCase{name: "fail/D4 iat past 2262", code: invalid, msg: `"iat" must be a number`,
+			opts: []dpoptest.ProofOption{dpoptest.WithClaim("iat", int64(9223372037))}},
 		verifyCase{name: "fail/D4 huge iat", code: invalid, msg: `"iat" must be a number`,
 			opts: []dpoptest.ProofOption{dpoptest.WithClaim("iat", 1e300)}},
 		verifyCase{name: "fail/D4 ath is a number", code: invalid, msg: `"ath" must be a string`,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -228,26 +227,6 @@ func (a *admin) storeError(w http.ResponseWriter, doing string, err error) {
 		writeProblem(w, Problem{Type: TypeStoreError, Title: "Store Error", Status: http.StatusInternalServerError,
 			Detail: "the state store failed; nothing was changed"})
 	}
-}
-
-// decodeJSON reads a bounded, strict JSON body into v.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *Problem {
-	if p := requireJSON(r); p != nil {
-		return p
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return &Problem{Type: TypeTooLarge, Title: "Content Too Large", Status: http.StatusRequestEntityTooLarge,
-				Detail: fmt.Sprintf("the body exceeds %d bytes", maxAdminBody)}
-		}
-		return badRequest("the body is not valid: " + jsonProblem(err))
-	}
-	if dec.More() {
-		return badRequest("the body holds more than one JSON value")
-	}
-	return nil
 }
 
 func maxTime(a, b time.Time) time.Time {

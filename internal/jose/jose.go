@@ -3,7 +3,8 @@
 // (internal/dpop). Each keeps its own rules (which headers, which claims,
 // which errors); here are the pieces that must not differ between them: the
 // alphabet, the strict base64url decoding, which key may verify which
-// algorithm, and the signature check with its shape rules.
+// algorithm, the signature check with its shape rules, and the NumericDates
+// a token, proof or SET (internal/ssf) may carry.
 package jose
 
 import (

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -31,8 +30,6 @@ const (
 	// maxKIDLen and maxJTILen bound the identifiers read from a SET.
 	maxKIDLen = 256
 	maxJTILen = 256
-	// maxNumericDate bounds iat and event_timestamp (year 5138).
-	maxNumericDate = 1e11
 )
 
 // allowedAlgs are the signature algorithms a SET may use. Symmetric
@@ -455,17 +452,9 @@ func stringMember(obj ast.Object, name string) (string, bool) {
 	return string(s), ok
 }
 
-// numericDate reads a JSON number of seconds since the epoch (RFC 7519
-// NumericDate, fractions allowed).
+// numericDate reads a NumericDate (jose.NumericDate: 1970 to 2262,
+// fractions allowed); false when v is none.
 func numericDate(v ast.Value) (time.Time, bool) {
-	n, ok := v.(ast.Number)
-	if !ok {
-		return time.Time{}, false
-	}
-	f, ok := n.Float64()
-	if !ok || math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return time.Time{}, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
+	t, err := jose.NumericDate(v)
+	return t, err == nil
 }

@@ -218,6 +218,15 @@ func TestPushRefusals(t *testing.T) {
 		{name: "fail/iat as a string", body: func() string {
 			return set(func(c map[string]any) { c["iat"] = "1700000000" })
 		}, wantErr: CodeInvalidRequest},
+		{name: "fail/iat negative", body: func() string {
+			return set(func(c map[string]any) { c["iat"] = -1 })
+		}, wantErr: CodeInvalidRequest},
+		{name: "fail/iat past 2262", body: func() string {
+			return set(func(c map[string]any) { c["iat"] = int64(9223372037) })
+		}, wantErr: CodeInvalidRequest},
+		{name: "fail/event_timestamp negative", body: func() string {
+			return set(event(map[string]any{EventAccountDisabled: map[string]any{"event_timestamp": -1}}))
+		}, wantErr: CodeInvalidRequest},
 		{name: "fail/no jti", body: func() string { return set(func(c map[string]any) { delete(c, "jti") }) }, wantErr: CodeInvalidRequest},
 		{name: "fail/jti of 10 KB", body: func() string {
 			return set(func(c map[string]any) { c["jti"] = strings.Repeat("j", 10_000) })

@@ -118,6 +118,8 @@ type Bolt struct {
 	dir      string
 	opts     BoltOptions
 	versions *versions
+	// pending holds the sightings noted and not yet written.
+	pending *pending
 }
 
 var _ Store = (*Bolt)(nil)
@@ -166,7 +168,7 @@ func OpenBolt(dataDir string, opts BoltOptions) (*Bolt, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &Bolt{db: db, batch: &batcher{db: db, wait: opts.CommitWait, sleep: time.Sleep}, dir: dataDir, opts: opts, versions: newVersions()}, nil
+	return &Bolt{db: db, batch: &batcher{db: db, wait: opts.CommitWait, sleep: time.Sleep}, dir: dataDir, opts: opts, versions: newVersions(), pending: newPending()}, nil
 }
 
 func initBuckets(tx *bolt.Tx) error {
@@ -232,6 +234,7 @@ func (b *Bolt) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("store: stats: %w", err)
 	}
+	st.PendingSightings = b.pending.len()
 	return st, nil
 }
 

@@ -226,6 +226,118 @@ func testConformance(t *testing.T, open opener) {
 		})
 	})
 
+	t.Run("pending sightings", func(t *testing.T) {
+		a, b := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("203.0.113.50")
+		t.Run("ok/a noted sighting is seen at once, before its write, and after its release", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			exp := c.Now().Add(time.Hour)
+			release, err := s.NoteSighting("h", Sighting{IP: a, UserAgent: "app/1", ExpiresAt: exp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fp, ok, err := s.LastSeen(ctx, "h")
+			if err != nil || !ok || fp.IP != a.String() || fp.Prefix != "198.51.100.0/24" || fp.UAHash != HashUserAgent("app/1") || fp.Count != 1 {
+				t.Fatalf("noted, not written: %+v, %v, %v", fp, ok, err)
+			}
+			if err := s.RecordFingerprint(ctx, "h", Sighting{IP: a, UserAgent: "app/1", ExpiresAt: exp}); err != nil {
+				t.Fatal(err)
+			}
+			release()
+			release() // a second release changes nothing
+			if fp, ok, _ := s.LastSeen(ctx, "h"); !ok || fp.IP != a.String() || fp.Count != 1 {
+				t.Fatalf("written and released: %+v, %v", fp, ok)
+			}
+		})
+		t.Run("ok/a later noted sighting is the latest client over a stored one", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			exp := c.Now().Add(time.Hour)
+			start := c.Now()
+			if err := s.RecordFingerprint(ctx, "h", Sighting{IP: a, UserAgent: "app/1", ExpiresAt: exp}); err != nil {
+				t.Fatal(err)
+			}
+			c.Advance(time.Second)
+			release, err := s.NoteSighting("h", Sighting{IP: b, UserAgent: "app/1", ExpiresAt: exp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			fp, ok, err := s.LastSeen(ctx, "h")
+			if err != nil || !ok || fp.IP != b.String() || !fp.FirstSeen.Equal(start) || fp.Count != 2 {
+				t.Fatalf("fingerprint = %+v, %v, %v", fp, ok, err)
+			}
+		})
+		t.Run("ok/a released sighting that was never written is gone", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			release, err := s.NoteSighting("h", Sighting{IP: a, ExpiresAt: c.Now().Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			release()
+			if _, ok, err := s.LastSeen(ctx, "h"); err != nil || ok {
+				t.Fatalf("released, never written: %v, %v", ok, err)
+			}
+		})
+		t.Run("ok/a noted sighting is ignored once the token expired", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			release, err := s.NoteSighting("h", Sighting{IP: a, ExpiresAt: c.Now().Add(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			c.Advance(time.Minute)
+			if _, ok, err := s.LastSeen(ctx, "h"); err != nil || ok {
+				t.Fatalf("expired pending sighting returned: %v, %v", ok, err)
+			}
+		})
+		t.Run("fail/invalid hashes and expiries", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			for _, tt := range []struct {
+				hash string
+				exp  time.Time
+			}{{"", c.Now().Add(time.Minute)}, {string(make([]byte, MaxKeyLen+1)), c.Now().Add(time.Minute)}, {"h", c.Now()}, {"h", time.Time{}}} {
+				release, err := s.NoteSighting(tt.hash, Sighting{ExpiresAt: tt.exp})
+				if !errors.Is(err, ErrInvalid) || release == nil {
+					t.Errorf("NoteSighting(%q, %s) = %v, want ErrInvalid", tt.hash, tt.exp, err)
+				}
+			}
+		})
+		t.Run("ok/never missed while its write commits and it is released", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			exp := c.Now().Add(time.Hour)
+			for i := range 200 {
+				h := fmt.Sprintf("race-%d", i)
+				release, err := s.NoteSighting(h, Sighting{IP: a, ExpiresAt: exp})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					defer release()
+					if err := s.RecordFingerprint(ctx, h, Sighting{IP: a, ExpiresAt: exp}); err != nil {
+						t.Error(err)
+					}
+				})
+				for range 4 {
+					wg.Go(func() {
+						for range 5 {
+							if fp, ok, err := s.LastSeen(ctx, h); err != nil || !ok || fp.IP != a.String() {
+								t.Errorf("%s missed: %+v, %v, %v", h, fp, ok, err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+			}
+		})
+	})
+
 	t.Run("families", func(t *testing.T) {
 		t.Run("ok/rotation, then reuse of a rotated-out token revokes the family", func(t *testing.T) {
 			c := newClock()

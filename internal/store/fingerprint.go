@@ -85,32 +85,16 @@ func (b *Bolt) RecordFingerprint(ctx context.Context, tokenHash string, s Sighti
 		return fmt.Errorf("store: record fingerprint: %w", err)
 	}
 	now := b.now()
-	if s.At.IsZero() {
-		s.At = now
-	}
-	s.At = normTime(s.At)
-	if _, err := nanos("seen at", s.At); err != nil {
+	seen, err := sightingOf(s, now, b.network)
+	if err != nil {
 		return fmt.Errorf("store: record fingerprint: %w", err)
-	}
-	if _, err := checkExpiry("expires_at", s.ExpiresAt, now); err != nil {
-		return fmt.Errorf("store: record fingerprint: %w", err)
-	}
-	ip, prefix := b.network(s.IP)
-	seen := Fingerprint{
-		FirstSeen: s.At,
-		LastSeen:  s.At,
-		IP:        ip,
-		Prefix:    prefix,
-		UAHash:    HashUserAgent(s.UserAgent),
-		Count:     1,
-		ExpiresAt: normTime(s.ExpiresAt),
 	}
 	key := []byte(tokenHash)
 	nowN := now.UnixNano()
 	// The batch may run the function more than once: it reads and writes
 	// only inside tx, so a rerun after a rollback starts again from the
 	// stored state.
-	err := b.batch.do(func(tx *bolt.Tx) error {
+	err = b.batch.do(func(tx *bolt.Tx) error {
 		return recordFingerprint(tx, key, seen, nowN)
 	})
 	if err != nil {
@@ -130,7 +114,7 @@ func recordFingerprint(tx *bolt.Tx, key []byte, seen Fingerprint, now int64) err
 			if err != nil {
 				return err
 			}
-			fp = mergeSighting(prev, seen)
+			fp = mergeFingerprints(prev, seen)
 		}
 	}
 	v, err := encodeFingerprint(fp)
@@ -141,22 +125,6 @@ func recordFingerprint(tx *bolt.Tx, key []byte, seen Fingerprint, now int64) err
 		return err
 	}
 	return setTTL(tx, tagFingerprint, key, oldExp, fp.ExpiresAt.UnixNano())
-}
-
-// mergeSighting folds one sighting (a Fingerprint with Count 1) into prev.
-func mergeSighting(prev, seen Fingerprint) Fingerprint {
-	fp := prev
-	fp.Count++
-	if seen.FirstSeen.Before(fp.FirstSeen) {
-		fp.FirstSeen = seen.FirstSeen
-	}
-	if !seen.LastSeen.Before(fp.LastSeen) {
-		fp.LastSeen, fp.IP, fp.Prefix, fp.UAHash = seen.LastSeen, seen.IP, seen.Prefix, seen.UAHash
-	}
-	if seen.ExpiresAt.After(fp.ExpiresAt) {
-		fp.ExpiresAt = seen.ExpiresAt
-	}
-	return fp
 }
 
 func encodeFingerprint(fp Fingerprint) ([]byte, error) {
@@ -187,6 +155,9 @@ func (b *Bolt) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, boo
 		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
 	}
 	now := b.now().UnixNano()
+	// Pending sightings first: one that commits in between is then seen
+	// twice rather than not at all.
+	pend, pending := b.pending.get(tokenHash, now)
 	var fp Fingerprint
 	var found bool
 	err := b.db.View(func(tx *bolt.Tx) error {
@@ -202,7 +173,31 @@ func (b *Bolt) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, boo
 	if err != nil {
 		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
 	}
+	fp, found = withPending(fp, found, pend, pending)
 	return fp, found, nil
+}
+
+// NoteSighting makes a sighting visible to LastSeen at once, before the
+// write that records it (RecordFingerprint or RecordFingerprints) has
+// committed; release lets go of it once that write has returned. It moves
+// the token's fingerprint version, as a write does.
+func (b *Bolt) NoteSighting(tokenHash string, s Sighting) (release func(), err error) {
+	if err := checkKey("token hash", tokenHash); err != nil {
+		return func() {}, fmt.Errorf("store: note sighting: %w", err)
+	}
+	seen, err := sightingOf(s, b.now(), b.network)
+	if err != nil {
+		return func() {}, fmt.Errorf("store: note sighting: %w", err)
+	}
+	defer b.fingerprintsChanged(tokenHash)()
+	rel, err := b.pending.note(tokenHash, seen)
+	if err != nil {
+		return rel, fmt.Errorf("store: note sighting: %w", err)
+	}
+	return func() {
+		defer b.fingerprintsChanged(tokenHash)()
+		rel()
+	}, nil
 }
 
 // TokenSighting is one sighting of the token with hash TokenHash, for
@@ -238,22 +233,11 @@ func (b *Bolt) RecordFingerprints(ctx context.Context, ss []TokenSighting) error
 		if err := checkKey("token hash", s.TokenHash); err != nil {
 			return fmt.Errorf("store: record fingerprints: [%d]: %w", i, err)
 		}
-		at := s.At
-		if at.IsZero() {
-			at = now
-		}
-		at = normTime(at)
-		if _, err := nanos("seen at", at); err != nil {
+		seen, err := sightingOf(s.Sighting, now, b.network)
+		if err != nil {
 			return fmt.Errorf("store: record fingerprints: [%d]: %w", i, err)
 		}
-		if _, err := checkExpiry("expires_at", s.ExpiresAt, now); err != nil {
-			return fmt.Errorf("store: record fingerprints: [%d]: %w", i, err)
-		}
-		ip, prefix := b.network(s.IP)
-		ps[i] = prepared{key: []byte(s.TokenHash), seen: Fingerprint{
-			FirstSeen: at, LastSeen: at, IP: ip, Prefix: prefix,
-			UAHash: HashUserAgent(s.UserAgent), Count: 1, ExpiresAt: normTime(s.ExpiresAt),
-		}}
+		ps[i] = prepared{key: []byte(s.TokenHash), seen: seen}
 	}
 	// Sorted keys fill bbolt's pages in order instead of splitting them at
 	// random; a stable sort keeps the sightings of one token in call order.

@@ -45,6 +45,9 @@ type Shared struct {
 	client redis.UniversalClient
 	opts   SharedOptions
 	keys   sharedKeys
+	// pending holds the sightings this replica noted and has not written
+	// to Redis yet.
+	pending *pending
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -177,13 +180,14 @@ func OpenShared(local *Bolt, opts SharedOptions) (*Shared, error) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Shared{
-		local:  local,
-		client: client,
-		opts:   opts,
-		keys:   newSharedKeys(opts.KeyPrefix),
-		cancel: cancel,
-		done:   make(chan struct{}),
-		readyC: make(chan struct{}),
+		local:   local,
+		client:  client,
+		opts:    opts,
+		keys:    newSharedKeys(opts.KeyPrefix),
+		pending: newPending(),
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		readyC:  make(chan struct{}),
 	}
 	go s.follow(ctx)
 	return s, nil
@@ -353,23 +357,14 @@ func (s *Shared) RecordFingerprint(ctx context.Context, tokenHash string, sg Sig
 		return fmt.Errorf("store: record fingerprint: %w", err)
 	}
 	now := s.now()
-	if sg.At.IsZero() {
-		sg.At = now
-	}
-	sg.At = normTime(sg.At)
-	at, err := nanos("seen at", sg.At)
+	seen, err := sightingOf(sg, now, s.local.network)
 	if err != nil {
 		return fmt.Errorf("store: record fingerprint: %w", err)
 	}
-	expN, err := checkExpiry("expires_at", sg.ExpiresAt, now)
-	if err != nil {
-		return fmt.Errorf("store: record fingerprint: %w", err)
-	}
-	ip, prefix := s.local.network(sg.IP)
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	err = scriptFingerprint.Run(cctx, s.client, []string{s.keys.fpPrefix + tokenHash},
-		pad(now.UnixNano()), pad(at), ip, prefix, HashUserAgent(sg.UserAgent), pad(expN), ttlMillis(sg.ExpiresAt, now)).Err()
+		pad(now.UnixNano()), pad(seen.LastSeen.UnixNano()), seen.IP, seen.Prefix, seen.UAHash, pad(seen.ExpiresAt.UnixNano()), ttlMillis(seen.ExpiresAt, now)).Err()
 	if err != nil {
 		err = failed(ctx, "record fingerprint", err)
 		if errors.Is(err, ErrUnavailable) {
@@ -380,9 +375,28 @@ func (s *Shared) RecordFingerprint(ctx context.Context, tokenHash string, sg Sig
 	return nil
 }
 
-// LastSeen returns the unexpired fingerprint of a token from Redis. When
-// Redis is unavailable and the fingerprint degradation allows it, the token
-// counts as not seen (the guardrail has no baseline to compare with).
+// NoteSighting makes a sighting visible to this replica's LastSeen at once,
+// before RecordFingerprint has written it to Redis; release lets go of it
+// once that write has returned. Other replicas see it once it is written.
+func (s *Shared) NoteSighting(tokenHash string, sg Sighting) (release func(), err error) {
+	if err := checkKey("token hash", tokenHash); err != nil {
+		return func() {}, fmt.Errorf("store: note sighting: %w", err)
+	}
+	seen, err := sightingOf(sg, s.now(), s.local.network)
+	if err != nil {
+		return func() {}, fmt.Errorf("store: note sighting: %w", err)
+	}
+	release, err = s.pending.note(tokenHash, seen)
+	if err != nil {
+		return release, fmt.Errorf("store: note sighting: %w", err)
+	}
+	return release, nil
+}
+
+// LastSeen returns the unexpired fingerprint of a token from Redis, with
+// the sightings this replica noted and has not written yet. When Redis is
+// unavailable and the fingerprint degradation allows it, only those count
+// (without them the guardrail has no baseline to compare with).
 func (s *Shared) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return Fingerprint{}, false, err
@@ -391,25 +405,29 @@ func (s *Shared) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, b
 		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
 	}
 	now := s.now()
+	// Pending sightings first: one written in between is then seen twice
+	// rather than not at all.
+	pend, pending := s.pending.get(tokenHash, now.UnixNano())
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	vals, err := s.client.HMGet(cctx, s.keys.fpPrefix+tokenHash, "f", "l", "ip", "px", "ua", "n", "e").Result()
 	if err != nil {
 		err = failed(ctx, "last seen", err)
 		if errors.Is(err, ErrUnavailable) && s.degrade(ctx, CheckFingerprint, s.opts.Fingerprint) {
-			return Fingerprint{}, false, nil
+			return pend, pending, nil
 		}
 		return Fingerprint{}, false, err
 	}
 	str := func(i int) string { v, _ := vals[i].(string); return v }
 	if str(6) == "" || str(6) <= pad(now.UnixNano()) {
-		return Fingerprint{}, false, nil
+		return pend, pending, nil
 	}
 	fp, err := decodeSharedFingerprint(str)
 	if err != nil {
 		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
 	}
-	return fp, true, nil
+	fp, found := withPending(fp, true, pend, pending)
+	return fp, found, nil
 }
 
 func decodeSharedFingerprint(str func(int) string) (Fingerprint, error) {
@@ -435,7 +453,9 @@ func decodeSharedFingerprint(str func(int) string) (Fingerprint, error) {
 // applies. Records that live only in Redis (fingerprints, DPoP keys,
 // families) are not counted.
 func (s *Shared) Stats(ctx context.Context) (Stats, error) {
-	return s.local.Stats(ctx)
+	st, err := s.local.Stats(ctx)
+	st.PendingSightings = s.pending.len()
+	return st, err
 }
 
 // Sweep removes expired records from the local view, and expired

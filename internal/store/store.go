@@ -94,6 +94,12 @@ type Fingerprints interface {
 	// RecordFingerprint folds one sighting of a token into its fingerprint.
 	// Concurrent calls may be coalesced into one durable write.
 	RecordFingerprint(ctx context.Context, tokenHash string, s Sighting) error
+	// NoteSighting makes a sighting visible to every later LastSeen of this
+	// process at once, until release is called; the caller records it
+	// (RecordFingerprint) and then releases it, whether the write
+	// succeeded or not. A write that is answered later than the decision
+	// that made it is thus never missed by the next decision.
+	NoteSighting(tokenHash string, s Sighting) (release func(), err error)
 	// LastSeen returns the fingerprint of a token; false when there is none
 	// or it has expired.
 	LastSeen(ctx context.Context, tokenHash string) (Fingerprint, bool, error)
@@ -155,6 +161,9 @@ type Stats struct {
 	Families int `json:"families"`
 	// FamilyTokens counts refresh-token hashes, current and rotated out.
 	FamilyTokens int `json:"family_tokens"`
+	// PendingSightings counts the tokens with sightings noted by this
+	// process and not yet written (see NoteSighting).
+	PendingSightings int `json:"pending_sightings"`
 	// SizeBytes is the size of the backing file, when there is one.
 	SizeBytes int64 `json:"size_bytes,omitempty"`
 }

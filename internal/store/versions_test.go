@@ -30,6 +30,20 @@ func TestVersionsMoveOnEveryWrite(t *testing.T) {
 		{"RecordFingerprints", func(t *testing.T) {
 			check(t, s.RecordFingerprints(ctx, []TokenSighting{{TokenHash: "h2", Sighting: sighting}}))
 		}, false, "h2"},
+		{"NoteSighting", func(t *testing.T) {
+			release, err := s.NoteSighting("h3", sighting)
+			check(t, err)
+			t.Cleanup(release)
+		}, false, "h3"},
+		{"release of a noted sighting", func(t *testing.T) {
+			release, err := s.NoteSighting("h4", sighting)
+			check(t, err)
+			fv, _ := s.FingerprintVersion("h4")
+			release()
+			if fv2, _ := s.FingerprintVersion("h4"); fv2 == fv {
+				t.Error("release did not move the version")
+			}
+		}, false, "h4"},
 		{"Sweep", func(t *testing.T) {
 			c.Advance(2 * time.Minute)
 			_, err := s.Sweep(ctx, c.Now())

@@ -3,13 +3,13 @@ package token
 import (
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenguard/pdp/internal/jose"
 )
 
 var (
@@ -31,16 +31,6 @@ var (
 // errClaimType reports a claim or header member of the wrong JSON type.
 var errClaimType = errors.New("wrong JSON type")
 
-// Bounds of a NumericDate: values outside are clamped, since they are far
-// beyond any skew and time.Time arithmetic must not wrap. The lower bound
-// also guarantees that a present date is never the zero time.Time, which
-// Token uses for "absent" (exp = -62135596800 would otherwise read as no
-// exp at all).
-var (
-	minNumericDate = time.Unix(0, 0).UTC()
-	maxNumericDate = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-)
-
 // optString returns the string member name of obj, whether it is present,
 // and errClaimType when it is present but not a string.
 func optString(obj ast.Object, name *ast.Term) (string, bool, error) {
@@ -55,35 +45,19 @@ func optString(obj ast.Object, name *ast.Term) (string, bool, error) {
 	return string(s), true, nil
 }
 
-// optNumericDate returns the NumericDate (RFC 7519 §2) member name of obj.
+// optNumericDate returns the NumericDate (RFC 7519 §2) member name of obj:
+// errClaimType when it is no number, jose.ErrNumericDate when it is one
+// outside what the decision point can hold (before 1970, after 2262).
 func optNumericDate(obj ast.Object, name *ast.Term) (time.Time, bool, error) {
 	t := obj.Get(name)
 	if t == nil {
 		return time.Time{}, false, nil
 	}
-	n, ok := t.Value.(ast.Number)
-	if !ok {
+	if _, ok := t.Value.(ast.Number); !ok {
 		return time.Time{}, true, errClaimType
 	}
-	if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
-		return clampDate(float64(i), time.Unix(i, 0).UTC()), true, nil
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return time.Time{}, true, fmt.Errorf("%w: number out of range", errClaimType)
-	}
-	sec, frac := math.Modf(f)
-	return clampDate(f, time.Unix(int64(sec), int64(frac*1e9)).UTC()), true, nil
-}
-
-func clampDate(f float64, t time.Time) time.Time {
-	switch {
-	case f >= float64(maxNumericDate.Unix()):
-		return maxNumericDate
-	case f <= float64(minNumericDate.Unix()):
-		return minNumericDate
-	}
-	return t
+	d, err := jose.NumericDate(t.Value)
+	return d, true, err
 }
 
 // claimRules says how strictly claims are read: JWT claims are the token's
@@ -113,22 +87,28 @@ func readClaims(tok *Token, claims ast.Object, audiences []string, rules claimRu
 	bad := func(name string) *Error {
 		return fail(rules.badType, fmt.Sprintf("claim %q has the wrong type", name))
 	}
+	badDate := func(name string, err error) *Error {
+		if errors.Is(err, jose.ErrNumericDate) {
+			return fail(rules.badType, fmt.Sprintf("claim %q is %v", name, err))
+		}
+		return bad(name)
+	}
 	var (
 		ok  bool
 		err error
 	)
 	if tok.ExpiresAt, ok, err = optNumericDate(claims, cExp); err != nil {
-		return bad("exp")
+		return badDate("exp", err)
 	} else if !ok && rules.requireTimes {
 		return fail(CodeClaimsMissing, `claim "exp" is missing`)
 	}
 	if tok.IssuedAt, ok, err = optNumericDate(claims, cIat); err != nil {
-		return bad("iat")
+		return badDate("iat", err)
 	} else if !ok && rules.requireTimes {
 		return fail(CodeClaimsMissing, `claim "iat" is missing`)
 	}
 	if tok.NotBefore, _, err = optNumericDate(claims, cNbf); err != nil {
-		return bad("nbf")
+		return badDate("nbf", err)
 	}
 	if tok.Subject, _, err = optString(claims, cSub); err != nil {
 		return bad("sub")

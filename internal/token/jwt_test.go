@@ -246,10 +246,10 @@ func TestVerifyJWT(t *testing.T) {
 		{"fail/exp 10 minutes ago", func(t *testing.T) string {
 			return mint(t, f.a, map[string]any{"exp": now - 600, "iat": now - 900})
 		}, CodeExpired},
-		{"fail/exp at year one reads as expired, not absent", func(t *testing.T) string {
+		{"fail/exp at year one is malformed, not absent", func(t *testing.T) string {
 			return mint(t, f.a, map[string]any{"exp": int64(-62135596800)})
-		}, CodeExpired},
-		{"fail/exp negative", func(t *testing.T) string { return mint(t, f.a, map[string]any{"exp": -1}) }, CodeExpired},
+		}, CodeTokenMalformed},
+		{"fail/exp negative is malformed", func(t *testing.T) string { return mint(t, f.a, map[string]any{"exp": -1}) }, CodeTokenMalformed},
 		{"fail/nbf in the future", func(t *testing.T) string {
 			return mint(t, f.a, map[string]any{"nbf": now + 600})
 		}, CodeNotYetValid},
