@@ -267,9 +267,12 @@ func TestPushRefusals(t *testing.T) {
 		{name: "fail/iat an hour in the future", body: func() string {
 			return set(func(c map[string]any) { c["iat"] = e.clock.Now().Add(time.Hour).Unix() })
 		}, wantErr: CodeInvalidRequest, wantDesc: "the SET is issued in the future"},
-		{name: "fail/iat in the year 5000", body: func() string {
-			return set(func(c map[string]any) { c["iat"] = 95617584000 })
+		{name: "fail/iat in the year 2200", body: func() string {
+			return set(func(c map[string]any) { c["iat"] = 7258118400 })
 		}, wantErr: CodeInvalidRequest, wantDesc: "the SET is issued in the future"},
+		{name: "fail/iat in the year 5000, past what a NumericDate may hold here", body: func() string {
+			return set(func(c map[string]any) { c["iat"] = 95617584000 })
+		}, wantErr: CodeInvalidRequest, wantDesc: "the SET needs iat as a NumericDate"},
 		{name: "fail/GET", method: http.MethodGet, body: func() string { return "" }, wantStatus: http.StatusMethodNotAllowed, wantErr: CodeInvalidRequest},
 	}
 	for _, c := range cases {
