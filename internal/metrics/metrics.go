@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tokenguard/pdp/internal/decision"
@@ -160,6 +161,9 @@ func New(opts Options) *Metrics {
 		m.policyActivations, m.policyFailures, m.policyActivatedAt,
 		m.jwksRefreshes, m.jwksErrors, m.introspections, m.cacheHits, m.cacheMisses, m.setEvents,
 		m.revokeRequests, m.storeUnavailable,
+		// The Go runtime's and the process's own: goroutines, heap, GC
+		// pauses, RSS, open file descriptors.
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	if opts.StoreStats != nil {
 		m.reg.MustRegister(newStoreCollector(opts.StoreStats, opts.StoreStatsMaxAge))

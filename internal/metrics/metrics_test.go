@@ -141,13 +141,20 @@ func TestDecisionsAreCountedWithBoundedLabels(t *testing.T) {
 	want(t, fams, "pdp_decision_duration_seconds", map[string]string{}, 5)
 	want(t, fams, "pdp_policy_evaluation_duration_seconds", map[string]string{}, 2)
 	want(t, fams, "pdp_policy_evaluation_errors_total", map[string]string{}, 1)
-	for _, s := range []string{"alice", "eyJ", "garbage"} {
-		if strings.Contains(body, s) {
-			t.Errorf("/metrics repeats %q", s)
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "# HELP") { // the runtime's help texts speak of the garbage collector
+			continue
+		}
+		for _, s := range []string{"alice", "eyJ", "garbage"} {
+			if strings.Contains(line, s) {
+				t.Errorf("/metrics repeats %q: %s", s, line)
+			}
 		}
 	}
 	for name := range fams {
-		if !strings.HasPrefix(name, "pdp_") {
+		// Besides tokenguard's own, the Go runtime's and the process's
+		// standard collectors.
+		if !strings.HasPrefix(name, "pdp_") && !strings.HasPrefix(name, "go_") && !strings.HasPrefix(name, "process_") {
 			t.Errorf("metric %s lacks the pdp_ prefix", name)
 		}
 	}
