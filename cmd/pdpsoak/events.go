@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenguard/pdp/internal/devissuer"
+)
+
+// run drives the traffic and the events for the configured duration, with
+// a kill -9 and restart in the middle, then checks every acknowledged
+// revocation. *srv is replaced by the restarted process.
+func (s *soak) run(ctx context.Context, srv **server) (*result, error) {
+	if err := s.prepare(); err != nil {
+		return nil, err
+	}
+	res := &result{}
+	sample := func(label string) {
+		smp, err := s.sample(label, (*srv).pid())
+		if err != nil {
+			s.log.Warn("sampling the pdp", "error", err)
+			return
+		}
+		res.samples = append(res.samples, smp)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, s.o.Duration)
+	defer cancel()
+	trafficDone := make(chan struct{})
+	go func() {
+		s.traffic(runCtx)
+		close(trafficDone)
+	}()
+	start := time.Now()
+	half := time.After(s.o.Duration / 2)
+	revokeT, setT, editT, sampleT := time.NewTicker(revokeEvery), time.NewTicker(setEvery), time.NewTicker(editEvery), time.NewTicker(sampleEvery)
+	defer func() { revokeT.Stop(); setT.Stop(); editT.Stop(); sampleT.Stop() }()
+	firstSample := time.After(10 * time.Second)
+	var n int
+loop:
+	for {
+		select {
+		case <-runCtx.Done():
+			break loop
+		case <-firstSample:
+			sample("start (+10 s)")
+		case <-sampleT.C:
+			sample(fmt.Sprintf("+%s", time.Since(start).Round(time.Second)))
+		case <-revokeT.C:
+			n++
+			s.revokeByAdmin(runCtx, n)
+		case <-setT.C:
+			n++
+			s.revokeBySET(runCtx, n)
+		case <-editT.C:
+			s.edit(runCtx)
+		case <-half:
+			sample("middle, before kill -9")
+			s.inRestart.Store(true)
+			killed := time.Now()
+			(*srv).kill()
+			restarted, err := s.env.start(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("restarting after kill -9: %w", err)
+			}
+			*srv = restarted
+			res.restartWindow = time.Since(killed)
+			time.AfterFunc(restartGrace, func() { s.inRestart.Store(false) })
+			s.log.Info("killed and restarted", "ready_after", res.restartWindow.Round(time.Millisecond))
+		}
+	}
+	<-trafficDone
+	sample("end")
+	res.elapsed = time.Since(start)
+	res.lost, res.checked = s.checkRevocations(ctx)
+	s.counts.mu.Lock()
+	res.counts = &s.counts
+	return res, nil
+}
+
+// revokeByAdmin mints a token for a new subject, revokes the subject
+// through the admin API and, on 201, remembers it.
+func (s *soak) revokeByAdmin(ctx context.Context, n int) {
+	sub := fmt.Sprintf("admin-revoked-%d", n)
+	tok, err := mintBefore(s.env.issuer, sub)
+	if err != nil {
+		s.log.Error("minting", "error", err)
+		return
+	}
+	body, _ := json.Marshal(map[string]any{"kind": "subject", "iss": issuerURL, "value": sub, "reason": "soak"})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.env.addr+"/v1/admin/revocations", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.env.adminToken)
+	status := s.call(req)
+	s.acknowledged(status == http.StatusCreated, &s.counts.admin, revoked{sub: sub, token: tok, via: "admin API"})
+}
+
+// revokeBySET pushes a RISC account-disabled event for a new subject.
+func (s *soak) revokeBySET(ctx context.Context, n int) {
+	sub := fmt.Sprintf("set-revoked-%d", n)
+	tok, err := mintBefore(s.env.issuer, sub)
+	if err != nil {
+		s.log.Error("minting", "error", err)
+		return
+	}
+	set, err := signSET(s.env.transmitter, sub)
+	if err != nil {
+		s.log.Error("signing a SET", "error", err)
+		return
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.env.addr+"/v1/ssf/events", strings.NewReader(set))
+	req.Header.Set("Content-Type", "application/secevent+jwt")
+	status := s.call(req)
+	s.acknowledged(status == http.StatusAccepted, &s.counts.sets, revoked{sub: sub, token: tok, via: "Shared Signals"})
+}
+
+// acknowledged counts an acknowledged or refused revocation; a refusal
+// inside the restart window is expected and not counted as one.
+func (s *soak) acknowledged(ok bool, tally *[2]int, r revoked) {
+	c := &s.counts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case ok:
+		tally[0]++
+		s.mu.Lock()
+		s.revoked = append(s.revoked, r)
+		s.mu.Unlock()
+	case s.inRestart.Load():
+		c.restart++
+	default:
+		tally[1]++
+	}
+}
+
+// mintBefore mints a token for sub issued a few seconds ago: a revocation
+// cuts off the tokens issued before it, and iat counts whole seconds.
+func mintBefore(iss *devissuer.Issuer, sub string) (string, error) {
+	iat := time.Now().Add(-5 * time.Second)
+	return mint(iss, sub, map[string]any{"iat": iat.Unix(), "exp": iat.Add(tokenTTL).Unix()})
+}
+
+func signSET(tx *devissuer.Issuer, sub string) (string, error) {
+	header, _ := json.Marshal(map[string]any{"alg": "ES256", "typ": "secevent+jwt", "kid": tx.KID()})
+	payload, _ := json.Marshal(map[string]any{
+		"iss": transmitterURL, "aud": setAudience, "iat": time.Now().Unix(), "jti": rand.Text(),
+		"sub_id": map[string]any{"format": "iss_sub", "iss": issuerURL, "sub": sub},
+		"events": map[string]any{"https://schemas.openid.net/secevent/risc/event-type/account-disabled": map[string]any{}},
+	})
+	return devissuer.SignCompact(tx.PrivateKey(), "ES256", header, payload)
+}
+
+// edit changes the policy data; the status page shows each revision the
+// pdp activated.
+func (s *soak) edit(ctx context.Context) {
+	s.counts.mu.Lock()
+	s.counts.edits++
+	n := s.counts.edits
+	s.counts.mu.Unlock()
+	if err := s.env.editPolicy(n); err != nil {
+		s.log.Error("editing the policy data", "error", err)
+		return
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+		if rev := s.revision(ctx); rev != "" {
+			s.counts.mu.Lock()
+			s.counts.revisions[rev] = true
+			s.counts.mu.Unlock()
+		}
+	}()
+}
+
+// revision is the active policy revision /v1/status reports.
+func (s *soak) revision(ctx context.Context) string {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.env.addr+"/v1/status", nil)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Active struct {
+			Revision string `json:"revision"`
+		} `json:"active"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
+	return st.Active.Revision
+}
+
+// call sends req and returns its status, 0 when it got no answer.
+func (s *soak) call(req *http.Request) int {
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// checkRevocations asks, for every acknowledged revocation, whether a
+// token minted before it is denied for its subject's revocation now; lost
+// lists those answered otherwise.
+func (s *soak) checkRevocations(ctx context.Context) (lost []string, checked int) {
+	s.mu.Lock()
+	all := append([]revoked(nil), s.revoked...)
+	s.mu.Unlock()
+	for _, r := range all {
+		body, _ := json.Marshal(map[string]any{"request": map[string]any{
+			"method": "GET", "url": apiURL, "remote_ip": remoteIP,
+			"headers": map[string]string{"authorization": "Bearer " + r.token, "user-agent": userAgent},
+		}})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.env.addr+"/v1/decide", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.client.Do(req)
+		if err != nil {
+			lost = append(lost, fmt.Sprintf("%s (%s): %v", r.sub, r.via, err))
+			continue
+		}
+		var d decision
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d)
+		resp.Body.Close()
+		checked++
+		if err != nil || d.Allow || len(d.Reasons) == 0 || d.Reasons[0].Code != "subject_revoked" {
+			lost = append(lost, fmt.Sprintf("%s (%s): allow %v, reasons %v", r.sub, r.via, d.Allow, d.Reasons))
+		}
+	}
+	return lost, checked
+}
+
+// sample is the pdp's memory and goroutines at one moment.
+type sample struct {
+	label      string
+	rssMiB     float64
+	goroutines int
+	fds        int
+}
+
+func (s *soak) sample(label string, pid int) (sample, error) {
+	smp := sample{label: label}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return smp, err
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			smp.rssMiB = kb / 1024
+		}
+	}
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		smp.fds = len(ents)
+	}
+	resp, err := s.client.Get("http://" + s.env.addr + "/metrics")
+	if err != nil {
+		return smp, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			smp.goroutines = int(f)
+		}
+	}
+	return smp, sc.Err()
+}

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenguard/pdp/internal/devissuer"
+	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
+)
+
+// kind is a class of request of the mix, with the answer it must get.
+type kind int
+
+const (
+	kindWarm    kind = iota // a reused bearer token: allow
+	kindFresh               // a token never seen before: allow
+	kindDPoP                // a bound token with a fresh proof: allow
+	kindInvalid             // wrong audience or expired: deny
+	kindRevoked             // a token of a subject revoked and acknowledged: deny
+	kinds
+)
+
+var kindNames = [kinds]string{"warm bearer", "fresh bearer", "DPoP", "invalid", "revoked subject"}
+
+// mix is the share of each kind, in twentieths.
+var mix = [20]kind{
+	kindWarm, kindWarm, kindWarm, kindWarm, kindWarm, kindWarm, kindWarm, kindWarm, kindWarm, kindWarm,
+	kindWarm, kindWarm, kindWarm, kindFresh, kindDPoP, kindDPoP, kindDPoP, kindInvalid, kindInvalid, kindRevoked,
+}
+
+const (
+	warmTokens  = 1000
+	dpopTokens  = 200
+	revokeEvery = time.Second
+	setEvery    = 5 * time.Second
+	editEvery   = 30 * time.Second
+	sampleEvery = 30 * time.Second
+	// restartGrace is how long after the restarted pdp is ready its
+	// answers still count to the restart window (connections of the
+	// killed process failing late).
+	restartGrace = time.Second
+)
+
+// revoked is a subject whose revocation the pdp acknowledged, with a token
+// minted before it.
+type revoked struct {
+	sub, token, via string
+}
+
+// soak is one run in progress.
+type soak struct {
+	env    *env
+	o      options
+	log    *slog.Logger
+	client *http.Client
+
+	warm    []string
+	dpop    []string
+	provers []*dpoptest.Prover
+	invalid []string
+
+	mu      sync.Mutex
+	revoked []revoked
+
+	// inRestart is set from the kill until restartGrace after ready.
+	inRestart atomic.Bool
+	counts    counts
+}
+
+// counts are the answers seen, by kind and outcome.
+type counts struct {
+	mu         sync.Mutex
+	sent       [kinds]int
+	right      [kinds]int
+	wrong      [kinds]int
+	status5xx  int
+	status4xx  int
+	netErrors  int
+	restart    int // answers (or failures) inside the restart window
+	skipped    int // sends the generator could not start (every worker busy)
+	wrongSeen  []string
+	admin      [2]int // revocations acknowledged, refused
+	sets       [2]int // SETs acknowledged, refused
+	edits      int
+	revisions  map[string]bool
+	other5xx   map[int]int
+	reasons5xx map[string]int
+}
+
+func newSoak(e *env, o options, log *slog.Logger) *soak {
+	tr := &http.Transport{MaxIdleConns: o.Workers, MaxIdleConnsPerHost: o.Workers, IdleConnTimeout: time.Minute}
+	s := &soak{env: e, o: o, log: log, client: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
+	s.counts.revisions = map[string]bool{}
+	s.counts.other5xx = map[int]int{}
+	s.counts.reasons5xx = map[string]int{}
+	return s
+}
+
+// mint returns a valid access token for sub, changed by extra.
+func mint(iss *devissuer.Issuer, sub string, extra map[string]any) (string, error) {
+	now := time.Now()
+	claims := map[string]any{
+		"aud": audience, "sub": sub, "client_id": clientID, "scope": "openid accounts:read",
+		"iat": now.Unix(), "exp": now.Add(tokenTTL).Unix(),
+		"authorization_details": []any{map[string]any{"type": "account_information", "actions": []any{"read"}}},
+	}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	return iss.Mint(claims)
+}
+
+func (s *soak) prepare() error {
+	iss := s.env.issuer
+	for i := range warmTokens {
+		tok, err := mint(iss, fmt.Sprintf("warm-%d", i), nil)
+		if err != nil {
+			return err
+		}
+		s.warm = append(s.warm, tok)
+	}
+	for i := range dpopTokens {
+		p, err := dpoptest.NewProver("ES256")
+		if err != nil {
+			return err
+		}
+		tok, err := mint(iss, fmt.Sprintf("dpop-%d", i), map[string]any{"cnf": map[string]any{"jkt": p.JKT()}})
+		if err != nil {
+			return err
+		}
+		s.provers, s.dpop = append(s.provers, p), append(s.dpop, tok)
+	}
+	for _, extra := range []map[string]any{
+		{"aud": "https://other.example.com"},
+		{"iat": time.Now().Add(-3 * time.Hour).Unix(), "exp": time.Now().Add(-2 * time.Hour).Unix()},
+	} {
+		tok, err := mint(iss, "invalid", extra)
+		if err != nil {
+			return err
+		}
+		s.invalid = append(s.invalid, tok)
+	}
+	return nil
+}
+
+// decideBody is the body of POST /v1/decide for one request of the mix.
+func (s *soak) decideBody(k kind, seq uint64) ([]byte, error) {
+	headers := map[string]string{"user-agent": userAgent}
+	switch k {
+	case kindWarm:
+		headers["authorization"] = "Bearer " + s.warm[seq%warmTokens]
+	case kindFresh:
+		tok, err := mint(s.env.issuer, fmt.Sprintf("fresh-%d", seq), nil)
+		if err != nil {
+			return nil, err
+		}
+		headers["authorization"] = "Bearer " + tok
+	case kindDPoP:
+		i := seq % dpopTokens
+		proof, err := s.provers[i].Proof("GET", apiURL, s.dpop[i])
+		if err != nil {
+			return nil, err
+		}
+		headers["authorization"], headers["dpop"] = "DPoP "+s.dpop[i], proof
+	case kindInvalid:
+		headers["authorization"] = "Bearer " + s.invalid[seq%uint64(len(s.invalid))]
+	case kindRevoked:
+		s.mu.Lock()
+		r := s.revoked[rand.IntN(len(s.revoked))]
+		s.mu.Unlock()
+		headers["authorization"] = "Bearer " + r.token
+	}
+	return json.Marshal(map[string]any{"request": map[string]any{
+		"method": "GET", "url": apiURL, "headers": headers, "remote_ip": remoteIP,
+	}})
+}
+
+// decision is the part of an answer the soak checks.
+type decision struct {
+	Allow   bool `json:"allow"`
+	Reasons []struct {
+		Code string `json:"code"`
+	} `json:"reasons"`
+}
+
+// send asks for one decision and counts the answer.
+func (s *soak) send(ctx context.Context, k kind, seq uint64) {
+	body, err := s.decideBody(k, seq)
+	if err != nil {
+		s.log.Error("building a request", "error", err)
+		return
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.env.addr+"/v1/decide", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	restart := s.inRestart.Load()
+	c := &s.counts
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.sent[k]++
+		if restart {
+			c.restart++
+		} else {
+			c.netErrors++
+		}
+		return
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	restart = restart || s.inRestart.Load()
+	var d decision
+	_ = json.Unmarshal(raw, &d)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent[k]++
+	switch {
+	case restart && resp.StatusCode != http.StatusOK:
+		c.restart++
+		return
+	case resp.StatusCode >= 500:
+		c.status5xx++
+		c.other5xx[resp.StatusCode]++
+		if len(d.Reasons) > 0 {
+			c.reasons5xx[d.Reasons[0].Code]++
+		}
+		return
+	case resp.StatusCode != http.StatusOK:
+		c.status4xx++
+		return
+	}
+	want := k == kindWarm || k == kindFresh || k == kindDPoP
+	if d.Allow == want && (k != kindRevoked || len(d.Reasons) > 0 && d.Reasons[0].Code == "subject_revoked") {
+		c.right[k]++
+		return
+	}
+	c.wrong[k]++
+	if len(c.wrongSeen) < 10 {
+		c.wrongSeen = append(c.wrongSeen, fmt.Sprintf("%s: %s", kindNames[k], bytes.TrimSpace(raw)))
+	}
+}
+
+// traffic sends the mix at the configured rate until ctx ends: an open
+// loop that starts a request every 1/rate seconds on a free worker, and
+// counts a send it could not start (every worker busy) instead of
+// slowing down.
+func (s *soak) traffic(ctx context.Context) {
+	jobs := make(chan uint64, s.o.Workers)
+	var wg sync.WaitGroup
+	for range s.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seq := range jobs {
+				k := mix[seq%uint64(len(mix))]
+				if k == kindRevoked {
+					s.mu.Lock()
+					none := len(s.revoked) == 0
+					s.mu.Unlock()
+					if none {
+						k = kindWarm
+					}
+				}
+				s.send(ctx, k, seq)
+			}
+		}()
+	}
+	start := time.Now()
+	var seq uint64
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer func() {
+		tick.Stop()
+		close(jobs)
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			due := uint64(now.Sub(start).Seconds() * s.o.Rate)
+			for ; seq < due; seq++ {
+				select {
+				case jobs <- seq:
+				default:
+					s.counts.mu.Lock()
+					s.counts.skipped++
+					s.counts.mu.Unlock()
+				}
+			}
+		}
+	}
+}
