@@ -58,6 +58,11 @@ func NormalizePath(p string) (string, error) {
 	if err := checkDecoded(s); err != nil {
 		return "", err
 	}
+	// Escaping can triple a path: the result is bounded as its input is,
+	// so that normalising it again gives it back.
+	if len(s) > MaxLength {
+		return "", pathInvalid("too long once percent-encoded")
+	}
 	return s, nil
 }
 

@@ -62,7 +62,11 @@ var pathCases = []struct{ name, in, want string }{
 }
 
 func TestNormalizePath(t *testing.T) {
-	tests := append(pathCases, struct{ name, in, want string }{"fail/too long", "/" + strings.Repeat("a", MaxLength), ""})
+	tests := append(pathCases,
+		struct{ name, in, want string }{"fail/too long", "/" + strings.Repeat("a", MaxLength), ""},
+		struct{ name, in, want string }{"fail/too long once percent-encoded", "/" + strings.Repeat("{", MaxLength/2), ""},
+		struct{ name, in, want string }{"ok/percent-encoded up to the limit", "/" + strings.Repeat("{", (MaxLength-1)/3), "/" + strings.Repeat("%7B", (MaxLength-1)/3)},
+	)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := NormalizePath(tt.in)
