@@ -36,10 +36,10 @@ type batcher struct {
 	update    func(func(*bolt.Tx) error) error
 	committed func(error) error
 	wait      time.Duration
-	sleep   func(time.Duration) // time.Sleep; tests count the waits
-	mu      sync.Mutex
-	queue   []batchCall
-	running bool
+	sleep     func(time.Duration) // time.Sleep; tests count the waits
+	mu        sync.Mutex
+	queue     []batchCall
+	running   bool
 }
 
 type batchCall struct {
