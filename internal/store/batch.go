@@ -61,9 +61,9 @@ func (b *batcher) do(fn func(*bolt.Tx) error) error {
 	err := <-c.err
 	if err == errTrySolo {
 		err = b.update(fn)
-	}
-	if b.committed != nil {
-		err = b.committed(err)
+		if b.committed != nil {
+			err = b.committed(err)
+		}
 	}
 	return err
 }
@@ -87,13 +87,14 @@ func (b *batcher) loop() {
 		calls := slices.Clone(b.queue[:n])
 		b.queue = slices.Delete(b.queue, 0, n)
 		b.mu.Unlock()
-		runBatch(b.update, calls)
+		runBatch(b.update, b.committed, calls)
 	}
 }
 
 // runBatch runs calls in one transaction. A call that fails is taken out and
 // told to run on its own; the others run again without it.
-func runBatch(update func(func(*bolt.Tx) error) error, calls []batchCall) {
+// A committed transaction is checked once (committed), for all its calls.
+func runBatch(update func(func(*bolt.Tx) error) error, committed func(error) error, calls []batchCall) {
 	for len(calls) > 0 {
 		failed := -1
 		err := update(func(tx *bolt.Tx) error {
@@ -110,6 +111,9 @@ func runBatch(update func(func(*bolt.Tx) error) error, calls []batchCall) {
 			calls[failed].err <- errTrySolo
 			calls = slices.Delete(calls, failed, failed+1)
 			continue
+		}
+		if committed != nil {
+			err = committed(err)
 		}
 		for _, c := range calls {
 			c.err <- err
