@@ -48,7 +48,7 @@ var serveFlags = map[string]string{
 
 func newServeCommand() *cobra.Command {
 	var configFile string
-	var dev bool
+	var dev, skipCheck, reset bool
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the decision API",
@@ -72,12 +72,18 @@ loopback only.`,
 			if err != nil {
 				return err
 			}
+			if skipCheck {
+				cfg.Store.CheckOnOpen = false
+			}
+			cfg.Store.Reset = reset
 			return serve(ctx, cfg, d, cmd.OutOrStdout())
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&configFile, "config", "", "YAML config file")
 	f.BoolVar(&dev, "dev", false, "run on the embedded defaults with an in-process dev issuer (loopback only)")
+	f.BoolVar(&skipCheck, "skip-store-check", false, "open pdp.db without its consistency check (store.check_on_open: false)")
+	f.BoolVar(&reset, "store-reset", false, "start with an empty store where data_dir/store-id says one existed but pdp.db is missing or empty (every revocation is lost)")
 	addServeFlags(c)
 	return c
 }
@@ -269,7 +275,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		},
 		Gateway:     gatewayAuth,
 		ForwardAuth: forwardAuth,
-		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL},
+		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL, Backup: localStore(st)},
 		Revoke: &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL,
 			Clients: revokeClients, Gateway: gatewayAuth, Observer: mtr,
 			RefreshTarget: func(sid, sub string) (string, string, bool) { return engine.Settings().RefreshTarget(sid, sub) }},
@@ -333,10 +339,11 @@ type storeStatus struct {
 	Replication *store.SharedStatus `json:"replication,omitempty"`
 }
 
-// boltStore is the embedded store: always ready, no replication.
+// boltStore is the embedded store: ready while its file can take writes,
+// no replication.
 type boltStore struct{ *store.Bolt }
 
-func (b boltStore) Ready() error { return nil }
+func (b boltStore) Ready() error { return b.Bolt.Ready() }
 
 func (b boltStore) Status(ctx context.Context) (any, error) {
 	st, err := b.Stats(ctx)
@@ -344,6 +351,17 @@ func (b boltStore) Status(ctx context.Context) (any, error) {
 		return nil, err
 	}
 	return storeStatus{Backend: config.BackendBbolt, Stats: st}, nil
+}
+
+// localStore is the bbolt file of st, which backups copy.
+func localStore(st appStore) *store.Bolt {
+	switch s := st.(type) {
+	case boltStore:
+		return s.Bolt
+	case sharedStore:
+		return s.Local()
+	}
+	return nil
 }
 
 // sharedStore is the Redis-backed store.
@@ -361,7 +379,8 @@ func (s sharedStore) Status(ctx context.Context) (any, error) {
 // openStore opens the state store cfg.Store names. onUnavailable is told of
 // every check that met an unavailable Redis.
 func openStore(cfg config.Config, logger *slog.Logger, onUnavailable func(store.Check, bool)) (appStore, error) {
-	local, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: cfg.Store.LockTimeout, CommitWait: cfg.Store.CommitWait, Logger: logger})
+	local, err := store.OpenBolt(cfg.DataDir, store.BoltOptions{LockTimeout: cfg.Store.LockTimeout, CommitWait: cfg.Store.CommitWait, Logger: logger,
+		CheckTimeout: cfg.Store.CheckTimeout, SkipCheck: !cfg.Store.CheckOnOpen, Reset: cfg.Store.Reset})
 	if err != nil {
 		return nil, err
 	}

@@ -385,6 +385,18 @@ type Store struct {
 	// checks, revocations, single sightings) waits for more writes to share
 	// its fsync, when writes are arriving together; 0: none.
 	CommitWait time.Duration `mapstructure:"commit_wait"`
+	// CheckOnOpen runs the consistency check of pdp.db at start; turn it
+	// off (or start with --skip-store-check) for files too large to check
+	// at every start.
+	CheckOnOpen bool `mapstructure:"check_on_open"`
+	// CheckTimeout bounds the consistency check at start; a check that
+	// does not finish in time fails the start, naming both keys.
+	CheckTimeout time.Duration `mapstructure:"check_timeout"`
+	// Reset lets the server start with an empty store where the store-id
+	// file says a store existed but pdp.db is missing or empty. Only the
+	// --store-reset flag of pdp serve sets it: never the file or the
+	// environment, where it would stay on and defeat the check.
+	Reset bool `mapstructure:"-"`
 }
 
 // Store backends.
@@ -471,6 +483,8 @@ func Defaults() Config {
 			SweepInterval: time.Minute,
 			LockTimeout:   time.Second,
 			CommitWait:    500 * time.Microsecond,
+			CheckOnOpen:   true,
+			CheckTimeout:  10 * time.Second,
 			Backend:       BackendBbolt,
 			Redis:         Redis{KeyPrefix: "pdp:", Timeout: 50 * time.Millisecond},
 			OnUnavailable: OnUnavailable{Replay: "deny", Fingerprint: "monitor"},
@@ -686,6 +700,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.CommitWait < 0 || c.Store.CommitWait > 10*time.Millisecond {
 		bad("store.commit_wait", "must be between 0 and 10ms")
+	}
+	if c.Store.CheckTimeout < time.Second || c.Store.CheckTimeout > time.Hour {
+		bad("store.check_timeout", "must be between 1s and 1h")
 	}
 	switch c.Store.Backend {
 	case BackendBbolt:

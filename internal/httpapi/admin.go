@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -34,6 +35,8 @@ type Admin struct {
 	// RevocationTTL is how long a revocation applies after its cut-off.
 	RevocationTTL time.Duration
 	Now           func() time.Time
+	// Backup, when set, serves GET /v1/admin/backup.
+	Backup Backuper
 }
 
 // Limits of the admin API.
@@ -69,7 +72,45 @@ func mountAdmin(r chi.Router, cfg Admin, logger *slog.Logger) {
 		r.Get("/revocations/{id}", a.getRevocation)
 		r.Delete("/revocations/{id}", a.deleteRevocation)
 		r.Post("/user-events", a.userEvent)
+		if cfg.Backup != nil {
+			r.Get("/backup", a.backup)
+		}
 	})
+}
+
+// Backuper writes a consistent copy of the store file (store.Bolt.Backup).
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer, started func(size int64)) (int64, error)
+}
+
+// maxBackupTime bounds the answer of GET /v1/admin/backup, which may take
+// longer than the listener's write timeout.
+const maxBackupTime = 30 * time.Minute
+
+// backup streams a consistent copy of the store file: one read
+// transaction, its size announced in Content-Length so that a cut answer
+// is told from a whole one.
+func (a *admin) backup(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(maxBackupTime))
+	wrote := false
+	n, err := a.cfg.Backup.Backup(r.Context(), w, func(size int64) {
+		wrote = true
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.Header().Set("Content-Disposition", `attachment; filename="pdp.db"`)
+		w.WriteHeader(http.StatusOK)
+	})
+	if err != nil {
+		if !wrote {
+			a.storeError(w, "backup", err)
+			return
+		}
+		// The body is cut short of its Content-Length: the client sees it.
+		a.logger.Error("backup", "error", err, "bytes", n)
+		return
+	}
+	a.logger.Info("backup taken", "bytes", n)
 }
 
 // authenticate checks the bearer credential in constant time (of the
@@ -218,6 +259,10 @@ func (a *admin) storeError(w http.ResponseWriter, doing string, err error) {
 		writeProblem(w, Problem{Type: TypeNotFound, Title: "Not Found", Status: http.StatusNotFound, Detail: "no such revocation"})
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrExists):
 		writeProblem(w, *badRequest(strings.TrimPrefix(err.Error(), "store: ")))
+	case errors.Is(err, store.ErrFaulted):
+		a.logger.Error(doing, "error", err)
+		writeProblem(w, Problem{Type: TypeStoreError, Title: "Store Unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "the state store cannot take writes now (see /readyz); nothing was acknowledged, repeat the request later"})
 	case errors.Is(err, store.ErrUnavailable):
 		a.logger.Warn(doing, "error", err)
 		writeProblem(w, Problem{Type: TypeStoreError, Title: "Store Unavailable", Status: http.StatusServiceUnavailable,

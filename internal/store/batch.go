@@ -31,12 +31,15 @@ var errTrySolo = errors.New("store: run the write on its own")
 // run again), so it must only read and write through its transaction and
 // set its results afresh on each run.
 type batcher struct {
-	db      *bolt.DB
-	wait    time.Duration
-	sleep   func(time.Duration) // time.Sleep; tests count the waits
-	mu      sync.Mutex
-	queue   []batchCall
-	running bool
+	// update runs a write transaction (Bolt.run); committed checks a
+	// committed write before it is acknowledged (Bolt.afterCommit).
+	update    func(func(*bolt.Tx) error) error
+	committed func(error) error
+	wait      time.Duration
+	sleep     func(time.Duration) // time.Sleep; tests count the waits
+	mu        sync.Mutex
+	queue     []batchCall
+	running   bool
 }
 
 type batchCall struct {
@@ -55,10 +58,14 @@ func (b *batcher) do(fn func(*bolt.Tx) error) error {
 		go b.loop()
 	}
 	b.mu.Unlock()
-	if err := <-c.err; err != errTrySolo {
-		return err
+	err := <-c.err
+	if err == errTrySolo {
+		err = b.update(fn)
+		if b.committed != nil {
+			err = b.committed(err)
+		}
 	}
-	return b.db.Update(fn)
+	return err
 }
 
 // loop commits the queued writes, batch after batch, until none is left.
@@ -80,16 +87,18 @@ func (b *batcher) loop() {
 		calls := slices.Clone(b.queue[:n])
 		b.queue = slices.Delete(b.queue, 0, n)
 		b.mu.Unlock()
-		runBatch(b.db, calls)
+		runBatch(b.update, b.committed, calls)
 	}
 }
 
 // runBatch runs calls in one transaction. A call that fails is taken out and
 // told to run on its own; the others run again without it.
-func runBatch(db *bolt.DB, calls []batchCall) {
+// A committed transaction is checked once (committed), for all its calls.
+func runBatch(update func(func(*bolt.Tx) error) error, committed func(error) error, calls []batchCall) {
 	for len(calls) > 0 {
 		failed := -1
-		err := db.Update(func(tx *bolt.Tx) error {
+		err := update(func(tx *bolt.Tx) error {
+			failed = -1
 			for i, c := range calls {
 				if err := safeCall(c.fn, tx); err != nil {
 					failed = i
@@ -102,6 +111,9 @@ func runBatch(db *bolt.DB, calls []batchCall) {
 			calls[failed].err <- errTrySolo
 			calls = slices.Delete(calls, failed, failed+1)
 			continue
+		}
+		if committed != nil {
+			err = committed(err)
 		}
 		for _, c := range calls {
 			c.err <- err

@@ -51,7 +51,7 @@ func (b *Bolt) CreateFamily(ctx context.Context, f Family) (Family, error) {
 		return Family{}, fmt.Errorf("store: create family: %w", err)
 	}
 	nowN := now.UnixNano()
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err = b.update(func(tx *bolt.Tx) error {
 		fams := tx.Bucket(bucketFamilies)
 		id := []byte(f.ID)
 		old := fams.Get(id)
@@ -107,7 +107,7 @@ func (b *Bolt) FindFamily(ctx context.Context, tokenHash string) (Family, error)
 	}
 	now := b.now().UnixNano()
 	var f Family
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.view(func(tx *bolt.Tx) error {
 		tv := tx.Bucket(bucketFamilyTokens).Get([]byte(tokenHash))
 		if tv == nil || !live(tv, now) {
 			return ErrNotFound
@@ -149,7 +149,7 @@ func (b *Bolt) RotateFamily(ctx context.Context, familyID, oldHash, newHash stri
 	nowN := now.UnixNano()
 	var f Family
 	var reused bool
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		reused = false
 		fv := tx.Bucket(bucketFamilies).Get([]byte(familyID))
 		if fv == nil || !live(fv, nowN) {
@@ -259,7 +259,7 @@ func (b *Bolt) UseRefreshToken(ctx context.Context, f Family, hash string) (Fami
 	nowN := now.UnixNano()
 	var kept Family
 	var verdict error
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err = b.update(func(tx *bolt.Tx) error {
 		verdict = nil
 		fams := tx.Bucket(bucketFamilies)
 		if tv := tx.Bucket(bucketFamilyTokens).Get([]byte(hash)); tv != nil && live(tv, nowN) {

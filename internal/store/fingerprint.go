@@ -160,7 +160,7 @@ func (b *Bolt) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, boo
 	pend, pending := b.pending.get(tokenHash, now)
 	var fp Fingerprint
 	var found bool
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketFingerprints).Get([]byte(tokenHash))
 		if v == nil || !live(v, now) {
 			return nil
@@ -243,7 +243,7 @@ func (b *Bolt) RecordFingerprints(ctx context.Context, ss []TokenSighting) error
 	// random; a stable sort keeps the sightings of one token in call order.
 	slices.SortStableFunc(ps, func(a, b prepared) int { return bytes.Compare(a.key, b.key) })
 	nowN := now.UnixNano()
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		for _, p := range ps {
 			if err := recordFingerprint(tx, p.key, p.seen, nowN); err != nil {
 				return err

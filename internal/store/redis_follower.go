@@ -54,9 +54,13 @@ type SharedStatus struct {
 
 // Ready returns an error until the local view has caught up with the
 // revocations in Redis, and again while it catches up after a
-// reconnection. While Redis is unavailable the replica stays ready: it
-// answers from its local view, and Status says how stale that is.
+// reconnection, or while the local file is faulted (see Bolt.Ready). While
+// Redis is unavailable the replica stays ready: it answers from its local
+// view, and Status says how stale that is.
 func (s *Shared) Ready() error {
+	if err := s.local.Ready(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

@@ -59,6 +59,11 @@ func (s *Shared) PutRevocations(ctx context.Context, rs []Revocation) ([]Revocat
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := s.local.writable(); err != nil {
+		// The local view could not take the revocation: refused before
+		// Redis has it, so that the caller's retry finds a clean state.
+		return nil, fmt.Errorf("store: put revocations: %w", err)
+	}
 	if len(rs) > MaxImport {
 		return nil, fmt.Errorf("store: put revocations: %w", invalidf("%d revocations in one import, at most %d", len(rs), MaxImport))
 	}
@@ -112,6 +117,9 @@ func (s *Shared) DeleteRevocation(ctx context.Context, id string) error {
 	if err := checkKey("id", id); err != nil {
 		return fmt.Errorf("store: delete revocation: %w", err)
 	}
+	if err := s.local.writable(); err != nil {
+		return fmt.Errorf("store: delete revocation: %w", err)
+	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	res, err := scriptDeleteRevocation.Run(cctx, s.client, []string{s.keys.stream, s.keys.revIDs},
@@ -160,7 +168,7 @@ var keyStreamID = []byte("shared_stream_id")
 func (s *Shared) applyLocal(puts, dels []Revocation, streamID string) error {
 	defer s.local.revocationsChanged()()
 	now := s.now().UnixNano()
-	return s.local.db.Update(func(tx *bolt.Tx) error {
+	return s.local.update(func(tx *bolt.Tx) error {
 		for _, r := range dels {
 			if err := deleteLocal(tx, r); err != nil {
 				return err
@@ -188,7 +196,7 @@ type streamOp struct {
 func (s *Shared) applyOps(ops []streamOp, streamID string) error {
 	defer s.local.revocationsChanged()()
 	now := s.now().UnixNano()
-	return s.local.db.Update(func(tx *bolt.Tx) error {
+	return s.local.update(func(tx *bolt.Tx) error {
 		for _, op := range ops {
 			var err error
 			if op.del {
@@ -246,7 +254,7 @@ func deleteLocal(tx *bolt.Tx, r Revocation) error {
 func (s *Shared) replaceLocal(rs []Revocation, streamID string) error {
 	defer s.local.revocationsChanged()()
 	now := s.now().UnixNano()
-	return s.local.db.Update(func(tx *bolt.Tx) error {
+	return s.local.update(func(tx *bolt.Tx) error {
 		revs := tx.Bucket(bucketRevocations)
 		for _, k := range kinds {
 			if err := revs.DeleteBucket([]byte(k)); err != nil {
@@ -290,7 +298,7 @@ func (s *Shared) replaceLocal(rs []Revocation, streamID string) error {
 // none.
 func (s *Shared) appliedID() (string, error) {
 	var id string
-	err := s.local.db.View(func(tx *bolt.Tx) error {
+	err := s.local.view(func(tx *bolt.Tx) error {
 		id = string(tx.Bucket(bucketMeta).Get(keyStreamID))
 		return nil
 	})

@@ -31,7 +31,7 @@ func (b *Bolt) SETSeen(ctx context.Context, key string) (bool, error) {
 	}
 	now := b.now().UnixNano()
 	var seen bool
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSETs).Get([]byte(key))
 		seen = v != nil && live(v, now)
 		return nil

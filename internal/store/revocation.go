@@ -180,7 +180,7 @@ func (b *Bolt) PutRevocations(ctx context.Context, rs []Revocation) ([]Revocatio
 		prepared[i] = p
 	}
 	kept := make([]Revocation, len(rs))
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		for i, r := range prepared {
 			k, err := putRevocation(tx, r, now.UnixNano())
 			if err != nil {
@@ -418,7 +418,7 @@ func (b *Bolt) GetRevocation(ctx context.Context, id string) (Revocation, error)
 	}
 	now := b.now().UnixNano()
 	var r Revocation
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.view(func(tx *bolt.Tx) error {
 		kind, key, v := lookupRef(tx, tx.Bucket(bucketRevocationIDs).Get([]byte(id)))
 		if v == nil || !live(v, now) {
 			return ErrNotFound
@@ -448,7 +448,7 @@ func (b *Bolt) DeleteRevocation(ctx context.Context, id string) error {
 		return fmt.Errorf("store: delete revocation: %w", err)
 	}
 	now := b.now().UnixNano()
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.update(func(tx *bolt.Tx) error {
 		kind, key, v := lookupRef(tx, tx.Bucket(bucketRevocationIDs).Get([]byte(id)))
 		if v == nil || !live(v, now) {
 			return ErrNotFound
@@ -495,7 +495,7 @@ func (b *Bolt) ListRevocations(ctx context.Context, f RevocationFilter) ([]Revoc
 	now := b.now().UnixNano()
 	var out []Revocation
 	full := func() bool { return f.Limit > 0 && len(out) >= f.Limit }
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.view(func(tx *bolt.Tx) error {
 		for _, k := range kinds {
 			if f.Kind != "" && k != f.Kind {
 				continue
@@ -576,7 +576,7 @@ func (b *Bolt) CheckRevocation(ctx context.Context, ref TokenRef) (Revocation, b
 
 	var r Revocation
 	var found bool
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.view(func(tx *bolt.Tx) error {
 		revs := tx.Bucket(bucketRevocations)
 		for i, kind := range kinds {
 			if lookups[i] == "" {

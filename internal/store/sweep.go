@@ -31,7 +31,7 @@ func (b *Bolt) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 		var n int
 		var more bool
-		err := b.db.Update(func(tx *bolt.Tx) error {
+		err := b.update(func(tx *bolt.Tx) error {
 			var err error
 			n, more, err = sweepOnce(tx, nowN, sweepBatch)
 			return err
