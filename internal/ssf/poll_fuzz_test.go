@@ -3,6 +3,7 @@ package ssf
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -34,11 +35,19 @@ func FuzzPollResponse(f *testing.F) {
 			}
 			return
 		}
+		// Member names are case-sensitive (RFC 8259): the oracle reads the
+		// exact names, where encoding/json's struct fields would also take
+		// "moreAvAilABle".
+		var members map[string]json.RawMessage
 		var doc struct {
-			Sets          map[string]json.RawMessage `json:"sets"`
-			MoreAvailable *bool                      `json:"moreAvailable"`
+			Sets          map[string]json.RawMessage
+			MoreAvailable *bool
 		}
-		if err := json.Unmarshal(data, &doc); err != nil || doc.Sets == nil {
+		err = json.Unmarshal(data, &members)
+		if err == nil {
+			err = errors.Join(unmarshalMember(members, "sets", &doc.Sets), unmarshalMember(members, "moreAvailable", &doc.MoreAvailable))
+		}
+		if err != nil || doc.Sets == nil {
 			t.Fatalf("accepted %q, which is not a poll response: %v", data, err)
 		}
 		if more != (doc.MoreAvailable != nil && *doc.MoreAvailable) {
@@ -62,4 +71,13 @@ func FuzzPollResponse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// unmarshalMember decodes the member named exactly name, when present.
+func unmarshalMember(members map[string]json.RawMessage, name string, v any) error {
+	raw, ok := members[name]
+	if !ok {
+		return nil
+	}
+	return json.Unmarshal(raw, v)
 }
