@@ -3,7 +3,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -209,6 +211,23 @@ func TestIntegrationNginxDecidesOnlyTheHostsItServes(t *testing.T) {
 			}
 		})
 	}
+	t.Run("fail/absolute-form request target naming another API", func(t *testing.T) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(gw.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET http://billing.example.com/v1/admin/users HTTP/1.1\r\nHost: api.example.com\r\n"+
+			"Authorization: Bearer %s\r\nConnection: close\r\n\r\n", billing)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if up := upstream.saw("GET", "/v1/admin/users"); resp.StatusCode == 200 || up {
+			t.Fatalf("= %d; upstream saw it: %v", resp.StatusCode, up)
+		}
+	})
 	t.Run("ok/control: the same token on its own host is decided allow", func(t *testing.T) {
 		own := tb.mint(t, "ES256", map[string]any{"aud": "https://billing.example.com", "scope": "billing:read"})
 		if d := tb.decide(t, bearer(own), at("GET", "https://billing.example.com/v1/admin/users")); !d.Allow {
