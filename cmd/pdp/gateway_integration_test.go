@@ -202,6 +202,25 @@ func testForwardAuthAttacks(t *testing.T, tb *testbed, gw gatewayClient, up *rec
 			t.Fatalf("= %d %s; upstream saw it: %v", resp.StatusCode, body, up.saw("GET", "/v1/accounts/9"))
 		}
 	})
+	t.Run("fail/a raw # in the request target never reaches the upstream", func(t *testing.T) {
+		// Go's server keeps "#..." in the path, where path.Clean climbs.
+		target := "/v1/accounts/42#/../../admin/users"
+		conn, err := net.Dial("tcp", strings.TrimPrefix(gw.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n",
+			target, tb.mint(t, "ES256", nil))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 || up.saw("GET", target) {
+			t.Fatalf("= %d; upstream saw it: %v", resp.StatusCode, up.saw("GET", target))
+		}
+	})
 	t.Run("fail/a client's own X-Tokenguard-* never reaches the upstream", func(t *testing.T) {
 		resp, body := gw.send(t, "GET", "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tb.mint(t, "ES256", nil),
 			"X-Tokenguard-Actor": "admin", "X-Tokenguard-Subject": "mallory", "X-Tokenguard-Scopes": "accounts:write"})
