@@ -15,13 +15,14 @@ import (
 )
 
 // caddyfile is testdata/gateways/Caddyfile made runnable without root
-// paths or certificates: the same forward_auth wiring, on a loopback port.
+// paths or certificates: the same forward_auth wiring and the same site
+// address (the one host it serves), on a loopback port.
 const caddyfile = `{
 	admin off
 	auto_https off
 	storage file_system %[1]s
 }
-http://:%[2]s {
+http://api.example.com:%[2]s {
 	route {
 		request_header -X-Tokenguard-*
 		forward_auth %[4]s {
@@ -41,12 +42,47 @@ http://:%[2]s {
 // tokenguard (forward_auth.style caddy) in front of a small upstream, and
 // sends real requests, and a client's forged forwarding headers, through it.
 func TestIntegrationCaddyForwardAuth(t *testing.T) {
-	caddy := lookServer(t, "caddy", "/usr/bin/caddy", "/usr/local/bin/caddy")
 	tb := newTestbed(t, func(c *config.Config) {
 		c.ForwardAuth.Style = "caddy"
 		c.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32"}
 	})
 	up := newRecordingUpstream(t)
+	gw := startCaddy(t, tb, up)
+
+	t.Run("ok/a valid token reaches the upstream with the effective scopes", func(t *testing.T) {
+		resp, body := gw.send(t, "GET", "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tb.mint(t, "ES256", nil)})
+		if resp.StatusCode != 200 || !strings.Contains(body, `"scopes":"accounts:read"`) || !strings.Contains(body, `"subject":"alice"`) {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("fail/an expired token is stopped with 401 invalid_token", func(t *testing.T) {
+		now := time.Now()
+		tok := tb.mint(t, "ES256", map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-10 * time.Minute).Unix()})
+		resp, body := gw.send(t, "GET", "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tok})
+		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) || strings.Contains(body, "scopes") {
+			t.Fatalf("= %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+		}
+	})
+	testForwardAuthAttacks(t, tb, gw, up)
+}
+
+// TestIntegrationCaddyDecidesOnlyTheHostsItServes: as with nginx, a client
+// naming another host of the route table never reaches the upstream of the
+// one host the site serves.
+func TestIntegrationCaddyDecidesOnlyTheHostsItServes(t *testing.T) {
+	tb := newGuardrailTestbed(t, func(c *config.Config) {
+		c.ForwardAuth.Style = "caddy"
+		c.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	up := newRecordingUpstream(t)
+	testOtherHostsOfTheRouteTable(t, tb, startCaddy(t, tb, up), up)
+}
+
+// startCaddy runs a real Caddy with caddyfile in front of up, asking tb's
+// tokenguard, until the test ends.
+func startCaddy(t *testing.T, tb *testbed, up *recordingUpstream) gatewayClient {
+	t.Helper()
+	caddy := lookServer(t, "caddy", "/usr/bin/caddy", "/usr/local/bin/caddy")
 
 	dir := t.TempDir()
 	listen := freeAddr(t)
@@ -72,20 +108,5 @@ func TestIntegrationCaddyForwardAuth(t *testing.T) {
 	})
 	gw := gatewayClient{base: "http://" + listen}
 	gw.waitUp(t)
-
-	t.Run("ok/a valid token reaches the upstream with the effective scopes", func(t *testing.T) {
-		resp, body := gw.send(t, "GET", "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tb.mint(t, "ES256", nil)})
-		if resp.StatusCode != 200 || !strings.Contains(body, `"scopes":"accounts:read"`) || !strings.Contains(body, `"subject":"alice"`) {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-	})
-	t.Run("fail/an expired token is stopped with 401 invalid_token", func(t *testing.T) {
-		now := time.Now()
-		tok := tb.mint(t, "ES256", map[string]any{"iat": now.Add(-time.Hour).Unix(), "exp": now.Add(-10 * time.Minute).Unix()})
-		resp, body := gw.send(t, "GET", "/v1/accounts/42", map[string]string{"Authorization": "Bearer " + tok})
-		if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) || strings.Contains(body, "scopes") {
-			t.Fatalf("= %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
-		}
-	})
-	testForwardAuthAttacks(t, tb, gw, up)
+	return gw
 }

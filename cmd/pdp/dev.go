@@ -71,7 +71,7 @@ func (d *devMode) configure(cfg *config.Config) error {
 	if err := os.WriteFile(secretFile, []byte(hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write dev revoke client: %w", err)
 	}
-	cfg.Revoke.Clients = append(cfg.Revoke.Clients, config.RevokeClient{ClientID: devClient, SecretFile: secretFile})
+	cfg.Revoke.Clients = append(cfg.Revoke.Clients, config.RevokeClient{ClientID: devClient, SecretFile: secretFile, Issuer: d.issuer.URL()})
 	cfg.Log.Format = "text"
 	return nil
 }

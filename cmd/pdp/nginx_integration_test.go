@@ -34,6 +34,11 @@ http {
     scgi_temp_path %[1]s/scgi;
 
     server {
+        listen %[2]s default_server;
+        return 421;
+    }
+
+    server {
         listen %[2]s;
         server_name api.example.com;
 
@@ -87,35 +92,12 @@ http {
 // tokenguard (forward_auth.style nginx) in front of a small upstream, and
 // sends real requests, and a client's forged forwarding headers, through it.
 func TestIntegrationNginxAuthRequest(t *testing.T) {
-	nginx := lookServer(t, "nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx")
 	tb := newTestbed(t, func(c *config.Config) {
 		c.ForwardAuth.Style = "nginx"
 		c.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32"}
 	})
 	upstream := newRecordingUpstream(t)
-
-	dir := t.TempDir()
-	listen := freeAddr(t)
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, listen, upstream.URL, tb.pdp.URL), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(nginx, "-p", dir, "-c", conf)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx stderr: %s\nerror.log: %s", stderr.String(), log)
-		}
-	})
-	gw := gatewayClient{base: "http://" + listen}
-	gw.waitUp(t)
+	gw := startNginx(t, tb, upstream)
 	send := func(t *testing.T, path string, headers map[string]string) (*http.Response, string) {
 		t.Helper()
 		return gw.send(t, "GET", path, headers)
@@ -166,4 +148,48 @@ func TestIntegrationNginxAuthRequest(t *testing.T) {
 		}
 	})
 	testForwardAuthAttacks(t, tb, gw, upstream)
+}
+
+// startNginx runs a real nginx with nginxConf in front of upstream, asking
+// tb's tokenguard, until the test ends.
+func startNginx(t *testing.T, tb *testbed, upstream *recordingUpstream) gatewayClient {
+	t.Helper()
+	nginx := lookServer(t, "nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx")
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, listen, upstream.URL, tb.pdp.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nginx, "-p", dir, "-c", conf)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx stderr: %s\nerror.log: %s", stderr.String(), log)
+		}
+	})
+	gw := gatewayClient{base: "http://" + listen}
+	gw.waitUp(t)
+	return gw
+}
+
+// TestIntegrationNginxDecidesOnlyTheHostsItServes: one route table serves
+// several hosts, and nginx tells tokenguard the Host the client sent. A
+// client of api.example.com naming another host of the table must not get
+// that host's route decided and its request sent to api.example.com's
+// upstream: nginx refuses a Host it has no server for.
+func TestIntegrationNginxDecidesOnlyTheHostsItServes(t *testing.T) {
+	tb := newGuardrailTestbed(t, func(c *config.Config) {
+		c.ForwardAuth.Style = "nginx"
+		c.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	upstream := newRecordingUpstream(t)
+	testOtherHostsOfTheRouteTable(t, tb, startNginx(t, tb, upstream), upstream)
 }

@@ -115,6 +115,10 @@ var pathSpellings = []struct {
 	{"fail/dot-dot with parameters on a route that accepts them", "/v1/matrix/..;/admin/users", refused, viaAll},
 	{"fail/encoded dot-dot with parameters", "/v1/accounts/%2e%2e;/admin", refused, viaAll},
 	{"fail/dot-dot after an empty segment", "/v1/accounts//../admin/users", refused, viaAll},
+	{"ok/encoded hash is a character of the segment", "/v1/accounts/42%23", onAccounts, viaAll},
+	{"fail/raw hash climbing (Go's server keeps it in the path)", "/v1/accounts/42#/../../admin/users", refused, viaAll},
+	{"fail/raw hash in the query", "/v1/accounts/42?x=1#/../../admin/users", refused, viaAll},
+	{"fail/empty fragment", "/v1/accounts/42#", refused, viaAll},
 }
 
 // TestPathSpellingsSameOnEveryTransport sends every spelling through

@@ -590,7 +590,7 @@ func readRevokeClients(cs []config.RevokeClient) ([]httpapi.RevokeClient, error)
 		if err == nil {
 			var sum [32]byte
 			if sum, err = httpapi.ParseSecretHash(data); err == nil {
-				out = append(out, httpapi.RevokeClient{ID: c.ClientID, SecretSHA256: sum})
+				out = append(out, httpapi.RevokeClient{ID: c.ClientID, SecretSHA256: sum, Issuer: c.Issuer})
 				continue
 			}
 		}

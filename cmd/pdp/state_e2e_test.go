@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +213,7 @@ const (
 	otherSecret  = "other-app-secret-0123456789abcdefghijklmno"
 	batchID      = "svc:batch job"
 	batchSecret  = "batch secret: 0123456789abcdefghijklmnopq"
+	opaqueSecret = "opaque-app-secret-0123456789abcdefghijklmn"
 )
 
 // writeSecretHash writes the hex SHA-256 of secret, as a revoke client's
@@ -229,10 +231,18 @@ func writeSecretHash(t testing.TB, dir, name, secret string) string {
 func withRevokeClients(t testing.TB) func(*config.Config) {
 	dir := t.TempDir()
 	return func(c *config.Config) {
+		// The clients are the ES256 issuer's; the testbed has four.
+		var es string
+		for _, is := range c.Issuers {
+			if slices.Contains(is.Algorithms, "ES256") {
+				es = is.Issuer
+			}
+		}
 		c.Revoke.Clients = []config.RevokeClient{
-			{ClientID: "web-app", SecretFile: writeSecretHash(t, dir, "web-app", webAppSecret)},
-			{ClientID: "other-app", SecretFile: writeSecretHash(t, dir, "other-app", otherSecret)},
-			{ClientID: batchID, SecretFile: writeSecretHash(t, dir, "batch", batchSecret)},
+			{ClientID: "web-app", SecretFile: writeSecretHash(t, dir, "web-app", webAppSecret), Issuer: es},
+			{ClientID: "other-app", SecretFile: writeSecretHash(t, dir, "other-app", otherSecret), Issuer: es},
+			{ClientID: batchID, SecretFile: writeSecretHash(t, dir, "batch", batchSecret), Issuer: es},
+			{ClientID: "opaque-app", SecretFile: writeSecretHash(t, dir, "opaque-app", opaqueSecret), Issuer: "https://opaque.example.com"},
 		}
 	}
 }
@@ -317,6 +327,14 @@ func TestRFC7009Revoke(t *testing.T) {
 		{name: "fail/another client's token is not revoked", token: own, form: tokenForm,
 			headers: map[string]string{"Authorization": basicAuth("other-app", otherSecret)},
 			status:  200, probe: self, after: want{true, 200, ""}},
+		{name: "fail/another issuer's token bearing the client's id is not revoked",
+			token: func() string { return tb.mint(t, "RS256", nil) }, form: tokenForm, headers: webApp,
+			status: 200, probe: self, after: want{true, 200, ""}},
+		{name: "fail/another issuer's refresh token bearing the client's id revokes nothing",
+			token: func() string { return mintRefresh(t, tb.issuers["RS256"], "sess-other-issuer") }, form: tokenForm, headers: webApp,
+			status: 200, probe: func(string) string {
+				return tb.mint(t, "RS256", map[string]any{"sid": "sess-other-issuer", "iat": past})
+			}, after: want{true, 200, ""}},
 		{name: "ok/a token whose exp is the last second a store can hold (2262) is revoked",
 			token: func() string { return tb.mint(t, "ES256", map[string]any{"exp": int64(9223372036)}) }, form: tokenForm, headers: webApp,
 			status: 200, probe: self, after: want{false, 401, "token_revoked"}},
@@ -374,12 +392,24 @@ func TestRFC7009Revoke(t *testing.T) {
 		tb.introspect.answers["opaque-revocable"] = struct {
 			status int
 			body   string
-		}{200, fmt.Sprintf(`{"active":true,"sub":"bob","client_id":"web-app","scope":"accounts:read","aud":%q,"exp":%d,"iat":%d}`, testAudience, exp, time.Now().Unix())}
+		}{200, fmt.Sprintf(`{"active":true,"sub":"bob","client_id":"opaque-app","scope":"accounts:read","aud":%q,"exp":%d,"iat":%d}`, testAudience, exp, time.Now().Unix())}
 		check(t, tb.decide(t, bearer("opaque-revocable"), nil), want{true, 200, ""})
-		if status, _, out := tb.revokeCall(t, url.Values{"token": {"opaque-revocable"}}, webApp); status != 200 {
+		opaqueApp := map[string]string{"Authorization": basicAuth("opaque-app", opaqueSecret)}
+		if status, _, out := tb.revokeCall(t, url.Values{"token": {"opaque-revocable"}}, opaqueApp); status != 200 {
 			t.Fatalf("status %d %v", status, out)
 		}
 		check(t, tb.decide(t, bearer("opaque-revocable"), nil), want{false, 401, "token_revoked"})
+	})
+	t.Run("fail/an opaque token of another issuer bearing the client's id is not revoked", func(t *testing.T) {
+		exp := time.Now().Add(5 * time.Minute).Unix()
+		tb.introspect.answers["opaque-namesake"] = struct {
+			status int
+			body   string
+		}{200, fmt.Sprintf(`{"active":true,"sub":"bob","client_id":"web-app","scope":"accounts:read","aud":%q,"exp":%d,"iat":%d}`, testAudience, exp, time.Now().Unix())}
+		if status, _, out := tb.revokeCall(t, url.Values{"token": {"opaque-namesake"}}, webApp); status != 200 {
+			t.Fatalf("status %d %v", status, out)
+		}
+		check(t, tb.decide(t, bearer("opaque-namesake"), nil), want{true, 200, ""})
 	})
 	t.Run("fail/a forged token revokes nothing", func(t *testing.T) {
 		victim := tb.mint(t, "ES256", map[string]any{"jti": "victim"})

@@ -125,6 +125,11 @@ type RevokeClient struct {
 	// (64 characters), never the secret itself. The secret must be a
 	// generated value of at least 32 characters.
 	SecretFile string `mapstructure:"secret_file"`
+	// Issuer is the issuer (issuers[].issuer) that registered the client:
+	// only its tokens are the client's, since another issuer may have a
+	// client of the same id. Required with more than one issuer; with one,
+	// empty means that one.
+	Issuer string `mapstructure:"issuer"`
 }
 
 // Policy says where the Rego policies and their data come from.
@@ -817,6 +822,12 @@ func (c *Config) Validate() error {
 		clientIDs[rc.ClientID] = true
 		if rc.SecretFile == "" {
 			bad(p+".secret_file", "must be set")
+		}
+		switch {
+		case rc.Issuer == "" && len(c.Issuers) > 1:
+			bad(p+".issuer", "must name the client's issuer when more than one issuer is configured (client ids are per issuer)")
+		case rc.Issuer != "" && !slices.ContainsFunc(c.Issuers, func(is Issuer) bool { return is.Issuer == rc.Issuer }):
+			bad(p+".issuer", "%q is not one of issuers[].issuer", rc.Issuer)
 		}
 	}
 	if c.SSF.MaxAge < time.Minute || c.SSF.MaxAge > 30*24*time.Hour {

@@ -89,7 +89,8 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	c.Store.CommitWait = time.Second
 	c.Ops.Listen = "no-port"
 	c.SSF.MaxAge = time.Second
-	c.Revoke.Clients = []RevokeClient{{ClientID: "a", SecretFile: "a.sha256"}, {ClientID: "a"}, {SecretFile: "x"}}
+	c.Revoke.Clients = []RevokeClient{{ClientID: "a", SecretFile: "a.sha256"}, {ClientID: "a"}, {SecretFile: "x"},
+		{ClientID: "d", SecretFile: "d.sha256", Issuer: "https://nowhere.example"}}
 	c.Issuers = []Issuer{
 		{Issuer: "https://a.example", JWKSURI: "http://a.example/jwks", Audiences: []string{"x"}, Algorithms: []string{"HS256"}},
 		{Issuer: "https://a.example", JWKSFile: "k.json", JWKSURI: "https://a.example/jwks"},
@@ -109,6 +110,8 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		"revoke.clients[1].client_id: duplicate client \"a\"",
 		"revoke.clients[1].secret_file: must be set",
 		"revoke.clients[2].client_id: must be 1 to 256 bytes",
+		"revoke.clients[0].issuer: must name the client's issuer when more than one issuer is configured",
+		"revoke.clients[3].issuer: \"https://nowhere.example\" is not one of issuers[].issuer",
 		"issuers[0].jwks_uri: must be https",
 		"issuers[0].algorithms[0]: \"HS256\"",
 		"issuers[1].issuer: duplicate",

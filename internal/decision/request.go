@@ -80,6 +80,9 @@ func NewRequest(raw RawRequest) (*Request, error) {
 		return nil, invalid("request.url is required")
 	}
 	u, err := uri.Normalize(raw.URL)
+	if err == nil {
+		err = uri.RefuseFragment(raw.URL)
+	}
 	switch {
 	case errors.Is(err, uri.ErrPathInvalid):
 		// A decision, not an error of the caller: the client sent it.

@@ -12,10 +12,13 @@ import (
 )
 
 // RevokeClient is a client that may revoke its own tokens at /v1/revoke:
-// its client_id and the SHA-256 of its secret (RFC 6749 §2.3.1).
+// its client_id, the SHA-256 of its secret (RFC 6749 §2.3.1) and the issuer
+// that registered it, whose tokens alone are its own ("": any issuer, for
+// a decision point with a single one).
 type RevokeClient struct {
 	ID           string
 	SecretSHA256 [sha256.Size]byte
+	Issuer       string
 }
 
 // Bounds of client authentication, checked before anything is decoded or
@@ -123,24 +126,26 @@ func (c clientCredentials) check() error {
 }
 
 // caller is who a revocation request comes from: a registered client, which
-// may revoke its own tokens only, or a gateway, which may revoke any.
+// may revoke its own tokens only (those of its issuer, when set), or a
+// gateway, which may revoke any.
 type caller struct {
 	clientID string
+	issuer   string
 	gateway  bool
 }
 
 // clientAuth authenticates the callers of /v1/revoke.
 type clientAuth struct {
-	clients map[string][sha256.Size]byte
+	clients map[string]RevokeClient
 	gateway GatewayAuth
 	// gatewayDigest is SHA-256 of the gateway credential.
 	gatewayDigest [sha256.Size]byte
 }
 
 func newClientAuth(clients []RevokeClient, gateway GatewayAuth) *clientAuth {
-	a := &clientAuth{clients: make(map[string][sha256.Size]byte, len(clients)), gateway: gateway}
+	a := &clientAuth{clients: make(map[string]RevokeClient, len(clients)), gateway: gateway}
 	for _, c := range clients {
-		a.clients[c.ID] = c.SecretSHA256
+		a.clients[c.ID] = c
 	}
 	if gateway.Credential != "" {
 		a.gatewayDigest = sha256.Sum256([]byte(gateway.Credential))
@@ -183,7 +188,8 @@ var dummySecret = sha256.Sum256([]byte("tokenguard: no such client"))
 
 // client checks a registered client's secret in constant time.
 func (a *clientAuth) client(c clientCredentials) (caller, error) {
-	want, known := a.clients[c.id]
+	rc, known := a.clients[c.id]
+	want := rc.SecretSHA256
 	if !known {
 		want = dummySecret
 	}
@@ -192,7 +198,7 @@ func (a *clientAuth) client(c clientCredentials) (caller, error) {
 	if !known || !match || len(c.secret) < MinClientSecretLen {
 		return caller{}, errInvalidClient
 	}
-	return caller{clientID: c.id}, nil
+	return caller{clientID: c.id, issuer: rc.Issuer}, nil
 }
 
 // MaxSecretHashFile bounds a revoke client's secret file.

@@ -297,24 +297,33 @@ func (f *forwardAuth) clientAddr(h http.Header, c contract) string {
 		}
 		return parseHop(vals[0])
 	}
+	// Walked from the right: the hops left of the first untrusted one are
+	// the client's own and are never read, so no length, count or spelling
+	// of them can take the address away (an empty address skips the
+	// fingerprint's network check). Only the hops walked are bounded.
 	xff := h.Values("X-Forwarded-For")
-	hops := make([]string, 0, len(xff))
-	for _, v := range xff {
-		if len(v) > maxForwardedValue {
-			return ""
-		}
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	if len(hops) == 0 || len(hops) > maxForwardedHops {
-		return ""
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		ip := parseHop(hops[i])
-		if ip == "" {
-			return ""
-		}
-		if i == 0 || !f.trustedProxy(netip.MustParseAddr(ip)) {
-			return ip
+	walked := 0
+	for v := len(xff) - 1; v >= 0; v-- {
+		rest := xff[v]
+		for {
+			hop := rest
+			i := strings.LastIndexByte(rest, ',')
+			if i >= 0 {
+				hop, rest = rest[i+1:], rest[:i]
+			}
+			if walked++; walked > maxForwardedHops {
+				return ""
+			}
+			ip := parseHop(hop)
+			if ip == "" {
+				return ""
+			}
+			if (i < 0 && v == 0) || !f.trustedProxy(netip.MustParseAddr(ip)) {
+				return ip
+			}
+			if i < 0 {
+				break
+			}
 		}
 	}
 	return ""

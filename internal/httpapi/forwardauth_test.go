@@ -162,6 +162,8 @@ func TestForwardAuthClientAddressAndCertificate(t *testing.T) {
 	b64Cert := base64.StdEncoding.EncodeToString(der)
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	many := strings.TrimSuffix(strings.Repeat("198.51.100.1, ", 65), ", ")
+	manyTrusted := strings.TrimSuffix(strings.Repeat("10.9.9.9, ", 65), ", ")
+	long := strings.Repeat("1", 9<<10)
 	tests := []struct {
 		name     string
 		style    Style
@@ -199,8 +201,25 @@ func TestForwardAuthClientAddressAndCertificate(t *testing.T) {
 				http.Header{"X-Forwarded-For": {"10.20.1.1, 10.9.9.9"}}, "10.20.1.1", false},
 			{"fail/" + string(style) + " garbage right-most hop is no address", style, "10.1.2.3:1",
 				http.Header{"X-Forwarded-For": {"203.0.113.7, 10.20.1.1:80"}}, "", false},
-			{"fail/" + string(style) + " too many hops is no address", style, "10.1.2.3:1",
-				http.Header{"X-Forwarded-For": {many}}, "", false},
+			{"fail/" + string(style) + " too many trusted hops is no address", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {manyTrusted}}, "", false},
+			// A client's own hops (left of the one the gateway appended)
+			// must not take the address away: without one the
+			// fingerprint compares user agents only.
+			{"ok/" + string(style) + " client prepends 65 hops: still the hop the gateway appended", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {many + ", 203.0.113.7"}}, "203.0.113.7", false},
+			{"ok/" + string(style) + " client prepends 65 hops in their own header: still the gateway's", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {many, "203.0.113.7"}}, "203.0.113.7", false},
+			{"ok/" + string(style) + " client prepends a 9 KiB hop: still the hop the gateway appended", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {long + ", 203.0.113.7"}}, "203.0.113.7", false},
+			{"ok/" + string(style) + " client prepends garbage and a zone: still the hop the gateway appended", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {"x, fe80::1%eth0,, 203.0.113.7"}}, "203.0.113.7", false},
+			{"ok/" + string(style) + " client hops past trusted ones: the first untrusted from the right", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {many + ", 203.0.113.7, 10.9.9.9"}}, "203.0.113.7", false},
+			{"ok/" + string(style) + " IPv6 hop", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {"2001:db8::7"}}, "2001:db8::7", false},
+			{"fail/" + string(style) + " garbage behind a trusted hop is no address", style, "10.1.2.3:1",
+				http.Header{"X-Forwarded-For": {"203.0.113.7, x, 10.9.9.9"}}, "", false},
 			{"ok/" + string(style) + " X-Forwarded-Tls-Client-Cert", style, "10.1.2.3:1",
 				http.Header{"X-Forwarded-For": {"203.0.113.7"}, "X-Forwarded-Tls-Client-Cert": {b64Cert}}, "203.0.113.7", true},
 			{"ok/" + string(style) + " URL-escaped X-Forwarded-Tls-Client-Cert (Traefik v2)", style, "10.1.2.3:1",
@@ -377,6 +396,8 @@ func FuzzForwardAuthHeaders(f *testing.F) {
 	f.Add(uint8(2), false, "GET", "/v1/accounts/42", "https", "api.example.com", "GET", "/v1/admin/users", "10.20.1.1", "203.0.113.7", "")
 	f.Add(uint8(0), true, "GET /x", "http://evil.example/x", "javascript", "a@evil.example", "", "", "::1%eth0", "203.0.113.7:80", "%zz")
 	f.Add(uint8(1), true, "GET", "//evil.example/x", "https", "[::1]", "GET", "/", "", ",,,", "")
+	f.Add(uint8(2), true, "GET", "/v1/accounts/42", "https", "api.example.com", "GET", "/", "", strings.Repeat("198.51.100.1, ", 65)+"203.0.113.7", "")
+	f.Add(uint8(1), true, "GET", "/v1/accounts/42", "https", "api.example.com", "GET", "/", "", "x, fe80::1%eth0,, 203.0.113.7, 10.1.9.9", "")
 	f.Fuzz(func(t *testing.T, which uint8, trusted bool, method, uri, proto, host, otherMethod, otherURI, realIP, xff, cert string) {
 		styles := []Style{StyleNginx, StyleTraefik, StyleCaddy}
 		style := styles[int(which)%len(styles)]

@@ -170,10 +170,11 @@ func (v *revoke) serve(w http.ResponseWriter, r *http.Request) string {
 			"client_id", who.clientID, "gateway", who.gateway)
 		return revokeOK(w, RevokeInvalidToken)
 	}
-	if owner := tokenClient(tok); !who.gateway && owner != who.clientID {
+	if owner := tokenClient(tok); !who.gateway && (owner != who.clientID || (who.issuer != "" && tok.Issuer != who.issuer)) {
 		// RFC 7009 §2.1: the token must have been issued to the client
-		// asking; the answer is 200 all the same, so that a client learns
-		// nothing about others' tokens.
+		// asking, by the issuer that registered it (another issuer's
+		// client may bear the same id); the answer is 200 all the same,
+		// so that a client learns nothing about others' tokens.
 		v.logger.Warn("revocation of another client's token refused", "token_sha256", tok.Hash, "iss", tok.Issuer,
 			"client_id", who.clientID, "token_client_id", owner)
 		return revokeOK(w, RevokeClientMismatch)

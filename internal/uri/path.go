@@ -16,6 +16,21 @@ func pathInvalid(why string) error {
 	return fmt.Errorf("%w: %s", ErrPathInvalid, why)
 }
 
+// RefuseFragment refuses a request URL with a "#" anywhere: a request
+// target has no fragment (RFC 9112 §3.2), so a "#" in one is the client's,
+// and servers disagree on what it means. Normalize (like WHATWG URL
+// parsers and Node) ends the path at it, while Go's server keeps "#..." in
+// the path, where path.Clean (chi's CleanPath, a handler cleaning its own
+// path) resolves the dot segments after it: /v1/accounts/42#/../../admin
+// would be decided as /v1/accounts/42 and served as /admin. Envoy rejects
+// such paths as well. The error wraps ErrPathInvalid.
+func RefuseFragment(rawURL string) error {
+	if strings.Contains(rawURL, "#") {
+		return pathInvalid(`a "#": a request target has no fragment`)
+	}
+	return nil
+}
+
 // NormalizePath normalises the escaped path of a request URL (without query
 // or fragment) as every transport must before a route is matched, and
 // refuses the spellings that parsers disagree on. The rules, in order:

@@ -170,3 +170,26 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 	})
 }
+
+// TestRefuseFragment: a "#" anywhere in a request URL is refused, whatever
+// follows it; an encoded one is a character like any other.
+func TestRefuseFragment(t *testing.T) {
+	for _, tt := range []struct {
+		name, url string
+		refused   bool
+	}{
+		{"ok/no fragment", "https://a.example/v1/accounts/42?x=1", false},
+		{"ok/encoded hash", "https://a.example/v1/accounts/42%23", false},
+		{"fail/fragment climbing", "https://a.example/v1/accounts/42#/../../admin", true},
+		{"fail/fragment after the query", "https://a.example/v1/accounts/42?x=1#/../admin", true},
+		{"fail/empty fragment", "https://a.example/v1/accounts/42#", true},
+		{"fail/hash in the authority", "https://a.example#@b.example/x", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := RefuseFragment(tt.url)
+			if (err != nil) != tt.refused || (err != nil && !errors.Is(err, ErrPathInvalid)) {
+				t.Fatalf("RefuseFragment(%q) = %v, want refused %v", tt.url, err, tt.refused)
+			}
+		})
+	}
+}
