@@ -99,7 +99,8 @@ type Transmitter struct {
 	// PollEndpoint, when set, is polled for SETs (RFC 8936) instead of
 	// waiting for pushes.
 	PollEndpoint string `mapstructure:"poll_endpoint"`
-	// PollInterval is the pause between polls.
+	// PollInterval is the pause between polls. SETs received are
+	// acknowledged at once, on a poll of their own, not an interval later.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// PollTokenFile holds the bearer credential for the poll endpoint.
 	PollTokenFile string `mapstructure:"poll_token_file"`
