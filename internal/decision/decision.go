@@ -60,7 +60,7 @@ type EvalObserver interface {
 // families (atomic reuse detection), the revocations a decision asks for,
 // and fingerprints; and the revocations of refresh tokens it reads. The policy reads the store through built-ins.
 type State interface {
-	UseRefreshToken(ctx context.Context, f store.Family, hash string) (store.Family, error)
+	UseRefreshTokenFrom(ctx context.Context, f store.Family, hash string, p store.Presentation) (store.Family, error)
 	CheckRevocation(ctx context.Context, ref store.TokenRef) (store.Revocation, bool, error)
 	PutRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
 	RecordFingerprint(ctx context.Context, tokenHash string, s store.Sighting) error
@@ -287,6 +287,10 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, now)
 	}
 	e.answer(d, res, tok)
+	if te != nil && te.refresh != nil && te.refresh.retried {
+		d.Warnings = append(slices.Clip(d.Warnings), policy.Reason{Code: CodeRefreshTokenRetried,
+			Message: "the refresh token was presented again within the reuse grace, from the same client and network; let through once"})
+	}
 	if w := unavailableWarnings(notes); len(w) > 0 {
 		d.Warnings = append(slices.Clip(d.Warnings), w...)
 	}
