@@ -83,12 +83,13 @@ func herd(ctx context.Context, env *runEnv, p peer, sc scenario, rate float64, d
 	}
 	start := time.Now()
 	for r := range atk.Attack(targeter, vegeta.ConstantPacer{Freq: int(rate), Per: time.Second}, duration, "herd") {
-		// The second the request was meant to be sent in (open loop).
-		s := min(int(float64(r.Seq)/rate), secs-1)
+		// The second the request was sent in (a loaded generator falls
+		// behind the intended schedule; the answers are what counts here).
+		s := min(max(int(r.Timestamp.Sub(start)/time.Second), 0), secs-1)
 		kind := herdKind(r)
 		answers[s][kind]++
 		res.Totals[kind]++
-		lat[s] = append(lat[s], intendedLatency(start, r.Seq, rate, r.End()))
+		lat[s] = append(lat[s], r.Latency)
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
