@@ -49,6 +49,9 @@ type options struct {
 	Quick        bool
 	Keep         bool
 	QuietWait    time.Duration
+	HerdRate     float64
+	HerdDuration time.Duration
+	HerdOut      string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -58,7 +61,10 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.OPA, "opa", ".bin/opa", "the stock opa binary (same version as the module pins)")
 	fs.StringVar(&o.PolicyDir, "policy-dir", "rego", "tokenguard's shipped policy and data")
 	fs.StringVar(&o.OPAPolicy, "opa-policy", "testdata/bench", "directory of the stock-OPA policy.rego and data.json")
-	fs.StringVar(&o.Scenarios, "scenarios", "all", "comma-separated: warm, cold, dpop, revoked, or all")
+	fs.StringVar(&o.Scenarios, "scenarios", "all", "comma-separated: warm, cold, dpop, revoked, herd, or all")
+	fs.Float64Var(&o.HerdRate, "herd-rate", 0, "rate the herd scenario offers a cold replica (0: the warm scenario's maximum of the same run)")
+	fs.DurationVar(&o.HerdDuration, "herd-duration", 10*time.Second, "duration of the herd scenario")
+	fs.StringVar(&o.HerdOut, "herd-out", "", "where to write the herd report as well as stdout (empty: stdout only)")
 	fs.StringVar(&o.Peers, "peers", "opa,tokenguard", "comma-separated peers, run in turn per scenario: opa, tokenguard, tokenguard-redis (needs redis-server), opa-jwtcache")
 	fs.StringVar(&o.Out, "out", "testdata/bench/results.md", "where to write the Markdown table as well as stdout (empty: stdout only)")
 	fs.DurationVar(&o.Step, "step", 3*time.Second, "duration of each step of the throughput search")
@@ -164,9 +170,27 @@ func run(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) err
 	m.OPAVersion = opaVersion(o.OPA)
 
 	var rows []row
+	var herds []herdResult
 	for _, sc := range scs {
 		for _, p := range peers {
 			if !p.Supports(sc) {
+				continue
+			}
+			if sc.Herd {
+				rate := o.HerdRate
+				for _, r := range rows {
+					if rate == 0 && r.Scenario.Name == "warm" && r.Peer == p.Name() {
+						rate = r.MaxRPS
+					}
+				}
+				if rate < 1 {
+					return fmt.Errorf("herd, %s: needs --herd-rate or the warm scenario in the same run", p.Name())
+				}
+				h, err := herd(ctx, env, p, sc, rate, o.HerdDuration)
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", sc.Title, p.Name(), err)
+				}
+				herds = append(herds, h)
 				continue
 			}
 			r, err := benchmark(ctx, env, p, sc)
@@ -178,13 +202,26 @@ func run(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) err
 	}
 	settings := fmt.Sprintf("search steps of %s (≥ 95%% of the offered rate, no error, sampled decisions correct, p99 ≤ %s), %s at half load; latency from the intended send time",
 		o.Step, o.MaxP99, o.Measure)
-	table := renderMarkdown(m, rows, settings)
-	if _, err := io.WriteString(stdout, table); err != nil {
-		return err
-	}
-	if o.Out != "" {
-		if err := os.WriteFile(o.Out, []byte(table), 0o644); err != nil {
+	if len(rows) > 0 {
+		table := renderMarkdown(m, rows, settings)
+		if _, err := io.WriteString(stdout, table); err != nil {
 			return err
+		}
+		if o.Out != "" {
+			if err := os.WriteFile(o.Out, []byte(table), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	if len(herds) > 0 {
+		report := renderHerd(m, herds)
+		if _, err := io.WriteString(stdout, report); err != nil {
+			return err
+		}
+		if o.HerdOut != "" {
+			if err := os.WriteFile(o.HerdOut, []byte(report), 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -23,6 +23,9 @@ type scenario struct {
 	CompareWith string
 	// StockOPA: stock OPA can run it (it has no DPoP and no state).
 	StockOPA bool
+	// Herd: no throughput search; a cold server is offered the warm
+	// maximum rate from the moment it is ready (see herd.go).
+	Herd bool
 }
 
 // scenarios are the workloads of issue #7, in the order they run.
@@ -31,6 +34,7 @@ var scenarios = []scenario{
 	{Name: "cold", Title: "cold bearer", Fresh: true, StockOPA: true},
 	{Name: "dpop", Title: "DPoP", DPoP: true, CompareWith: "warm"},
 	{Name: "revoked", Title: "revoked-heavy store", Preload: true, CompareWith: "warm"},
+	{Name: "herd", Title: "herd (cold replica at the warm maximum rate)", Herd: true},
 }
 
 // selectScenarios returns the named scenarios ("all" for every one) in
@@ -51,7 +55,7 @@ func selectScenarios(list string) ([]scenario, error) {
 	}
 	delete(want, "all")
 	for n := range want {
-		return nil, fmt.Errorf("unknown scenario %q (known: warm, cold, dpop, revoked, all)", n)
+		return nil, fmt.Errorf("unknown scenario %q (known: warm, cold, dpop, revoked, herd, all)", n)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no scenario selected")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -99,7 +100,8 @@ type Transmitter struct {
 	// PollEndpoint, when set, is polled for SETs (RFC 8936) instead of
 	// waiting for pushes.
 	PollEndpoint string `mapstructure:"poll_endpoint"`
-	// PollInterval is the pause between polls.
+	// PollInterval is the pause between polls. SETs received are
+	// acknowledged at once, on a poll of their own, not an interval later.
 	PollInterval time.Duration `mapstructure:"poll_interval"`
 	// PollTokenFile holds the bearer credential for the poll endpoint.
 	PollTokenFile string `mapstructure:"poll_token_file"`
@@ -187,10 +189,32 @@ type TLS struct {
 }
 
 // Decide configures gateway authentication for the decision endpoints
-// (/v1/decide, /v1/forward-auth). Without it any caller that reaches the
-// listener may ask.
+// (/v1/decide, /v1/forward-auth; without it any caller that reaches the
+// listener may ask), and the admission control in front of policy
+// evaluation on every transport (ext_authz too).
 type Decide struct {
 	Auth DecideAuth `mapstructure:"auth"`
+	// MaxConcurrent bounds the policy evaluations that run at once; 0
+	// means 2 × GOMAXPROCS (see Concurrency). Decisions answered from the
+	// decision cache do not count.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// MaxQueue is how many evaluations more may wait for a turn; 0 means
+	// none wait. Beyond, the answer is an immediate overloaded deny (503,
+	// Retry-After).
+	MaxQueue int `mapstructure:"max_queue"`
+	// MaxQueueWait bounds one evaluation's wait in the queue (and
+	// decision_timeout does too); when it runs out the answer is an
+	// overloaded deny.
+	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
+}
+
+// Concurrency is MaxConcurrent, or 2 × GOMAXPROCS when it is 0: policy
+// evaluation is CPU-bound, with short waits on the store.
+func (d Decide) Concurrency() int {
+	if d.MaxConcurrent > 0 {
+		return d.MaxConcurrent
+	}
+	return 2 * runtime.GOMAXPROCS(0)
 }
 
 // DecideAuth is a shared bearer credential or a client CA (mTLS, needs
@@ -483,6 +507,7 @@ func Defaults() Config {
 		Fingerprints: Fingerprints{Queue: 4096, Writers: 4},
 		ExtAuthz:     ExtAuthz{MaxMessageBytes: 1 << 20},
 		ForwardAuth:  ForwardAuth{Style: "nginx"},
+		Decide:       Decide{MaxQueue: 64, MaxQueueWait: 20 * time.Millisecond},
 		Store: Store{
 			RevocationTTL: 30 * 24 * time.Hour,
 			SweepInterval: time.Minute,
@@ -655,6 +680,15 @@ func (c *Config) Validate() error {
 	}
 	if c.DecisionTimeout <= 0 {
 		bad("decision_timeout", "must be positive")
+	}
+	if c.Decide.MaxConcurrent < 0 || c.Decide.MaxConcurrent > 100_000 {
+		bad("decide.max_concurrent", "must be between 0 (2 × GOMAXPROCS) and 100000")
+	}
+	if c.Decide.MaxQueue < 0 || c.Decide.MaxQueue > 1_000_000 {
+		bad("decide.max_queue", "must be between 0 and 1000000")
+	}
+	if c.Decide.MaxQueue > 0 && (c.Decide.MaxQueueWait <= 0 || c.Decide.MaxQueueWait >= c.DecisionTimeout) {
+		bad("decide.max_queue_wait", "must be positive and shorter than decision_timeout")
 	}
 	if c.DecisionCache.MaxEntries < 0 || c.DecisionCache.MaxEntries > 10_000_000 {
 		bad("decision_cache.max_entries", "must be between 0 (off) and 10000000")

@@ -91,6 +91,8 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	c.SSF.MaxAge = time.Second
 	c.Revoke.Clients = []RevokeClient{{ClientID: "a", SecretFile: "a.sha256"}, {ClientID: "a"}, {SecretFile: "x"},
 		{ClientID: "d", SecretFile: "d.sha256", Issuer: "https://nowhere.example"}}
+	c.Decide.MaxConcurrent = -1
+	c.Decide.MaxQueue = -1
 	c.Issuers = []Issuer{
 		{Issuer: "https://a.example", JWKSURI: "http://a.example/jwks", Audiences: []string{"x"}, Algorithms: []string{"HS256"}},
 		{Issuer: "https://a.example", JWKSFile: "k.json", JWKSURI: "https://a.example/jwks"},
@@ -107,6 +109,8 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		"store.commit_wait: must be between 0 and 10ms",
 		"ops.listen: must be host:port",
 		"ssf.max_age: must be between 1m and 720h",
+		"decide.max_concurrent: must be between 0",
+		"decide.max_queue: must be between 0",
 		"revoke.clients[1].client_id: duplicate client \"a\"",
 		"revoke.clients[1].secret_file: must be set",
 		"revoke.clients[2].client_id: must be 1 to 256 bytes",
@@ -251,5 +255,24 @@ func TestForwardAuthStyle(t *testing.T) {
 				t.Fatalf("err = %v, want one naming forward_auth.style", err)
 			}
 		})
+	}
+}
+
+func TestDecideAdmissionDefaults(t *testing.T) {
+	c := Defaults()
+	if c.Decide.Concurrency() < 2 || c.Decide.MaxQueue <= 0 || c.Decide.MaxQueueWait <= 0 || c.Decide.MaxQueueWait >= c.DecisionTimeout {
+		t.Fatalf("admission defaults = %+v (concurrency %d), want a positive concurrency, queue and wait shorter than decision_timeout", c.Decide, c.Decide.Concurrency())
+	}
+	c.Decide.MaxQueueWait = c.DecisionTimeout
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "decide.max_queue_wait: must be positive and shorter than decision_timeout") {
+		t.Fatalf("Validate() = %v, want decide.max_queue_wait named", err)
+	}
+	c.Decide.MaxQueue = 0 // no queue: the wait does not matter
+	if err := c.Validate(); err != nil && strings.Contains(err.Error(), "decide.") {
+		t.Fatalf("Validate() = %v, want no decide problem without a queue", err)
+	}
+	c.Decide.MaxConcurrent = 3
+	if c.Decide.Concurrency() != 3 {
+		t.Errorf("Concurrency() = %d, want the configured 3", c.Decide.Concurrency())
 	}
 }

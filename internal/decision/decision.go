@@ -60,7 +60,7 @@ type EvalObserver interface {
 // families (atomic reuse detection), the revocations a decision asks for,
 // and fingerprints; and the revocations of refresh tokens it reads. The policy reads the store through built-ins.
 type State interface {
-	UseRefreshToken(ctx context.Context, f store.Family, hash string) (store.Family, error)
+	UseRefreshTokenFrom(ctx context.Context, f store.Family, hash string, p store.Presentation) (store.Family, error)
 	CheckRevocation(ctx context.Context, ref store.TokenRef) (store.Revocation, bool, error)
 	PutRevocation(ctx context.Context, r store.Revocation) (store.Revocation, error)
 	RecordFingerprint(ctx context.Context, tokenHash string, s store.Sighting) error
@@ -124,6 +124,7 @@ type Engine struct {
 	observer    EvalObserver
 	reuse       *reuseCache
 	logInputs   bool
+	admission   *admission
 }
 
 // Options configure an Engine.
@@ -153,6 +154,13 @@ type Options struct {
 	// LogInputs says that decisions are logged with their input: a reused
 	// decision then builds its input too (kept decisions do not hold one).
 	LogInputs bool
+	// MaxConcurrent bounds the policy evaluations that run at once; 0
+	// turns admission control off. MaxQueue evaluations more may wait for
+	// a turn, each for at most MaxQueueWait; beyond, the decision is an
+	// overloaded deny (503, Retry-After).
+	MaxConcurrent int
+	MaxQueue      int
+	MaxQueueWait  time.Duration
 }
 
 // NewEngine wires the pipeline. Fingerprint writers run until ctx ends.
@@ -183,6 +191,9 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 		observer:    opts.Observer,
 		logInputs:   opts.LogInputs,
 	}
+	if opts.MaxConcurrent > 0 {
+		e.admission = newAdmission(opts.MaxConcurrent, max(opts.MaxQueue, 0), opts.MaxQueueWait)
+	}
 	if opts.ReuseEntries > 0 && opts.ReuseTTL > 0 {
 		e.reuse = newReuseCache(opts.ReuseEntries, opts.ReuseTTL)
 	}
@@ -194,7 +205,9 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 
 // Decide answers one request. It always returns a Decision; when the policy
 // could not decide it is a deny with reason policy_error, status 500, and the
-// error says why. No error path ever produces an allow.
+// error says why. No error path ever produces an allow. A decision that
+// found no room or ran out of time is an overloaded deny (503), one whose
+// caller went away a canceled deny; neither is an error.
 func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	d := &Decision{ID: NewID()}
 	if req.PathRefused != "" {
@@ -203,7 +216,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		deny(d, 400, CodeRequestPathInvalid, "the request path is refused: "+req.PathRefused)
 		return d, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, e.timeout, errDecisionDeadline)
 	defer cancel()
 	// The store notes the checks that met an unavailable shared state.
 	ctx, notes := store.WithNotes(ctx)
@@ -220,7 +233,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	)
 	if isTokenEndpoint(req, settings) {
 		if te, err = e.tokenEndpoint(ctx, req, settings, now); err != nil {
-			return e.failOrUnavailable(d, err, notes)
+			return e.failOrUnavailable(ctx, d, err, notes)
 		}
 		tokErr = &token.Error{Code: token.CodeTokenMissing, Message: "no access token"}
 	} else {
@@ -230,11 +243,11 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 			d.TokenHash = token.HashToken(cred.raw)
 		}
 		if proof, err = e.verifyProof(ctx, req, cred, tok, now); err != nil {
-			return e.failOrUnavailable(d, err, notes)
+			return e.failOrUnavailable(ctx, d, err, notes)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return e.fail(d, fmt.Errorf("decision deadline: %w", err))
+	if e.interrupted(ctx, d, nil) {
+		return d, nil
 	}
 
 	var (
@@ -260,27 +273,24 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 
 	input := buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
 	d.Input = input
-	var start time.Time
-	if e.observer != nil {
-		start = time.Now()
-	}
-	res, rev, err := e.policy.Eval(evalCtx, input, now)
-	if e.observer != nil {
-		e.observer.ObserveEval(time.Since(start), err)
-	}
+	res, rev, err := e.eval(evalCtx, input, now)
 	d.Policy.Revision = rev
 	if err != nil {
-		return e.failOrUnavailable(d, err, notes)
+		return e.failOrUnavailable(ctx, d, err, notes)
 	}
 	// Durable effects are on disk before the answer; a failed one fails
 	// the decision closed.
 	if err := e.applyEffects(ctx, res.Effects, now); err != nil {
-		return e.failOrUnavailable(d, err, notes)
+		return e.failOrUnavailable(ctx, d, err, notes)
 	}
 	if deps != nil && ctx.Err() == nil && notes.Empty() {
 		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, now)
 	}
 	e.answer(d, res, tok)
+	if te != nil && te.refresh != nil && te.refresh.retried {
+		d.Warnings = append(slices.Clip(d.Warnings), policy.Reason{Code: CodeRefreshTokenRetried,
+			Message: "the refresh token was presented again within the reuse grace, from the same client and network; let through once"})
+	}
 	if w := unavailableWarnings(notes); len(w) > 0 {
 		d.Warnings = append(slices.Clip(d.Warnings), w...)
 	}
@@ -288,6 +298,30 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		e.recordSighting(req, tok, res.Warnings, now)
 	}
 	return d, nil
+}
+
+// eval evaluates the policy once admission gives it a turn. An evaluation
+// cut short by the context is not counted as an evaluation error.
+func (e *Engine) eval(ctx context.Context, input ast.Value, now time.Time) (policy.Result, string, error) {
+	if e.admission != nil {
+		if err := e.admission.acquire(ctx); err != nil {
+			return policy.Result{}, "", err
+		}
+		defer e.admission.release()
+	}
+	var start time.Time
+	if e.observer != nil {
+		start = time.Now()
+	}
+	res, rev, err := e.policy.Eval(ctx, input, now)
+	if e.observer != nil {
+		observed := err
+		if ctx.Err() != nil {
+			observed = nil
+		}
+		e.observer.ObserveEval(time.Since(start), observed)
+	}
+	return res, rev, err
 }
 
 // answer fills d from the policy's result.
@@ -386,8 +420,13 @@ func (e *Engine) fail(d *Decision, err error) (*Decision, error) {
 
 // failOrUnavailable is fail, except for a decision that failed because a
 // check could not reach the shared state and was configured to deny then:
-// that is a deny with reason state_unavailable, status 503.
-func (e *Engine) failOrUnavailable(d *Decision, err error, notes *store.Notes) (*Decision, error) {
+// that is a deny with reason state_unavailable, status 503; and for one
+// that found no room, ran out of time or lost its caller (interrupted).
+func (e *Engine) failOrUnavailable(ctx context.Context, d *Decision, err error, notes *store.Notes) (*Decision, error) {
+	if e.interrupted(ctx, d, err) {
+		e.logger.Debug("decision interrupted", "decision_id", d.ID, "reason", d.Reasons[0].Code, "error", err)
+		return d, nil
+	}
 	if !errors.Is(err, store.ErrUnavailable) && !notes.Denied() {
 		return e.fail(d, err)
 	}

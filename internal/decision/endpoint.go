@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -27,6 +28,9 @@ type refreshResult struct {
 	present bool
 	valid   bool
 	reused  bool
+	// retried: presented again within the reuse grace, from the same
+	// client and network, and let through once (with a warning).
+	retried bool
 	err     *token.Error
 	hash    string
 	tok     *token.Token
@@ -103,9 +107,12 @@ func (e *Engine) tokenEndpoint(ctx context.Context, req *Request, s policy.Setti
 		ID: familyID(tok), Issuer: tok.Issuer, Subject: tok.Subject, SessionID: claimString(tok.Claims, "sid"),
 		ExpiresAt: now.Add(s.RefreshMaxAge),
 	}
-	f, err := e.state.UseRefreshToken(ctx, fam, rr.hash)
+	f, err := e.state.UseRefreshTokenFrom(ctx, fam, rr.hash, store.Presentation{
+		From: presentedFrom(req, tok, s), Grace: s.RefreshReuseGrace,
+	})
 	switch {
 	case err == nil:
+		rr.retried = f.Retried && f.Current == rr.hash
 	case errors.Is(err, store.ErrRefreshReuse), errors.Is(err, store.ErrFamilyRevoked):
 		rr.reused = true
 	default:
@@ -113,6 +120,41 @@ func (e *Engine) tokenEndpoint(ctx context.Context, req *Request, s policy.Setti
 	}
 	rr.family = f
 	return te, nil
+}
+
+// CodeRefreshTokenRetried is the warning of a refresh token presented a
+// second time within data.pdp.token_endpoint.refresh_reuse_grace, from the
+// same client and network, and let through once.
+const CodeRefreshTokenRetried = "refresh_token_retried"
+
+// presentedFrom names where a refresh token is presented from, for the
+// reuse grace: the client (the request's client_id, its HTTP Basic user,
+// else the token's) and the network of the client address (the
+// fingerprint guardrail's prefixes), hashed. "" without a client address:
+// a retry is then never told from reuse.
+func presentedFrom(req *Request, tok *token.Token, s policy.Settings) string {
+	if !req.RemoteIP.IsValid() {
+		return ""
+	}
+	bits := s.IPv4Prefix
+	if !req.RemoteIP.Unmap().Is4() {
+		bits = s.IPv6Prefix
+	}
+	network, err := req.RemoteIP.Unmap().Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	client := req.Form.Get("client_id")
+	if client == "" {
+		if user, _, ok := (&http.Request{Header: http.Header{"Authorization": req.Headers["authorization"]}}).BasicAuth(); ok {
+			client, _ = url.QueryUnescape(user) // RFC 6749 §2.3.1
+		}
+	}
+	if client == "" {
+		client = tok.ClientID
+	}
+	sum := sha256.Sum256([]byte(client + "\x00" + network.String()))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // familyID names the refresh-token family of tok: its session, or, without

@@ -199,6 +199,9 @@ func tokenEndpointTerm(te *tokenEndpointResult) *ast.Term {
 	if rr.hash != "" {
 		r.Insert(kHash, ast.StringTerm(rr.hash))
 	}
+	if rr.retried {
+		r.Insert(ast.StringTerm("retried"), ast.BooleanTerm(true))
+	}
 	if rr.err != nil {
 		r.Insert(kError, errorTerm(rr.err.Code, rr.err.Message))
 	}

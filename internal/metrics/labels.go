@@ -30,7 +30,7 @@ var reasonCodes = set(
 	"delegation_too_deep", "ip_not_allowed",
 	"refresh_token_reused", "refresh_token_expired", "refresh_token_invalid",
 	"token_revoked", "subject_revoked", "session_revoked", "client_revoked",
-	"policy_error", "state_unavailable", "request_path_invalid",
+	"policy_error", "state_unavailable", "request_path_invalid", "overloaded", "canceled", "refresh_token_retried",
 )
 
 // grantTypes are the grant types with a module in rego/grants.

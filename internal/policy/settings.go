@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 	"unicode"
@@ -20,6 +21,15 @@ type Settings struct {
 	// rego/lib/refresh.rego reads it: RefreshRevokeSession (also for an
 	// absent or unknown value), RefreshRevokeSubject or RefreshDeny.
 	RefreshReuse string
+	// RefreshReuseGrace is data.pdp.token_endpoint.refresh_reuse_grace:
+	// how long after a refresh token was first presented the same client
+	// from the same network may present it once more (a retry after a
+	// lost response) without that being reuse; 0 (default) never.
+	RefreshReuseGrace time.Duration
+	// NetworkPrefixes are data.pdp.fingerprint.ipv4_prefix/ipv6_prefix
+	// (default 24/56): the prefix that counts as one network, for the
+	// reuse grace as for the fingerprint guardrail.
+	IPv4Prefix, IPv6Prefix int
 	// Reuse says whether and on what the version's decisions may be
 	// reused; it comes from the modules, not from the data.
 	Reuse Reuse
@@ -29,11 +39,28 @@ type Settings struct {
 // is not set.
 const DefaultRefreshMaxAge = 30 * 24 * time.Hour
 
+// MaxRefreshReuseGrace bounds data.pdp.token_endpoint.refresh_reuse_grace;
+// the recommendation is 2–5 s.
+const MaxRefreshReuseGrace = time.Minute
+
+// The network prefixes of rego/lib/fingerprint.rego's defaults.
+const (
+	DefaultIPv4Prefix = 24
+	DefaultIPv6Prefix = 56
+)
+
 // settingsFrom reads Settings from the data document; a malformed setting
 // is an error, so that such a policy is never activated.
 func settingsFrom(data map[string]any) (Settings, error) {
-	s := Settings{RefreshMaxAge: DefaultRefreshMaxAge, RefreshReuse: RefreshRevokeSession}
+	s := Settings{RefreshMaxAge: DefaultRefreshMaxAge, RefreshReuse: RefreshRevokeSession,
+		IPv4Prefix: DefaultIPv4Prefix, IPv6Prefix: DefaultIPv6Prefix}
 	pdp, _ := data["pdp"].(map[string]any)
+	// As rego/lib/config.rego's get_int: a number in range, else the
+	// default (the fingerprint guardrail reports a malformed one).
+	if fp, ok := pdp["fingerprint"].(map[string]any); ok {
+		s.IPv4Prefix = prefixBits(fp["ipv4_prefix"], 32, DefaultIPv4Prefix)
+		s.IPv6Prefix = prefixBits(fp["ipv6_prefix"], 128, DefaultIPv6Prefix)
+	}
 	te, ok := pdp["token_endpoint"].(map[string]any)
 	if !ok {
 		return s, nil
@@ -61,7 +88,41 @@ func settingsFrom(data map[string]any) (Settings, error) {
 		}
 		s.RefreshMaxAge = d
 	}
+	if raw, ok := te["refresh_reuse_grace"]; ok {
+		str, _ := raw.(string)
+		d, err := time.ParseDuration(str)
+		if err != nil || d < 0 || d > MaxRefreshReuseGrace {
+			return s, fmt.Errorf("data.pdp.token_endpoint.refresh_reuse_grace is not a duration between 0s and %s", MaxRefreshReuseGrace)
+		}
+		s.RefreshReuseGrace = d
+	}
 	return s, nil
+}
+
+// prefixBits reads a prefix length: a whole number between 0 and max, else
+// def.
+func prefixBits(v any, max, def int) int {
+	var n float64
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return def
+		}
+		n = f
+	case float64:
+		n = x
+	case int:
+		n = float64(x)
+	case int64:
+		n = float64(x)
+	default:
+		return def
+	}
+	if n != float64(int(n)) || n < 0 || n > float64(max) {
+		return def
+	}
+	return int(n)
 }
 
 // Values of data.pdp.token_endpoint.refresh_reuse.

@@ -30,6 +30,12 @@ const (
 	maxTokenFile = 16 << 10
 	// finalAckTimeout bounds the acknowledgement sent when polling stops.
 	finalAckTimeout = 2 * time.Second
+	// maxPromptPolls bounds the polls sent at once, one after the other,
+	// because the transmitter has more or acknowledgements are pending; the
+	// last one then only acknowledges (maxEvents 0) and the next waits for
+	// the poll interval, so that a transmitter that always has SETs is not
+	// polled in a hot loop.
+	maxPromptPolls = 16
 )
 
 // Run polls, until ctx is done, every transmitter that has a poll endpoint
@@ -82,6 +88,7 @@ func (p *poller) run(ctx context.Context) {
 	p.log.InfoContext(ctx, "ssf: polling transmitter", "interval", p.interval)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	prompt := 0 // polls sent at once in a row
 	for {
 		select {
 		case <-ctx.Done():
@@ -97,18 +104,33 @@ func (p *poller) run(ctx context.Context) {
 		case err != nil:
 			p.log.WarnContext(ctx, "ssf: poll failed", "error", err)
 		}
-		if err == nil && more {
-			timer.Reset(0)
-		} else {
-			timer.Reset(p.interval)
+		// SETs applied are acknowledged at once, on a poll of their own
+		// (RFC 8936 §2.4: the acknowledgement rides on the next request),
+		// not a poll interval later: a transmitter whose redelivery timer
+		// is shorter would send them again.
+		if err == nil && (more || p.pending()) {
+			if prompt++; prompt < maxPromptPolls {
+				timer.Reset(0)
+				continue
+			}
+			if p.pending() {
+				if _, err := p.poll(ctx, 0); err != nil && ctx.Err() == nil {
+					p.log.WarnContext(ctx, "ssf: acknowledging SETs failed; they will be acknowledged with the next poll", "error", err)
+				}
+			}
 		}
+		prompt = 0
+		timer.Reset(p.interval)
 	}
 }
+
+// pending reports whether acknowledgements (or refusals) wait to be sent.
+func (p *poller) pending() bool { return len(p.ack) > 0 || len(p.setErrs) > 0 }
 
 // finalAck sends the acknowledgements still pending when polling stops,
 // asking for no further SETs, so that they are not delivered again.
 func (p *poller) finalAck(ctx context.Context) {
-	if len(p.ack) == 0 && len(p.setErrs) == 0 {
+	if !p.pending() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalAckTimeout)

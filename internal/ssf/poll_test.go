@@ -3,6 +3,7 @@ package ssf
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -237,7 +238,9 @@ func TestPollSendsPendingAcknowledgementsWhenStopped(t *testing.T) {
 	e := newEnv(t)
 	c := e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, "u-final"))
 	jti := c["jti"].(string)
-	tx := newPollTransmitter(t, pollResponse(t, map[string]any{jti: e.es256.setOf(t, c)}, false))
+	// The prompt acknowledgement fails (the answer is not JSON), so the
+	// acknowledgement is still pending when polling stops.
+	tx := newPollTransmitter(t, pollResponse(t, map[string]any{jti: e.es256.setOf(t, c)}, false), "not json")
 	cfg := slices.Clone(e.cfg)
 	cfg[0].PollEndpoint = tx.URL
 	cfg[0].PollInterval = time.Hour
@@ -249,20 +252,107 @@ func TestPollSendsPendingAcknowledgementsWhenStopped(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { _ = recv.Run(ctx); close(stopped) }()
 	<-tx.done
-	// The first poll's SET is applied once the response is read; wait for
-	// it before stopping.
-	deadline := time.Now().Add(5 * time.Second)
-	for recv.Stats().Applied == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	cancel()
+	<-stopped
+	reqs, _ := tx.seen()
+	if len(reqs) != 3 {
+		t.Fatalf("%d polls, want the first, the failed prompt acknowledgement and a final one", len(reqs))
+	}
+	if last := reqs[2]; last.MaxEvents != 0 || !slices.Equal(last.Ack, []string{jti}) {
+		t.Errorf("final poll = %+v, want maxEvents 0 and ack [%s]", last, jti)
+	}
+}
+
+func TestPollAcknowledgesAppliedSETsAtOnce(t *testing.T) {
+	// One SET, nothing more available, and a poll interval of an hour: the
+	// acknowledgement must not wait for the next regular poll, or a
+	// transmitter with a shorter redelivery timer sends the SET again.
+	e := newEnv(t)
+	c := e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, "u-prompt"))
+	jti := c["jti"].(string)
+	tx := newPollTransmitter(t,
+		pollResponse(t, map[string]any{jti: e.es256.setOf(t, c)}, false),
+		pollResponse(t, map[string]any{}, false),
+	)
+	cfg := slices.Clone(e.cfg)
+	cfg[0].PollEndpoint = tx.URL
+	cfg[0].PollInterval = time.Hour
+	recv, err := NewReceiver(context.Background(), cfg, e.rev, Options{Logger: testLogger(t), Now: e.clock.Now, PollMaxEvents: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = recv.Run(ctx); close(stopped) }()
+	select {
+	case <-tx.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the applied SET was not acknowledged before the next regular poll")
 	}
 	cancel()
 	<-stopped
 	reqs, _ := tx.seen()
 	if len(reqs) != 2 {
-		t.Fatalf("%d polls, want the first and a final acknowledgement", len(reqs))
+		t.Fatalf("%d polls, want the first and the prompt acknowledgement only", len(reqs))
 	}
-	if last := reqs[1]; last.MaxEvents != 0 || !slices.Equal(last.Ack, []string{jti}) {
-		t.Errorf("final poll = %+v, want maxEvents 0 and ack [%s]", last, jti)
+	if got := reqs[1]; !slices.Equal(got.Ack, []string{jti}) || !got.ReturnImmediately || got.MaxEvents != 5 {
+		t.Errorf("second poll = %+v, want ack [%s], returnImmediately, maxEvents 5", got, jti)
+	}
+}
+
+func TestPollPromptlyIsBoundedWhenTheTransmitterAlwaysHasSETs(t *testing.T) {
+	// Every answer carries a new SET (and says nothing more is available):
+	// acknowledging each at once must not become a hot loop. After
+	// maxPromptPolls polls in a row the last one only acknowledges, and the
+	// next waits for the poll interval.
+	e := newEnv(t)
+	var responses []string
+	var jtis []string
+	for i := range maxPromptPolls + 4 {
+		c := e.claims(EventAccountDisabled, map[string]any{}, issSub(tokIssuerA, fmt.Sprintf("u-loop-%d", i)))
+		jtis = append(jtis, c["jti"].(string))
+		responses = append(responses, pollResponse(t, map[string]any{c["jti"].(string): e.es256.setOf(t, c)}, false))
+	}
+	tx := newPollTransmitter(t, responses...)
+	cfg := slices.Clone(e.cfg)
+	cfg[0].PollEndpoint = tx.URL
+	cfg[0].PollInterval = time.Hour
+	recv, err := NewReceiver(context.Background(), cfg, e.rev, Options{Logger: testLogger(t), Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = recv.Run(ctx); close(stopped) }()
+	// The loop ends with an acknowledgement-only poll; wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reqs, _ := tx.seen()
+		if len(reqs) > maxPromptPolls {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d polls, want %d", len(reqs), maxPromptPolls+1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Give a hot loop the chance to show itself before stopping.
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	<-stopped
+	reqs, _ := tx.seen()
+	// maxPromptPolls polls asking for SETs, then one that only
+	// acknowledges; the SET it received is acknowledged when polling stops.
+	if len(reqs) != maxPromptPolls+2 {
+		t.Fatalf("%d polls, want %d in a row, then the final acknowledgement", len(reqs), maxPromptPolls+2)
+	}
+	for i := 1; i < maxPromptPolls; i++ {
+		if !slices.Equal(reqs[i].Ack, []string{jtis[i-1]}) || reqs[i].MaxEvents == 0 {
+			t.Errorf("poll %d = %+v, want ack [%s] and SETs asked for", i+1, reqs[i], jtis[i-1])
+		}
+	}
+	if last := reqs[maxPromptPolls]; last.MaxEvents != 0 || !slices.Equal(last.Ack, []string{jtis[maxPromptPolls-1]}) {
+		t.Errorf("poll %d = %+v, want an acknowledgement only", maxPromptPolls+1, last)
 	}
 }
 

@@ -413,6 +413,102 @@ func testConformance(t *testing.T, open opener) {
 				t.Fatalf("current token again: %v", err)
 			}
 		})
+		t.Run("ok/reuse grace: the current token retried once from where it came, within the grace", func(t *testing.T) {
+			here, there := Presentation{From: "client-a|198.51.100.0/24", Grace: 3 * time.Second}, Presentation{From: "client-a|203.0.113.0/24", Grace: 3 * time.Second}
+			h := func(n int) string { return fmt.Sprintf("grace-hash-%d", n) }
+			type use struct {
+				name    string
+				advance time.Duration
+				hash    int
+				p       Presentation
+				want    error // nil: let through
+				retried bool
+			}
+			for _, tt := range []struct {
+				name string
+				uses []use
+			}{
+				{"ok/first token retried within the grace, then rotation goes on", []use{
+					{"first", 0, 1, here, nil, false},
+					{"retry", 2 * time.Second, 1, here, nil, true},
+					{"next token", time.Second, 2, here, nil, false},
+					{"next token retried", time.Second, 2, here, nil, true},
+				}},
+				{"fail/a second retry is reuse", []use{
+					{"first", 0, 1, here, nil, false},
+					{"retry", time.Second, 1, here, nil, true},
+					{"retry again", 0, 1, here, ErrRefreshReuse, false},
+				}},
+				{"fail/a retry after the grace is reuse", []use{
+					{"first", 0, 1, here, nil, false},
+					{"retry late", 3*time.Second + time.Millisecond, 1, here, ErrRefreshReuse, false},
+				}},
+				{"fail/a retry from another network is reuse", []use{
+					{"first", 0, 1, here, nil, false},
+					{"retry elsewhere", time.Second, 1, there, ErrRefreshReuse, false},
+				}},
+				{"fail/a rotated-out token within the grace is reuse", []use{
+					{"first", 0, 1, here, nil, false},
+					{"next token", time.Second, 2, here, nil, false},
+					{"first again", 0, 1, here, ErrRefreshReuse, false},
+				}},
+				{"fail/without a grace a retry is reuse", []use{
+					{"first", 0, 1, Presentation{From: here.From}, nil, false},
+					{"retry", 0, 1, Presentation{From: here.From}, ErrRefreshReuse, false},
+				}},
+				{"fail/a retry without a known origin is reuse", []use{
+					{"first", 0, 1, Presentation{Grace: time.Second}, nil, false},
+					{"retry", 0, 1, Presentation{Grace: time.Second}, ErrRefreshReuse, false},
+				}},
+			} {
+				t.Run(tt.name, func(t *testing.T) {
+					c := newClock()
+					s := open(t, c)
+					fam := Family{ID: "fam-grace", Issuer: iss, Subject: "carol", SessionID: "s-g", ExpiresAt: c.Now().Add(time.Hour)}
+					for _, u := range tt.uses {
+						c.Advance(u.advance)
+						f, err := s.UseRefreshTokenFrom(ctx, fam, h(u.hash), u.p)
+						if u.want == nil && err != nil || u.want != nil && !errors.Is(err, u.want) {
+							t.Fatalf("%s: err = %v, want %v", u.name, err, u.want)
+						}
+						if u.want == nil && (f.Retried != u.retried || f.Current != h(u.hash) || f.Revoked()) {
+							t.Fatalf("%s: %+v, want current %s, retried %v, not revoked", u.name, f, h(u.hash), u.retried)
+						}
+						if u.want != nil && !f.Revoked() {
+							t.Fatalf("%s: reuse left the family %+v unrevoked", u.name, f)
+						}
+					}
+				})
+			}
+		})
+		t.Run("ok/concurrent retries within the grace: one retry, the rest reuse", func(t *testing.T) {
+			c := newClock()
+			s := open(t, c)
+			p := Presentation{From: "client-b|net", Grace: 5 * time.Second}
+			fam := Family{ID: "fam-cg", Issuer: iss, Subject: "dave", ExpiresAt: c.Now().Add(time.Hour)}
+			if _, err := s.UseRefreshTokenFrom(ctx, fam, "cg-hash", p); err != nil {
+				t.Fatal(err)
+			}
+			var retried, reused atomic.Int64
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					f, err := s.UseRefreshTokenFrom(ctx, fam, "cg-hash", p)
+					switch {
+					case err == nil && f.Retried:
+						retried.Add(1)
+					case errors.Is(err, ErrRefreshReuse):
+						reused.Add(1)
+					default:
+						t.Error(f, err)
+					}
+				})
+			}
+			wg.Wait()
+			if retried.Load() != 1 || reused.Load() != 7 {
+				t.Errorf("retried=%d reused=%d, want 1 and 7", retried.Load(), reused.Load())
+			}
+		})
 		t.Run("ok/concurrent presentations of one token: one use, the rest reuse", func(t *testing.T) {
 			c := newClock()
 			s := open(t, c)

@@ -34,6 +34,53 @@ type Family struct {
 	// RevokedAt is when reuse was detected; zero while the family is valid.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// CurrentFrom is the Presentation.From of Current's first
+	// presentation (an opaque key of its client and network).
+	CurrentFrom string `json:"current_from,omitempty"`
+	// Retried says that Current was presented a second time within the
+	// reuse grace, and let through.
+	Retried bool `json:"retried,omitempty"`
+}
+
+// Presentation says where a refresh token is presented from, for the reuse
+// grace of UseRefreshTokenFrom.
+type Presentation struct {
+	// From names the client and the network the token is presented from
+	// (an opaque, bounded key such as a hash); "" matches nothing.
+	From string
+	// Grace is how long after a token became the family's current one a
+	// second presentation of it from the same From is let through, once;
+	// 0 never.
+	Grace time.Duration
+}
+
+// MaxRefreshReuseGrace bounds Presentation.Grace.
+const MaxRefreshReuseGrace = time.Minute
+
+// checkPresentation checks a Presentation for every backend.
+func checkPresentation(p Presentation) error {
+	if p.Grace < 0 || p.Grace > MaxRefreshReuseGrace {
+		return invalidf("reuse grace must be between 0 and %s", MaxRefreshReuseGrace)
+	}
+	if p.From != "" {
+		return checkKey("from", p.From)
+	}
+	return nil
+}
+
+// retry reports whether presenting f's hash once more is the retry the
+// reuse grace lets through: hash is still Current (no newer token was
+// presented), it was not retried before, it comes from where it first came
+// from, and within the grace of becoming current.
+func (f Family) retry(hash string, p Presentation, now time.Time) bool {
+	if p.Grace <= 0 || p.From == "" || f.Current != hash || f.Retried || f.CurrentFrom != p.From {
+		return false
+	}
+	since := f.RotatedAt
+	if since.IsZero() {
+		since = f.CreatedAt
+	}
+	return !now.After(since.Add(p.Grace))
 }
 
 // Revoked reports whether the family has been revoked.
@@ -234,28 +281,40 @@ func decodeFamily(v []byte) (Family, error) {
 	return f, nil
 }
 
-// UseRefreshToken records that the refresh token with hash was presented
+// UseRefreshToken is UseRefreshTokenFrom without a reuse grace.
+func (b *Bolt) UseRefreshToken(ctx context.Context, f Family, hash string) (Family, error) {
+	return b.UseRefreshTokenFrom(ctx, f, hash, Presentation{})
+}
+
+// UseRefreshTokenFrom records that the refresh token with hash was presented
 // for family f (its ID, Issuer, Subject, SessionID and ExpiresAt; the family
 // is created on its first token), atomically:
 //
 //   - a hash seen before is reuse: the family is revoked and returned with
-//     ErrRefreshReuse;
+//     ErrRefreshReuse; except once, within p.Grace, for the current hash
+//     presented again from where it first came from (a client retrying
+//     after a lost response): the family is returned with Retried set and
+//     no error;
 //   - a family revoked earlier returns ErrFamilyRevoked;
 //   - otherwise the hash becomes the family's Current, one rotation more.
 //
 // A decision point sees refresh tokens only when they are presented, not
 // when they are issued, so with rotation every refresh token may be
 // presented once: the second presentation of any of them is reuse.
-func (b *Bolt) UseRefreshToken(ctx context.Context, f Family, hash string) (Family, error) {
+func (b *Bolt) UseRefreshTokenFrom(ctx context.Context, f Family, hash string, p Presentation) (Family, error) {
 	if err := ctx.Err(); err != nil {
 		return Family{}, err
 	}
 	now := b.now()
 	f.Current = hash
 	f, err := prepareFamily(f, now)
+	if err == nil {
+		err = checkPresentation(p)
+	}
 	if err != nil {
 		return Family{}, fmt.Errorf("store: use refresh token: %w", err)
 	}
+	f.CurrentFrom = p.From
 	nowN := now.UnixNano()
 	var kept Family
 	var verdict error
@@ -274,6 +333,11 @@ func (b *Bolt) UseRefreshToken(ctx context.Context, f Family, hash string) (Fami
 			verdict = ErrRefreshReuse
 			if kept.Revoked() {
 				return nil
+			}
+			if kept.retry(hash, p, now) {
+				verdict = nil
+				kept.Retried = true
+				return putFamily(tx, kept, kept.ExpiresAt.UnixNano())
 			}
 			kept.RevokedAt = normTime(now)
 			return putFamily(tx, kept, kept.ExpiresAt.UnixNano())
@@ -299,6 +363,7 @@ func (b *Bolt) UseRefreshToken(ctx context.Context, f Family, hash string) (Fami
 			return err
 		}
 		kept.Current, kept.RotatedAt = hash, normTime(now)
+		kept.CurrentFrom, kept.Retried = p.From, false
 		kept.Rotations++
 		return putFamily(tx, kept, kept.ExpiresAt.UnixNano())
 	})

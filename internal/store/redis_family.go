@@ -125,19 +125,35 @@ func (s *Shared) RotateFamily(ctx context.Context, familyID, oldHash, newHash st
 	return Family{}, fmt.Errorf("store: rotate family: family %q: %w", familyID, ErrNotFound)
 }
 
-// UseRefreshToken records the presentation of a refresh token, with the
-// rules of Bolt.UseRefreshToken, across replicas. When Redis is unavailable
-// and the replay degradation allows it, the token passes unchecked (the
-// family as presented is returned, and nothing is recorded).
+// UseRefreshToken is UseRefreshTokenFrom without a reuse grace.
 func (s *Shared) UseRefreshToken(ctx context.Context, f Family, hash string) (Family, error) {
+	return s.UseRefreshTokenFrom(ctx, f, hash, Presentation{})
+}
+
+// UseRefreshTokenFrom records the presentation of a refresh token, with the
+// rules of Bolt.UseRefreshTokenFrom, across replicas. When Redis is
+// unavailable and the replay degradation allows it, the token passes
+// unchecked (the family as presented is returned, and nothing is recorded).
+func (s *Shared) UseRefreshTokenFrom(ctx context.Context, f Family, hash string, p Presentation) (Family, error) {
 	if err := ctx.Err(); err != nil {
 		return Family{}, err
 	}
 	now := s.now()
 	f.Current = hash
 	f, err := prepareFamily(f, now)
+	if err == nil {
+		err = checkPresentation(p)
+	}
 	if err != nil {
 		return Family{}, fmt.Errorf("store: use refresh token: %w", err)
+	}
+	f.CurrentFrom = p.From
+	// The grace is judged in the script against the instant the current
+	// hash became current (kept beside the family, in ns): since is the
+	// earliest such instant that is still within the grace; "" no grace.
+	since := ""
+	if p.Grace > 0 && p.From != "" {
+		since = pad(now.Add(-p.Grace).UnixNano())
 	}
 	body, err := json.Marshal(f)
 	if err != nil {
@@ -145,7 +161,7 @@ func (s *Shared) UseRefreshToken(ctx context.Context, f Family, hash string) (Fa
 	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	args := append(s.famArgs(now), string(body), pad(f.ExpiresAt.UnixNano()), ttlMillis(f.ExpiresAt, now), hash)
+	args := append(s.famArgs(now), string(body), pad(f.ExpiresAt.UnixNano()), ttlMillis(f.ExpiresAt, now), hash, p.From, since)
 	res, err := scriptUseRefreshToken.Run(cctx, s.client, []string{s.keys.tokPrefix + hash, s.keys.famPrefix + f.ID}, args...).Result()
 	if err != nil {
 		err = failed(ctx, "use refresh token", err)

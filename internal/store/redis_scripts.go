@@ -218,21 +218,32 @@ return {'reuse', put(KEYS[1], f, e)}
 
 // scriptUseRefreshToken: KEYS[1] token, KEYS[2] family of the presented
 // family id; ARGV now, prefix, now text, new family JSON, exp, ttl ms,
-// hash. Returns {"lost"}, {"exists"} or {verdict, family JSON} with verdict
-// ok, revoked or reuse.
+// hash, from, since (the reuse grace: the earliest instant, padded ns, at
+// which the current hash may have become current to be let through again
+// from the same from; "" no grace). The family hash keeps that instant in
+// field "cur". Returns {"lost"}, {"exists"} or {verdict, family JSON} with
+// verdict ok, revoked or reuse.
 var scriptUseRefreshToken = redis.NewScript(luaFamHelpers + `
+local from, since = ARGV[8], ARGV[9]
 local id = tok(KEYS[1])
 if id then
   local fk = fpfx .. id
   local f, e = get(fk)
   if not f then return {'lost'} end
   if f.revoked_at then return {'reuse', cjson.encode(f)} end
+  if since ~= '' and from ~= '' and f.current == ARGV[7] and not f.retried and f.current_from == from then
+    local cur = redis.call('HGET', fk, 'cur')
+    if cur and cur >= since then
+      f.retried = true
+      return {'ok', put(fk, f, e)}
+    end
+  end
   f.revoked_at = nowtxt
   return {'reuse', put(fk, f, e)}
 end
 local f, e = get(KEYS[2])
 if not f then
-  redis.call('HSET', KEYS[2], 'j', ARGV[4], 'e', ARGV[5])
+  redis.call('HSET', KEYS[2], 'j', ARGV[4], 'e', ARGV[5], 'cur', now)
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
   puttok(KEYS[1], cjson.decode(ARGV[4]).id, ARGV[5], KEYS[2])
   return {'ok', ARGV[4]}
@@ -240,5 +251,8 @@ end
 if f.revoked_at then return {'revoked', cjson.encode(f)} end
 puttok(KEYS[1], f.id, e, KEYS[2])
 f.current, f.rotated_at, f.rotations = ARGV[7], nowtxt, (f.rotations or 0) + 1
+f.retried = nil
+if from ~= '' then f.current_from = from else f.current_from = nil end
+redis.call('HSET', KEYS[2], 'cur', now)
 return {'ok', put(KEYS[2], f, e)}
 `)

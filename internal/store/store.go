@@ -145,6 +145,12 @@ type Families interface {
 	// reuse (ErrRefreshReuse, the family is revoked), a revoked family is
 	// ErrFamilyRevoked. Both return the family with the error.
 	UseRefreshToken(ctx context.Context, f Family, hash string) (Family, error)
+	// UseRefreshTokenFrom is UseRefreshToken with a reuse grace: the
+	// current hash presented again within p.Grace from p.From, where it
+	// was first presented from, is let through once (the family is
+	// returned with Retried set, and no error); later, again or from
+	// elsewhere it is reuse.
+	UseRefreshTokenFrom(ctx context.Context, f Family, hash string, p Presentation) (Family, error)
 }
 
 // Stats are the sizes of the store, for status pages and metrics.

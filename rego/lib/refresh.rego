@@ -3,13 +3,18 @@
 # grant_type=refresh_token; other grant types are the AS's business.
 #
 # Reads input.token_endpoint.refresh {present, valid, error {code, message},
-# hash, issuer, subject, session_id, client_id, reused, family {id, created
-# (ns), rotations}} and data.pdp.token_endpoint:
+# hash, issuer, subject, session_id, client_id, reused, retried (only when
+# true: let through by Go within refresh_reuse_grace, with the warning
+# refresh_token_retried), family {id, created (ns), rotations}} and
+# data.pdp.token_endpoint:
 #   refresh_reuse    "revoke_session" (default; the subject when the token
 #                    has no session), "revoke_subject" or "deny" (no
 #                    revocation); anything else is revoke_session
 #   refresh_max_age  how long a family may live from its first token
 #                    (default "720h")
+#   refresh_reuse_grace  read by Go (default "0s"): the same client, from
+#                    the same network, may present the token once more
+#                    within it without that being reuse
 #
 # Reasons, all 400 with error "invalid_grant" (RFC 6749 §5.2), as the AS
 # would answer:
