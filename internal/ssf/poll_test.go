@@ -292,8 +292,14 @@ func TestPollAcknowledgesAppliedSETsAtOnce(t *testing.T) {
 	cancel()
 	<-stopped
 	reqs, _ := tx.seen()
+	// Stopping while the prompt acknowledgement is in flight sends it once
+	// more, on a final acknowledge-only poll: the receiver cannot know it
+	// arrived.
+	if len(reqs) == 3 && reqs[2].MaxEvents == 0 && slices.Equal(reqs[2].Ack, []string{jti}) {
+		reqs = reqs[:2]
+	}
 	if len(reqs) != 2 {
-		t.Fatalf("%d polls, want the first and the prompt acknowledgement only", len(reqs))
+		t.Fatalf("%d polls, want the first and the prompt acknowledgement only: %+v", len(reqs), reqs)
 	}
 	if got := reqs[1]; !slices.Equal(got.Ack, []string{jti}) || !got.ReturnImmediately || got.MaxEvents != 5 {
 		t.Errorf("second poll = %+v, want ack [%s], returnImmediately, maxEvents 5", got, jti)
