@@ -40,7 +40,7 @@ func FuzzBundleManifest(f *testing.F) {
 			return
 		}
 		files := map[string]string{"/.manifest": manifest, "/data.json": data, "/tokenguard/main.rego": module}
-		b, err := readBundle("fuzz", bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball(t, files)), "").WithSizeLimitBytes(MaxBundleBytes), nil)
+		b, err := readBundle("fuzz", bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball(t, files)), ""), nil, DefaultLimits)
 		if err != nil {
 			return
 		}
