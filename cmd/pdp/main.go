@@ -4,6 +4,7 @@
 //
 //	pdp serve [--config file] [--dev]   run the decision API
 //	pdp opa ...                         OPA's CLI with tokenguard's built-ins (test, eval, check, build, ...)
+//	pdp policy check DIR|BUNDLE         check a policy as the server would before activating it
 package main
 
 import (
@@ -48,6 +49,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newOPACommand())
 	root.AddCommand(newRevokeCommand())
 	root.AddCommand(newConfigCommand())
+	root.AddCommand(newPolicyCommand())
 	return root
 }
 

@@ -164,6 +164,17 @@ func readLocalBundle(name, path string, vc *bundle.VerificationConfig, lim Limit
 	return readBundle(name, bundle.NewTarballLoaderWithBaseURL(f, ""), vc, lim)
 }
 
+// ReadBundle reads a local bundle (a directory or .tar.gz file) as the
+// policy set it makes alone, its sizes checked against lim; its signature,
+// if any, is not verified.
+func ReadBundle(name, path string, lim Limits) (*Set, error) {
+	b, err := readLocalBundle(name, path, nil, lim)
+	if err != nil {
+		return nil, err
+	}
+	return combine([]string{name}, []*bundle.Bundle{b})
+}
+
 // errNotModified is a bundle service's 304 answer.
 var errNotModified = errors.New("bundle not modified")
 

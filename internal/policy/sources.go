@@ -67,6 +67,7 @@ type source struct {
 	bundle     config.Bundle // policy.bundles[i]
 	etag       string        // of the last bundle taken from the service
 	etagActive bool          // whether the etag's bundle was accepted
+	lastErr    error         // of the last failure
 	accepted   string        // the state its last accepted content put it in
 	latest     *bundle.Bundle
 	active     *bundle.Bundle
@@ -169,6 +170,8 @@ func redact(raw string) string {
 // Load reads every source once and activates the policy they make. It
 // returns an error, naming the failures, when no policy is active
 // afterwards: decisions then deny with policy_error until a source delivers.
+// The error wraps each source's (a *ConfigErrorsError for data with
+// configuration errors).
 func (s *Sources) Load(ctx context.Context) error {
 	for _, src := range s.sources {
 		s.refresh(ctx, src)
@@ -177,10 +180,12 @@ func (s *Sources) Load(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	for _, st := range s.Status().Sources {
-		switch st.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, src := range s.sources {
+		switch st := src.status; st.State {
 		case StateFailed:
-			errs = append(errs, fmt.Errorf("%s: %s", st.Name, st.LastError))
+			errs = append(errs, fmt.Errorf("%s: %w", st.Name, src.lastErr))
 		case StateWaiting, StateLoading:
 			errs = append(errs, fmt.Errorf("%s: %s", st.Name, st.State))
 		}
@@ -419,6 +424,7 @@ func (s *Sources) failed(src *source, err error) {
 	s.mu.Lock()
 	src.status.State = StateFailed
 	src.status.LastError, src.status.LastErrorAt = err.Error(), &now
+	src.lastErr = err
 	src.status.ConfigErrors = nil
 	if errors.Is(err, ErrRefused) && !errors.Is(err, ErrTooLarge) {
 		s.refused.Store(true)
