@@ -62,7 +62,7 @@ segment(i, k) := sprintf("[%s]", [json.marshal(k)]) if {
 	not plain(k)
 }
 
-plain(k) if regex.match(`^[A-Za-z_][A-Za-z0-9_]*$`, k)
+plain(k) if regex.match(`^[A-Za-z_][A-Za-z0-9_-]*$`, k)
 
 # --- what a value must be ---------------------------------------------------------
 

@@ -45,10 +45,15 @@ signature is not checked); any other directory as policy.dir.
 
 Exit status: 0 the policy would be activated, 1 it would be refused,
 2 usage error or the path cannot be read.`,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError(cmd, fmt.Errorf("needs one DIR or BUNDLE, got %d arguments", len(args)))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "text" && format != "json" {
-				return &opacmd.ExitError{Exit: checkUnreadable}
+				return usageError(cmd, fmt.Errorf("--format %q: must be text or json", format))
 			}
 			code := checkPolicy(cmd, args[0], lim, tests, format == "json")
 			if code != checkValid {
@@ -57,6 +62,7 @@ Exit status: 0 the policy would be activated, 1 it would be refused,
 			return nil
 		},
 	}
+	check.SetFlagErrorFunc(usageError)
 	f := check.Flags()
 	f.BoolVar(&tests, "test", false, "run the policy's own *_test.rego too (policy.test_on_load)")
 	f.StringVar(&format, "format", "text", "text or json")
@@ -64,6 +70,12 @@ Exit status: 0 the policy would be activated, 1 it would be refused,
 	f.Int64Var(&lim.MaxTotalBytes, "max-total-bytes", config.DefaultPolicyMaxTotalBytes, "policy.max_total_bytes")
 	c.AddCommand(check)
 	return c
+}
+
+// usageError reports a usage error and makes it exit status 2.
+func usageError(cmd *cobra.Command, err error) error {
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", cmd.CommandPath(), err)
+	return &opacmd.ExitError{Exit: checkUnreadable}
 }
 
 // checkResult is `pdp policy check --format json`'s output.
