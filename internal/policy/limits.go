@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/tokenguard/pdp/internal/config"
@@ -193,6 +194,9 @@ const bigVersion = 8 << 20
 // for its size was never read: nothing to hand back.
 func releaseMemory(refused bool, retired int64) {
 	if refused || retired >= bigVersion {
+		// Two collections: OPA's evaluation keeps objects in sync.Pools,
+		// which let go of them only at the second.
+		runtime.GC()
 		debug.FreeOSMemory()
 	}
 }
