@@ -87,7 +87,7 @@ func TestPolicyCheckExitCodes(t *testing.T) {
 		{name: "ok/the shipped policy as a bundle", args: []string{goodBundle}, code: 0, stdout: []string{"is valid"}},
 		{name: "ok/the shipped policy with its tests", args: []string{"--test", good}, code: 0},
 		{name: "fail/a duration that is not one", args: []string{broken}, code: 1,
-			stdout: []string{"pdp.lifetimes.default.max_lifetime: must be a positive duration"}, stderr: []string{"1 configuration errors"}},
+			stdout: []string{"pdp.lifetimes.default.max_lifetime: must be a positive duration"}, stderr: []string{"1 configuration error(s)"}},
 		{name: "fail/a bundle with a duration that is not one", args: []string{brokenBundle}, code: 1,
 			stdout: []string{"pdp.lifetimes.default.max_lifetime: must be a positive duration"}},
 		{name: "fail/json output", args: []string{"--format", "json", broken}, code: 1,

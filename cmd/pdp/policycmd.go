@@ -108,7 +108,7 @@ func checkPolicy(cmd *cobra.Command, path string, lim policy.Limits, tests, asJS
 		case code == checkValid:
 			fmt.Fprintf(out, "policy %s is valid (revision %s)\n", path, res.Revision)
 		case len(res.Errors) > 0:
-			fmt.Fprintf(cmd.ErrOrStderr(), "policy %s would be refused: %d configuration errors\n", path, len(res.Errors))
+			fmt.Fprintf(cmd.ErrOrStderr(), "policy %s would be refused: %d configuration error(s)\n", path, len(res.Errors))
 		default:
 			fmt.Fprintf(cmd.ErrOrStderr(), "policy %s: %s\n", path, res.Error)
 		}

@@ -68,7 +68,14 @@ func (e *ConfigErrorsError) Error() string {
 	if len(e.Errors) > len(shown) {
 		more = fmt.Sprintf(", and %d more", len(e.Errors)-len(shown))
 	}
-	return fmt.Sprintf("policy data from %s has %d configuration errors: %s%s", e.Source, len(e.Errors), strings.Join(parts, "; "), more)
+	noun := "configuration errors"
+	if len(e.Errors) == 1 {
+		noun = "a configuration error"
+	}
+	if len(e.Errors) > 1 {
+		noun = fmt.Sprintf("%d %s", len(e.Errors), noun)
+	}
+	return fmt.Sprintf("policy data from %s has %s: %s%s", e.Source, noun, strings.Join(parts, "; "), more)
 }
 
 // Is makes errors.Is(err, ErrRefused) hold.
