@@ -1,4 +1,4 @@
-package tokenguard_test
+package tokenguard.config_errors_test
 
 import data.tokenguard
 import data.tokenguard.fixtures
