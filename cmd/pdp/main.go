@@ -5,6 +5,7 @@
 //	pdp serve [--config file] [--dev]   run the decision API
 //	pdp opa ...                         OPA's CLI with tokenguard's built-ins (test, eval, check, build, ...)
 //	pdp store backup|restore FILE       back up or restore the state store
+//	pdp policy check DIR|BUNDLE         check a policy as the server would before activating it
 package main
 
 import (
@@ -50,6 +51,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newRevokeCommand())
 	root.AddCommand(newConfigCommand())
 	root.AddCommand(newStoreCommand())
+	root.AddCommand(newPolicyCommand())
 	return root
 }
 

@@ -173,7 +173,7 @@ func TestDecisionReuse(t *testing.T) {
 		tok := tb.mint(t, "ES256", map[string]any{"sub": "reuse-7"})
 		req := reuseRequest(t, tok, "/v1/accounts/1", "203.0.113.7", "app/1", nil)
 		decideWith(t, e, req)
-		set, err := policy.LoadDir("../../rego")
+		set, err := policy.LoadDir("../../rego", policy.Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -221,6 +221,12 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		return nil, err
 	}
 	if err := sources.Load(ctx); err != nil {
+		// Data with configuration errors will not fix itself: say so
+		// and stop, rather than serve policy_error to everyone.
+		var invalid *policy.ConfigErrorsError
+		if errors.As(err, &invalid) {
+			return nil, fmt.Errorf("%w\n%s", err, configErrorLines(invalid))
+		}
 		logger.Error("no policy activated: /readyz stays 503 and every decision is a deny with policy_error", "error", err)
 	}
 	go func() { _ = sources.Run(ctx) }()

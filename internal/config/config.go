@@ -151,7 +151,23 @@ type Policy struct {
 	// TestOnLoad runs a new policy's own *_test.rego before activating it;
 	// a failing test keeps the previous policy serving.
 	TestOnLoad bool `mapstructure:"test_on_load"`
+	// MaxFileBytes bounds each file of a policy source (a module or data
+	// file of the directory or of a bundle, uncompressed). A version with a
+	// larger file is refused before it is read; the previous one keeps
+	// serving. Policy data takes far more memory than its JSON: about 25
+	// times its size while it is loaded.
+	MaxFileBytes int64 `mapstructure:"max_file_bytes"`
+	// MaxTotalBytes bounds all files of one policy source together (the
+	// directory, or a bundle uncompressed; a downloaded bundle's compressed
+	// body too), like MaxFileBytes.
+	MaxTotalBytes int64 `mapstructure:"max_total_bytes"`
 }
+
+// Default size limits of a policy source.
+const (
+	DefaultPolicyMaxFileBytes  = 64 << 20
+	DefaultPolicyMaxTotalBytes = 64 << 20
+)
 
 // Bundle is one OPA bundle source.
 type Bundle struct {
@@ -492,7 +508,7 @@ func Defaults() Config {
 		Listen:          "127.0.0.1:8181",
 		DataDir:         "./data",
 		Environment:     "prod",
-		Policy:          Policy{Dir: "./rego", Debounce: 200 * time.Millisecond},
+		Policy:          Policy{Dir: "./rego", Debounce: 200 * time.Millisecond, MaxFileBytes: DefaultPolicyMaxFileBytes, MaxTotalBytes: DefaultPolicyMaxTotalBytes},
 		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1},
 		Metrics:         Metrics{Enabled: true},
 		DecisionTimeout: 100 * time.Millisecond,
@@ -607,6 +623,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Policy.Debounce < 10*time.Millisecond || c.Policy.Debounce > 2*time.Second {
 		bad("policy.debounce", "must be between 10ms and 2s")
+	}
+	if c.Policy.MaxFileBytes <= 0 {
+		bad("policy.max_file_bytes", "must be positive")
+	}
+	if c.Policy.MaxTotalBytes < c.Policy.MaxFileBytes {
+		bad("policy.max_total_bytes", "must not be less than policy.max_file_bytes")
 	}
 	names := map[string]bool{}
 	for i, b := range c.Policy.Bundles {

@@ -129,7 +129,7 @@ func newPDP(t *testing.T) *pdp {
 		t.Fatal(err)
 	}
 	engine := policy.NewEngine(logger)
-	set, err := policy.LoadDir("../../rego")
+	set, err := policy.LoadDir("../../rego", policy.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -113,8 +114,8 @@ func New(opts Options) *Metrics {
 		}),
 		policyActivations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdp_policy_activations_total",
-			Help: "Policy versions activated, by source (dir or the bundle's name).",
-		}, []string{"source"}),
+			Help: "Policy versions activated (result=\"activated\") or read and refused (result=\"refused\": compile or test failure, configuration errors in the data, over a size limit; the previous one kept serving), by source (dir or the bundle's name).",
+		}, []string{"source", "result"}),
 		policyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdp_policy_activation_failures_total",
 			Help: "Policy versions refused (load, signature, compile or test failed; the previous one kept serving), by source.",
@@ -344,16 +345,20 @@ func (p *PolicyObserver) Activated(source, _ string) {
 	if p == nil {
 		return
 	}
-	p.m.policyActivations.WithLabelValues(oneOf(source, p.m.sources)).Inc()
+	p.m.policyActivations.WithLabelValues(oneOf(source, p.m.sources), "activated").Inc()
 	p.m.policyActivatedAt.SetToCurrentTime()
 }
 
-// Failed counts a policy version that could not be activated.
-func (p *PolicyObserver) Failed(source string, _ error) {
+// Failed counts a policy version that could not be activated; one that was
+// read and refused counts as an activation with result "refused" too.
+func (p *PolicyObserver) Failed(source string, err error) {
 	if p == nil {
 		return
 	}
 	p.m.policyFailures.WithLabelValues(oneOf(source, p.m.sources)).Inc()
+	if errors.Is(err, policy.ErrRefused) {
+		p.m.policyActivations.WithLabelValues(oneOf(source, p.m.sources), "refused").Inc()
+	}
 }
 
 // Compile-time checks: Metrics is what the observed packages expect.

@@ -165,14 +165,20 @@ func TestPolicyObserver(t *testing.T) {
 	p := m.Policy()
 	p.Activated("dir", "rev1")
 	p.Activated("main", "rev2")
-	p.Failed("main", errors.New("signature"))
+	p.Failed("main", errors.New("download: connection refused"))
 	p.Failed("https://bundles.example.com/secret-path", errors.New("x"))
+	p.Failed("dir", &policy.ConfigErrorsError{Source: "dir:rego", Errors: []policy.ConfigError{{Path: "pdp.realm", Message: "must be a string"}}})
 	var _ policy.Observer = p
 
 	fams, body := scrape(t, m)
-	want(t, fams, "pdp_policy_activations_total", map[string]string{"source": "dir"}, 1)
-	want(t, fams, "pdp_policy_activations_total", map[string]string{"source": "main"}, 1)
+	want(t, fams, "pdp_policy_activations_total", map[string]string{"source": "dir", "result": "activated"}, 1)
+	want(t, fams, "pdp_policy_activations_total", map[string]string{"source": "main", "result": "activated"}, 1)
+	want(t, fams, "pdp_policy_activations_total", map[string]string{"source": "dir", "result": "refused"}, 1)
+	if _, ok := value(fams, "pdp_policy_activations_total", map[string]string{"source": "main", "result": "refused"}); ok {
+		t.Error("a source that could not be read counts as a refused version")
+	}
 	want(t, fams, "pdp_policy_activation_failures_total", map[string]string{"source": "main"}, 1)
+	want(t, fams, "pdp_policy_activation_failures_total", map[string]string{"source": "dir"}, 1)
 	want(t, fams, "pdp_policy_activation_failures_total", map[string]string{"source": "other"}, 1)
 	if strings.Contains(body, "secret-path") || strings.Contains(body, "rev1") {
 		t.Error("/metrics repeats a URL or a revision")

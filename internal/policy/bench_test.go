@@ -60,7 +60,7 @@ func shippedPolicy(tb testing.TB) *Set {
 		builtins.SetStore(nil)
 		st.Close()
 	})
-	set, err := LoadDir("../../rego")
+	set, err := LoadDir("../../rego", Limits{})
 	if err != nil {
 		tb.Fatal(err)
 	}

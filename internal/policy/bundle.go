@@ -22,9 +22,6 @@ import (
 	"github.com/tokenguard/pdp/internal/config"
 )
 
-// MaxBundleBytes bounds a downloaded bundle and every file in a bundle.
-const MaxBundleBytes = 64 << 20
-
 // verificationAlgorithms are the bundle signature algorithms accepted.
 var verificationAlgorithms = []string{
 	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
@@ -108,11 +105,13 @@ func checkPublicKey(raw []byte, alg string) error {
 
 // readBundle reads and, when verification is on, verifies one bundle.
 // Delta bundles are refused: a bundle is always the whole policy part.
-func readBundle(name string, loader bundle.DirectoryLoader, vc *bundle.VerificationConfig) (*bundle.Bundle, error) {
-	r := bundle.NewCustomReader(loader).
+// Each file is held to lim.MaxFileBytes; the caller checks the total.
+func readBundle(name string, loader bundle.DirectoryLoader, vc *bundle.VerificationConfig, lim Limits) (*bundle.Bundle, error) {
+	lim = lim.orDefault()
+	r := bundle.NewCustomReader(loader.WithSizeLimitBytes(lim.MaxFileBytes)).
 		WithRegoVersion(ast.RegoV1).
 		WithProcessAnnotations(true).
-		WithSizeLimitBytes(MaxBundleBytes)
+		WithSizeLimitBytes(lim.MaxFileBytes)
 	if vc != nil {
 		r = r.WithBundleVerificationConfig(vc)
 	} else {
@@ -120,7 +119,8 @@ func readBundle(name string, loader bundle.DirectoryLoader, vc *bundle.Verificat
 	}
 	b, err := r.Read()
 	if err != nil {
-		return nil, fmt.Errorf("read bundle %s: %w", name, err)
+		// (What does not parse, verify or fit is a refused version.)
+		return nil, refused(fmt.Errorf("read bundle %s: %w", name, err))
 	}
 	if b.Type() != bundle.SnapshotBundleType {
 		return nil, fmt.Errorf("read bundle %s: %s bundles are not supported", name, b.Type())
@@ -137,21 +137,42 @@ func readBundle(name string, loader bundle.DirectoryLoader, vc *bundle.Verificat
 	return &b, nil
 }
 
-// readLocalBundle reads a bundle directory or .tar.gz file.
-func readLocalBundle(name, path string, vc *bundle.VerificationConfig) (*bundle.Bundle, error) {
+// readLocalBundle reads a bundle directory or .tar.gz file, its sizes
+// checked against lim before it is read.
+func readLocalBundle(name, path string, vc *bundle.VerificationConfig, lim Limits) (*bundle.Bundle, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("read bundle %s: %w", name, err)
 	}
 	if fi.IsDir() {
-		return readBundle(name, bundle.NewDirectoryLoader(path).WithSizeLimitBytes(MaxBundleBytes), vc)
+		if _, err := checkTree(path, lim, nil); err != nil {
+			return nil, fmt.Errorf("read bundle %s: %w", name, err)
+		}
+		return readBundle(name, bundle.NewDirectoryLoader(path), vc, lim)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read bundle %s: %w", name, err)
 	}
 	defer f.Close()
-	return readBundle(name, bundle.NewTarballLoaderWithBaseURL(f, "").WithSizeLimitBytes(MaxBundleBytes), vc)
+	if err := checkTarball(name, path, f, lim); err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read bundle %s: %w", name, err)
+	}
+	return readBundle(name, bundle.NewTarballLoaderWithBaseURL(f, ""), vc, lim)
+}
+
+// ReadBundle reads a local bundle (a directory or .tar.gz file) as the
+// policy set it makes alone, its sizes checked against lim; its signature,
+// if any, is not verified.
+func ReadBundle(name, path string, lim Limits) (*Set, error) {
+	b, err := readLocalBundle(name, path, nil, lim)
+	if err != nil {
+		return nil, err
+	}
+	return combine([]string{name}, []*bundle.Bundle{b})
 }
 
 // errNotModified is a bundle service's 304 answer.
@@ -160,7 +181,8 @@ var errNotModified = errors.New("bundle not modified")
 // fetchBundle downloads a bundle from a bundle service. With etag set it
 // asks If-None-Match and returns errNotModified on 304. The credential, when
 // set, is sent as a bearer token.
-func fetchBundle(ctx context.Context, client *http.Client, name, url, etag, credential string, vc *bundle.VerificationConfig) (*bundle.Bundle, string, error) {
+func fetchBundle(ctx context.Context, client *http.Client, name, url, etag, credential string, vc *bundle.VerificationConfig, lim Limits) (*bundle.Bundle, string, error) {
+	lim = lim.orDefault()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("download bundle %s: %w", name, err)
@@ -185,14 +207,20 @@ func fetchBundle(ctx context.Context, client *http.Client, name, url, etag, cred
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil, "", fmt.Errorf("download bundle %s: the bundle service answered %s", name, resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBundleBytes+1))
+	if resp.ContentLength > lim.MaxTotalBytes {
+		return nil, "", fmt.Errorf("download bundle %s: %w", name, &TooLargeError{Path: redact(url), Size: resp.ContentLength, Limit: lim.MaxTotalBytes, Setting: "policy.max_total_bytes"})
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, lim.MaxTotalBytes+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("download bundle %s: %w", name, err)
 	}
-	if len(body) > MaxBundleBytes {
-		return nil, "", fmt.Errorf("download bundle %s: larger than %d bytes", name, MaxBundleBytes)
+	if int64(len(body)) > lim.MaxTotalBytes {
+		return nil, "", fmt.Errorf("download bundle %s: %w", name, &TooLargeError{Path: redact(url), Size: int64(len(body)), Limit: lim.MaxTotalBytes, Setting: "policy.max_total_bytes"})
 	}
-	b, err := readBundle(name, bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(body), "").WithSizeLimitBytes(MaxBundleBytes), vc)
+	if err := checkTarball(name, redact(url), bytes.NewReader(body), lim); err != nil {
+		return nil, "", err
+	}
+	b, err := readBundle(name, bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(body), ""), vc, lim)
 	if err != nil {
 		return nil, "", err
 	}
@@ -236,7 +264,7 @@ func combine(names []string, bundles []*bundle.Bundle) (*Set, error) {
 		}
 	}
 	var err error
-	if set.Revision, err = revisionOf(raw, set.Data); err != nil {
+	if set.Revision, set.Bytes, err = revisionOf(raw, set.Data); err != nil {
 		return nil, fmt.Errorf("combine %s: %w", source, err)
 	}
 	return set, nil

@@ -32,7 +32,10 @@ var ErrNoPolicy = errors.New("no policy is active")
 type Engine struct {
 	active      atomic.Pointer[version]
 	activations atomic.Uint64
-	logger      *slog.Logger
+	// retired adds up the sizes of the versions replaced since Sources
+	// last looked (to hand their memory back to the operating system).
+	retired atomic.Int64
+	logger  *slog.Logger
 	// noFold evaluates every rule on every request (see fold.go): for tests
 	// that compare the two.
 	noFold bool
@@ -46,6 +49,7 @@ type version struct {
 	source    string
 	activated time.Time
 	folded    int
+	bytes     int64 // the size of its modules and data (Set.Bytes)
 }
 
 // Info describes the active policy version.
@@ -72,31 +76,69 @@ func (e *Engine) Activate(ctx context.Context, set *Set) error {
 	return e.activate(ctx, set, nil)
 }
 
+// Check does with set what Activate does, up to but not including making
+// it the active version: it reports why the set would be refused (the
+// error is then an ErrRefused), nil when it would be activated. With tests
+// set, the set's own tests must pass too (policy.test_on_load).
+func (e *Engine) Check(ctx context.Context, set *Set, tests bool) error {
+	_, err := e.build(ctx, set, func(ctx context.Context, set *Set) error {
+		if !definesDecision(set.Modules) {
+			return fmt.Errorf("policy from %s: no module defines %s", set.Source, Query)
+		}
+		if tests {
+			return runTests(ctx, set)
+		}
+		return nil
+	})
+	return err
+}
+
 // activate is Activate with a last check (that the decision rule exists,
 // the policy's own tests) that runs after the set compiled and before it is
-// published.
+// published. Whatever fails is an ErrRefused.
 func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Context, *Set) error) error {
-	settings, err := settingsFrom(set.Data)
+	v, err := e.build(ctx, set, check)
 	if err != nil {
-		return fmt.Errorf("policy data from %s: %w", set.Source, err)
+		return err
 	}
+	v.settings.Reuse.Version = e.activations.Add(1)
+	if !v.settings.Reuse.Allowed {
+		e.logger.Warn("decisions of this policy are not reused", "revision", set.Revision, "why", v.settings.Reuse.Why)
+	}
+	old := e.active.Swap(v)
+	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules), "folded_rules", v.folded)
+	if old != nil {
+		e.retired.Add(old.bytes)
+	}
+	return nil
+}
+
+// build compiles, prepares and validates set: the version Activate would
+// publish. Its errors are ErrRefused.
+func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context, *Set) error) (*version, error) {
 	pq, folded, err := e.prepare(ctx, set)
 	if err != nil {
-		return fmt.Errorf("compile policy from %s: %w", set.Source, err)
+		return nil, refused(fmt.Errorf("compile policy from %s: %w", set.Source, err))
+	}
+	store := inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	errs, err := configErrors(ctx, set.Modules, store)
+	if err != nil {
+		return nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
+	}
+	if len(errs) > 0 {
+		return nil, &ConfigErrorsError{Source: set.Source, Errors: errs}
+	}
+	settings, err := settingsFrom(set.Data)
+	if err != nil {
+		return nil, refused(fmt.Errorf("policy data from %s: %w", set.Source, err))
 	}
 	if check != nil {
 		if err := check(ctx, set); err != nil {
-			return err
+			return nil, refused(err)
 		}
 	}
 	settings.Reuse = reuseOf(set.Modules)
-	settings.Reuse.Version = e.activations.Add(1)
-	if !settings.Reuse.Allowed {
-		e.logger.Warn("decisions of this policy are not reused", "revision", set.Revision, "why", settings.Reuse.Why)
-	}
-	e.active.Store(&version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now(), folded: folded})
-	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules), "folded_rules", folded)
-	return nil
+	return &version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now(), folded: folded, bytes: set.Bytes}, nil
 }
 
 // prepare compiles the set, folded (fold.go) unless folding is off, and

@@ -25,7 +25,7 @@ func writePolicy(t *testing.T, decision string) string {
 
 func activate(t *testing.T, dir string) *Engine {
 	t.Helper()
-	set, err := LoadDir(dir)
+	set, err := LoadDir(dir, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,25 +117,25 @@ func TestFailedActivationKeepsThePreviousPolicy(t *testing.T) {
 
 func TestLoadDirRevisionFollowsContent(t *testing.T) {
 	dir := writePolicy(t, `decision := 1`)
-	a, err := LoadDir(dir)
+	a, err := LoadDir(dir, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := LoadDir(dir)
+	b, _ := LoadDir(dir, Limits{})
 	if a.Revision != b.Revision {
 		t.Error("same content, different revisions")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"pdp": {"x": 1}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := LoadDir(dir)
+	c, _ := LoadDir(dir, Limits{})
 	if c.Revision == a.Revision {
 		t.Error("a data change did not change the revision")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "main_test.rego"), []byte("package tokenguard.main_test\n\ntest_x if true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d, _ := LoadDir(dir)
+	d, _ := LoadDir(dir, Limits{})
 	if d.Revision != c.Revision || len(d.Modules) != 1 {
 		t.Error("a test module is served or changes the revision")
 	}
@@ -185,7 +185,7 @@ func TestSettingsComeFromPolicyData(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "data.json"), []byte(`{"pdp": {"token_endpoint": {"url": 7}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	set, err := LoadDir(dir)
+	set, err := LoadDir(dir, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"io"
 	"strings"
 	"testing"
 
@@ -40,7 +41,7 @@ func FuzzBundleManifest(f *testing.F) {
 			return
 		}
 		files := map[string]string{"/.manifest": manifest, "/data.json": data, "/tokenguard/main.rego": module}
-		b, err := readBundle("fuzz", bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball(t, files)), "").WithSizeLimitBytes(MaxBundleBytes), nil)
+		b, err := readBundle("fuzz", bundle.NewTarballLoaderWithBaseURL(bytes.NewReader(tarball(t, files)), ""), nil, DefaultLimits)
 		if err != nil {
 			return
 		}
@@ -77,4 +78,56 @@ func tarball(t testing.TB, files map[string]string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// FuzzBundleSizeLimits feeds downloaded bundle bodies through the size
+// check that runs before a bundle is read: it never panics, and a body it
+// accepts holds no file over the per-file limit and no more than the total
+// limit in all (counted independently, by reading every file).
+func FuzzBundleSizeLimits(f *testing.F) {
+	lim := Limits{MaxFileBytes: 1 << 10, MaxTotalBytes: 4 << 10}
+	gzipOf := func(raw []byte) []byte {
+		var buf bytes.Buffer
+		gz := gzip.NewWriter(&buf)
+		_, _ = gz.Write(raw)
+		_ = gz.Close()
+		return buf.Bytes()
+	}
+	f.Add(tarball(f, map[string]string{"/data.json": `{}`, "/tokenguard/main.rego": "package tokenguard\n"}))
+	f.Add(tarball(f, map[string]string{"/data.json": strings.Repeat("x", 2<<10)}))
+	f.Add(tarball(f, map[string]string{"/.manifest": strings.Repeat("x", 1000), "/data.json": strings.Repeat("x", 1000), "/tokenguard/main.rego": strings.Repeat("x", 1000)}))
+	f.Add([]byte("this is not a tarball"))
+	f.Add(gzipOf([]byte("not a tar inside")))
+	f.Add(gzipOf(make([]byte, 64<<10))) // zeros: the end of a tar, many times over
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) > 64<<10 {
+			return
+		}
+		if err := checkTarball("fuzz", "fuzz", bytes.NewReader(body), lim); err != nil {
+			return
+		}
+		gz, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("accepted a body that is not gzip: %v", err)
+		}
+		tr := tar.NewReader(io.LimitReader(gz, 1<<20))
+		var total int64
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				return
+			}
+			if h.Typeflag != tar.TypeReg {
+				continue
+			}
+			n, _ := io.Copy(io.Discard, tr)
+			if n > lim.MaxFileBytes {
+				t.Fatalf("accepted %s of %d bytes", h.Name, n)
+			}
+			if total += n; total > lim.MaxTotalBytes {
+				t.Fatalf("accepted %d bytes in all", total)
+			}
+		}
+	})
 }

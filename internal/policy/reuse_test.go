@@ -113,7 +113,7 @@ func TestReuseOf(t *testing.T) {
 // header by name: a change that makes it read every header would make
 // reuse useless behind gateways that add a request id to every request.
 func TestShippedPolicyIsReusable(t *testing.T) {
-	set, err := LoadDir("../../rego")
+	set, err := LoadDir("../../rego", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

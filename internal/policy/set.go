@@ -25,18 +25,27 @@ type Set struct {
 	Data     map[string]any
 	Revision string
 	Source   string
+	// Bytes is about the size of the modules and the data (as JSON).
+	Bytes int64
 }
 
 // LoadDir loads the Rego modules and data files (JSON/YAML) below dir the way
 // `opa run` and `opa test` do. Test modules (*_test.rego) go to Tests, not to
 // Modules; the capabilities declaration and hidden files are left out.
-func LoadDir(dir string) (*Set, error) {
+// The files' sizes are checked against lim (zero: DefaultLimits) before
+// any is read: over a limit, the error is a *TooLargeError.
+func LoadDir(dir string, lim Limits) (*Set, error) {
+	if _, err := checkTree(dir, lim, notServed); err != nil {
+		return nil, fmt.Errorf("load policy dir %s: %w", dir, err)
+	}
 	res, err := loader.NewFileLoader().
 		WithRegoVersion(ast.RegoV1).
 		WithProcessAnnotation(true).
 		Filtered([]string{dir}, notServed)
 	if err != nil {
-		return nil, fmt.Errorf("load policy dir %s: %w", dir, err)
+		// (Every file could be read a moment ago: what does not parse or
+		// merge is a refused version.)
+		return nil, refused(fmt.Errorf("load policy dir %s: %w", dir, err))
 	}
 	set := &Set{Data: res.Documents, Source: "dir:" + dir}
 	raw := map[string][]byte{}
@@ -50,9 +59,9 @@ func LoadDir(dir string) (*Set, error) {
 		raw[strings.TrimPrefix(name, dir)] = f.Raw
 	}
 	if len(set.Modules) == 0 {
-		return nil, fmt.Errorf("load policy dir %s: no Rego modules", dir)
+		return nil, refused(fmt.Errorf("load policy dir %s: no Rego modules", dir))
 	}
-	if set.Revision, err = revisionOf(raw, set.Data); err != nil {
+	if set.Revision, set.Bytes, err = revisionOf(raw, set.Data); err != nil {
 		return nil, fmt.Errorf("load policy dir %s: %w", dir, err)
 	}
 	return set, nil
@@ -60,19 +69,23 @@ func LoadDir(dir string) (*Set, error) {
 
 // revisionOf is the revision of a policy: a digest of its modules (by name)
 // and its data document.
-func revisionOf(modules map[string][]byte, data map[string]any) (string, error) {
+// It also returns the size of what it digested.
+func revisionOf(modules map[string][]byte, data map[string]any) (string, int64, error) {
 	h := sha256.New()
+	var size int64
 	for _, name := range slices.Sorted(maps.Keys(modules)) {
+		size += int64(len(modules[name]))
 		fmt.Fprintf(h, "module %s %d\n", name, len(modules[name]))
 		h.Write(modules[name])
 	}
 	b, err := json.Marshal(data) // map keys are sorted: stable
 	if err != nil {
-		return "", fmt.Errorf("encode data: %w", err)
+		return "", 0, fmt.Errorf("encode data: %w", err)
 	}
+	size += int64(len(b))
 	fmt.Fprintf(h, "data %d\n", len(b))
 	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return hex.EncodeToString(h.Sum(nil))[:16], size, nil
 }
 
 // isTestModule tells test modules by their file name, as `opa test` does.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -46,6 +47,7 @@ type Sources struct {
 	verify     *bundle.VerificationConfig
 	testOnLoad bool
 	debounce   time.Duration
+	limits     Limits
 	sources    []*source
 
 	// activating serialises the activation of new versions, and guards
@@ -53,6 +55,9 @@ type Sources struct {
 	activating sync.Mutex
 	// mu guards the sources' status and etag.
 	mu sync.Mutex
+	// refused: a version was refused since refresh last looked (after it
+	// had been read, at least in part).
+	refused atomic.Bool
 }
 
 // source is one policy source and what it last delivered.
@@ -62,6 +67,7 @@ type source struct {
 	bundle     config.Bundle // policy.bundles[i]
 	etag       string        // of the last bundle taken from the service
 	etagActive bool          // whether the etag's bundle was accepted
+	lastErr    error         // of the last failure
 	accepted   string        // the state its last accepted content put it in
 	latest     *bundle.Bundle
 	active     *bundle.Bundle
@@ -101,6 +107,7 @@ func NewSources(engine *Engine, cfg config.Policy, opts SourcesOptions) (*Source
 		verify:     vc,
 		testOnLoad: cfg.TestOnLoad,
 		debounce:   cfg.Debounce,
+		limits:     Limits{MaxFileBytes: cfg.MaxFileBytes, MaxTotalBytes: cfg.MaxTotalBytes}.orDefault(),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -163,6 +170,8 @@ func redact(raw string) string {
 // Load reads every source once and activates the policy they make. It
 // returns an error, naming the failures, when no policy is active
 // afterwards: decisions then deny with policy_error until a source delivers.
+// The error wraps each source's (a *ConfigErrorsError for data with
+// configuration errors).
 func (s *Sources) Load(ctx context.Context) error {
 	for _, src := range s.sources {
 		s.refresh(ctx, src)
@@ -171,10 +180,12 @@ func (s *Sources) Load(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	for _, st := range s.Status().Sources {
-		switch st.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, src := range s.sources {
+		switch st := src.status; st.State {
 		case StateFailed:
-			errs = append(errs, fmt.Errorf("%s: %s", st.Name, st.LastError))
+			errs = append(errs, fmt.Errorf("%s: %w", st.Name, src.lastErr))
 		case StateWaiting, StateLoading:
 			errs = append(errs, fmt.Errorf("%s: %s", st.Name, st.State))
 		}
@@ -236,11 +247,19 @@ func (s *Sources) Status() Status {
 	return st
 }
 
-// refresh reads src and, when it has something new, tries to activate it.
+// refresh reads src and, when it has something new, tries to activate it;
+// then it hands the memory of what was refused or replaced back to the
+// operating system.
 func (s *Sources) refresh(ctx context.Context, src *source) {
+	s.update(ctx, src)
+	releaseMemory(s.refused.Swap(false), s.engine.retired.Swap(0))
+}
+
+// update is refresh but for the memory.
+func (s *Sources) update(ctx context.Context, src *source) {
 	switch {
 	case src.dir != "":
-		set, err := LoadDir(src.dir)
+		set, err := LoadDir(src.dir, s.limits)
 		if err != nil {
 			s.failed(src, err)
 			return
@@ -261,7 +280,7 @@ func (s *Sources) refresh(ctx context.Context, src *source) {
 			return
 		}
 		fctx, cancel := context.WithTimeout(ctx, s.timeout)
-		b, newEtag, err := fetchBundle(fctx, s.client, src.bundle.Name, src.bundle.URL, etag, credential, s.verify)
+		b, newEtag, err := fetchBundle(fctx, s.client, src.bundle.Name, src.bundle.URL, etag, credential, s.verify, s.limits)
 		cancel()
 		switch {
 		case errors.Is(err, errNotModified):
@@ -276,7 +295,7 @@ func (s *Sources) refresh(ctx context.Context, src *source) {
 		s.mu.Unlock()
 		s.offerBundle(ctx, src, b)
 	default:
-		b, err := readLocalBundle(src.bundle.Name, src.bundle.Path, s.verify)
+		b, err := readLocalBundle(src.bundle.Name, src.bundle.Path, s.verify, s.limits)
 		if err != nil {
 			s.failed(src, err)
 			return
@@ -382,6 +401,7 @@ func (s *Sources) succeeded(src *source, revision, state string) {
 	defer s.mu.Unlock()
 	src.status.State, src.accepted = state, state
 	src.status.Revision = revision
+	src.status.ConfigErrors = nil
 	src.status.LastSuccess, src.status.LastChecked = &now, &now
 	src.etagActive = true
 }
@@ -404,12 +424,23 @@ func (s *Sources) failed(src *source, err error) {
 	s.mu.Lock()
 	src.status.State = StateFailed
 	src.status.LastError, src.status.LastErrorAt = err.Error(), &now
+	src.lastErr = err
+	src.status.ConfigErrors = nil
+	if errors.Is(err, ErrRefused) && !errors.Is(err, ErrTooLarge) {
+		s.refused.Store(true)
+	}
+	attrs := []any{"source", src.status.Name, "error", err}
+	var invalid *ConfigErrorsError
+	if errors.As(err, &invalid) {
+		src.status.ConfigErrors = invalid.Errors
+		attrs = append(attrs, "config_errors", invalid.Errors)
+	}
 	name := src.status.Name
 	s.mu.Unlock()
 	if info, ok := s.engine.Active(); ok {
-		s.logger.Error("policy source refused: the active policy keeps serving", "source", name, "error", err, "active_revision", info.Revision)
+		s.logger.Error("policy source refused: the active policy keeps serving", append(attrs, "active_revision", info.Revision)...)
 	} else {
-		s.logger.Error("policy source refused: no policy is active, every decision is a deny with policy_error", "source", name, "error", err)
+		s.logger.Error("policy source refused: no policy is active, every decision is a deny with policy_error", attrs...)
 	}
 	if s.observer != nil {
 		s.observer.Failed(name, err)

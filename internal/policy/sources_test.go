@@ -679,10 +679,10 @@ func TestTestOnLoad(t *testing.T) {
 			if st := s.Status(); st.Active != nil || !strings.Contains(st.Sources[0].LastError, tt.refused) {
 				t.Errorf("status = %+v", st)
 			}
-			if _, err := LoadDir(tt.dir); err != nil {
+			if _, err := LoadDir(tt.dir, Limits{}); err != nil {
 				t.Fatal(err)
 			}
-			set, _ := LoadDir(tt.dir)
+			set, _ := LoadDir(tt.dir, Limits{})
 			if err := runTests(context.Background(), set); !errors.As(err, &tf) || tf.Total != 3 || len(tf.Failed) != 2 {
 				t.Errorf("runTests = %v", err)
 			}

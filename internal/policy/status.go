@@ -9,8 +9,10 @@ type Observer interface {
 	// brought a new policy revision into service.
 	Activated(source, revision string)
 	// Failed reports that source delivered nothing usable: a download,
-	// signature, parse, compile or test failure. The previous policy keeps
-	// serving.
+	// signature, parse, compile or test failure, configuration errors in
+	// the data, a size limit. The previous policy keeps serving. A version
+	// that was read and refused is an ErrRefused (errors.Is); a source that
+	// could not be read or reached is not.
 	Failed(source string, err error)
 }
 
@@ -61,4 +63,8 @@ type SourceStatus struct {
 	LastError string `json:"last_error,omitempty"`
 	// LastErrorAt is when it happened.
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	// ConfigErrors are the configuration errors of the source's last
+	// version (data.tokenguard.config_errors) while it is refused for them;
+	// empty once the source delivers a version that is accepted.
+	ConfigErrors []ConfigError `json:"config_errors,omitempty"`
 }

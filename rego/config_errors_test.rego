@@ -1,0 +1,131 @@
+package tokenguard.config_errors_test
+
+import data.tokenguard
+import data.tokenguard.fixtures
+
+paths(pdp) := p if {
+	errs := tokenguard.config_errors with data.pdp as pdp
+	p := {e.path | some e in errs}
+}
+
+test_the_fixture_data_has_no_errors if {
+	count(tokenguard.config_errors) == 0 with data.pdp as fixtures.policy_data
+}
+
+test_no_data_and_null_settings_have_no_errors if {
+	count(tokenguard.config_errors) == 0 with data.pdp as {}
+	count(tokenguard.config_errors) == 0 with data.pdp as {"realm": null, "routes": null, "lifetimes": {"default": {"max_age": null}}}
+}
+
+test_data_pdp_not_an_object if {
+	paths("routes") == {"pdp"}
+}
+
+# Each broken setting is reported at its path, and only there.
+test_broken_settings_are_reported_at_their_path if {
+	every pdp, path in {
+		{"lifetimes": {"default": {"max_lifetime": "30 minutes"}}}: "pdp.lifetimes.default.max_lifetime",
+		{"lifetimes": {"grant_types": {"client_credentials": {"max_age": "1d"}}}}: "pdp.lifetimes.grant_types.client_credentials.max_age",
+		{"lifetimes": {"clients": {"web": {"max_lifetime": 60}}}}: "pdp.lifetimes.clients.web.max_lifetime",
+		{"lifetimes": {"clients": {"web": {"maxage": "1h"}}}}: "pdp.lifetimes.clients.web.maxage",
+		{"lifetimes": {"grant_types": {"password": {}}}}: "pdp.lifetimes.grant_types.password",
+		{"lifetimes": []}: "pdp.lifetimes",
+		{"realm": 1}: "pdp.realm",
+		{"grant_type_claim": ""}: "pdp.grant_type_claim",
+		{"grant_types": {"allowed": ["implicit"]}}: "pdp.grant_types.allowed[0]",
+		{"grant_types": {"allowed": "client_credentials"}}: "pdp.grant_types.allowed",
+		{"dpop": {"algs": ["HS256"]}}: "pdp.dpop.algs[0]",
+		{"dpop": {"algs": []}}: "pdp.dpop.algs",
+		{"unknown_routes": "Allow"}: "pdp.unknown_routes",
+		{"fingerprint": {"ipv4_prefix": 33}}: "pdp.fingerprint.ipv4_prefix",
+		{"fingerprint": {"ipv6_prefix": "56"}}: "pdp.fingerprint.ipv6_prefix",
+		{"modes": {"lifetime": "off"}}: "pdp.modes.lifetime",
+		{"modes": {"lifetimes": "monitor"}}: "pdp.modes.lifetimes",
+		{"token_endpoint": {"url": "/token"}}: "pdp.token_endpoint.url",
+		{"token_endpoint": {"refresh_reuse": "revoke"}}: "pdp.token_endpoint.refresh_reuse",
+		{"token_endpoint": {"refresh_max_age": "30d"}}: "pdp.token_endpoint.refresh_max_age",
+		{"token_exchange": {"max_delegation_depth": 0}}: "pdp.token_exchange.max_delegation_depth",
+		{"environments": {"prod": {"roles": {"user": "accounts:read"}}}}: "pdp.environments.prod.roles.user",
+		{"environments": {"prod": {"roles": {"user": []}, "default_roles": ["users"]}}}: "pdp.environments.prod.default_roles[0]",
+		{"environments": {"prod": {"frozen_scope": ["x"]}}}: "pdp.environments.prod.frozen_scope",
+		{"environments": {"prod": {"client_scopes": {"job": "x"}}}}: "pdp.environments.prod.client_scopes.job",
+		{"clients": {"job": {"allowed_cidrs": ["10.0.0.0/33"]}}}: "pdp.clients.job.allowed_cidrs[0]",
+		{"clients": {"job": {"allowed_cidrs": "10.0.0.0/8"}}}: "pdp.clients.job.allowed_cidrs",
+		{"clients": {"job": {"sender_constraint": "DPoP"}}}: "pdp.clients.job.sender_constraint",
+		{"clients": {"job": {"modes": {"network": "audit"}}}}: "pdp.clients.job.modes.network",
+		{"clients": {"https://app": {"allowed_cidr": []}}}: `pdp.clients["https://app"].allowed_cidr`,
+		{"scopes": []}: "pdp.scopes",
+	} {
+		paths(pdp) == {path}
+	}
+}
+
+route(r) := {"routes": [object.union({"path": "/v1/x"}, r)]}
+
+test_malformed_routes_are_reported_at_their_path if {
+	every r, path in {
+		{"scope": ["a"]}: "pdp.routes[0].scope",
+		{"path": null}: "pdp.routes[0].path",
+		{"path": "v1/x"}: "pdp.routes[0].path",
+		{"path": "/v1/[ab]"}: "pdp.routes[0].path",
+		{"methods": "GET"}: "pdp.routes[0].methods",
+		{"scopes": "a"}: "pdp.routes[0].scopes",
+		{"grant_types": ["password"]}: "pdp.routes[0].grant_types[0]",
+		{"audience": ["a"]}: "pdp.routes[0].audience",
+		{"path_parameters": "yes"}: "pdp.routes[0].path_parameters",
+		{"authorization_details": {"actions": ["read"]}}: "pdp.routes[0].authorization_details.type",
+		{"authorization_details": {"type": "t", "action": ["read"]}}: "pdp.routes[0].authorization_details.action",
+	} {
+		paths(route(r)) == {path}
+	}
+	paths({"routes": {"path": "/"}}) == {"pdp.routes"}
+	paths({"routes": ["/v1"]}) == {"pdp.routes[0]"}
+}
+
+test_routes_that_can_never_match if {
+	every r, path in {
+		{"methods": []}: "pdp.routes[0].methods",
+		{"methods": ["GET "]}: "pdp.routes[0].methods[0]",
+		{"host": "api.example.com:443"}: "pdp.routes[0].host",
+		{"host": "https://api.example.com"}: "pdp.routes[0].host",
+		{"host": ""}: "pdp.routes[0].host",
+		{"path": "/v1//x"}: "pdp.routes[0].path",
+		{"path": "/v1/../x"}: "pdp.routes[0].path",
+		{"path": "/v1/./x"}: "pdp.routes[0].path",
+	} {
+		paths(route(r)) == {path}
+	}
+}
+
+test_hosts_that_can_match if {
+	every host in ["api.example.com", "API.Example.com", "*.example.com", "*", "localhost", "10.0.0.1", "::1", "api.example.com."] {
+		paths(route({"host": host})) == set()
+	}
+}
+
+test_a_route_shadowed_by_an_earlier_one_can_never_match if {
+	every table in [
+		[{"path": "/v1/**"}, {"path": "/v1/accounts/*", "methods": ["GET"]}],
+		[{"path": "/**", "methods": "*"}, {"path": "/v1"}],
+		[{"path": "/v1/x", "methods": ["GET", "post"]}, {"path": "/v1/x", "methods": ["POST"]}],
+		[{"path": "/v1/x", "host": "*.example.com"}, {"path": "/v1/x", "host": "API.example.com"}],
+		[{"path": "/v1/x"}, {"path": "/v1/y"}, {"path": "/v1/x", "host": "api.example.com", "methods": ["*"]}],
+	] {
+		shadowed := count(table) - 1
+		paths({"routes": table}) == {sprintf("pdp.routes[%d]", [shadowed])}
+	}
+}
+
+test_routes_that_overlap_only_in_part_are_not_shadowed if {
+	every table in [
+		[{"path": "/v1/accounts/*"}, {"path": "/v1/**"}],
+		[{"path": "/v1/x", "methods": ["GET"]}, {"path": "/v1/x"}],
+		[{"path": "/v1/x", "methods": ["GET"]}, {"path": "/v1/x", "methods": ["GET", "POST"]}],
+		[{"path": "/v1/x", "host": "a.example.com"}, {"path": "/v1/x"}],
+		[{"path": "/v1/x", "host": "*.example.com"}, {"path": "/v1/x", "host": "a.b.example.com"}],
+		[{"path": "/v1/**"}, {"path": "/v1"}],
+		[{"path": "/v1/*"}, {"path": "/v1/x/y"}],
+	] {
+		paths({"routes": table}) == set()
+	}
+}
