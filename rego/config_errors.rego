@@ -221,7 +221,7 @@ config_errors contains error(["pdp", "token_exchange", "max_delegation_depth"], 
 config_errors contains error(["pdp", "token_endpoint"], msg) if msg := problem_object(get(pdp, "token_endpoint"))
 
 config_errors contains e if {
-	some e in unknown(["pdp", "token_endpoint"], get(pdp, "token_endpoint"), {"url", "refresh_reuse", "refresh_max_age"})
+	some e in unknown(["pdp", "token_endpoint"], get(pdp, "token_endpoint"), {"url", "refresh_reuse", "refresh_max_age", "refresh_reuse_grace"})
 }
 
 config_errors contains error(["pdp", "token_endpoint", "url"], "must be an absolute http or https URL") if {
@@ -241,6 +241,20 @@ config_errors contains error(["pdp", "token_endpoint", "refresh_reuse"], msg) if
 
 config_errors contains error(["pdp", "token_endpoint", "refresh_max_age"], msg) if {
 	msg := problem_duration(get(get(pdp, "token_endpoint"), "refresh_max_age"))
+}
+
+# Go reads it (internal/policy/settings.go): 0s to 1m.
+config_errors contains error(["pdp", "token_endpoint", "refresh_reuse_grace"], `must be a duration from "0s" to "1m", such as "3s"`) if {
+	v := get(get(pdp, "token_endpoint"), "refresh_reuse_grace")
+	v != null
+	not grace_within(v)
+}
+
+grace_within(v) if {
+	is_string(v)
+	ns := time.parse_duration_ns(v)
+	ns >= 0
+	ns <= 60000000000
 }
 
 # modes, global and per client

@@ -22,6 +22,12 @@ test_data_pdp_not_an_object if {
 }
 
 # Each broken setting is reported at its path, and only there.
+test_a_refresh_reuse_grace_within_a_minute_is_no_error if {
+	every grace in ["0s", "3s", "1m"] {
+		paths({"token_endpoint": {"refresh_reuse_grace": grace}}) == set()
+	}
+}
+
 test_broken_settings_are_reported_at_their_path if {
 	every pdp, path in {
 		{"lifetimes": {"default": {"max_lifetime": "30 minutes"}}}: "pdp.lifetimes.default.max_lifetime",
@@ -44,6 +50,9 @@ test_broken_settings_are_reported_at_their_path if {
 		{"token_endpoint": {"url": "/token"}}: "pdp.token_endpoint.url",
 		{"token_endpoint": {"refresh_reuse": "revoke"}}: "pdp.token_endpoint.refresh_reuse",
 		{"token_endpoint": {"refresh_max_age": "30d"}}: "pdp.token_endpoint.refresh_max_age",
+		{"token_endpoint": {"refresh_reuse_grace": "2m"}}: "pdp.token_endpoint.refresh_reuse_grace",
+		{"token_endpoint": {"refresh_reuse_grace": "-1s"}}: "pdp.token_endpoint.refresh_reuse_grace",
+		{"token_endpoint": {"refresh_reuse_grace": 3}}: "pdp.token_endpoint.refresh_reuse_grace",
 		{"token_exchange": {"max_delegation_depth": 0}}: "pdp.token_exchange.max_delegation_depth",
 		{"environments": {"prod": {"roles": {"user": "accounts:read"}}}}: "pdp.environments.prod.roles.user",
 		{"environments": {"prod": {"roles": {"user": []}, "default_roles": ["users"]}}}: "pdp.environments.prod.default_roles[0]",
