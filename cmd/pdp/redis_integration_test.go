@@ -44,6 +44,24 @@ const issuerURL = "https://as.example.com"
 
 func newReplicaSet(t *testing.T, n int, onUnavailable string) *replicaSet {
 	t.Helper()
+	return newReplicaSetWith(t, n, replicaSetup{onUnavailable: onUnavailable})
+}
+
+// replicaSetup is what newReplicaSetWith varies; zero fields take the
+// defaults of newReplicaSet (decision_timeout 2s, store.redis.timeout 250ms).
+type replicaSetup struct {
+	onUnavailable                 string
+	decisionTimeout, redisTimeout string
+}
+
+func newReplicaSetWith(t *testing.T, n int, setup replicaSetup) *replicaSet {
+	t.Helper()
+	if setup.decisionTimeout == "" {
+		setup.decisionTimeout = "2s"
+	}
+	if setup.redisTimeout == "" {
+		setup.redisTimeout = "250ms"
+	}
 	root := t.TempDir()
 	rs := &replicaSet{redis: redistest.Start(t)}
 	var err error
@@ -68,7 +86,7 @@ func newReplicaSet(t *testing.T, n int, onUnavailable string) *replicaSet {
 		r.config = filepath.Join(r.dir, "pdp.yaml")
 		cfg := fmt.Sprintf(`listen: %s
 data_dir: %s
-decision_timeout: 2s
+decision_timeout: %s
 log:
   level: warn
 decision_logs:
@@ -91,10 +109,10 @@ store:
   backend: redis
   redis:
     addrs: [%s]
-    timeout: 250ms
+    timeout: %s
   on_unavailable:
 %s
-`, r.addr, filepath.Join(r.dir, "data"), policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, rs.redis.Addr(), onUnavailable)
+`, r.addr, filepath.Join(r.dir, "data"), setup.decisionTimeout, policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, rs.redis.Addr(), setup.redisTimeout, setup.onUnavailable)
 		if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -619,4 +637,79 @@ func TestIntegrationRedisUnavailableTheOtherWay(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestIntegrationRedisPausedUnderKeptDecisions: a Redis stopped with
+// SIGSTOP (connections open, no answers) under bearer tokens whose
+// decisions were kept. Revalidating a kept decision asks Redis for the
+// fingerprint, and the evaluation after a failed revalidation used to ask
+// again: two timeouts exceeded decision_timeout and answered policy_error
+// (500). One decision now waits for at most one store.redis.timeout, and
+// the failure is answered as store.on_unavailable says: with fingerprint
+// monitor, an allow with a state_unavailable warning; with deny, a 503.
+func TestIntegrationRedisPausedUnderKeptDecisions(t *testing.T) {
+	for _, tt := range []struct {
+		name, onUnavailable string
+		want                func(d decideResponse) bool
+	}{
+		{"ok/fingerprint monitor: allowed with a state_unavailable warning", "    fingerprint: monitor",
+			func(d decideResponse) bool { return d.Allow && hasWarning(d, "state_unavailable") }},
+		{"fail/fingerprint deny: denied 503 state_unavailable", "    fingerprint: deny",
+			func(d decideResponse) bool { return !d.Allow && d.Status == 503 && firstCode(d) == "state_unavailable" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Two timeouts (the revalidation and the evaluation) exceed
+			// the decision's; one does not.
+			rs := newReplicaSetWith(t, 1, replicaSetup{onUnavailable: tt.onUnavailable, decisionTimeout: "200ms", redisTimeout: "120ms"})
+			r := rs.replicas[0]
+			var toks []string
+			for i := range 4 {
+				tok := rs.mint(t, map[string]any{"sub": fmt.Sprint("kept-", i)})
+				// Evaluated (and again once its first sighting is written),
+				// then answered from the kept decision.
+				for range 5 {
+					if d := r.decide(t, bearer(tok), nil); !d.Allow {
+						t.Fatalf("with Redis up: %v", d.Reasons)
+					}
+				}
+				toks = append(toks, tok)
+			}
+			if hits := metricValue(t, r, `pdp_decision_cache_total{result="hit"}`); hits < 4 {
+				t.Fatalf("%v decisions answered from kept ones before the pause, want them kept", hits)
+			}
+			rs.redis.Pause()
+			var bad []string
+			for i := range 40 {
+				d, err := r.tryDecide(bearer(toks[i%len(toks)]), nil)
+				if err != nil {
+					bad = append(bad, err.Error())
+				} else if !tt.want(d) {
+					bad = append(bad, fmt.Sprintf("allow=%v status=%d reasons=%v warnings=%v", d.Allow, d.Status, d.Reasons, d.Warnings))
+				}
+			}
+			if len(bad) > 0 {
+				t.Errorf("%d of 40 decisions while Redis was paused were not as store.on_unavailable says, e.g.\n%s", len(bad), strings.Join(bad[:min(len(bad), 5)], "\n"))
+			}
+			rs.redis.Resume()
+		})
+	}
+}
+
+// metricValue reads one sample of the replica's /metrics; 0 when absent.
+func metricValue(t *testing.T, r *replica, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + r.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			var f float64
+			_, _ = fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
 }
