@@ -52,6 +52,7 @@ func newReplicaSet(t *testing.T, n int, onUnavailable string) *replicaSet {
 type replicaSetup struct {
 	onUnavailable                 string
 	decisionTimeout, redisTimeout string
+	maxFollowerLag                string // default 5s
 }
 
 func newReplicaSetWith(t *testing.T, n int, setup replicaSetup) *replicaSet {
@@ -61,6 +62,9 @@ func newReplicaSetWith(t *testing.T, n int, setup replicaSetup) *replicaSet {
 	}
 	if setup.redisTimeout == "" {
 		setup.redisTimeout = "250ms"
+	}
+	if setup.maxFollowerLag == "" {
+		setup.maxFollowerLag = "5s"
 	}
 	root := t.TempDir()
 	rs := &replicaSet{redis: redistest.Start(t)}
@@ -110,9 +114,10 @@ store:
   redis:
     addrs: [%s]
     timeout: %s
+    max_follower_lag: %s
   on_unavailable:
 %s
-`, r.addr, filepath.Join(r.dir, "data"), setup.decisionTimeout, policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, rs.redis.Addr(), setup.redisTimeout, setup.onUnavailable)
+`, r.addr, filepath.Join(r.dir, "data"), setup.decisionTimeout, policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, rs.redis.Addr(), setup.redisTimeout, setup.maxFollowerLag, setup.onUnavailable)
 		if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -712,4 +717,80 @@ func metricValue(t *testing.T, r *replica, sample string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestIntegrationRedisFollowerLag: a replica whose copy of the revocations
+// has not been able to follow the stream for longer than
+// store.redis.max_follower_lag is taken out of rotation (/readyz 503) rather
+// than allowing tokens revoked meanwhile; /v1/status and /metrics show the
+// lag. Once Redis is back it catches up and is ready again.
+func TestIntegrationRedisFollowerLag(t *testing.T) {
+	rs := newReplicaSetWith(t, 1, replicaSetup{onUnavailable: "    fingerprint: monitor", maxFollowerLag: "2s"})
+	r := rs.replicas[0]
+	readyz := func() int {
+		resp, err := http.Get("http://" + r.addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	type replication struct {
+		Ready         bool    `json:"ready"`
+		StaleSeconds  float64 `json:"stale_seconds"`
+		MaxLagSeconds float64 `json:"max_lag_seconds"`
+		Following     bool    `json:"following"`
+	}
+	status := func() replication {
+		resp, err := http.Get("http://" + r.addr + "/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var st struct {
+			Store struct {
+				Replication json.RawMessage `json:"replication"`
+			} `json:"store"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("replication: %s", st.Store.Replication)
+		var rep replication
+		_ = json.Unmarshal(st.Store.Replication, &rep)
+		return rep
+	}
+	if rep := status(); !rep.Following || !rep.Ready || rep.MaxLagSeconds != 2 || readyz() != 200 {
+		t.Fatalf("with Redis up: %+v", rep)
+	}
+	rs.redis.Kill()
+
+	t.Run("fail/not ready once the copy could not follow for max_follower_lag", func(t *testing.T) {
+		for deadline := time.Now().Add(10 * time.Second); readyz() != http.StatusServiceUnavailable; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("/readyz never turned 503 while the replica could not follow")
+			}
+		}
+		if rep := status(); rep.Following || rep.Ready || rep.StaleSeconds <= 2 {
+			t.Errorf("status while lagging: %+v", rep)
+		}
+		if v := metricValue(t, r, "pdp_store_replication_following"); v != 0 {
+			t.Errorf("pdp_store_replication_following = %v, want 0", v)
+		}
+		if v := metricValue(t, r, "pdp_store_replication_stale_seconds"); v <= 2 {
+			t.Errorf("pdp_store_replication_stale_seconds = %v, want > 2", v)
+		}
+	})
+	t.Run("ok/ready again once Redis is back and the copy caught up", func(t *testing.T) {
+		rs.redis.Start()
+		for deadline := time.Now().Add(10 * time.Second); readyz() != 200; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("/readyz never turned 200 again")
+			}
+		}
+		if rep := status(); !rep.Following || !rep.Ready {
+			t.Errorf("status after catching up: %+v", rep)
+		}
+	})
 }
