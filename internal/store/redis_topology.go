@@ -103,15 +103,9 @@ func topologyError(err error) bool {
 	return true // io.EOF, a closed pool, a refused connection
 }
 
-func (t *topology) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := next(ctx, network, addr)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.failed()
-		}
-		return conn, err
-	}
-}
+// DialHook passes dials through: a failed dial fails the command that
+// needed it, which ProcessHook sees.
+func (t *topology) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (t *topology) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
