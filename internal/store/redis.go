@@ -241,9 +241,16 @@ func (s *Shared) Close() error {
 
 func (s *Shared) now() time.Time { return s.opts.Now() }
 
-// call returns a context bounded by the Redis timeout.
+// call returns a context bounded by the Redis timeout, and by half of what
+// is left of ctx's deadline: a caller with a deadline (a decision) keeps the
+// time to answer without the shared state when the call fails, as
+// store.on_unavailable says, instead of running out of time itself.
 func (s *Shared) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.opts.Timeout)
+	d := s.opts.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, max(time.Until(dl)/2, time.Millisecond))
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // failed classifies an error of a Redis call made with a context derived

@@ -380,4 +380,21 @@ func TestSharedOneRoundTripPerDecision(t *testing.T) {
 			}
 		}
 	})
+	t.Run("ok/a call leaves a decision with a deadline the time to answer", func(t *testing.T) {
+		// The decision has less time left than the Redis timeout: the call
+		// gives up first, and the degradation answers before the deadline.
+		for i := range 5 {
+			dctx, cancel := context.WithTimeout(ctx, 80*time.Millisecond)
+			nctx, notes := WithNotes(dctx)
+			_, _, err := s.LastSeen(nctx, fmt.Sprint("other-", i))
+			deadline := dctx.Err()
+			cancel()
+			if err != nil {
+				t.Fatalf("LastSeen = %v, want the monitor degradation", err)
+			}
+			if deadline != nil || len(notes.Entries()) != 1 {
+				t.Errorf("deadline %v, notes %+v", deadline, notes.Entries())
+			}
+		}
+	})
 }
