@@ -53,6 +53,10 @@ type replicaSetup struct {
 	onUnavailable                 string
 	decisionTimeout, redisTimeout string
 	maxFollowerLag                string // default 5s
+	// redis, when set, is the store.redis addrs and master_name lines
+	// (a cluster, Sentinels); otherwise a standalone redis-server is
+	// started.
+	redis string
 }
 
 func newReplicaSetWith(t *testing.T, n int, setup replicaSetup) *replicaSet {
@@ -67,7 +71,11 @@ func newReplicaSetWith(t *testing.T, n int, setup replicaSetup) *replicaSet {
 		setup.maxFollowerLag = "5s"
 	}
 	root := t.TempDir()
-	rs := &replicaSet{redis: redistest.Start(t)}
+	rs := &replicaSet{}
+	if setup.redis == "" {
+		rs.redis = redistest.Start(t)
+		setup.redis = "    addrs: [" + rs.redis.Addr() + "]"
+	}
 	var err error
 	if rs.issuer, err = devissuer.New(issuerURL, "ES256"); err != nil {
 		t.Fatal(err)
@@ -112,12 +120,12 @@ ssf:
 store:
   backend: redis
   redis:
-    addrs: [%s]
+%s
     timeout: %s
     max_follower_lag: %s
   on_unavailable:
 %s
-`, r.addr, filepath.Join(r.dir, "data"), setup.decisionTimeout, policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, rs.redis.Addr(), setup.redisTimeout, setup.maxFollowerLag, setup.onUnavailable)
+`, r.addr, filepath.Join(r.dir, "data"), setup.decisionTimeout, policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, setup.redis, setup.redisTimeout, setup.maxFollowerLag, setup.onUnavailable)
 		if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -795,4 +803,160 @@ func TestIntegrationRedisFollowerLag(t *testing.T) {
 			t.Errorf("status after catching up: %+v", rep)
 		}
 	})
+}
+
+// TestIntegrationRedisClusterFailover: three pdp replicas on a Redis
+// Cluster of 3 masters and 3 replicas; the master holding the revocation
+// stream is killed (SIGKILL) under load. A revocation acknowledged through
+// one replica after the kill is enforced by every replica within 2s of the
+// replica's promotion (as the cluster reports it), and no decision is a
+// 500 meanwhile.
+func TestIntegrationRedisClusterFailover(t *testing.T) {
+	nodes := redistest.StartClusterWithReplicas(t, 3, 1)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr())
+	}
+	rs := newReplicaSetWith(t, 3, replicaSetup{onUnavailable: "    replay: deny\n    fingerprint: monitor",
+		redis: "    addrs: [" + strings.Join(addrs, ", ") + "]"})
+	out, err := nodes[0].CLI("cluster", "keyslot", "pdp:{revocations}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slot int64
+	if _, err := fmt.Sscan(out, &slot); err != nil {
+		t.Fatalf("cluster keyslot: %q", out)
+	}
+	masterOf := func(via *redistest.Server) string {
+		c := redis.NewClient(&redis.Options{Addr: via.Addr(), DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+		defer c.Close()
+		slots, err := c.ClusterSlots(context.Background()).Result()
+		if err != nil {
+			return ""
+		}
+		for _, s := range slots {
+			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+				return s.Nodes[0].Addr
+			}
+		}
+		return ""
+	}
+	old := masterOf(nodes[0])
+	var victim, witness *redistest.Server
+	for _, n := range nodes {
+		if n.Addr() == old {
+			victim = n
+		} else if witness == nil {
+			witness = n
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no node is the master of slot %d (%q)", slot, old)
+	}
+
+	failoverUnderLoad(t, rs, victim.Kill, func() bool { m := masterOf(witness); return m != "" && m != old })
+}
+
+// TestIntegrationRedisSentinelFailover: the same with a master, a replica
+// and three Sentinels.
+func TestIntegrationRedisSentinelFailover(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.StartReplica(t, master)
+	sentinels := redistest.StartSentinels(t, master, 3, 2, 1)
+	var addrs []string
+	for _, s := range sentinels {
+		addrs = append(addrs, s.Addr())
+	}
+	rs := newReplicaSetWith(t, 3, replicaSetup{onUnavailable: "    replay: deny\n    fingerprint: monitor",
+		redis: "    addrs: [" + strings.Join(addrs, ", ") + "]\n    master_name: mymaster"})
+	_, port, _ := strings.Cut(replica.Addr(), ":")
+	failoverUnderLoad(t, rs, master.Kill, func() bool {
+		out, err := sentinels[0].CLI("sentinel", "get-master-addr-by-name", "mymaster")
+		return err == nil && strings.Contains(out, port)
+	})
+}
+
+// failoverUnderLoad kills the master under bearer decisions on every
+// replica, writes a revocation through replica 1 until it is acknowledged,
+// and checks that every replica enforces it within 2s of the promotion
+// (promoted reports it from the cluster's or the Sentinels' view) and that
+// no decision failed meanwhile.
+func failoverUnderLoad(t *testing.T, rs *replicaSet, kill func(), promotedNow func() bool) {
+	t.Helper()
+	var (
+		stop       atomic.Bool
+		mu         sync.Mutex
+		unexpected []string
+		wg         sync.WaitGroup
+	)
+	for i, r := range rs.replicas {
+		wg.Go(func() {
+			tok := rs.mint(t, map[string]any{"sub": fmt.Sprint("load-", i)})
+			for !stop.Load() {
+				d, err := r.tryDecide(map[string]any{"authorization": "Bearer " + tok, "user-agent": "load"}, with(nil, "remote_ip", "203.0.113.7"))
+				if err != nil || !d.Allow {
+					mu.Lock()
+					if len(unexpected) < 10 {
+						unexpected = append(unexpected, fmt.Sprintf("replica %d: %v %+v", i, err, d.Reasons))
+					}
+					mu.Unlock()
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	killed := time.Now()
+	kill()
+	var promoted atomic.Int64
+	go func() {
+		for time.Since(killed) < 30*time.Second {
+			if promotedNow() {
+				promoted.Store(time.Now().UnixNano())
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
+	tok := rs.mint(t, map[string]any{"sub": "revoked-during-failover"})
+	var acked time.Time
+	for tries := 1; ; tries++ {
+		status, _ := rs.replicas[0].admin(t, "POST", "/v1/admin/revocations", fmt.Sprintf(`{"kind":"subject","iss":%q,"value":"revoked-during-failover"}`, issuerURL))
+		if status == http.StatusCreated {
+			acked = time.Now()
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Since(killed) > 30*time.Second {
+			t.Fatalf("revocation answered %d after %d tries, %s after the kill", status, tries, time.Since(killed))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var enforced time.Time
+	for i, r := range rs.replicas {
+		for r.decide(t, bearer(tok), nil).Allow {
+			if time.Since(acked) > 30*time.Second {
+				t.Fatalf("replica %d never denied the revoked token", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		enforced = time.Now()
+	}
+	stop.Store(true)
+	wg.Wait()
+	for promoted.Load() == 0 && time.Since(killed) < 30*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if promoted.Load() == 0 {
+		t.Fatal("the promotion was never observed")
+	}
+	promotedAt := time.Unix(0, promoted.Load())
+	t.Logf("after the kill: promoted %s, revocation acknowledged %s, enforced on every replica %s",
+		promotedAt.Sub(killed).Round(time.Millisecond), acked.Sub(killed).Round(time.Millisecond), enforced.Sub(killed).Round(time.Millisecond))
+	if d := enforced.Sub(promotedAt); d > 2*time.Second {
+		t.Errorf("the revocation was enforced everywhere %s after the promotion, want within 2s", d.Round(time.Millisecond))
+	}
+	if len(unexpected) > 0 {
+		t.Errorf("decisions during the failover that were not allowed (bearer, fingerprint monitor):\n%s", strings.Join(unexpected, "\n"))
+	}
 }
