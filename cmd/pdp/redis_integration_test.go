@@ -44,8 +44,38 @@ const issuerURL = "https://as.example.com"
 
 func newReplicaSet(t *testing.T, n int, onUnavailable string) *replicaSet {
 	t.Helper()
+	return newReplicaSetWith(t, n, replicaSetup{onUnavailable: onUnavailable})
+}
+
+// replicaSetup is what newReplicaSetWith varies; zero fields take the
+// defaults of newReplicaSet (decision_timeout 2s, store.redis.timeout 250ms).
+type replicaSetup struct {
+	onUnavailable                 string
+	decisionTimeout, redisTimeout string
+	maxFollowerLag                string // default 5s
+	// redis, when set, is the store.redis addrs and master_name lines
+	// (a cluster, Sentinels); otherwise a standalone redis-server is
+	// started.
+	redis string
+}
+
+func newReplicaSetWith(t *testing.T, n int, setup replicaSetup) *replicaSet {
+	t.Helper()
+	if setup.decisionTimeout == "" {
+		setup.decisionTimeout = "2s"
+	}
+	if setup.redisTimeout == "" {
+		setup.redisTimeout = "250ms"
+	}
+	if setup.maxFollowerLag == "" {
+		setup.maxFollowerLag = "5s"
+	}
 	root := t.TempDir()
-	rs := &replicaSet{redis: redistest.Start(t)}
+	rs := &replicaSet{}
+	if setup.redis == "" {
+		rs.redis = redistest.Start(t)
+		setup.redis = "    addrs: [" + rs.redis.Addr() + "]"
+	}
 	var err error
 	if rs.issuer, err = devissuer.New(issuerURL, "ES256"); err != nil {
 		t.Fatal(err)
@@ -68,7 +98,7 @@ func newReplicaSet(t *testing.T, n int, onUnavailable string) *replicaSet {
 		r.config = filepath.Join(r.dir, "pdp.yaml")
 		cfg := fmt.Sprintf(`listen: %s
 data_dir: %s
-decision_timeout: 2s
+decision_timeout: %s
 log:
   level: warn
 decision_logs:
@@ -90,11 +120,12 @@ ssf:
 store:
   backend: redis
   redis:
-    addrs: [%s]
-    timeout: 250ms
+%s
+    timeout: %s
+    max_follower_lag: %s
   on_unavailable:
 %s
-`, r.addr, filepath.Join(r.dir, "data"), policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, rs.redis.Addr(), onUnavailable)
+`, r.addr, filepath.Join(r.dir, "data"), setup.decisionTimeout, policyDir, cred, issuerURL, jwks, testAudience, txJWKS, issuerURL, setup.redis, setup.redisTimeout, setup.maxFollowerLag, setup.onUnavailable)
 		if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -619,4 +650,313 @@ func TestIntegrationRedisUnavailableTheOtherWay(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestIntegrationRedisPausedUnderKeptDecisions: a Redis stopped with
+// SIGSTOP (connections open, no answers) under bearer tokens whose
+// decisions were kept. Revalidating a kept decision asks Redis for the
+// fingerprint, and the evaluation after a failed revalidation used to ask
+// again: two timeouts exceeded decision_timeout and answered policy_error
+// (500). One decision now waits for at most one store.redis.timeout, and
+// the failure is answered as store.on_unavailable says: with fingerprint
+// monitor, an allow with a state_unavailable warning; with deny, a 503.
+func TestIntegrationRedisPausedUnderKeptDecisions(t *testing.T) {
+	for _, tt := range []struct {
+		name, onUnavailable string
+		want                func(d decideResponse) bool
+	}{
+		{"ok/fingerprint monitor: allowed with a state_unavailable warning", "    fingerprint: monitor",
+			func(d decideResponse) bool { return d.Allow && hasWarning(d, "state_unavailable") }},
+		{"fail/fingerprint deny: denied 503 state_unavailable", "    fingerprint: deny",
+			func(d decideResponse) bool { return !d.Allow && d.Status == 503 && firstCode(d) == "state_unavailable" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Two timeouts (the revalidation and the evaluation) exceed
+			// the decision's; one leaves it ample time.
+			rs := newReplicaSetWith(t, 1, replicaSetup{onUnavailable: tt.onUnavailable, decisionTimeout: "1s", redisTimeout: "600ms"})
+			r := rs.replicas[0]
+			var toks []string
+			for i := range 4 {
+				tok := rs.mint(t, map[string]any{"sub": fmt.Sprint("kept-", i)})
+				// Evaluated (and again once its first sighting is written),
+				// then answered from the kept decision.
+				// A slow machine may time a first call out: the answers
+				// before the pause are not checked, only that decisions
+				// were kept.
+				for range 5 {
+					r.decide(t, bearer(tok), nil)
+				}
+				toks = append(toks, tok)
+			}
+			if hits := metricValue(t, r, `pdp_decision_cache_total{result="hit"}`); hits < 4 {
+				t.Fatalf("%v decisions answered from kept ones before the pause, want them kept", hits)
+			}
+			rs.redis.Pause()
+			var bad []string
+			const n = 12
+			for i := range n {
+				d, err := r.tryDecide(bearer(toks[i%len(toks)]), nil)
+				if err != nil {
+					bad = append(bad, err.Error())
+				} else if !tt.want(d) {
+					bad = append(bad, fmt.Sprintf("allow=%v status=%d reasons=%v warnings=%v", d.Allow, d.Status, d.Reasons, d.Warnings))
+				}
+			}
+			if len(bad) > 0 {
+				t.Errorf("%d of %d decisions while Redis was paused were not as store.on_unavailable says, e.g.\n%s", len(bad), n, strings.Join(bad[:min(len(bad), 5)], "\n"))
+			}
+			rs.redis.Resume()
+		})
+	}
+}
+
+// metricValue reads one sample of the replica's /metrics; 0 when absent.
+func metricValue(t *testing.T, r *replica, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + r.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			var f float64
+			_, _ = fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestIntegrationRedisFollowerLag: a replica whose copy of the revocations
+// has not been able to follow the stream for longer than
+// store.redis.max_follower_lag is taken out of rotation (/readyz 503) rather
+// than allowing tokens revoked meanwhile; /v1/status and /metrics show the
+// lag. Once Redis is back it catches up and is ready again.
+func TestIntegrationRedisFollowerLag(t *testing.T) {
+	rs := newReplicaSetWith(t, 1, replicaSetup{onUnavailable: "    fingerprint: monitor", maxFollowerLag: "2s"})
+	r := rs.replicas[0]
+	readyz := func() int {
+		resp, err := http.Get("http://" + r.addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	type replication struct {
+		Ready         bool    `json:"ready"`
+		StaleSeconds  float64 `json:"stale_seconds"`
+		MaxLagSeconds float64 `json:"max_lag_seconds"`
+		Following     bool    `json:"following"`
+	}
+	status := func() replication {
+		resp, err := http.Get("http://" + r.addr + "/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var st struct {
+			Store struct {
+				Replication json.RawMessage `json:"replication"`
+			} `json:"store"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("replication: %s", st.Store.Replication)
+		var rep replication
+		_ = json.Unmarshal(st.Store.Replication, &rep)
+		return rep
+	}
+	if rep := status(); !rep.Following || !rep.Ready || rep.MaxLagSeconds != 2 || readyz() != 200 {
+		t.Fatalf("with Redis up: %+v", rep)
+	}
+	rs.redis.Kill()
+
+	t.Run("fail/not ready once the copy could not follow for max_follower_lag", func(t *testing.T) {
+		for deadline := time.Now().Add(10 * time.Second); readyz() != http.StatusServiceUnavailable; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("/readyz never turned 503 while the replica could not follow")
+			}
+		}
+		if rep := status(); rep.Following || rep.Ready || rep.StaleSeconds <= 2 {
+			t.Errorf("status while lagging: %+v", rep)
+		}
+		if v := metricValue(t, r, "pdp_store_replication_following"); v != 0 {
+			t.Errorf("pdp_store_replication_following = %v, want 0", v)
+		}
+		if v := metricValue(t, r, "pdp_store_replication_stale_seconds"); v <= 2 {
+			t.Errorf("pdp_store_replication_stale_seconds = %v, want > 2", v)
+		}
+	})
+	t.Run("ok/ready again once Redis is back and the copy caught up", func(t *testing.T) {
+		rs.redis.Start()
+		for deadline := time.Now().Add(10 * time.Second); readyz() != 200; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("/readyz never turned 200 again")
+			}
+		}
+		if rep := status(); !rep.Following || !rep.Ready {
+			t.Errorf("status after catching up: %+v", rep)
+		}
+	})
+}
+
+// TestIntegrationRedisClusterFailover: three pdp replicas on a Redis
+// Cluster of 3 masters and 3 replicas; the master holding the revocation
+// stream is killed (SIGKILL) under load. A revocation acknowledged through
+// one replica after the kill is enforced by every replica within 2s of the
+// replica's promotion (as the cluster reports it), and no decision is a
+// 500 meanwhile.
+func TestIntegrationRedisClusterFailover(t *testing.T) {
+	nodes := redistest.StartClusterWithReplicas(t, 3, 1)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Addr())
+	}
+	rs := newReplicaSetWith(t, 3, replicaSetup{onUnavailable: "    replay: deny\n    fingerprint: monitor",
+		redis: "    addrs: [" + strings.Join(addrs, ", ") + "]"})
+	out, err := nodes[0].CLI("cluster", "keyslot", "pdp:{revocations}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slot int64
+	if _, err := fmt.Sscan(out, &slot); err != nil {
+		t.Fatalf("cluster keyslot: %q", out)
+	}
+	masterOf := func(via *redistest.Server) string {
+		c := redis.NewClient(&redis.Options{Addr: via.Addr(), DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+		defer c.Close()
+		slots, err := c.ClusterSlots(context.Background()).Result()
+		if err != nil {
+			return ""
+		}
+		for _, s := range slots {
+			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+				return s.Nodes[0].Addr
+			}
+		}
+		return ""
+	}
+	old := masterOf(nodes[0])
+	var victim, witness *redistest.Server
+	for _, n := range nodes {
+		if n.Addr() == old {
+			victim = n
+		} else if witness == nil {
+			witness = n
+		}
+	}
+	if victim == nil {
+		t.Fatalf("no node is the master of slot %d (%q)", slot, old)
+	}
+
+	failoverUnderLoad(t, rs, victim.Kill, func() bool { m := masterOf(witness); return m != "" && m != old })
+}
+
+// TestIntegrationRedisSentinelFailover: the same with a master, a replica
+// and three Sentinels.
+func TestIntegrationRedisSentinelFailover(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.StartReplica(t, master)
+	sentinels := redistest.StartSentinels(t, master, 3, 2, 1)
+	var addrs []string
+	for _, s := range sentinels {
+		addrs = append(addrs, s.Addr())
+	}
+	rs := newReplicaSetWith(t, 3, replicaSetup{onUnavailable: "    replay: deny\n    fingerprint: monitor",
+		redis: "    addrs: [" + strings.Join(addrs, ", ") + "]\n    master_name: mymaster"})
+	_, port, _ := strings.Cut(replica.Addr(), ":")
+	failoverUnderLoad(t, rs, master.Kill, func() bool {
+		out, err := sentinels[0].CLI("sentinel", "get-master-addr-by-name", "mymaster")
+		return err == nil && strings.Contains(out, port)
+	})
+}
+
+// failoverUnderLoad kills the master under bearer decisions on every
+// replica, writes a revocation through replica 1 until it is acknowledged,
+// and checks that every replica enforces it within 2s of the promotion
+// (promoted reports it from the cluster's or the Sentinels' view) and that
+// no decision failed meanwhile.
+func failoverUnderLoad(t *testing.T, rs *replicaSet, kill func(), promotedNow func() bool) {
+	t.Helper()
+	var (
+		stop       atomic.Bool
+		mu         sync.Mutex
+		unexpected []string
+		wg         sync.WaitGroup
+	)
+	for i, r := range rs.replicas {
+		wg.Go(func() {
+			tok := rs.mint(t, map[string]any{"sub": fmt.Sprint("load-", i)})
+			for !stop.Load() {
+				d, err := r.tryDecide(map[string]any{"authorization": "Bearer " + tok, "user-agent": "load"}, with(nil, "remote_ip", "203.0.113.7"))
+				if err != nil || !d.Allow {
+					mu.Lock()
+					if len(unexpected) < 10 {
+						unexpected = append(unexpected, fmt.Sprintf("replica %d: %v %+v", i, err, d.Reasons))
+					}
+					mu.Unlock()
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	killed := time.Now()
+	kill()
+	var promoted atomic.Int64
+	go func() {
+		for time.Since(killed) < 30*time.Second {
+			if promotedNow() {
+				promoted.Store(time.Now().UnixNano())
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
+	tok := rs.mint(t, map[string]any{"sub": "revoked-during-failover"})
+	var acked time.Time
+	for tries := 1; ; tries++ {
+		status, _ := rs.replicas[0].admin(t, "POST", "/v1/admin/revocations", fmt.Sprintf(`{"kind":"subject","iss":%q,"value":"revoked-during-failover"}`, issuerURL))
+		if status == http.StatusCreated {
+			acked = time.Now()
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Since(killed) > 30*time.Second {
+			t.Fatalf("revocation answered %d after %d tries, %s after the kill", status, tries, time.Since(killed))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var enforced time.Time
+	for i, r := range rs.replicas {
+		for r.decide(t, bearer(tok), nil).Allow {
+			if time.Since(acked) > 30*time.Second {
+				t.Fatalf("replica %d never denied the revoked token", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		enforced = time.Now()
+	}
+	stop.Store(true)
+	wg.Wait()
+	for promoted.Load() == 0 && time.Since(killed) < 30*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if promoted.Load() == 0 {
+		t.Fatal("the promotion was never observed")
+	}
+	promotedAt := time.Unix(0, promoted.Load())
+	t.Logf("after the kill: promoted %s, revocation acknowledged %s, enforced on every replica %s",
+		promotedAt.Sub(killed).Round(time.Millisecond), acked.Sub(killed).Round(time.Millisecond), enforced.Sub(killed).Round(time.Millisecond))
+	if d := enforced.Sub(promotedAt); d > 2*time.Second {
+		t.Errorf("the revocation was enforced everywhere %s after the promotion, want within 2s", d.Round(time.Millisecond))
+	}
+	if len(unexpected) > 0 {
+		t.Errorf("decisions during the failover that were not allowed (bearer, fingerprint monitor):\n%s", strings.Join(unexpected, "\n"))
+	}
 }

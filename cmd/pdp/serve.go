@@ -407,17 +407,18 @@ func openStore(cfg config.Config, logger *slog.Logger, onUnavailable func(store.
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	shared, err := store.OpenShared(local, store.SharedOptions{
-		Addrs:         rc.Addrs,
-		MasterName:    rc.MasterName,
-		Username:      rc.Username,
-		Password:      password,
-		TLS:           tlsConfig,
-		KeyPrefix:     rc.KeyPrefix,
-		Timeout:       rc.Timeout,
-		Replay:        store.Degradation(cfg.Store.OnUnavailable.Replay),
-		Fingerprint:   store.Degradation(cfg.Store.OnUnavailable.Fingerprint),
-		OnUnavailable: onUnavailable,
-		Logger:        logger,
+		Addrs:          rc.Addrs,
+		MasterName:     rc.MasterName,
+		Username:       rc.Username,
+		Password:       password,
+		TLS:            tlsConfig,
+		KeyPrefix:      rc.KeyPrefix,
+		Timeout:        rc.Timeout,
+		MaxFollowerLag: rc.MaxFollowerLag,
+		Replay:         store.Degradation(cfg.Store.OnUnavailable.Replay),
+		Fingerprint:    store.Degradation(cfg.Store.OnUnavailable.Fingerprint),
+		OnUnavailable:  onUnavailable,
+		Logger:         logger,
 	})
 	if err != nil {
 		_ = local.Close()

@@ -467,8 +467,14 @@ type Redis struct {
 	TLS bool `mapstructure:"tls"`
 	// KeyPrefix starts every key, so that deployments can share a server.
 	KeyPrefix string `mapstructure:"key_prefix"`
-	// Timeout bounds every Redis call.
+	// Timeout bounds every Redis call. It must be shorter than
+	// decision_timeout: a decision makes at most one call to Redis, and
+	// its failure is answered as on_unavailable says.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// MaxFollowerLag is how long a replica's copy of the revocations may
+	// go without being known current before /readyz reports it not ready:
+	// a replica that cannot see new revocations is taken out of rotation.
+	MaxFollowerLag time.Duration `mapstructure:"max_follower_lag"`
 }
 
 // OnUnavailable is what a check that needs the shared state does while Redis
@@ -532,7 +538,7 @@ func Defaults() Config {
 			CheckOnOpen:   true,
 			CheckTimeout:  10 * time.Second,
 			Backend:       BackendBbolt,
-			Redis:         Redis{KeyPrefix: "pdp:", Timeout: 50 * time.Millisecond},
+			Redis:         Redis{KeyPrefix: "pdp:", Timeout: 50 * time.Millisecond, MaxFollowerLag: 5 * time.Second},
 			OnUnavailable: OnUnavailable{Replay: "deny", Fingerprint: "monitor"},
 		},
 		SSF:       SSF{MaxAge: 24 * time.Hour},
@@ -788,6 +794,11 @@ func (c *Config) Validate() error {
 		}
 		if rc.Timeout < time.Millisecond || rc.Timeout > 10*time.Second {
 			bad("store.redis.timeout", "must be between 1ms and 10s")
+		} else if c.DecisionTimeout > 0 && rc.Timeout >= c.DecisionTimeout {
+			bad("store.redis.timeout", "must be shorter than decision_timeout (%s), so that an unavailable Redis is answered as store.on_unavailable says", c.DecisionTimeout)
+		}
+		if rc.MaxFollowerLag < 2*time.Second || rc.MaxFollowerLag > time.Hour {
+			bad("store.redis.max_follower_lag", "must be between 2s (the follower's blocking read takes 1s) and 1h")
 		}
 	default:
 		bad("store.backend", "must be bbolt or redis, not %q", c.Store.Backend)

@@ -163,7 +163,7 @@ func TestStoreBackend(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.Store.Backend != BackendBbolt || c.Store.OnUnavailable.Replay != "deny" || c.Store.OnUnavailable.Fingerprint != "monitor" ||
-			c.Store.Redis.KeyPrefix != "pdp:" || c.Store.Redis.Timeout != 50*time.Millisecond {
+			c.Store.Redis.KeyPrefix != "pdp:" || c.Store.Redis.Timeout != 50*time.Millisecond || c.Store.Redis.MaxFollowerLag != 5*time.Second {
 			t.Errorf("defaults: %+v", c.Store)
 		}
 	})
@@ -203,14 +203,16 @@ store:
 		}
 	})
 	for name, tt := range map[string]struct{ yaml, path string }{
-		"fail/unknown backend":           {"store:\n  backend: etcd\n", "store.backend"},
-		"fail/redis without addresses":   {"store:\n  backend: redis\n", "store.redis.addrs"},
-		"fail/address without a port":    {"store:\n  backend: redis\n  redis:\n    addrs: [redis]\n", "store.redis.addrs[0]"},
-		"fail/empty key prefix":          {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    key_prefix: \"\"\n", "store.redis.key_prefix"},
-		"fail/hash tag in the prefix":    {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    key_prefix: \"{x}\"\n", "store.redis.key_prefix"},
-		"fail/unbounded timeout":         {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    timeout: 0s\n", "store.redis.timeout"},
-		"fail/unknown replay setting":    {"store:\n  on_unavailable:\n    replay: monitor\n", "store.on_unavailable.replay"},
-		"fail/unknown fingerprint value": {"store:\n  on_unavailable:\n    fingerprint: allow\n", "store.on_unavailable.fingerprint"},
+		"fail/unknown backend":                         {"store:\n  backend: etcd\n", "store.backend"},
+		"fail/redis without addresses":                 {"store:\n  backend: redis\n", "store.redis.addrs"},
+		"fail/address without a port":                  {"store:\n  backend: redis\n  redis:\n    addrs: [redis]\n", "store.redis.addrs[0]"},
+		"fail/empty key prefix":                        {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    key_prefix: \"\"\n", "store.redis.key_prefix"},
+		"fail/hash tag in the prefix":                  {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    key_prefix: \"{x}\"\n", "store.redis.key_prefix"},
+		"fail/unbounded timeout":                       {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    timeout: 0s\n", "store.redis.timeout"},
+		"fail/timeout not shorter than the decision's": {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    timeout: 250ms\n", "store.redis.timeout"},
+		"fail/follower lag below the blocking read":    {"store:\n  backend: redis\n  redis:\n    addrs: [r:6379]\n    max_follower_lag: 1s\n", "store.redis.max_follower_lag"},
+		"fail/unknown replay setting":                  {"store:\n  on_unavailable:\n    replay: monitor\n", "store.on_unavailable.replay"},
+		"fail/unknown fingerprint value":               {"store:\n  on_unavailable:\n    fingerprint: allow\n", "store.on_unavailable.fingerprint"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := load(t, tt.yaml)

@@ -197,8 +197,17 @@ func New(opts Options) *Metrics {
 			}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "pdp_store_replication_stale_seconds",
-				Help: "How long ago the local view of the revocations was last known to be current.",
+				Help: "Follower lag: how long ago the local view of the revocations was last known to be current with the shared stream.",
 			}, func() float64 { return rep().StaleSeconds }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pdp_store_replication_following",
+				Help: "Whether the follower lag is within store.redis.max_follower_lag (1); 0 makes /readyz not ready.",
+			}, func() float64 {
+				if rep().Following {
+					return 1
+				}
+				return 0
+			}),
 		)
 	}
 	return m

@@ -54,11 +54,62 @@ func (d Degradation) Allows() bool { return d == AllowWithReason || d == Monitor
 func (d Degradation) Valid() bool { return d == Deny || d.Allows() }
 
 // Notes collect, for one decision, the checks that met an unavailable
-// shared state and whether they were let through. They are request-scoped:
-// the decision engine attaches them to its context, the store writes them.
+// shared state and whether they were let through, and the fingerprints the
+// shared state returned. They are request-scoped: the decision engine
+// attaches them to its context, the store writes them. With them a decision
+// costs at most one round trip to the shared state per fingerprint, and none
+// after one met it unavailable: a kept decision's revalidation and the
+// evaluation that follows it share the answer, or the failure.
 type Notes struct {
 	mu      sync.Mutex
 	entries []Note
+	seen    map[string]storedSeen
+}
+
+// storedSeen is a fingerprint as the shared state returned it.
+type storedSeen struct {
+	fp    Fingerprint
+	found bool
+}
+
+func notesOf(ctx context.Context) *Notes {
+	n, _ := ctx.Value(notesKey{}).(*Notes)
+	return n
+}
+
+// fingerprint returns the fingerprint of tokenHash the shared state
+// returned earlier in this decision.
+func (n *Notes) fingerprint(tokenHash string) (storedSeen, bool) {
+	if n == nil {
+		return storedSeen{}, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a, ok := n.seen[tokenHash]
+	return a, ok
+}
+
+func (n *Notes) rememberFingerprint(tokenHash string, a storedSeen) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.seen == nil {
+		n.seen = make(map[string]storedSeen, 1)
+	}
+	n.seen[tokenHash] = a
+}
+
+// noted returns whether check c was already noted, and whether it was let
+// through then.
+func (n *Notes) noted(c Check) (allowed, ok bool) {
+	for _, e := range n.Entries() {
+		if e.Check == c {
+			return e.Allowed, true
+		}
+	}
+	return false, false
 }
 
 // Note is one check that met an unavailable shared state.
@@ -78,7 +129,7 @@ func WithNotes(ctx context.Context) (context.Context, *Notes) {
 // NoteUnavailable records, in the notes ctx carries (if any), that check c
 // met an unavailable shared state and whether it was let through.
 func NoteUnavailable(ctx context.Context, c Check, allowed bool) {
-	n, _ := ctx.Value(notesKey{}).(*Notes)
+	n := notesOf(ctx)
 	if n == nil {
 		return
 	}

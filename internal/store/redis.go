@@ -51,6 +51,9 @@ type Shared struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// topology follows a Redis Cluster's failovers; nil otherwise.
+	topology *topology
+	watchers sync.WaitGroup
 
 	mu     sync.Mutex
 	st     followerState
@@ -74,6 +77,11 @@ type SharedOptions struct {
 	// Timeout bounds every Redis call (the follower's blocking read waits
 	// for BlockFor on top of it). Default 50ms.
 	Timeout time.Duration
+	// MaxFollowerLag is how long the local view may go without being
+	// known current before Ready reports the replica not ready: a replica
+	// that cannot see new revocations is taken out of rotation rather
+	// than allowing revoked tokens. Default DefaultMaxFollowerLag.
+	MaxFollowerLag time.Duration
 	// BlockFor is how long one blocking read of the revocation stream
 	// waits for new entries. Default 1s.
 	BlockFor time.Duration
@@ -96,9 +104,10 @@ type SharedOptions struct {
 
 // Defaults of SharedOptions.
 const (
-	DefaultSharedTimeout = 50 * time.Millisecond
-	DefaultBlockFor      = time.Second
-	DefaultStreamMaxLen  = 100_000
+	DefaultSharedTimeout  = 50 * time.Millisecond
+	DefaultBlockFor       = time.Second
+	DefaultStreamMaxLen   = 100_000
+	DefaultMaxFollowerLag = 5 * time.Second
 )
 
 type sharedKeys struct {
@@ -142,6 +151,9 @@ func OpenShared(local *Bolt, opts SharedOptions) (*Shared, error) {
 	if opts.BlockFor <= 0 {
 		opts.BlockFor = DefaultBlockFor
 	}
+	if opts.MaxFollowerLag <= 0 {
+		opts.MaxFollowerLag = DefaultMaxFollowerLag
+	}
 	if opts.StreamMaxLen <= 0 {
 		opts.StreamMaxLen = DefaultStreamMaxLen
 	}
@@ -160,7 +172,32 @@ func OpenShared(local *Bolt, opts SharedOptions) (*Shared, error) {
 	if opts.Logger == nil {
 		opts.Logger = local.opts.Logger
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
+	client, cluster := newRedisClient(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Shared{
+		local:   local,
+		client:  client,
+		opts:    opts,
+		keys:    newSharedKeys(opts.KeyPrefix),
+		pending: newPending(),
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		readyC:  make(chan struct{}),
+	}
+	if cluster != nil {
+		s.topology = newTopology(cluster)
+		client.AddHook(s.topology)
+		s.watchers.Go(func() { s.topology.run(ctx) })
+	}
+	go s.follow(ctx)
+	return s, nil
+}
+
+// newRedisClient builds the client opts describe: a Sentinel-backed
+// failover client with MasterName, a cluster client for several addresses
+// (returned twice), or a client of one server.
+func newRedisClient(opts SharedOptions) (redis.UniversalClient, *redis.ClusterClient) {
+	uo := &redis.UniversalOptions{
 		Addrs:                 opts.Addrs,
 		MasterName:            opts.MasterName,
 		Username:              opts.Username,
@@ -177,20 +214,16 @@ func OpenShared(local *Bolt, opts SharedOptions) (*Shared, error) {
 		DialerRetries:      1,
 		DialerRetryTimeout: time.Millisecond,
 		DisableIdentity:    true,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Shared{
-		local:   local,
-		client:  client,
-		opts:    opts,
-		keys:    newSharedKeys(opts.KeyPrefix),
-		pending: newPending(),
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		readyC:  make(chan struct{}),
 	}
-	go s.follow(ctx)
-	return s, nil
+	if opts.MasterName != "" || len(opts.Addrs) < 2 {
+		return redis.NewUniversalClient(uo), nil
+	}
+	co := uo.Cluster()
+	// Failovers are followed on errors (see topology); the periodic
+	// reload only bounds how stale the slot map gets without them.
+	co.ClusterStateReloadInterval = clusterReloadInterval
+	c := redis.NewClusterClient(co)
+	return c, c
 }
 
 // Local returns the local view.
@@ -201,15 +234,23 @@ func (s *Shared) Local() *Bolt { return s.local }
 func (s *Shared) Close() error {
 	s.cancel()
 	<-s.done
+	s.watchers.Wait()
 	err := s.client.Close()
 	return errors.Join(err, s.local.Close())
 }
 
 func (s *Shared) now() time.Time { return s.opts.Now() }
 
-// call returns a context bounded by the Redis timeout.
+// call returns a context bounded by the Redis timeout, and by half of what
+// is left of ctx's deadline: a caller with a deadline (a decision) keeps the
+// time to answer without the shared state when the call fails, as
+// store.on_unavailable says, instead of running out of time itself.
 func (s *Shared) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, s.opts.Timeout)
+	d := s.opts.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, max(time.Until(dl)/2, time.Millisecond))
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // failed classifies an error of a Redis call made with a context derived
@@ -241,14 +282,28 @@ func transientReply(msg string) bool {
 
 // degrade applies the configured degradation of check c to an
 // ErrUnavailable: it notes the check in ctx, reports it, and returns whether
-// the check may pass.
+// the check may pass. A check already noted in this decision is not noted
+// or reported again.
 func (s *Shared) degrade(ctx context.Context, c Check, d Degradation) bool {
+	if allowed, ok := notesOf(ctx).noted(c); ok {
+		return allowed
+	}
 	allowed := d.Allows()
 	NoteUnavailable(ctx, c, allowed)
 	if s.opts.OnUnavailable != nil {
 		s.opts.OnUnavailable(c, allowed)
 	}
 	return allowed
+}
+
+// metUnavailable returns an ErrUnavailable when the decision ctx belongs
+// to already met the shared state unavailable: it is not asked again, so
+// that one decision waits for at most one timeout.
+func metUnavailable(ctx context.Context, op string) error {
+	if notesOf(ctx).Empty() {
+		return nil
+	}
+	return fmt.Errorf("store: %s: %w: not asked again within this decision", op, ErrUnavailable)
 }
 
 // pad encodes Unix nanoseconds as 20 decimal digits that sort as the times
@@ -285,6 +340,12 @@ func (s *Shared) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (b
 	expN, err := checkExpiry("exp", exp, now)
 	if err != nil {
 		return false, fmt.Errorf("store: spend dpop jti: %w", err)
+	}
+	if err := metUnavailable(ctx, "spend dpop jti"); err != nil {
+		if s.degrade(ctx, CheckReplay, s.opts.Replay) {
+			return true, nil
+		}
+		return false, err
 	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
@@ -408,11 +469,23 @@ func (s *Shared) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, b
 	// Pending sightings first: one written in between is then seen twice
 	// rather than not at all.
 	pend, pending := s.pending.get(tokenHash, now.UnixNano())
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	vals, err := s.client.HMGet(cctx, s.keys.fpPrefix+tokenHash, "f", "l", "ip", "px", "ua", "n", "e").Result()
+	notes := notesOf(ctx)
+	if a, ok := notes.fingerprint(tokenHash); ok {
+		// Asked already in this decision (a kept decision's revalidation).
+		fp, found := withPending(a.fp, a.found, pend, pending)
+		return fp, found, nil
+	}
+	err := metUnavailable(ctx, "last seen")
+	var vals []any
+	if err == nil {
+		cctx, cancel := s.call(ctx)
+		vals, err = s.client.HMGet(cctx, s.keys.fpPrefix+tokenHash, "f", "l", "ip", "px", "ua", "n", "e").Result()
+		cancel()
+		if err != nil {
+			err = failed(ctx, "last seen", err)
+		}
+	}
 	if err != nil {
-		err = failed(ctx, "last seen", err)
 		if errors.Is(err, ErrUnavailable) && s.degrade(ctx, CheckFingerprint, s.opts.Fingerprint) {
 			return pend, pending, nil
 		}
@@ -420,12 +493,14 @@ func (s *Shared) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, b
 	}
 	str := func(i int) string { v, _ := vals[i].(string); return v }
 	if str(6) == "" || str(6) <= pad(now.UnixNano()) {
+		notes.rememberFingerprint(tokenHash, storedSeen{})
 		return pend, pending, nil
 	}
 	fp, err := decodeSharedFingerprint(str)
 	if err != nil {
 		return Fingerprint{}, false, fmt.Errorf("store: last seen: %w", err)
 	}
+	notes.rememberFingerprint(tokenHash, storedSeen{fp: fp, found: true})
 	fp, found := withPending(fp, true, pend, pending)
 	return fp, found, nil
 }

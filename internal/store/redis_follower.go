@@ -12,6 +12,10 @@ import (
 // followBatch bounds the stream entries read and applied at once.
 const followBatch = 1000
 
+// followRetryMax is the longest pause between two attempts of the follower
+// to reach Redis again.
+const followRetryMax = 250 * time.Millisecond
+
 // followerState is what the follower reports.
 type followerState struct {
 	started    time.Time
@@ -31,16 +35,24 @@ type followerState struct {
 type SharedStatus struct {
 	// Connected reports whether the last call to Redis succeeded.
 	Connected bool `json:"connected"`
-	// Ready is false until the local view first caught up with Redis, and
-	// while it catches up after a reconnection.
+	// Ready is false until the local view first caught up with Redis,
+	// while it catches up after a reconnection, and while it is not
+	// Following.
 	Ready bool `json:"ready"`
 	// LastAppliedID is the id of the last stream entry applied locally.
 	LastAppliedID string `json:"last_applied_id"`
 	// SyncedAt is when the local view was last known to be current.
 	SyncedAt time.Time `json:"synced_at,omitzero"`
-	// StaleSeconds is how long ago that was: about the blocking-read period
-	// while connected, growing while Redis is unavailable.
+	// StaleSeconds is how long ago that was: the follower lag, how far
+	// this replica's copy of the revocations may be behind the stream.
+	// Below the blocking-read period (about a second) while it follows,
+	// growing while it cannot.
 	StaleSeconds float64 `json:"stale_seconds"`
+	// MaxLagSeconds is the lag past which the replica reports itself not
+	// ready (max_follower_lag).
+	MaxLagSeconds float64 `json:"max_lag_seconds"`
+	// Following is false once the lag passed MaxLagSeconds.
+	Following bool `json:"following"`
 	// LagMillis is how long after it was written the last applied entry
 	// reached this replica.
 	LagMillis int64 `json:"lag_ms"`
@@ -53,10 +65,12 @@ type SharedStatus struct {
 }
 
 // Ready returns an error until the local view has caught up with the
-// revocations in Redis, and again while it catches up after a
-// reconnection, or while the local file is faulted (see Bolt.Ready). While
-// Redis is unavailable the replica stays ready: it answers from its local
-// view, and Status says how stale that is.
+// revocations in Redis, while it catches up after a reconnection, while the
+// local file is faulted (see Bolt.Ready), and once it has not been known
+// current for longer than MaxFollowerLag: a replica that cannot see new
+// revocations is taken out of rotation rather than allowing revoked tokens.
+// A shorter outage keeps the replica ready: it answers from its local view,
+// and Status says how far behind that is.
 func (s *Shared) Ready() error {
 	if err := s.local.Ready(); err != nil {
 		return err
@@ -68,6 +82,10 @@ func (s *Shared) Ready() error {
 		return errors.New("the local view has not caught up with the shared revocations yet")
 	case s.st.catchingUp:
 		return errors.New("the local view is catching up with the shared revocations")
+	}
+	if lag := time.Since(s.st.syncedAt); lag > s.opts.MaxFollowerLag {
+		return fmt.Errorf("the local view has not been able to follow the shared revocations for %s (max %s)",
+			lag.Truncate(time.Millisecond), s.opts.MaxFollowerLag)
 	}
 	return nil
 }
@@ -91,12 +109,15 @@ func (s *Shared) Status() SharedStatus {
 	if ref.IsZero() {
 		ref = st.started
 	}
+	stale := time.Since(ref)
 	return SharedStatus{
 		Connected:      st.connected,
-		Ready:          st.caughtUp && !st.catchingUp,
+		Ready:          st.caughtUp && !st.catchingUp && stale <= s.opts.MaxFollowerLag,
 		LastAppliedID:  st.applied,
 		SyncedAt:       st.syncedAt,
-		StaleSeconds:   time.Since(ref).Seconds(),
+		StaleSeconds:   stale.Seconds(),
+		MaxLagSeconds:  s.opts.MaxFollowerLag.Seconds(),
+		Following:      stale <= s.opts.MaxFollowerLag,
 		LagMillis:      st.lagMillis,
 		AppliedEntries: st.entries,
 		Resyncs:        st.resyncs,
@@ -126,7 +147,9 @@ func (s *Shared) follow(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, time.Second)
+		// Short: after a failover the new master is tried within
+		// followRetryMax, so the view follows it promptly.
+		backoff = min(2*backoff, followRetryMax)
 	}
 }
 
