@@ -187,6 +187,7 @@ func (s *soak) decideBody(k kind, seq uint64) ([]byte, error) {
 // decision is the part of an answer the soak checks.
 type decision struct {
 	Allow   bool `json:"allow"`
+	Status  int  `json:"status"`
 	Reasons []struct {
 		Code string `json:"code"`
 	} `json:"reasons"`
@@ -223,16 +224,23 @@ func (s *soak) send(ctx context.Context, k kind, seq uint64) {
 	restart = restart || s.inRestart.Load()
 	var d decision
 	_ = json.Unmarshal(raw, &d)
+	// A decision the gateway must answer with a 5xx (overloaded, a policy
+	// error, an unavailable state) counts as one, whatever HTTP status
+	// carried it: /v1/decide answers every decision with 200.
+	status := resp.StatusCode
+	if status == http.StatusOK && d.Status >= 500 {
+		status = d.Status
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sent[k]++
 	switch {
-	case restart && resp.StatusCode != http.StatusOK:
+	case restart && status != http.StatusOK:
 		c.restart++
 		return
-	case resp.StatusCode >= 500:
+	case status >= 500:
 		c.status5xx++
-		c.other5xx[resp.StatusCode]++
+		c.other5xx[status]++
 		if len(d.Reasons) > 0 {
 			c.reasons5xx[d.Reasons[0].Code]++
 		}
