@@ -246,12 +246,17 @@ func (s *soak) checkRevocations(ctx context.Context) (lost []string, checked int
 type sample struct {
 	label      string
 	rssMiB     float64
+	heapMiB    float64 // the Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines int
 	fds        int
+	errors5xx  int // 5xx answers so far
 }
 
 func (s *soak) sample(label string, pid int) (sample, error) {
 	smp := sample{label: label}
+	s.counts.mu.Lock()
+	smp.errors5xx = s.counts.status5xx
+	s.counts.mu.Unlock()
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return smp, err
@@ -276,6 +281,10 @@ func (s *soak) sample(label string, pid int) (sample, error) {
 		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			smp.goroutines = int(f)
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			smp.heapMiB = f / (1 << 20)
 		}
 	}
 	return smp, sc.Err()
