@@ -250,6 +250,7 @@ type sample struct {
 	goroutines int
 	fds        int
 	errors5xx  int // 5xx answers so far
+	kept       int // decisions kept for reuse (bounded by decision_cache.max_entries)
 }
 
 func (s *soak) sample(label string, pid int) (sample, error) {
@@ -269,6 +270,16 @@ func (s *soak) sample(label string, pid int) (sample, error) {
 	}
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		smp.fds = len(ents)
+	}
+	if resp, err := s.client.Get("http://" + s.env.addr + "/v1/status"); err == nil {
+		var st struct {
+			DecisionCache struct {
+				Entries int `json:"entries"`
+			} `json:"decision_cache"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
+		resp.Body.Close()
+		smp.kept = st.DecisionCache.Entries
 	}
 	resp, err := s.client.Get("http://" + s.env.addr + "/metrics")
 	if err != nil {

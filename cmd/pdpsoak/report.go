@@ -67,9 +67,9 @@ func (r *result) markdown(o options) string {
 		slices.Sort(codes)
 		fmt.Fprintf(&b, "\n5xx answers: %s\n", strings.Join(codes, ", "))
 	}
-	b.WriteString("\n| moment | RSS | Go heap in use | goroutines | open files | 5xx so far |\n|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n| moment | RSS | Go heap in use | kept decisions | goroutines | open files | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
-		fmt.Fprintf(&b, "| %s | %.0f MiB | %.0f MiB | %d | %d | %d |\n", s.label, s.rssMiB, s.heapMiB, s.goroutines, s.fds, s.errors5xx)
+		fmt.Fprintf(&b, "| %s | %.0f MiB | %.0f MiB | %d | %d | %d | %d |\n", s.label, s.rssMiB, s.heapMiB, s.kept, s.goroutines, s.fds, s.errors5xx)
 	}
 	if len(c.wrongSeen) > 0 {
 		b.WriteString("\nWrong answers (first ones):\n\n")
