@@ -3,12 +3,15 @@ package decision
 import (
 	"context"
 	"errors"
+	"net/url"
 	"testing"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tokenguard/pdp/internal/policy"
+	"github.com/tokenguard/pdp/internal/store"
+	"github.com/tokenguard/pdp/internal/token"
 )
 
 // gatedPolicy allows once its gate is closed. Each evaluation reports on
@@ -166,5 +169,49 @@ func TestAdmissionGivesAFreedSlotToTheOneWaiting(t *testing.T) {
 		if d := <-c; !d.Allow {
 			t.Errorf("allow=false reasons=%v, want an allow", d.Reasons)
 		}
+	}
+}
+
+// endpointPolicy is a gatedPolicy whose settings name a token endpoint.
+type endpointPolicy struct{ *gatedPolicy }
+
+func (endpointPolicy) Settings() policy.Settings {
+	return policy.Settings{TokenEndpoint: "https://as.example.com/token", RefreshMaxAge: time.Hour}
+}
+
+// refreshTokens verifies every refresh token as one of alice's.
+type refreshTokens struct{ fakeTokens }
+
+func (refreshTokens) VerifyRefresh(_ context.Context, raw string) (*token.Token, error) {
+	return &token.Token{Hash: token.HashToken(raw), Source: token.SourceJWT, Issuer: "https://as.example.com", Subject: "alice",
+		JTI: "rt-1", Claims: ast.NewObject(), ExpiresAt: time.Now().Add(time.Hour)}, nil
+}
+
+// A refresh token presented while the decision point is overloaded is
+// answered 503 before its use is written: the client's retry (which
+// Retry-After asks for) is its first use, not reuse.
+func TestOverloadedRefreshWritesNothing(t *testing.T) {
+	st, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pol := endpointPolicy{newGatedPolicy()}
+	e := NewEngine(t.Context(), refreshTokens{}, pol, Options{MaxConcurrent: 1, MaxQueue: 0, Timeout: time.Hour, State: st})
+	req, err := NewRequest(RawRequest{Method: "POST", URL: "https://as.example.com/token", RemoteIP: "203.0.113.7",
+		Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"rt"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.admission.slots <- struct{}{} // another evaluation holds the only slot
+	d, err := e.Decide(t.Context(), req)
+	e.admission.release()
+	if err != nil || d.Allow || d.Status != 503 || len(d.Reasons) != 1 || d.Reasons[0].Code != CodeOverloaded {
+		t.Fatalf("decision = %+v, %v; want a 503 overloaded deny", d, err)
+	}
+	tok, _ := refreshTokens{}.VerifyRefresh(t.Context(), "rt")
+	fam := store.Family{ID: familyID(tok), Issuer: tok.Issuer, Subject: tok.Subject, ExpiresAt: time.Now().Add(time.Hour)}
+	if _, err := st.UseRefreshTokenFrom(t.Context(), fam, tok.Hash, store.Presentation{}); err != nil {
+		t.Fatalf("after the overloaded answer, the refresh token's first use: %v, want none (nothing was written)", err)
 	}
 }

@@ -231,7 +231,18 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		te     *tokenEndpointResult
 		err    error
 	)
+	admitted := false
 	if isTokenEndpoint(req, settings) {
+		// The refresh token's use is written before the policy runs: the
+		// evaluation slot is taken first, so that an overloaded answer has
+		// written nothing and the client's retry is not taken for reuse.
+		if e.admission != nil {
+			if err := e.admission.acquire(ctx); err != nil {
+				return e.failOrUnavailable(ctx, d, err, notes)
+			}
+			defer e.admission.release()
+			admitted = true
+		}
 		if te, err = e.tokenEndpoint(ctx, req, settings, now); err != nil {
 			return e.failOrUnavailable(ctx, d, err, notes)
 		}
@@ -273,7 +284,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 
 	input := buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
 	d.Input = input
-	res, rev, err := e.eval(evalCtx, input, now)
+	res, rev, err := e.eval(evalCtx, input, now, admitted)
 	d.Policy.Revision = rev
 	if err != nil {
 		return e.failOrUnavailable(ctx, d, err, notes)
@@ -300,10 +311,11 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	return d, nil
 }
 
-// eval evaluates the policy once admission gives it a turn. An evaluation
-// cut short by the context is not counted as an evaluation error.
-func (e *Engine) eval(ctx context.Context, input ast.Value, now time.Time) (policy.Result, string, error) {
-	if e.admission != nil {
+// eval evaluates the policy once admission gives it a turn (admitted: the
+// caller holds one already). An evaluation cut short by the context is not
+// counted as an evaluation error.
+func (e *Engine) eval(ctx context.Context, input ast.Value, now time.Time, admitted bool) (policy.Result, string, error) {
+	if e.admission != nil && !admitted {
 		if err := e.admission.acquire(ctx); err != nil {
 			return policy.Result{}, "", err
 		}
