@@ -106,6 +106,12 @@ func checkTree(root string, lim Limits, skip func(path string, info fs.FileInfo,
 			return nil
 		}
 		if !info.IsDir() {
+			// A device, a pipe or a socket (or a link to one: /dev/zero)
+			// has no size to check, and a loader reading it would never
+			// stop, or never start.
+			if !info.Mode().IsRegular() {
+				return fmt.Errorf("%s: not a regular file", path)
+			}
 			return c.add(path, info.Size())
 		}
 		if depth > maxTreeDepth {
