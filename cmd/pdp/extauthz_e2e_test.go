@@ -34,15 +34,23 @@ type envoy struct {
 
 func startExtAuthz(t *testing.T, a *app) *envoy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := extauthz.NewServer(a.decider, extauthz.Options{
 		Logger:      slog.New(slog.DiscardHandler),
 		Ready:       func() error { return errors.Join(a.policy.Ready(), a.verifier.Ready()) },
 		DecisionLog: a.decisionLog,
 	})
+	conn := dialExtAuthz(t, srv)
+	return &envoy{auth: authv3.NewAuthorizationClient(conn), health: healthpb.NewHealthClient(conn)}
+}
+
+// dialExtAuthz serves srv on loopback until the test ends and returns a
+// client connection to it.
+func dialExtAuthz(t *testing.T, srv *extauthz.Server) *grpc.ClientConn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
@@ -57,7 +65,7 @@ func startExtAuthz(t *testing.T, a *app) *envoy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &envoy{auth: authv3.NewAuthorizationClient(conn), health: healthpb.NewHealthClient(conn)}
+	return conn
 }
 
 // call is the original request Envoy asks about.
