@@ -87,9 +87,14 @@ type Backuper interface {
 // longer than the listener's write timeout.
 const maxBackupTime = 30 * time.Minute
 
-// backup streams a consistent copy of the store file: one read
-// transaction, its size announced in Content-Length so that a cut answer
-// is told from a whole one.
+// backupRetryAfter is the Retry-After (seconds) of a backup refused
+// because another one is being taken.
+const backupRetryAfter = "30"
+
+// backup streams a consistent copy of the store file: a snapshot taken in
+// one read transaction, then sent, its size announced in Content-Length so
+// that a cut answer is told from a whole one. One backup at a time: a
+// second one meanwhile is answered 429 with Retry-After.
 func (a *admin) backup(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(maxBackupTime))
 	wrote := false
@@ -102,6 +107,12 @@ func (a *admin) backup(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
 	if err != nil {
+		if errors.Is(err, store.ErrBackupBusy) {
+			w.Header().Set("Retry-After", backupRetryAfter)
+			writeProblem(w, Problem{Type: TypeBackupBusy, Title: "Too Many Requests", Status: http.StatusTooManyRequests,
+				Detail: "a backup is already being taken; repeat the request when it is done"})
+			return
+		}
 		if !wrote {
 			a.storeError(w, "backup", err)
 			return

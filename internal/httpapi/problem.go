@@ -30,6 +30,7 @@ const (
 	TypeMethod         = problemBase + "method-not-allowed"
 	TypeNotReady       = problemBase + "not-ready"
 	TypeStoreError     = problemBase + "store-error"
+	TypeBackupBusy     = problemBase + "backup-in-progress"
 )
 
 // writeProblem is the one function that writes every API error.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,8 +18,21 @@ import (
 // replaced, in the data dir.
 const PreRestoreName = FileName + ".pre-restore"
 
-// Backup writes a consistent copy of the store file to w: one read
-// transaction (bbolt's Tx.WriteTo) while the store goes on serving.
+// ErrBackupBusy reports a backup asked for while another one is being
+// taken: one at a time, since each holds a snapshot the size of the store.
+var ErrBackupBusy = errors.New("store: a backup is already being taken")
+
+// snapshotPrefix starts the names of the snapshots Backup writes in the
+// data dir; one left behind by a crash is removed at open.
+const snapshotPrefix = "." + FileName + ".snapshot-"
+
+// Backup writes a consistent copy of the store file to w. The copy is
+// first written to a snapshot file in the data dir in one read transaction
+// (bbolt's Tx.WriteTo), which is closed before anything is sent to w: a
+// slow reader of w never holds the transaction open, which would block
+// the next commit that must grow the file's mapping, and every write
+// behind it. The snapshot is removed once sent. One backup at a time: a
+// second one while the first runs fails with ErrBackupBusy.
 // started, when set, is told the size of the copy before it is written.
 // It works while the store is faulted because its file was removed: the
 // copy is read from the file still open.
@@ -26,19 +40,55 @@ func (b *Bolt) Backup(ctx context.Context, w io.Writer, started func(size int64)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	var n int64
-	err := b.view(func(tx *bolt.Tx) error {
-		if started != nil {
-			started(tx.Size())
-		}
+	if !b.backingUp.CompareAndSwap(false, true) {
+		return 0, ErrBackupBusy
+	}
+	defer b.backingUp.Store(false)
+	snap, err := os.CreateTemp(b.dir, snapshotPrefix+"*")
+	if err != nil {
+		return 0, fmt.Errorf("store: backup: %w", err)
+	}
+	defer func() {
+		_ = snap.Close()
+		_ = os.Remove(snap.Name())
+	}()
+	var size int64
+	err = b.view(func(tx *bolt.Tx) error {
 		var err error
-		n, err = tx.WriteTo(w)
+		size, err = tx.WriteTo(snap)
 		return err
 	})
+	if err == nil {
+		_, err = snap.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: backup: write the snapshot: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if started != nil {
+		started(size)
+	}
+	n, err := io.Copy(w, io.LimitReader(snap, size))
+	if err == nil && n != size {
+		err = fmt.Errorf("the snapshot has %d bytes, %d expected", n, size)
+	}
 	if err != nil {
 		return n, fmt.Errorf("store: backup: %w", err)
 	}
 	return n, nil
+}
+
+// removeSnapshots removes the snapshots a backup left in dir when the
+// process ended while taking it.
+func removeSnapshots(dir string, logger *slog.Logger) {
+	names, _ := filepath.Glob(filepath.Join(dir, snapshotPrefix+"*"))
+	for _, name := range names {
+		if err := os.Remove(name); err != nil {
+			logger.Warn("store: remove a backup's leftover snapshot", "path", name, "error", err)
+		}
+	}
 }
 
 // SaveBackup writes the backup read from r to dst: a temporary file beside

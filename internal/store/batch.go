@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -48,8 +49,15 @@ type batchCall struct {
 }
 
 // do runs fn in a write transaction, possibly shared with others, and
-// returns once that transaction is committed.
-func (b *batcher) do(fn func(*bolt.Tx) error) error {
+// returns once that transaction is committed, or with ctx's error once ctx
+// is done: a caller that gives up (its deadline passed, its client went
+// away) stops waiting behind a commit that does not come (a transaction
+// held up by a grown file's remap, a stalled disk). A write still queued
+// is then dropped; one already in a transaction may yet be committed.
+func (b *batcher) do(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c := batchCall{fn: fn, err: make(chan error, 1)}
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
@@ -58,7 +66,13 @@ func (b *batcher) do(fn func(*bolt.Tx) error) error {
 		go b.loop()
 	}
 	b.mu.Unlock()
-	err := <-c.err
+	var err error
+	select {
+	case err = <-c.err:
+	case <-ctx.Done():
+		b.drop(c)
+		return ctx.Err()
+	}
 	if err == errTrySolo {
 		err = b.update(fn)
 		if b.committed != nil {
@@ -66,6 +80,18 @@ func (b *batcher) do(fn func(*bolt.Tx) error) error {
 		}
 	}
 	return err
+}
+
+// drop takes c out of the queue when it is still waiting there.
+func (b *batcher) drop(c batchCall) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, q := range b.queue {
+		if q.err == c.err {
+			b.queue = slices.Delete(b.queue, i, i+1)
+			return
+		}
+	}
 }
 
 // loop commits the queued writes, batch after batch, until none is left.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -20,7 +21,7 @@ func TestBatcherIsolatesFailures(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = s.batch.do(func(tx *bolt.Tx) error {
+			errs[i] = s.batch.do(context.Background(), func(tx *bolt.Tx) error {
 				if err := tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
 					return err
 				}
@@ -79,7 +80,7 @@ func TestBatcherWaitsOnlyAfterSharedCommits(t *testing.T) {
 		time.Sleep(d)
 	}
 	put := func(i int) error {
-		return s.batch.do(func(tx *bolt.Tx) error {
+		return s.batch.do(context.Background(), func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketMeta).Put(fmt.Appendf(nil, "k%d", i), []byte("v"))
 		})
 	}
@@ -98,7 +99,7 @@ func TestBatcherWaitsOnlyAfterSharedCommits(t *testing.T) {
 	first := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := s.batch.do(func(tx *bolt.Tx) error {
+		if err := s.batch.do(context.Background(), func(tx *bolt.Tx) error {
 			close(first)
 			<-release
 			return nil

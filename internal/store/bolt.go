@@ -171,6 +171,8 @@ type Bolt struct {
 	writeFault atomic.Pointer[FaultError]
 	stop       chan struct{}
 	watchDone  chan struct{}
+	// backingUp is set while a backup is taken (one at a time).
+	backingUp atomic.Bool
 	// checkMu and lastCheck bound the checks panics lead to.
 	checkMu   sync.Mutex
 	lastCheck time.Time
@@ -222,6 +224,7 @@ func OpenBolt(dataDir string, opts BoltOptions) (_ *Bolt, err error) {
 			_ = lock.release()
 		}
 	}()
+	removeSnapshots(dataDir, opts.Logger)
 	path := filepath.Join(dataDir, FileName)
 	id, err := readStoreID(dataDir)
 	if err != nil {

@@ -94,7 +94,7 @@ func (b *Bolt) RecordFingerprint(ctx context.Context, tokenHash string, s Sighti
 	// The batch may run the function more than once: it reads and writes
 	// only inside tx, so a rerun after a rollback starts again from the
 	// stored state.
-	err = b.batch.do(func(tx *bolt.Tx) error {
+	err = b.batch.do(ctx, func(tx *bolt.Tx) error {
 		return recordFingerprint(tx, key, seen, nowN)
 	})
 	if err != nil {

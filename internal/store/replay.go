@@ -71,7 +71,7 @@ func (b *Bolt) spend(ctx context.Context, bucket []byte, tag byte, key string, e
 	// The batch may run the function more than once; each run sets fresh
 	// from the state inside its own transaction, and only the committed
 	// run's answer is returned.
-	err = b.batch.do(func(tx *bolt.Tx) error {
+	err = b.batch.do(ctx, func(tx *bolt.Tx) error {
 		fresh = false
 		bk := tx.Bucket(bucket)
 		var oldExp int64

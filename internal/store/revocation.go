@@ -145,7 +145,7 @@ func (b *Bolt) PutRevocation(ctx context.Context, r Revocation) (Revocation, err
 	// Group-committed: concurrent revocations share one fsync'ed commit,
 	// and each returns only once its commit is on disk.
 	var kept Revocation
-	err = b.batch.do(func(tx *bolt.Tx) error {
+	err = b.batch.do(ctx, func(tx *bolt.Tx) error {
 		var err error
 		kept, err = putRevocation(tx, r, now.UnixNano())
 		return err
