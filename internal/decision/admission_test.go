@@ -215,3 +215,43 @@ func TestOverloadedRefreshWritesNothing(t *testing.T) {
 		t.Fatalf("after the overloaded answer, the refresh token's first use: %v, want none (nothing was written)", err)
 	}
 }
+
+// lateState writes a refresh token's use and then returns only once the
+// caller's deadline has passed: the use is on disk, the decision's time
+// is up.
+type lateState struct{ *store.Bolt }
+
+func (s lateState) UseRefreshTokenFrom(ctx context.Context, f store.Family, hash string, p store.Presentation) (store.Family, error) {
+	fam, err := s.Bolt.UseRefreshTokenFrom(context.WithoutCancel(ctx), f, hash, p)
+	<-ctx.Done()
+	return fam, err
+}
+
+// A refresh-token decision whose deadline passes after the token's use was
+// written completes (the policy's answer, not 503 overloaded): a retry
+// would be the token's reuse, which revokes the session.
+func TestRefreshDecisionCompletesOnceItsUseIsWritten(t *testing.T) {
+	st, err := store.OpenBolt(t.TempDir(), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pol := endpointPolicy{newGatedPolicy()}
+	close(pol.gate)
+	e := NewEngine(t.Context(), refreshTokens{}, pol, Options{MaxConcurrent: 1, Timeout: 20 * time.Millisecond, State: lateState{st}})
+	req, err := NewRequest(RawRequest{Method: "POST", URL: "https://as.example.com/token", RemoteIP: "203.0.113.7",
+		Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"rt"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.Decide(t.Context(), req)
+	if err != nil || !d.Allow || d.Status != 200 {
+		t.Fatalf("decision = allow %v, status %d, reasons %v, err %v; want the policy's allow", d.Allow, d.Status, d.Reasons, err)
+	}
+	// The use was written once: the token presented again is reuse.
+	tok, _ := refreshTokens{}.VerifyRefresh(t.Context(), "rt")
+	fam := store.Family{ID: familyID(tok), Issuer: tok.Issuer, Subject: tok.Subject, ExpiresAt: time.Now().Add(time.Hour)}
+	if _, err := st.UseRefreshTokenFrom(t.Context(), fam, tok.Hash, store.Presentation{}); !errors.Is(err, store.ErrRefreshReuse) {
+		t.Errorf("the token presented again: %v, want reuse (its use was written)", err)
+	}
+}

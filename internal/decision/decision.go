@@ -163,6 +163,10 @@ type Options struct {
 	MaxQueueWait  time.Duration
 }
 
+// RefreshCompletionCap bounds a refresh-token decision from the moment its
+// use is written, in place of the request's deadline (see Decide).
+const RefreshCompletionCap = 5 * time.Second
+
 // NewEngine wires the pipeline. Fingerprint writers run until ctx ends.
 func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts Options) *Engine {
 	if opts.Now == nil {
@@ -245,6 +249,16 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		}
 		if te, err = e.tokenEndpoint(ctx, req, settings, now); err != nil {
 			return e.failOrUnavailable(ctx, d, err, notes)
+		}
+		if te.refresh != nil && te.refresh.valid {
+			// The refresh token's use is written: the decision now
+			// completes whatever the request's deadline, since an
+			// overloaded answer would make the client's retry reuse (and
+			// revoke its session), and a reuse's revocation must be
+			// applied. It gets a hard cap of its own instead.
+			var cancelDetached context.CancelFunc
+			ctx, cancelDetached = context.WithTimeoutCause(context.WithoutCancel(ctx), RefreshCompletionCap, errDecisionDeadline)
+			defer cancelDetached()
 		}
 		tokErr = &token.Error{Code: token.CodeTokenMissing, Message: "no access token"}
 	} else {
