@@ -232,7 +232,7 @@ config_errors contains error(["pdp", "token_endpoint", "url"], "must be an absol
 
 absolute_url(url) if {
 	is_string(url)
-	regex.match(`^https?://[^/?#\s]+(/[^\s#]*)?$`, url)
+	regex.match(`^(?i:https?)://[^/?#\s]+(/[^\s#]*)?$`, url)
 }
 
 config_errors contains error(["pdp", "token_endpoint", "refresh_reuse"], msg) if {

@@ -39,6 +39,9 @@ type Engine struct {
 	// noFold evaluates every rule on every request (see fold.go): for tests
 	// that compare the two.
 	noFold bool
+	// noShippedValidator validates a version by its own modules alone:
+	// for tests of how the guardrails treat data the validator refuses.
+	noShippedValidator bool
 }
 
 // version is one compiled, prepared policy.
@@ -121,7 +124,7 @@ func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context
 		return nil, refused(fmt.Errorf("compile policy from %s: %w", set.Source, err))
 	}
 	store := inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	errs, err := configErrors(ctx, set.Modules, store)
+	errs, err := validate(ctx, set.Modules, set.Data, store, !e.noShippedValidator)
 	if err != nil {
 		return nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
 	}

@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	shipped "github.com/tokenguard/pdp/rego"
 )
 
 // ConfigErrorsQuery is the set of what is wrong with a version's data
@@ -84,21 +89,115 @@ func (e *ConfigErrorsError) Is(target error) bool { return target == ErrRefused 
 // maxConfigErrors bounds the errors kept from one version.
 const maxConfigErrors = 1000
 
+// validateTimeout bounds the validation of one version's data (the
+// shipped validator and the source's own rules together).
+var validateTimeout = 10 * time.Second
+
+// validate collects what is wrong with a version's data: the shipped
+// validator (config_errors.rego, embedded) run against its data.pdp,
+// whatever the source holds, plus what the source's own modules add to
+// data.tokenguard.config_errors. A source that brings no copy of the
+// shipped validator (a bundle or directory of one's own) is validated all
+// the same; a source without data.pdp has nothing for it to check.
+func validate(ctx context.Context, modules []*ast.Module, data map[string]any, store storage.Store, withShipped bool) ([]ConfigError, error) {
+	ctx, cancel := context.WithTimeout(ctx, validateTimeout)
+	defer cancel()
+	var base []ConfigError
+	if withShipped {
+		var err error
+		if base, err = shippedConfigErrors(ctx, data); err != nil {
+			return nil, err
+		}
+	}
+	own, err := configErrors(ctx, modules, store)
+	if err != nil {
+		return nil, err
+	}
+	return mergeConfigErrors(base, own), nil
+}
+
+// shippedValidator is the shipped validator's modules, parsed and
+// compiled once; validations share the compiler one at a time.
+var shippedValidator = sync.OnceValues(func() (*ast.Compiler, error) {
+	srcs := shipped.ValidatorModules()
+	mods := make(map[string]*ast.Module, len(srcs))
+	for name, src := range srcs {
+		m, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
+		if err != nil {
+			return nil, fmt.Errorf("parse the shipped validator %s: %w", name, err)
+		}
+		mods[name] = m
+	}
+	c := ast.NewCompiler()
+	if c.Compile(mods); c.Failed() {
+		return nil, fmt.Errorf("compile the shipped validator: %w", c.Errors)
+	}
+	return c, nil
+})
+
+var shippedValidatorMu sync.Mutex
+
+// shippedConfigErrors evaluates the shipped validator against data.pdp
+// alone, in a compiler of its own: the source's modules neither see it nor
+// clash with it.
+func shippedConfigErrors(ctx context.Context, data map[string]any) ([]ConfigError, error) {
+	c, err := shippedValidator()
+	if err != nil {
+		return nil, err
+	}
+	only := map[string]any{}
+	if pdp, ok := data["pdp"]; ok {
+		only["pdp"] = pdp
+	}
+	store := inmem.NewFromObjectWithOpts(only, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	shippedValidatorMu.Lock()
+	defer shippedValidatorMu.Unlock()
+	errs, err := evalConfigErrors(ctx, store, rego.Compiler(c))
+	if err != nil {
+		return nil, fmt.Errorf("shipped validator: %w", err)
+	}
+	return errs, nil
+}
+
+// mergeConfigErrors joins two sorted lists, each error once, bounded.
+func mergeConfigErrors(a, b []ConfigError) []ConfigError {
+	out := append(slices.Clip(a), b...)
+	sortConfigErrors(out)
+	return capConfigErrors(slices.Compact(out))
+}
+
+func sortConfigErrors(errs []ConfigError) {
+	slices.SortFunc(errs, func(a, b ConfigError) int {
+		return strings.Compare(a.Path+"\x00"+a.Message, b.Path+"\x00"+b.Message)
+	})
+}
+
+func capConfigErrors(errs []ConfigError) []ConfigError {
+	if len(errs) > maxConfigErrors {
+		errs = append(errs[:maxConfigErrors-1], ConfigError{Path: "(more)", Message: fmt.Sprintf("%d more errors", len(errs)-maxConfigErrors+1)})
+	}
+	return errs
+}
+
 // configErrors evaluates ConfigErrorsQuery against the compiled modules
 // and store; none when the policy does not define it.
 func configErrors(ctx context.Context, modules []*ast.Module, store storage.Store) ([]ConfigError, error) {
-	ctx, cancel := context.WithTimeout(ctx, foldTimeout)
-	defer cancel()
+	return evalConfigErrors(ctx, store, func(r *rego.Rego) {
+		for _, m := range modules {
+			rego.ParsedModule(m)(r)
+		}
+	})
+}
+
+// evalConfigErrors evaluates ConfigErrorsQuery with the modules or
+// compiler that opt gives.
+func evalConfigErrors(ctx context.Context, store storage.Store, opt func(*rego.Rego)) ([]ConfigError, error) {
 	pq, err := rego.New(
 		rego.Query(ConfigErrorsQuery),
 		rego.Store(store),
 		rego.StrictBuiltinErrors(true),
 		rego.SetRegoVersion(ast.RegoV1),
-		func(r *rego.Rego) {
-			for _, m := range modules {
-				rego.ParsedModule(m)(r)
-			}
-		},
+		opt,
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", ConfigErrorsQuery, err)
@@ -144,13 +243,8 @@ func parseConfigErrors(v ast.Value) ([]ConfigError, error) {
 		}
 		out = append(out, ConfigError{Path: path, Message: msg})
 	}
-	slices.SortFunc(out, func(a, b ConfigError) int {
-		return strings.Compare(a.Path+"\x00"+a.Message, b.Path+"\x00"+b.Message)
-	})
-	if len(out) > maxConfigErrors {
-		out = append(out[:maxConfigErrors-1], ConfigError{Path: "(more)", Message: fmt.Sprintf("%d more errors", len(out)-maxConfigErrors+1)})
-	}
-	return out, nil
+	sortConfigErrors(out)
+	return capConfigErrors(out), nil
 }
 
 func stringField(obj ast.Object, key string) (string, bool) {
