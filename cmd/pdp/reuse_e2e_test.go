@@ -324,13 +324,17 @@ func TestDecisionReuseIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	var status struct {
-		DecisionCache decision.ReuseStats `json:"decision_cache"`
+		DecisionCache decision.ReuseStats     `json:"decision_cache"`
+		Sightings     *decision.SightingStats `json:"sightings"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&status)
 	resp.Body.Close()
 	st := status.DecisionCache
 	if err != nil || st.Reused < 1 || st.Reused+st.Evaluated != 3 || st.Entries != 1 {
 		t.Fatalf("/v1/status decision_cache = %+v (%v)", st, err)
+	}
+	if sg := status.Sightings; sg == nil || sg.Dropped != 0 || sg.Failed != 0 {
+		t.Errorf("/v1/status sightings = %+v, want an object with none lost", sg)
 	}
 	resp, err = http.Get(tb.pdp.URL + "/metrics")
 	if err != nil {
@@ -341,6 +345,8 @@ func TestDecisionReuseIsReported(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf(`pdp_decision_cache_total{result="hit"} %d`, st.Reused),
 		fmt.Sprintf(`pdp_decision_cache_total{result="miss"} %d`, st.Evaluated),
+		"pdp_sightings_dropped_total 0",
+		"pdp_sightings_failed_total 0",
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -171,6 +171,12 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 				}
 				s := decider.ReuseStats()
 				return s.Reused, s.Evaluated
+			},
+			Sightings: func() decision.SightingStats {
+				if decider == nil {
+					return decision.SightingStats{}
+				}
+				return decider.SightingStats()
 			}})
 	}
 
@@ -300,6 +306,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "issuers", Get: func(context.Context) (any, error) { return verifier.Status(), nil }},
 			{Name: "decision_logs", Get: func(context.Context) (any, error) { return decisionLog.Status(), nil }},
 			{Name: "decision_cache", Get: func(context.Context) (any, error) { return decider.ReuseStats(), nil }},
+			{Name: "sightings", Get: func(context.Context) (any, error) { return decider.SightingStats(), nil }},
 		}, ssfStatus...),
 		Ops:          httpapi.OpsAuth{Credential: opsCred},
 		OpsElsewhere: cfg.Ops.Listen != "",

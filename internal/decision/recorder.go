@@ -28,6 +28,10 @@ import (
 // sees the sighting all the same (a token replayed at once from another
 // network), it is first noted in the store's pending sightings, which
 // LastSeen reads, and let go of once its write has returned.
+//
+// Lost sightings are not silent: dropped ones (a full queue) and failed
+// writes are counted (SightingStats, pdp_sightings_*_total, /v1/status)
+// and logged at WARN at most once a minute each while they happen.
 type recorder struct {
 	ch      chan sighting
 	state   State
@@ -35,7 +39,58 @@ type recorder struct {
 	batch   fingerprintBatcher
 	dropped atomic.Int64
 	failed  atomic.Int64
+	unnoted atomic.Int64
 	logger  *slog.Logger
+	now     func() time.Time
+	// dropWarn, failWarn and noteWarn limit the warnings.
+	dropWarn, failWarn, noteWarn warnLimit
+}
+
+// warnEvery is how often, at most, the recorder warns of each kind of
+// lost sighting while they happen.
+const warnEvery = time.Minute
+
+// warnLimit lets a warning through at most once per warnEvery; it
+// remembers the count at the last warning, to say how many since.
+type warnLimit struct {
+	last  atomic.Int64 // unix nanoseconds of the last warning; 0: none yet
+	count atomic.Int64 // the counter's value at the last warning
+}
+
+// due reports whether a warning may be logged now, and how many happened
+// since the last one (total is the counter's value now).
+func (w *warnLimit) due(now time.Time, total int64) (bool, int64) {
+	last := w.last.Load()
+	if last != 0 && now.UnixNano()-last < int64(warnEvery) {
+		return false, 0
+	}
+	if !w.last.CompareAndSwap(last, now.UnixNano()) {
+		return false, 0
+	}
+	return true, total - w.count.Swap(total)
+}
+
+// SightingStats count the fingerprint sightings lost or held up.
+type SightingStats struct {
+	// Queued sightings wait to be written now.
+	Queued int `json:"queued"`
+	// Dropped sightings found the write queue full and were never
+	// written; Failed ones were refused by the store; Unnoted ones could
+	// not be made visible before their write (too many pending) and were
+	// queued all the same. All since the start.
+	Dropped int64 `json:"dropped"`
+	Failed  int64 `json:"failed"`
+	Unnoted int64 `json:"unnoted"`
+}
+
+// SightingStats reports the sightings queued and lost; zero without a
+// state store.
+func (e *Engine) SightingStats() SightingStats {
+	if e.recorder == nil {
+		return SightingStats{}
+	}
+	r := e.recorder
+	return SightingStats{Queued: len(r.ch), Dropped: r.dropped.Load(), Failed: r.failed.Load(), Unnoted: r.unnoted.Load()}
 }
 
 // fingerprintBatcher is a store that folds many sightings in one write.
@@ -69,7 +124,7 @@ func newRecorder(ctx context.Context, state State, queue, writers int, logger *s
 	if writers <= 0 {
 		writers = 4
 	}
-	r := &recorder{ch: make(chan sighting, queue), state: state, logger: logger}
+	r := &recorder{ch: make(chan sighting, queue), state: state, logger: logger, now: time.Now}
 	r.noter, _ = state.(sightingNoter)
 	if b, ok := state.(fingerprintBatcher); ok {
 		r.batch = b
@@ -96,8 +151,10 @@ func (r *recorder) write(ctx context.Context) {
 func (r *recorder) writeOne(ctx context.Context, s sighting) {
 	defer s.release()
 	if err := r.state.RecordFingerprint(ctx, s.hash, s.s); err != nil && ctx.Err() == nil {
-		if r.failed.Add(1) == 1 {
-			r.logger.Warn("recording a fingerprint failed", "error", err)
+		total := r.failed.Add(1)
+		if ok, since := r.failWarn.due(r.now(), total); ok {
+			r.logger.Warn("fingerprint sightings failed to be written: the fingerprint guardrail misses them",
+				"error", err, "failed_since_last_warning", since, "failed_total", total)
 		}
 	}
 }
@@ -167,15 +224,23 @@ func (r *recorder) record(hash string, s store.Sighting) {
 	if r.noter != nil {
 		if rel, err := r.noter.NoteSighting(hash, s); err == nil {
 			release = rel
-		} else if r.failed.Add(1) == 1 {
-			r.logger.Warn("noting a sighting failed", "error", err)
+		} else {
+			total := r.unnoted.Add(1)
+			if ok, since := r.noteWarn.due(r.now(), total); ok {
+				r.logger.Warn("fingerprint sightings could not be noted before their write", "error", err,
+					"unnoted_since_last_warning", since, "unnoted_total", total)
+			}
 		}
 	}
 	select {
 	case r.ch <- sighting{hash: hash, s: s, release: release}:
 	default:
 		release()
-		r.dropped.Add(1)
+		total := r.dropped.Add(1)
+		if ok, since := r.dropWarn.due(r.now(), total); ok {
+			r.logger.Warn("fingerprint sightings dropped: their write queue is full (the store is slower than the request rate: check the store, or raise fingerprints.queue)",
+				"dropped_since_last_warning", since, "dropped_total", total, "queue", cap(r.ch))
+		}
 	}
 }
 

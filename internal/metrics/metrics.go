@@ -44,6 +44,9 @@ type Options struct {
 	// pdp_decision_cache_total: the reusable decisions answered from a kept
 	// one (hits) and evaluated (misses).
 	DecisionCache func() (hits, misses int64)
+	// Sightings, when set, is called at scrape time for
+	// pdp_sightings_dropped_total and pdp_sightings_failed_total.
+	Sightings func() decision.SightingStats
 }
 
 // Metrics holds every tokenguard metric in its own registry. It is safe for
@@ -183,6 +186,18 @@ func New(opts Options) *Metrics {
 				return float64(misses)
 			}))
 		}
+	}
+	if sg := opts.Sightings; sg != nil {
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "pdp_sightings_dropped_total",
+				Help: "Fingerprint sightings dropped because their write queue was full: the fingerprint guardrail never sees them.",
+			}, func() float64 { return float64(sg().Dropped) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "pdp_sightings_failed_total",
+				Help: "Fingerprint sightings the store failed to write.",
+			}, func() float64 { return float64(sg().Failed) }),
+		)
 	}
 	if rep := opts.Replication; rep != nil {
 		m.reg.MustRegister(

@@ -370,3 +370,10 @@ func TestIntrospectionReports(t *testing.T) {
 		t.Error("/metrics repeats a token or the client secret")
 	}
 }
+
+func TestSightingsLostAreCounted(t *testing.T) {
+	m := New(Options{Sightings: func() decision.SightingStats { return decision.SightingStats{Dropped: 7, Failed: 2} }})
+	fams, _ := scrape(t, m)
+	want(t, fams, "pdp_sightings_dropped_total", map[string]string{}, 7)
+	want(t, fams, "pdp_sightings_failed_total", map[string]string{}, 2)
+}
