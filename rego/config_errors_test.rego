@@ -28,6 +28,13 @@ test_a_refresh_reuse_grace_within_a_minute_is_no_error if {
 	}
 }
 
+# The URL's scheme is case-insensitive, as Go, which normalises it, reads it.
+test_a_token_endpoint_url_of_any_scheme_case_is_no_error if {
+	every url in ["https://as.example.com/token", "HTTPS://AS.example.com:443/token?x=1", "Http://as.example.com/t"] {
+		paths({"token_endpoint": {"url": url}}) == set()
+	}
+}
+
 test_broken_settings_are_reported_at_their_path if {
 	every pdp, path in {
 		{"lifetimes": {"default": {"max_lifetime": "30 minutes"}}}: "pdp.lifetimes.default.max_lifetime",
