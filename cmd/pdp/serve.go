@@ -283,11 +283,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	opts := httpapi.Options{
 		Decider: decider,
 		Logger:  logger,
-		Checks: []httpapi.Check{
-			{Name: "policy", Ready: engine.Ready},
-			{Name: "issuers", Ready: verifier.Ready},
-			{Name: "store", Ready: st.Ready},
-		},
+		Checks:  readinessChecks(engine, verifier, st),
 		Gateway:     gatewayAuth,
 		ForwardAuth: forwardAuth,
 		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL, Backup: localStore(st)},
@@ -378,6 +374,22 @@ func localStore(st appStore) *store.Bolt {
 		return s.Local()
 	}
 	return nil
+}
+
+// readinessChecks are /readyz's checks, by the names its 503 answer
+// gives: policy (a version active), keys (every issuer's keys loaded),
+// store (the local file takes writes) and, with Redis, replication (the
+// local view follows the shared revocations).
+func readinessChecks(engine *policy.Engine, verifier *token.Verifier, st appStore) []httpapi.Check {
+	checks := []httpapi.Check{
+		{Name: "policy", Ready: engine.Ready},
+		{Name: "keys", Ready: verifier.Ready},
+		{Name: "store", Ready: localStore(st).Ready},
+	}
+	if sh, ok := st.(sharedStore); ok {
+		checks = append(checks, httpapi.Check{Name: "replication", Ready: sh.FollowerReady})
+	}
+	return checks
 }
 
 // sharedStore is the Redis-backed store.

@@ -79,8 +79,17 @@ func TestStoreFileDeletedUnderRunningServer(t *testing.T) {
 		t.Fatalf("revocation after pdp.db was deleted: err = %v, want a 503", err)
 	}
 	status, body := e.readyz(t)
-	if status != http.StatusServiceUnavailable || !strings.Contains(body, db) || !strings.Contains(body, `"check":"store"`) {
-		t.Errorf("/readyz = %d %s, want 503 naming the store file", status, body)
+	if status != http.StatusServiceUnavailable || strings.Contains(body, db) || !strings.Contains(body, `"checks":["store"]`) {
+		t.Errorf("/readyz = %d %s, want 503 naming the store check, not the file", status, body)
+	}
+	if resp, err := http.Get("http://" + e.addr + "/v1/status"); err != nil {
+		t.Error(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"readiness":{"ready":false`) || !strings.Contains(string(b), db) {
+			t.Errorf("/v1/status does not say under readiness why the store is not ready: %s", b)
+		}
 	}
 	var problem map[string]any
 	if err := json.Unmarshal([]byte(body), &problem); err != nil || problem["type"] != "https://tokenguard.dev/problems/not-ready" {

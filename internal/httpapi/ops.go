@@ -45,7 +45,12 @@ func mountOps(r chi.Router, opts Options, guard func(http.Handler) http.Handler)
 		r.With(guard).Method(http.MethodGet, "/metrics", opts.MetricsHandler)
 	}
 	if opts.Status != nil || len(opts.StatusParts) > 0 {
-		st := &status{policy: opts.Status, parts: opts.StatusParts, logger: opts.Logger}
+		parts := opts.StatusParts
+		if len(opts.Checks) > 0 {
+			h := &health{checks: opts.Checks}
+			parts = append([]StatusPart{{Name: "readiness", Get: h.readiness}}, parts...)
+		}
+		st := &status{policy: opts.Status, parts: parts, logger: opts.Logger}
 		r.With(guard).Get("/v1/status", st.serveHTTP)
 	}
 }

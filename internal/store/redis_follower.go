@@ -75,6 +75,12 @@ func (s *Shared) Ready() error {
 	if err := s.local.Ready(); err != nil {
 		return err
 	}
+	return s.FollowerReady()
+}
+
+// FollowerReady is the part of Ready that is about following the shared
+// revocations, without the local file's.
+func (s *Shared) FollowerReady() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
