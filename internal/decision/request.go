@@ -97,11 +97,11 @@ func NewRequest(raw RawRequest) (*Request, error) {
 		return nil, err
 	}
 	if raw.RemoteIP != "" {
-		ip, err := netip.ParseAddr(raw.RemoteIP)
+		ip, err := ParseClientAddr(raw.RemoteIP)
 		if err != nil {
-			return nil, invalid("request.remote_ip is not an IP address")
+			return nil, invalid("request.remote_ip %s", strings.TrimPrefix(err.Error(), ErrClientAddr.Error()+": "))
 		}
-		req.RemoteIP = ip.Unmap()
+		req.RemoteIP = ip
 	}
 	if len(raw.Form) > 0 {
 		if err := checkForm(raw.Form); err != nil {

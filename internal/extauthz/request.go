@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 
@@ -51,9 +50,12 @@ func rawRequest(req *authv3.CheckRequest, maxBody int) (decision.RawRequest, *re
 	// Envoy's own view of the downstream connection: believed, unlike any
 	// X-Forwarded-For or client-certificate header the client may send.
 	if a := attrs.GetSource().GetAddress().GetSocketAddress().GetAddress(); a != "" {
-		if ip, err := netip.ParseAddr(a); err == nil {
-			raw.RemoteIP = ip.Unmap().String()
+		ip, err := decision.ParseClientAddr(a)
+		if err != nil {
+			return decision.RawRequest{}, refuse(http.StatusBadRequest, "attributes.source.address %s",
+				strings.TrimPrefix(err.Error(), decision.ErrClientAddr.Error()+": "))
 		}
+		raw.RemoteIP = ip.String()
 	}
 	if c := attrs.GetSource().GetCertificate(); c != "" {
 		if len(c) > 3*decision.MaxClientCertPEM { // every byte percent-encoded

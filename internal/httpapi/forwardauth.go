@@ -251,7 +251,9 @@ func (f *forwardAuth) originalRequest(r *http.Request) (decision.RawRequest, *Pr
 			raw.Headers[name] = vals
 		}
 	}
-	raw.RemoteIP = f.clientAddr(h, c)
+	if raw.RemoteIP, p = f.clientAddr(h, c); p != nil {
+		return decision.RawRequest{}, p
+	}
 	raw.ClientCertPEM = forwardedCert(h, c)
 	return raw, nil
 }
@@ -287,15 +289,17 @@ func peerAddr(r *http.Request) netip.Addr {
 // contract names (nginx: X-Real-IP, set from $remote_addr), or the
 // right-most X-Forwarded-For hop that is not a trusted proxy (Traefik,
 // Caddy: they append the peer they saw, or replace the header with it).
-// Empty when the gateway reports none that parses: an IP allow-list then
-// matches nothing, and the gateway's own address is never used instead.
-func (f *forwardAuth) clientAddr(h http.Header, c contract) string {
+// Empty when the gateway reports none: an IP allow-list then matches
+// nothing, and the gateway's own address is never used instead. An
+// address read that is not one (decision.ParseClientAddr: a zone, a bad
+// port, a host name) is a 400.
+func (f *forwardAuth) clientAddr(h http.Header, c contract) (string, *Problem) {
 	if c.realIP != "" {
 		vals := h.Values(c.realIP)
 		if len(vals) != 1 {
-			return ""
+			return "", nil
 		}
-		return parseHop(vals[0])
+		return parseHop(c.realIP, vals[0])
 	}
 	// Walked from the right: the hops left of the first untrusted one are
 	// the client's own and are never read, so no length, count or spelling
@@ -312,29 +316,34 @@ func (f *forwardAuth) clientAddr(h http.Header, c contract) string {
 				hop, rest = rest[i+1:], rest[:i]
 			}
 			if walked++; walked > maxForwardedHops {
-				return ""
+				return "", nil
 			}
-			ip := parseHop(hop)
-			if ip == "" {
-				return ""
+			ip, p := parseHop("X-Forwarded-For", hop)
+			if p != nil || ip == "" {
+				return "", p
 			}
 			if (i < 0 && v == 0) || !f.trustedProxy(netip.MustParseAddr(ip)) {
-				return ip
+				return ip, nil
 			}
 			if i < 0 {
 				break
 			}
 		}
 	}
-	return ""
+	return "", nil
 }
 
-func parseHop(s string) string {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || a.Zone() != "" {
-		return ""
+// parseHop reads one client address of header name; an empty one is none.
+func parseHop(name, s string) (string, *Problem) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", nil
 	}
-	return a.Unmap().String()
+	a, err := decision.ParseClientAddr(s)
+	if err != nil {
+		return "", badRequest("the client address in " + name + " " + strings.TrimPrefix(err.Error(), decision.ErrClientAddr.Error()+": "))
+	}
+	return a.String(), nil
 }
 
 // forwardedCert is the client certificate the gateway reports, as PEM:
