@@ -174,7 +174,8 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			}})
 	}
 
-	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger, Observer: mtr})
+	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger, Observer: mtr,
+		CacheSize: cfg.Tokens.CacheEntries, CacheBytes: int64(cfg.Tokens.CacheBytes)})
 	if err != nil {
 		return nil, fmt.Errorf("issuers: %w", err)
 	}
