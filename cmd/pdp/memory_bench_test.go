@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 
 	"github.com/tokenguard/pdp/internal/config"
@@ -52,6 +54,11 @@ func heapPerFreshToken(b *testing.B, mutate func(*config.Config), n int) float64
 		}
 	}
 	after := liveHeap()
+	if p := os.Getenv("HEAPPROF"); p != "" && mutate == nil {
+		f, _ := os.Create(p)
+		pprof.WriteHeapProfile(f)
+		f.Close()
+	}
 	runtime.KeepAlive(reqs)
 	runtime.KeepAlive(tb)
 	return float64(after-before) / float64(n)
