@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"testing"
 
 	"github.com/tokenguard/pdp/internal/config"
@@ -18,18 +16,25 @@ import (
 // measures memory, not time; run it with -benchtime=1x.
 func BenchmarkKeptDecisionHeap(b *testing.B) {
 	const n = 2000
-	var on, off float64
+	var on, off heapUse
 	for b.Loop() {
 		on = heapPerFreshToken(b, nil, n)
 		off = heapPerFreshToken(b, func(c *config.Config) { c.DecisionCache.MaxEntries = 0 }, n)
 	}
-	b.ReportMetric(on-off, "heap-B/kept-decision")
-	b.ReportMetric(off, "heap-B/verified-token")
+	b.ReportMetric(on.heap-off.heap, "heap-B/kept-decision")
+	b.ReportMetric(on.keptEstimate, "estimate-B/kept-decision")
+	b.ReportMetric(off.heap, "heap-B/verified-token")
+	b.ReportMetric(off.tokenEstimate, "estimate-B/verified-token")
+}
+
+// heapUse is the live heap per token and the caches' own estimates of it.
+type heapUse struct {
+	heap, tokenEstimate, keptEstimate float64
 }
 
 // heapPerFreshToken decides one request for each of n fresh tokens and
 // returns the live heap they added, per token.
-func heapPerFreshToken(b *testing.B, mutate func(*config.Config), n int) float64 {
+func heapPerFreshToken(b *testing.B, mutate func(*config.Config), n int) heapUse {
 	b.Helper()
 	tb := newTestbed(b, mutate)
 	reqs := make([]*decision.Request, n)
@@ -54,14 +59,13 @@ func heapPerFreshToken(b *testing.B, mutate func(*config.Config), n int) float64
 		}
 	}
 	after := liveHeap()
-	if p := os.Getenv("HEAPPROF"); p != "" && mutate == nil {
-		f, _ := os.Create(p)
-		pprof.WriteHeapProfile(f)
-		f.Close()
-	}
 	runtime.KeepAlive(reqs)
 	runtime.KeepAlive(tb)
-	return float64(after-before) / float64(n)
+	return heapUse{
+		heap:          float64(after-before) / float64(n),
+		tokenEstimate: float64(tb.app.verifier.CacheStats().Bytes) / float64(n),
+		keptEstimate:  float64(tb.app.decider.ReuseStats().Bytes) / float64(n),
+	}
 }
 
 // liveHeap is the heap in use after a full collection.

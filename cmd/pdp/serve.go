@@ -258,6 +258,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		MaxQueue:           cfg.Decide.MaxQueue,
 		MaxQueueWait:       cfg.Decide.MaxQueueWait,
 		ReuseEntries:       cfg.DecisionCache.MaxEntries,
+		ReuseBytes:         int64(cfg.DecisionCache.MaxBytes),
 		ReuseTTL:           cfg.DecisionCache.TTL,
 		LogInputs:          cfg.DecisionLogs.Console || cfg.DecisionLogs.URL != "",
 		Logger:             logger,
