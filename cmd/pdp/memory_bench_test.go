@@ -15,7 +15,7 @@ import (
 // on top of it (heap-B/kept-decision, reuse on minus reuse off). It
 // measures memory, not time; run it with -benchtime=1x.
 func BenchmarkKeptDecisionHeap(b *testing.B) {
-	const n = 2000
+	const n = 5000
 	var on, off heapUse
 	for b.Loop() {
 		on = heapPerFreshToken(b, nil, n)
