@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/memlimit"
 	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/store"
+	"github.com/tokenguard/pdp/internal/token"
 )
 
 // reuseEngine is a decision engine over the testbed's verifier, policy and
@@ -325,12 +327,22 @@ func TestDecisionReuseIsReported(t *testing.T) {
 	}
 	var status struct {
 		DecisionCache decision.ReuseStats `json:"decision_cache"`
+		TokenCache    token.CacheStats    `json:"token_cache"`
+		Runtime       struct {
+			MemoryLimit memlimit.Limit `json:"memory_limit"`
+		} `json:"runtime"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&status)
 	resp.Body.Close()
 	st := status.DecisionCache
-	if err != nil || st.Reused < 1 || st.Reused+st.Evaluated != 3 || st.Entries != 1 {
+	if err != nil || st.Reused < 1 || st.Reused+st.Evaluated != 3 || st.Entries != 1 || st.Bytes <= 0 || st.MaxBytes != 32<<20 {
 		t.Fatalf("/v1/status decision_cache = %+v (%v)", st, err)
+	}
+	if tc := status.TokenCache; tc.Entries != 1 || tc.Bytes <= 0 || tc.MaxBytes != 64<<20 || tc.MaxEntries != 100_000 {
+		t.Fatalf("/v1/status token_cache = %+v", tc)
+	}
+	if ml := status.Runtime.MemoryLimit; ml.Source == "" {
+		t.Fatalf("/v1/status runtime.memory_limit = %+v", ml)
 	}
 	resp, err = http.Get(tb.pdp.URL + "/metrics")
 	if err != nil {
@@ -341,6 +353,12 @@ func TestDecisionReuseIsReported(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf(`pdp_decision_cache_total{result="hit"} %d`, st.Reused),
 		fmt.Sprintf(`pdp_decision_cache_total{result="miss"} %d`, st.Evaluated),
+		fmt.Sprintf("pdp_decision_cache_entries %d", st.Entries),
+		fmt.Sprintf("pdp_decision_cache_bytes %d", st.Bytes),
+		"pdp_decision_cache_max_bytes 3.3554432e+07",
+		fmt.Sprintf("pdp_token_cache_bytes %d", status.TokenCache.Bytes),
+		"pdp_token_cache_entries 1",
+		"pdp_token_cache_max_bytes 6.7108864e+07",
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)
