@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/tokenguard/pdp/internal/decision"
-	"github.com/tokenguard/pdp/internal/memlimit"
 	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
+	"github.com/tokenguard/pdp/internal/memlimit"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/store"
 	"github.com/tokenguard/pdp/internal/token"
