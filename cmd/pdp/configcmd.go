@@ -89,6 +89,9 @@ func redacted(v reflect.Value) any {
 		if v.Type() == reflect.TypeFor[time.Duration]() {
 			return time.Duration(v.Int()).String()
 		}
+		if v.Type() == reflect.TypeFor[config.ByteSize]() {
+			return config.ByteSize(v.Int()).String()
+		}
 		return v.Int()
 	default:
 		return v.Interface()

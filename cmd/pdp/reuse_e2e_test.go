@@ -16,8 +16,10 @@ import (
 
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/dpop/dpoptest"
+	"github.com/tokenguard/pdp/internal/memlimit"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/store"
+	"github.com/tokenguard/pdp/internal/token"
 )
 
 // reuseEngine is a decision engine over the testbed's verifier, policy and
@@ -326,15 +328,25 @@ func TestDecisionReuseIsReported(t *testing.T) {
 	var status struct {
 		DecisionCache decision.ReuseStats     `json:"decision_cache"`
 		Sightings     *decision.SightingStats `json:"sightings"`
+		TokenCache    token.CacheStats        `json:"token_cache"`
+		Runtime       struct {
+			MemoryLimit memlimit.Limit `json:"memory_limit"`
+		} `json:"runtime"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&status)
 	resp.Body.Close()
 	st := status.DecisionCache
-	if err != nil || st.Reused < 1 || st.Reused+st.Evaluated != 3 || st.Entries != 1 {
+	if err != nil || st.Reused < 1 || st.Reused+st.Evaluated != 3 || st.Entries != 1 || st.Bytes <= 0 || st.MaxBytes != 32<<20 {
 		t.Fatalf("/v1/status decision_cache = %+v (%v)", st, err)
 	}
 	if sg := status.Sightings; sg == nil || sg.Dropped != 0 || sg.Failed != 0 {
 		t.Errorf("/v1/status sightings = %+v, want an object with none lost", sg)
+	}
+	if tc := status.TokenCache; tc.Entries != 1 || tc.Bytes <= 0 || tc.MaxBytes != 64<<20 || tc.MaxEntries != 100_000 {
+		t.Fatalf("/v1/status token_cache = %+v", tc)
+	}
+	if ml := status.Runtime.MemoryLimit; ml.Source == "" {
+		t.Fatalf("/v1/status runtime.memory_limit = %+v", ml)
 	}
 	resp, err = http.Get(tb.pdp.URL + "/metrics")
 	if err != nil {
@@ -347,6 +359,12 @@ func TestDecisionReuseIsReported(t *testing.T) {
 		fmt.Sprintf(`pdp_decision_cache_total{result="miss"} %d`, st.Evaluated),
 		"pdp_sightings_dropped_total 0",
 		"pdp_sightings_failed_total 0",
+		fmt.Sprintf("pdp_decision_cache_entries %d", st.Entries),
+		fmt.Sprintf("pdp_decision_cache_bytes %d", st.Bytes),
+		"pdp_decision_cache_max_bytes 3.3554432e+07",
+		fmt.Sprintf("pdp_token_cache_bytes %d", status.TokenCache.Bytes),
+		"pdp_token_cache_entries 1",
+		"pdp_token_cache_max_bytes 6.7108864e+07",
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)

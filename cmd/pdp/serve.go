@@ -29,6 +29,7 @@ import (
 	"github.com/tokenguard/pdp/internal/dpop"
 	"github.com/tokenguard/pdp/internal/extauthz"
 	"github.com/tokenguard/pdp/internal/httpapi"
+	"github.com/tokenguard/pdp/internal/memlimit"
 	"github.com/tokenguard/pdp/internal/metrics"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/ssf"
@@ -117,6 +118,9 @@ type app struct {
 	store    appStore
 	// decisionLog uploads what it still buffers when the app closes.
 	decisionLog *decisionlog.Logger
+	// memLimit is the Go memory limit runtime.memory_limit chose; serve
+	// applies it.
+	memLimit memlimit.Limit
 }
 
 // ready reports whether the policy is active and every issuer's keys are
@@ -143,6 +147,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	// A nil *metrics.Metrics (metrics disabled) records nothing.
 	var mtr *metrics.Metrics
 	var decider *decision.Engine // set below; scraped only once serving
+	var verifier *token.Verifier // the same
 	st, err := openStore(cfg, logger, func(c store.Check, allowed bool) { mtr.StoreUnavailable(c, allowed) })
 	if err != nil {
 		return nil, err
@@ -155,6 +160,10 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	builtins.SetStore(st)
 	go func() { _ = st.RunSweeper(ctx, cfg.Store.SweepInterval) }()
 
+	memLimit, err := memlimit.Choose(cfg.Runtime.MemoryLimit, os.Getenv("GOMEMLIMIT"), os.DirFS("/"))
+	if err != nil {
+		logger.Warn("runtime.memory_limit: the cgroup memory limit could not be read; no memory limit is set", "error", err)
+	}
 	if cfg.Metrics.Enabled {
 		bundles := make([]string, 0, len(cfg.Policy.Bundles))
 		for _, b := range cfg.Policy.Bundles {
@@ -177,10 +186,23 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 					return decision.SightingStats{}
 				}
 				return decider.SightingStats()
+			},
+			CacheSizes: func() metrics.CacheSizes {
+				var cs metrics.CacheSizes
+				if verifier != nil {
+					t := verifier.CacheStats()
+					cs.TokenEntries, cs.TokenBytes, cs.TokenMaxBytes = int64(t.Entries), t.Bytes, t.MaxBytes
+				}
+				if decider != nil {
+					d := decider.ReuseStats()
+					cs.DecisionEntries, cs.DecisionBytes, cs.DecisionMaxBytes = int64(d.Entries), d.Bytes, d.MaxBytes
+				}
+				return cs
 			}})
 	}
 
-	verifier, err := token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger, Observer: mtr})
+	verifier, err = token.NewVerifier(ctx, cfg.Issuers, token.Options{Skew: cfg.ClockSkew, Logger: logger, Observer: mtr,
+		CacheSize: cfg.Tokens.CacheEntries, CacheBytes: int64(cfg.Tokens.CacheBytes)})
 	if err != nil {
 		return nil, fmt.Errorf("issuers: %w", err)
 	}
@@ -263,6 +285,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		MaxQueue:           cfg.Decide.MaxQueue,
 		MaxQueueWait:       cfg.Decide.MaxQueueWait,
 		ReuseEntries:       cfg.DecisionCache.MaxEntries,
+		ReuseBytes:         int64(cfg.DecisionCache.MaxBytes),
 		ReuseTTL:           cfg.DecisionCache.TTL,
 		LogInputs:          cfg.DecisionLogs.Console || cfg.DecisionLogs.URL != "",
 		Logger:             logger,
@@ -281,9 +304,9 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		logger.Warn("POST /v1/revoke is off: no client can authenticate (set revoke.clients or decide.auth)")
 	}
 	opts := httpapi.Options{
-		Decider: decider,
-		Logger:  logger,
-		Checks:  readinessChecks(engine, verifier, st),
+		Decider:     decider,
+		Logger:      logger,
+		Checks:      readinessChecks(engine, verifier, st),
 		Gateway:     gatewayAuth,
 		ForwardAuth: forwardAuth,
 		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL, Backup: localStore(st)},
@@ -303,6 +326,8 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "decision_logs", Get: func(context.Context) (any, error) { return decisionLog.Status(), nil }},
 			{Name: "decision_cache", Get: func(context.Context) (any, error) { return decider.ReuseStats(), nil }},
 			{Name: "sightings", Get: func(context.Context) (any, error) { return decider.SightingStats(), nil }},
+			{Name: "token_cache", Get: func(context.Context) (any, error) { return verifier.CacheStats(), nil }},
+			{Name: "runtime", Get: func(context.Context) (any, error) { return runtimeStatus{MemoryLimit: memLimit}, nil }},
 		}, ssfStatus...),
 		Ops:          httpapi.OpsAuth{Credential: opsCred},
 		OpsElsewhere: cfg.Ops.Listen != "",
@@ -327,7 +352,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Credential:     gatewayCred,
 		MaxRecvMsgSize: cfg.ExtAuthz.MaxMessageBytes,
 	})
-	return &app{extAuthz: extAuthz, handler: handler, opsHandler: opsHandler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
+	return &app{memLimit: memLimit, extAuthz: extAuthz, handler: handler, opsHandler: opsHandler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
 		decisionLog: decisionLog}, nil
 }
 
@@ -447,6 +472,11 @@ func openStore(cfg config.Config, logger *slog.Logger, onUnavailable func(store.
 	return sharedStore{shared}, nil
 }
 
+// runtimeStatus is the runtime part of GET /v1/status.
+type runtimeStatus struct {
+	MemoryLimit memlimit.Limit `json:"memory_limit"`
+}
+
 // serve runs the PDP until ctx ends, then drains in-flight requests.
 func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) error {
 	logger := newLogger(cfg.Log, os.Stderr)
@@ -458,6 +488,8 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		return err
 	}
 	defer a.Close()
+	memlimit.Apply(a.memLimit)
+	logger.Info("go memory limit", "bytes", a.memLimit.Bytes, "source", a.memLimit.Source, "cgroup_bytes", a.memLimit.Cgroup)
 	ln, err := listenHTTP(cfg, cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

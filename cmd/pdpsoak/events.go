@@ -41,6 +41,9 @@ func (s *soak) run(ctx context.Context, srv **server) (*result, error) {
 		close(trafficDone)
 	}()
 	start := time.Now()
+	s.counts.mu.Lock()
+	s.counts.start = start
+	s.counts.mu.Unlock()
 	half := time.After(s.o.Duration / 2)
 	revokeT, setT, editT, sampleT := time.NewTicker(revokeEvery), time.NewTicker(setEvery), time.NewTicker(editEvery), time.NewTicker(sampleEvery)
 	defer func() { revokeT.Stop(); setT.Stop(); editT.Stop(); sampleT.Stop() }()
@@ -249,8 +252,11 @@ type sample struct {
 	heapMiB    float64 // the Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines int
 	fds        int
-	errors5xx  int // 5xx answers so far
-	kept       int // decisions kept for reuse (bounded by decision_cache.max_entries)
+	errors5xx  int     // 5xx answers so far
+	kept       int     // decisions kept for reuse (bounded by decision_cache.max_entries and max_bytes)
+	keptMiB    float64 // their estimated heap (decision_cache.bytes in /v1/status)
+	tokens     int     // verified tokens cached
+	tokensMiB  float64 // their estimated heap (token_cache.bytes)
 }
 
 func (s *soak) sample(label string, pid int) (sample, error) {
@@ -274,12 +280,18 @@ func (s *soak) sample(label string, pid int) (sample, error) {
 	if resp, err := s.client.Get("http://" + s.env.addr + "/v1/status"); err == nil {
 		var st struct {
 			DecisionCache struct {
-				Entries int `json:"entries"`
+				Entries int     `json:"entries"`
+				Bytes   float64 `json:"bytes"`
 			} `json:"decision_cache"`
+			TokenCache struct {
+				Entries int     `json:"entries"`
+				Bytes   float64 `json:"bytes"`
+			} `json:"token_cache"`
 		}
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st)
 		resp.Body.Close()
-		smp.kept = st.DecisionCache.Entries
+		smp.kept, smp.keptMiB = st.DecisionCache.Entries, st.DecisionCache.Bytes/(1<<20)
+		smp.tokens, smp.tokensMiB = st.TokenCache.Entries, st.TokenCache.Bytes/(1<<20)
 	}
 	resp, err := s.client.Get("http://" + s.env.addr + "/metrics")
 	if err != nil {

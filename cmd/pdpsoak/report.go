@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -66,10 +67,21 @@ func (r *result) markdown(o options) string {
 		}
 		slices.Sort(codes)
 		fmt.Fprintf(&b, "\n5xx answers: %s\n", strings.Join(codes, ", "))
+		var windows []string
+		for _, w := range slices.Sorted(maps.Keys(c.windows5xx)) {
+			windows = append(windows, fmt.Sprintf("%d–%d s: %d", w*10, w*10+10, c.windows5xx[w]))
+		}
+		fmt.Fprintf(&b, "\n5xx by 10-second window: %s\n", strings.Join(windows, ", "))
 	}
-	b.WriteString("\n| moment | RSS | Go heap in use | kept decisions | goroutines | open files | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\nThe start sample is taken after a 10 s warm-up (the caches filling, the heap growing to its GC target).\n")
+	b.WriteString("\n| moment | RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
-		fmt.Fprintf(&b, "| %s | %.0f MiB | %.0f MiB | %d | %d | %d | %d |\n", s.label, s.rssMiB, s.heapMiB, s.kept, s.goroutines, s.fds, s.errors5xx)
+		fmt.Fprintf(&b, "| %s | %.0f MiB | %.0f MiB | %d (%.1f MiB) | %d (%.1f MiB) | %d | %d | %d |\n",
+			s.label, s.rssMiB, s.heapMiB, s.tokens, s.tokensMiB, s.kept, s.keptMiB, s.goroutines, s.fds, s.errors5xx)
+	}
+	if first, last, ok := r.startEnd(); ok {
+		fmt.Fprintf(&b, "\nFrom start to end: RSS %+.0f%%, goroutines %+.0f%% (flat means within 10%%).\n",
+			pct(first.rssMiB, last.rssMiB), pct(float64(first.goroutines), float64(last.goroutines)))
 	}
 	if len(c.wrongSeen) > 0 {
 		b.WriteString("\nWrong answers (first ones):\n\n")
@@ -88,6 +100,21 @@ func (r *result) markdown(o options) string {
 		}
 	}
 	return b.String()
+}
+
+// startEnd are the first and last samples.
+func (r *result) startEnd() (first, last sample, ok bool) {
+	if len(r.samples) < 2 {
+		return sample{}, sample{}, false
+	}
+	return r.samples[0], r.samples[len(r.samples)-1], true
+}
+
+func pct(from, to float64) float64 {
+	if from == 0 {
+		return 0
+	}
+	return (to - from) / from * 100
 }
 
 func truncate(s string, n int) string {

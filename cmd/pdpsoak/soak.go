@@ -94,6 +94,10 @@ type counts struct {
 	revisions  map[string]bool
 	other5xx   map[int]int
 	reasons5xx map[string]int
+	// start is when the traffic began; windows5xx counts the 5xx answers
+	// by 10-second window since then, so that bursts show when they came.
+	start      time.Time
+	windows5xx map[int]int
 }
 
 func newSoak(e *env, o options, log *slog.Logger) *soak {
@@ -102,6 +106,7 @@ func newSoak(e *env, o options, log *slog.Logger) *soak {
 	s.counts.revisions = map[string]bool{}
 	s.counts.other5xx = map[int]int{}
 	s.counts.reasons5xx = map[string]int{}
+	s.counts.windows5xx = map[int]int{}
 	return s
 }
 
@@ -241,6 +246,9 @@ func (s *soak) send(ctx context.Context, k kind, seq uint64) {
 	case status >= 500:
 		c.status5xx++
 		c.other5xx[status]++
+		if !c.start.IsZero() {
+			c.windows5xx[int(time.Since(c.start)/(10*time.Second))]++
+		}
 		if len(d.Reasons) > 0 {
 			c.reasons5xx[d.Reasons[0].Code]++
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tokenguard/pdp/internal/store"
 )
@@ -22,19 +23,54 @@ import (
 // (documented with the built-in).
 type Deps struct {
 	mu    sync.Mutex
-	calls []*call
+	calls []call
 }
 
-type call struct {
-	revocation bool
-	ref        store.TokenRef
-	hash       string
-	rev        revocationAnswer
-	seen       seenAnswer
-	// stamp says until when the answer holds without a look-up; nil when
-	// the store does not version its answers. A look-up that finds the same
-	// answer stamps it again.
+// call is one recorded answer of a pdp.* built-in: a revocationCall or a
+// seenCall (kept apart, so that each holds only what its kind needs).
+type call interface {
+	// storeVersion is the store's version of the answer, if it keeps one.
+	storeVersion(vs Versioned) (uint64, bool)
+	// lookUp asks the store again: same says whether the answer is the
+	// recorded one; until is when the record it came from expires.
+	lookUp(ctx context.Context, r Reader) (same bool, until time.Time, err error)
+	stamped() *atomic.Pointer[stamp]
+}
+
+// revocationCall is one pdp.revocation answer.
+type revocationCall struct {
 	stamp atomic.Pointer[stamp]
+	ref   store.TokenRef
+	rev   revocationAnswer
+}
+
+// seenCall is one pdp.last_seen answer.
+type seenCall struct {
+	stamp atomic.Pointer[stamp]
+	hash  string
+	seen  seenAnswer
+}
+
+func (c *revocationCall) stamped() *atomic.Pointer[stamp] { return &c.stamp }
+func (c *seenCall) stamped() *atomic.Pointer[stamp]       { return &c.stamp }
+
+func (c *revocationCall) storeVersion(vs Versioned) (uint64, bool) { return vs.RevocationVersion() }
+func (c *seenCall) storeVersion(vs Versioned) (uint64, bool)       { return vs.FingerprintVersion(c.hash) }
+
+func (c *revocationCall) lookUp(ctx context.Context, r Reader) (bool, time.Time, error) {
+	rev, ok, err := r.CheckRevocation(ctx, c.ref)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("revocation lookup: %w", err)
+	}
+	return answerOf(rev, ok) == c.rev, rev.ExpiresAt, nil
+}
+
+func (c *seenCall) lookUp(ctx context.Context, r Reader) (bool, time.Time, error) {
+	fp, found, err := r.LastSeen(ctx, c.hash)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("fingerprint lookup: %w", err)
+	}
+	return seenOf(fp, found) == c.seen, fp.ExpiresAt, nil
 }
 
 // stamp is the store's version of an answer, taken before the look-up that
@@ -42,7 +78,6 @@ type call struct {
 // expiry): the answer holds while the version is the store's and its clock
 // is before until.
 type stamp struct {
-	src     Reader
 	vs      Versioned
 	version uint64
 	until   int64
@@ -58,57 +93,39 @@ type Versioned interface {
 	Before(t int64) bool
 }
 
-// version is r's version of c's answer, nil when it keeps none.
-func (c *call) version(r Reader) *stamp {
+// versionOf is r's version of c's answer, nil when it keeps none.
+func versionOf(c call, r Reader) *stamp {
 	vs, ok := r.(Versioned)
 	if !ok {
 		return nil
 	}
-	var v uint64
-	if c.revocation {
-		v, ok = vs.RevocationVersion()
-	} else {
-		v, ok = vs.FingerprintVersion(c.hash)
-	}
+	v, ok := c.storeVersion(vs)
 	if !ok {
 		return nil
 	}
-	return &stamp{src: r, vs: vs, version: v}
+	return &stamp{vs: vs, version: v}
 }
 
-// holds reports whether c's answer holds by its stamp alone.
-func (c *call) holds(r Reader) bool {
-	st := c.stamp.Load()
-	if st == nil || st.src != r {
+// holds reports whether c's answer holds by its stamp alone: the stamp was
+// taken from r and r's version of the answer has not moved.
+func holds(c call, r Reader) bool {
+	st := c.stamped().Load()
+	if st == nil {
 		return false
 	}
-	var v uint64
-	var ok bool
-	if c.revocation {
-		v, ok = st.vs.RevocationVersion()
-	} else {
-		v, ok = st.vs.FingerprintVersion(c.hash)
+	if vs, ok := r.(Versioned); !ok || vs != st.vs {
+		return false
 	}
+	v, ok := c.storeVersion(st.vs)
 	return ok && v == st.version && (st.until == 0 || st.vs.Before(st.until))
 }
 
-// lookUp asks the store for c's answer, stamped. until is when the record
-// of a revoked (found) answer expires.
-func (c *call) lookUp(ctx context.Context, r Reader) (same bool, st *stamp, err error) {
-	st = c.version(r)
-	var until time.Time
-	if c.revocation {
-		rev, ok, err := r.CheckRevocation(ctx, c.ref)
-		if err != nil {
-			return false, nil, fmt.Errorf("revocation lookup: %w", err)
-		}
-		same, until = answerOf(rev, ok) == c.rev, rev.ExpiresAt
-	} else {
-		fp, found, err := r.LastSeen(ctx, c.hash)
-		if err != nil {
-			return false, nil, fmt.Errorf("fingerprint lookup: %w", err)
-		}
-		same, until = seenOf(fp, found) == c.seen, fp.ExpiresAt
+// lookUp asks the store for c's answer, stamped.
+func lookUp(ctx context.Context, c call, r Reader) (same bool, st *stamp, err error) {
+	st = versionOf(c, r)
+	same, until, err := c.lookUp(ctx, r)
+	if err != nil {
+		return false, nil, err
 	}
 	if st != nil && !until.IsZero() {
 		st.until = until.UnixNano()
@@ -142,11 +159,11 @@ func tracked(ctx context.Context) *Deps {
 	return d
 }
 
-func (d *Deps) add(c *call, st *stamp) {
+func (d *Deps) add(c call, st *stamp) {
 	if d == nil {
 		return
 	}
-	c.stamp.Store(st)
+	c.stamped().Store(st)
 	d.mu.Lock()
 	d.calls = append(d.calls, c)
 	d.mu.Unlock()
@@ -173,14 +190,14 @@ func (d *Deps) Unchanged(ctx context.Context) (bool, error) {
 	calls := d.calls
 	d.mu.Unlock()
 	for _, c := range calls {
-		if c.holds(s) {
+		if holds(c, s) {
 			continue
 		}
-		same, st, err := c.lookUp(ctx, s)
+		same, st, err := lookUp(ctx, c, s)
 		if err != nil || !same {
 			return false, err
 		}
-		c.stamp.Store(st)
+		c.stamped().Store(st)
 	}
 	return true, nil
 }
@@ -197,4 +214,25 @@ func seenOf(fp store.Fingerprint, found bool) seenAnswer {
 		return seenAnswer{}
 	}
 	return seenAnswer{found: true, ip: fp.IP, prefix: fp.Prefix, uaHash: fp.UAHash, firstSeen: fp.FirstSeen.UnixNano()}
+}
+
+// HeapBytes estimates the heap d holds: the recorded answers and their
+// stamps. The strings of a revocation's token reference are the token
+// claims' own and are not counted.
+func (d *Deps) HeapBytes() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := int64(unsafe.Sizeof(Deps{})) + int64(cap(d.calls))*int64(unsafe.Sizeof(call(nil)))
+	for _, c := range d.calls {
+		switch c := c.(type) {
+		case *revocationCall:
+			n += int64(unsafe.Sizeof(*c)) + int64(len(c.rev.id)+len(c.rev.reason))
+		case *seenCall:
+			n += int64(unsafe.Sizeof(*c)) + int64(len(c.seen.ip)+len(c.seen.prefix)+len(c.seen.uaHash))
+		}
+		if c.stamped().Load() != nil {
+			n += int64(unsafe.Sizeof(stamp{}))
+		}
+	}
+	return n
 }

@@ -48,20 +48,23 @@ func lastSeen(bctx rego.BuiltinContext, hash *ast.Term) (*ast.Term, error) {
 	}
 	ctx := bctxContext(bctx)
 	d := tracked(ctx)
-	c := &call{hash: string(h)}
+	var c *seenCall
 	var st *stamp
 	if d != nil {
-		st = c.version(s) // before the look-up
+		c = &seenCall{hash: string(h)}
+		st = versionOf(c, s) // before the look-up
 	}
 	fp, found, err := s.LastSeen(ctx, string(h))
 	if err != nil {
 		return nil, fmt.Errorf("fingerprint lookup: %w", err)
 	}
-	c.seen = seenOf(fp, found)
-	if st != nil && found {
-		st.until = fp.ExpiresAt.UnixNano()
+	if d != nil {
+		c.seen = seenOf(fp, found)
+		if st != nil && found {
+			st.until = fp.ExpiresAt.UnixNano()
+		}
+		d.add(c, st)
 	}
-	d.add(c, st)
 	if !found {
 		return nil, nil // undefined
 	}

@@ -47,20 +47,23 @@ func revocation(bctx rego.BuiltinContext, tok *ast.Term) (*ast.Term, error) {
 	}
 	ctx := bctxContext(bctx)
 	d := tracked(ctx)
-	c := &call{revocation: true, ref: ref}
+	var c *revocationCall
 	var st *stamp
 	if d != nil {
-		st = c.version(s) // before the look-up
+		c = &revocationCall{ref: ref}
+		st = versionOf(c, s) // before the look-up
 	}
 	r, ok, err := s.CheckRevocation(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("revocation lookup: %w", err)
 	}
-	c.rev = answerOf(r, ok)
-	if st != nil && ok {
-		st.until = r.ExpiresAt.UnixNano()
+	if d != nil {
+		c.rev = answerOf(r, ok)
+		if st != nil && ok {
+			st.until = r.ExpiresAt.UnixNano()
+		}
+		d.add(c, st)
 	}
-	d.add(c, st)
 	if !ok {
 		return ast.ObjectTerm(ast.Item(ast.InternedTerm("revoked"), ast.InternedTerm(false))), nil
 	}

@@ -30,6 +30,8 @@ type Config struct {
 	// DecisionCache configures the reuse of decisions for repeated
 	// requests with the same bearer token.
 	DecisionCache DecisionCache `mapstructure:"decision_cache"`
+	// Tokens configures the cache of verified access tokens.
+	Tokens Tokens `mapstructure:"tokens"`
 	// ClockSkew is the leeway applied to exp, nbf and iat checks.
 	ClockSkew time.Duration `mapstructure:"clock_skew"`
 	// Issuers are the authorization servers whose tokens are accepted.
@@ -68,6 +70,44 @@ type Config struct {
 	// allocates short-lived values on every decision and the live heap is
 	// small, so collecting less often buys CPU for little memory.
 	GCPercent int `mapstructure:"gc_percent"`
+	// Runtime configures the Go runtime of pdp serve.
+	Runtime Runtime `mapstructure:"runtime"`
+}
+
+// Runtime configures the Go runtime of pdp serve.
+type Runtime struct {
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT): the
+	// garbage collector works harder as the heap nears it, instead of the
+	// process growing into the container's limit and being killed. auto
+	// (the default) sets it to 90% of the cgroup memory limit when one is
+	// set (cgroup v2 memory.max or v1 memory.limit_in_bytes) and sets none
+	// otherwise; off sets none; a byte size (e.g. 900MiB) sets that. The
+	// GOMEMLIMIT environment variable, when set, wins. The limit chosen is
+	// logged at start and shown in /v1/status.
+	MemoryLimit string `mapstructure:"memory_limit"`
+}
+
+// Memory limit modes of runtime.memory_limit, besides a byte size.
+const (
+	MemoryLimitAuto = "auto"
+	MemoryLimitOff  = "off"
+)
+
+// MinMemoryLimit is the smallest memory limit runtime.memory_limit may set.
+const MinMemoryLimit = 64 << 20
+
+// Tokens configures the cache of verified access tokens: a token presented
+// again within its life is not verified (or introspected) again. Both
+// bounds hold; an insertion into a full cache evicts expired entries first,
+// then those that expire soonest.
+type Tokens struct {
+	// CacheEntries bounds the number of verified tokens kept.
+	CacheEntries int `mapstructure:"cache_entries"`
+	// CacheBytes bounds the heap the kept tokens take, by an estimate of
+	// each entry (its claims, the token's hash, the cache key; a typical
+	// JWT's entry is 2 to 3 KiB). A byte size: 64MiB, 1GiB or a plain
+	// number of bytes.
+	CacheBytes ByteSize `mapstructure:"cache_bytes"`
 }
 
 // SSF configures the Shared Signals (CAEP/RISC) receiver.
@@ -393,6 +433,11 @@ type DecisionCache struct {
 	MaxEntries int `mapstructure:"max_entries"`
 	// TTL bounds how long one decision is kept, whatever its valid_until.
 	TTL time.Duration `mapstructure:"ttl"`
+	// MaxBytes bounds the heap the kept decisions take, by an estimate of
+	// each (its answer and the store answers it was made on, about 1 KiB;
+	// the token's claims are the token cache's). A byte size: 32MiB, 1GiB
+	// or a plain number of bytes.
+	MaxBytes ByteSize `mapstructure:"max_bytes"`
 }
 
 // Fingerprints configures how bearer-token sightings are recorded after
@@ -518,7 +563,9 @@ func Defaults() Config {
 		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1},
 		Metrics:         Metrics{Enabled: true},
 		DecisionTimeout: 100 * time.Millisecond,
-		DecisionCache:   DecisionCache{MaxEntries: 50_000, TTL: 5 * time.Minute},
+		DecisionCache:   DecisionCache{MaxEntries: 50_000, TTL: 5 * time.Minute, MaxBytes: 32 << 20},
+		Tokens:          Tokens{CacheEntries: 100_000, CacheBytes: 64 << 20},
+		Runtime:         Runtime{MemoryLimit: MemoryLimitAuto},
 		ClockSkew:       30 * time.Second,
 		DPoP: DPoP{
 			Algorithms: []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"},
@@ -723,6 +770,26 @@ func (c *Config) Validate() error {
 	}
 	if c.DecisionCache.MaxEntries > 0 && (c.DecisionCache.TTL < time.Millisecond || c.DecisionCache.TTL > time.Hour) {
 		bad("decision_cache.ttl", "must be between 1ms and 1h")
+	}
+	if c.DecisionCache.MaxEntries > 0 {
+		if err := checkByteRange(c.DecisionCache.MaxBytes, 1<<20, 16<<30); err != nil {
+			bad("decision_cache.max_bytes", "%v", err)
+		}
+	}
+	if c.Tokens.CacheEntries < 1 || c.Tokens.CacheEntries > 10_000_000 {
+		bad("tokens.cache_entries", "must be between 1 and 10000000")
+	}
+	if err := checkByteRange(c.Tokens.CacheBytes, 1<<20, 16<<30); err != nil {
+		bad("tokens.cache_bytes", "%v", err)
+	}
+	switch c.Runtime.MemoryLimit {
+	case MemoryLimitAuto, MemoryLimitOff:
+	default:
+		if n, err := ParseByteSize(c.Runtime.MemoryLimit); err != nil {
+			bad("runtime.memory_limit", "must be auto, off or a byte size: %v", err)
+		} else if err := checkByteRange(ByteSize(n), MinMemoryLimit, 1<<50); err != nil {
+			bad("runtime.memory_limit", "%v", err)
+		}
 	}
 	if c.GCPercent < 25 || c.GCPercent > 2000 {
 		bad("gc_percent", "must be between 25 and 2000")

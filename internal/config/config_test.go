@@ -278,3 +278,53 @@ func TestDecideAdmissionDefaults(t *testing.T) {
 		t.Errorf("Concurrency() = %d, want the configured 3", c.Decide.Concurrency())
 	}
 }
+
+func TestMemorySettings(t *testing.T) {
+	load := func(t *testing.T, extra string) (Config, error) {
+		t.Helper()
+		return Load(writeConfig(t, validYAML+extra), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+	}
+	t.Run("ok/defaults", func(t *testing.T) {
+		c, err := load(t, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Tokens.CacheBytes != 64<<20 || c.Tokens.CacheEntries != 100_000 || c.DecisionCache.MaxBytes != 32<<20 || c.Runtime.MemoryLimit != MemoryLimitAuto {
+			t.Errorf("defaults: tokens %+v decision_cache %+v runtime %+v", c.Tokens, c.DecisionCache, c.Runtime)
+		}
+	})
+	t.Run("ok/byte sizes with units and plain integers", func(t *testing.T) {
+		c, err := load(t, "tokens:\n  cache_bytes: 1GiB\ndecision_cache:\n  max_bytes: 2097152\nruntime:\n  memory_limit: 900MiB\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Tokens.CacheBytes != 1<<30 || c.DecisionCache.MaxBytes != 2<<20 || c.Runtime.MemoryLimit != "900MiB" {
+			t.Errorf("tokens %+v decision_cache %+v runtime %+v", c.Tokens, c.DecisionCache, c.Runtime)
+		}
+	})
+	t.Run("ok/byte size from the environment", func(t *testing.T) {
+		t.Setenv("PDP_TOKENS_CACHE_BYTES", "128MiB")
+		c, err := load(t, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Tokens.CacheBytes != 128<<20 {
+			t.Errorf("tokens.cache_bytes = %d", c.Tokens.CacheBytes)
+		}
+	})
+	for _, tt := range []struct{ name, extra, want string }{
+		{"fail/a byte size that does not parse", "tokens:\n  cache_bytes: 64 MB/s\n", "cache_bytes"},
+		{"fail/token cache too small", "tokens:\n  cache_bytes: 1KiB\n", "tokens.cache_bytes: must be between 1MiB and 16GiB"},
+		{"fail/decision cache too large", "decision_cache:\n  max_bytes: 17GiB\n", "decision_cache.max_bytes: must be between 1MiB and 16GiB"},
+		{"fail/no token cache entries", "tokens:\n  cache_entries: 0\n", "tokens.cache_entries:"},
+		{"fail/memory limit neither mode nor size", "runtime:\n  memory_limit: half\n", "runtime.memory_limit: must be auto, off or a byte size"},
+		{"fail/memory limit too small", "runtime:\n  memory_limit: 1MiB\n", "runtime.memory_limit: must be between 64MiB"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, tt.extra)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}

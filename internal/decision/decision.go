@@ -148,8 +148,10 @@ type Options struct {
 	// Observer, when set, is told the duration of every policy evaluation.
 	Observer EvalObserver
 	// ReuseEntries bounds the decisions kept for reuse (see reuse.go); 0
-	// turns reuse off. ReuseTTL bounds how long one is kept.
+	// turns reuse off. ReuseBytes bounds the heap they hold, by estimate
+	// (0: DefaultReuseBytes). ReuseTTL bounds how long one is kept.
 	ReuseEntries int
+	ReuseBytes   int64
 	ReuseTTL     time.Duration
 	// LogInputs says that decisions are logged with their input: a reused
 	// decision then builds its input too (kept decisions do not hold one).
@@ -199,7 +201,7 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 		e.admission = newAdmission(opts.MaxConcurrent, max(opts.MaxQueue, 0), opts.MaxQueueWait)
 	}
 	if opts.ReuseEntries > 0 && opts.ReuseTTL > 0 {
-		e.reuse = newReuseCache(opts.ReuseEntries, opts.ReuseTTL)
+		e.reuse = newReuseCache(opts.ReuseEntries, opts.ReuseBytes, opts.ReuseTTL)
 	}
 	if opts.State != nil {
 		e.recorder = newRecorder(ctx, opts.State, opts.FingerprintQueue, opts.FingerprintWriters, opts.Logger)
@@ -380,11 +382,11 @@ func (e *Engine) answer(d *Decision, res policy.Result, tok *token.Token) {
 func (e *Engine) reused(d *Decision, kept *reuseEntry, req *Request, tok *token.Token, now time.Time) *Decision {
 	d.Reused = true
 	d.Policy.Revision = kept.revision
-	e.answer(d, kept.res, tok)
+	e.answer(d, kept.answer.result(), tok)
 	if d.Allow {
 		last := kept.recorded.Load()
 		if now.UnixNano()-last >= int64(sightingEvery) && kept.recorded.CompareAndSwap(last, now.UnixNano()) {
-			e.recordSighting(req, tok, kept.res.Warnings, now)
+			e.recordSighting(req, tok, kept.answer.warnings, now)
 		}
 	}
 	return d

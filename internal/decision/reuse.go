@@ -9,10 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tokenguard/pdp/internal/builtins"
+	"github.com/tokenguard/pdp/internal/jsonast"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/token"
 )
@@ -52,6 +54,9 @@ type reuseCache struct {
 	shards [reuseShards]reuseShard
 	hits   atomic.Int64
 	misses atomic.Int64
+	// maxEntries and maxBytes are the bounds, split evenly over the shards.
+	maxEntries int
+	maxBytes   int64
 }
 
 const reuseShards = 32
@@ -63,41 +68,135 @@ const reuseShards = 32
 const sightingEvery = time.Minute
 
 type reuseShard struct {
-	mu      sync.RWMutex
-	entries map[reuseKey]*reuseEntry
-	max     int
+	mu       sync.RWMutex
+	entries  map[reuseKey]*reuseEntry
+	max      int
+	maxBytes int64
+	bytes    int64
 }
 
 type reuseKey [sha256.Size]byte
 
-// reuseEntry is one kept decision. It is never modified after it is stored,
+// reuseEntry is one kept decision: what answers the request again and what
+// says whether it still may. It is never modified after it is stored,
 // except for the time of the last recorded sighting.
 type reuseEntry struct {
 	version uint64
-	// claims are the verified token's claims, compared by identity: the
-	// verifier hands out the same object while the token stays in its
-	// cache, and a new one when it verified or introspected it again.
-	claims   ast.Object
-	context  ast.Object
-	until    time.Time
-	deps     *builtins.Deps
-	res      policy.Result
-	revision string
-	recorded atomic.Int64
+	// verification is the verified token's Token.Verification: the
+	// verifier hands out the same one while the token stays in its cache,
+	// a new one when it verified or introspected the token again. The
+	// claims themselves are the token cache's to keep.
+	verification uint64
+	context      ast.Object
+	until        time.Time
+	deps         *builtins.Deps
+	answer       keptAnswer
+	revision     string
+	recorded     atomic.Int64
+	// size is the estimate of the heap the entry holds (entryBytes).
+	size int64
 }
 
-// ReuseStats count decisions answered from, and evaluated beside, kept ones.
+// keptAnswer is the part of a policy result a reused decision answers
+// with; effects, valid_until and the built-ins called were looked at
+// when it was kept.
+type keptAnswer struct {
+	allow             bool
+	status            int
+	reasons, warnings []policy.Reason
+	headers, upstream map[string]string
+	grantType, module string
+}
+
+func packAnswer(res policy.Result) keptAnswer {
+	return keptAnswer{
+		allow: res.Allow, status: res.Status,
+		reasons: slices.Clip(res.Reasons), warnings: slices.Clip(res.Warnings),
+		headers: res.Headers, upstream: res.UpstreamHeaders,
+		grantType: res.GrantType, module: res.Module,
+	}
+}
+
+func (a *keptAnswer) result() policy.Result {
+	return policy.Result{
+		Allow: a.allow, Status: a.status, Reasons: a.reasons, Warnings: a.warnings,
+		Headers: a.headers, UpstreamHeaders: a.upstream, GrantType: a.grantType, Module: a.module,
+	}
+}
+
+// Heap sizes used by entryBytes (64-bit, as the allocator rounds them).
+const (
+	// sizeReuseSlot is one slot of a shard's map: the key, the pointer,
+	// control bytes and load-factor slack.
+	sizeReuseSlot = 56
+	// sizeSmallMap is a map of up to 8 entries of string to string (its
+	// header and one group); sizeMapGroup each further group of 8.
+	sizeSmallMap = 320
+	sizeMapGroup = 272
+)
+
+// entryBytes estimates the heap e holds: the entry, its map slot, the
+// answer's reasons and header maps, the recorded store answers and the
+// request context it compares. The revision string is the policy
+// version's, shared by all its decisions.
+func entryBytes(e *reuseEntry) int64 {
+	n := int64(sizeReuseSlot + unsafe.Sizeof(reuseEntry{}))
+	n += reasonsBytes(e.answer.reasons) + reasonsBytes(e.answer.warnings)
+	n += mapBytes(e.answer.headers) + mapBytes(e.answer.upstream)
+	n += int64(len(e.answer.grantType) + len(e.answer.module))
+	if e.deps != nil {
+		n += e.deps.HeapBytes()
+	}
+	if e.context != nil {
+		n += jsonast.HeapBytes(e.context)
+	}
+	return n
+}
+
+func reasonsBytes(rs []policy.Reason) int64 {
+	n := int64(cap(rs)) * int64(unsafe.Sizeof(policy.Reason{}))
+	for _, r := range rs {
+		n += int64(len(r.Code) + len(r.Message))
+	}
+	return n
+}
+
+func mapBytes(m map[string]string) int64 {
+	if len(m) == 0 {
+		return 0
+	}
+	n := int64(sizeSmallMap + (len(m)-1)/8*sizeMapGroup)
+	for k, v := range m {
+		n += int64(len(k) + len(v))
+	}
+	return n
+}
+
+// ReuseStats count decisions answered from, and evaluated beside, kept
+// ones, and say what the kept ones take.
 type ReuseStats struct {
 	Reused    int64 `json:"reused"`
 	Evaluated int64 `json:"evaluated"`
-	Entries   int   `json:"entries"`
+	// Entries and Bytes are the decisions kept now and the estimate of
+	// the heap they hold; MaxEntries and MaxBytes their bounds.
+	Entries    int   `json:"entries"`
+	Bytes      int64 `json:"bytes"`
+	MaxEntries int   `json:"max_entries"`
+	MaxBytes   int64 `json:"max_bytes"`
 }
 
-func newReuseCache(maxEntries int, ttl time.Duration) *reuseCache {
-	c := &reuseCache{ttl: ttl}
-	per := max(maxEntries/reuseShards, 1)
+// DefaultReuseBytes bounds the kept decisions' heap when
+// Options.ReuseBytes is 0.
+const DefaultReuseBytes = 32 << 20
+
+func newReuseCache(maxEntries int, maxBytes int64, ttl time.Duration) *reuseCache {
+	if maxBytes <= 0 {
+		maxBytes = DefaultReuseBytes
+	}
+	c := &reuseCache{ttl: ttl, maxEntries: maxEntries, maxBytes: maxBytes}
+	per, perBytes := max(maxEntries/reuseShards, 1), max(maxBytes/reuseShards, 1)
 	for i := range c.shards {
-		c.shards[i] = reuseShard{entries: make(map[reuseKey]*reuseEntry), max: per}
+		c.shards[i] = reuseShard{entries: make(map[reuseKey]*reuseEntry), max: per, maxBytes: perBytes}
 	}
 	return c
 }
@@ -112,25 +211,39 @@ func (c *reuseCache) get(k reuseKey) *reuseEntry {
 	return e
 }
 
+// put keeps e under k, evicting arbitrary entries of k's shard (Go
+// randomises map order) until both of the shard's bounds hold. An entry
+// larger than a sixteenth of a shard's byte bound is not kept.
 func (c *reuseCache) put(k reuseKey, e *reuseEntry) {
+	e.size = entryBytes(e)
 	s := c.shard(k)
+	if e.size > s.maxBytes/16 {
+		return
+	}
 	s.mu.Lock()
-	if _, ok := s.entries[k]; !ok && len(s.entries) >= s.max {
-		for old := range s.entries { // an arbitrary entry: Go randomises map order
-			delete(s.entries, old)
+	if old, ok := s.entries[k]; ok {
+		delete(s.entries, k)
+		s.bytes -= old.size
+	}
+	for old, oe := range s.entries {
+		if len(s.entries) < s.max && s.bytes+e.size <= s.maxBytes {
 			break
 		}
+		delete(s.entries, old)
+		s.bytes -= oe.size
 	}
 	s.entries[k] = e
+	s.bytes += e.size
 	s.mu.Unlock()
 }
 
 func (c *reuseCache) stats() ReuseStats {
-	st := ReuseStats{Reused: c.hits.Load(), Evaluated: c.misses.Load()}
+	st := ReuseStats{Reused: c.hits.Load(), Evaluated: c.misses.Load(), MaxEntries: c.maxEntries, MaxBytes: c.maxBytes}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
 		st.Entries += len(s.entries)
+		st.Bytes += s.bytes
 		s.mu.RUnlock()
 	}
 	return st
@@ -243,7 +356,7 @@ func header(b []byte, name string, vals []string) []byte {
 // reuse: the full evaluation that follows fails closed on its own.
 func (c *reuseCache) lookup(ctx context.Context, k reuseKey, req *Request, tok *token.Token, r policy.Reuse, now time.Time) *reuseEntry {
 	e := c.get(k)
-	if e == nil || e.version != r.Version || e.claims != tok.Claims || !now.Before(e.until) {
+	if e == nil || e.version != r.Version || e.verification != tok.Verification || !now.Before(e.until) {
 		return nil
 	}
 	if r.Context && !sameContext(e.context, req.Context) {
@@ -262,11 +375,11 @@ func sameContext(a, b ast.Object) bool {
 	return a.Compare(b) == 0
 }
 
-// keep stores the decision just evaluated, if it may be reused: it asked
-// for no effects, called no nondeterministic built-in but the pdp.* ones,
+// keep stores the decision just evaluated, if it may be reused: its token
+// came from the verifier (tok.Verification is set), it asked for no effects, called no nondeterministic built-in but the pdp.* ones,
 // and says how long it holds when the policy reads input.now.
 func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.Reuse, deps *builtins.Deps, res policy.Result, rev string, now time.Time) {
-	if len(res.Effects) > 0 || (r.Now && !res.ValidUntilSet) {
+	if tok.Verification == 0 || len(res.Effects) > 0 || (r.Now && !res.ValidUntilSet) {
 		return
 	}
 	for _, name := range res.Nondeterministic {
@@ -287,8 +400,8 @@ func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.R
 		return
 	}
 	e := &reuseEntry{
-		version: r.Version, claims: tok.Claims, until: until, deps: deps,
-		res: res, revision: rev,
+		version: r.Version, verification: tok.Verification, until: until, deps: deps,
+		answer: packAnswer(res), revision: rev,
 	}
 	if r.Context {
 		e.context = req.Context

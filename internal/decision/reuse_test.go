@@ -1,9 +1,12 @@
 package decision
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/tokenguard/pdp/internal/dpop"
 	"github.com/tokenguard/pdp/internal/policy"
@@ -63,4 +66,44 @@ func TestReuseKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReuseCacheBoundedInBytes(t *testing.T) {
+	entry := func(i int) *reuseEntry {
+		return &reuseEntry{version: 1, verification: uint64(i + 1), answer: keptAnswer{allow: true, status: 200,
+			upstream: map[string]string{"x-tokenguard-subject": fmt.Sprintf("user-%d", i), "x-tokenguard-client": "web-app"}}}
+	}
+	key := func(i int) reuseKey { return reuseKey(sha256.Sum256(fmt.Appendf(nil, "k%d", i))) }
+	t.Run("ok/the estimated bytes stay within the bound", func(t *testing.T) {
+		const maxBytes = reuseShards * 16 << 10 // 16 KiB a shard: about 24 entries each
+		c := newReuseCache(1_000_000, maxBytes, time.Minute)
+		for i := range 2000 {
+			c.put(key(i), entry(i))
+			if st := c.stats(); st.Bytes > maxBytes {
+				t.Fatalf("after %d entries: %d bytes, bound %d", i+1, st.Bytes, maxBytes)
+			}
+		}
+		st := c.stats()
+		if st.Entries >= 2000 || st.Entries < 100 || st.MaxBytes != maxBytes {
+			t.Fatalf("stats %+v: want some, not all, entries kept", st)
+		}
+	})
+	t.Run("ok/replacing an entry counts it once", func(t *testing.T) {
+		c := newReuseCache(1000, 1<<20, time.Minute)
+		c.put(key(1), entry(1))
+		one := c.stats().Bytes
+		c.put(key(1), entry(1))
+		if st := c.stats(); st.Entries != 1 || st.Bytes != one {
+			t.Fatalf("after replacing: %+v, want 1 entry of %d bytes", st, one)
+		}
+	})
+	t.Run("ok/the entry bound still holds", func(t *testing.T) {
+		c := newReuseCache(reuseShards, 1<<30, time.Minute)
+		for i := range 500 {
+			c.put(key(i), entry(i))
+		}
+		if st := c.stats(); st.Entries > reuseShards {
+			t.Fatalf("%d entries kept, bound %d", st.Entries, reuseShards)
+		}
+	})
 }

@@ -47,6 +47,18 @@ type Options struct {
 	// Sightings, when set, is called at scrape time for
 	// pdp_sightings_dropped_total and pdp_sightings_failed_total.
 	Sightings func() decision.SightingStats
+	// CacheSizes, when set, is called at scrape time for the entries and
+	// estimated heap bytes of the verified-token cache and of the kept
+	// decisions, and their byte bounds (pdp_token_cache_*,
+	// pdp_decision_cache_*).
+	CacheSizes func() CacheSizes
+}
+
+// CacheSizes are what the token and decision caches hold, and their byte
+// bounds.
+type CacheSizes struct {
+	TokenEntries, TokenBytes, TokenMaxBytes          int64
+	DecisionEntries, DecisionBytes, DecisionMaxBytes int64
 }
 
 // Metrics holds every tokenguard metric in its own registry. It is safe for
@@ -198,6 +210,22 @@ func New(opts Options) *Metrics {
 				Help: "Fingerprint sightings the store failed to write.",
 			}, func() float64 { return float64(sg().Failed) }),
 		)
+	}
+	if cs := opts.CacheSizes; cs != nil {
+		for _, g := range []struct {
+			name, help string
+			get        func(CacheSizes) int64
+		}{
+			{"pdp_token_cache_entries", "Verified tokens in the cache.", func(c CacheSizes) int64 { return c.TokenEntries }},
+			{"pdp_token_cache_bytes", "Estimated heap of the verified-token cache.", func(c CacheSizes) int64 { return c.TokenBytes }},
+			{"pdp_token_cache_max_bytes", "Bound of the verified-token cache's estimated heap (tokens.cache_bytes).", func(c CacheSizes) int64 { return c.TokenMaxBytes }},
+			{"pdp_decision_cache_entries", "Decisions kept for reuse.", func(c CacheSizes) int64 { return c.DecisionEntries }},
+			{"pdp_decision_cache_bytes", "Estimated heap of the decisions kept for reuse.", func(c CacheSizes) int64 { return c.DecisionBytes }},
+			{"pdp_decision_cache_max_bytes", "Bound of the kept decisions' estimated heap (decision_cache.max_bytes).", func(c CacheSizes) int64 { return c.DecisionMaxBytes }},
+		} {
+			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: g.name, Help: g.help},
+				func() float64 { return float64(g.get(cs())) }))
+		}
 	}
 	if rep := opts.Replication; rep != nil {
 		m.reg.MustRegister(

@@ -6,8 +6,12 @@ import (
 )
 
 // DefaultCacheSize is the number of verified tokens kept when
-// Options.CacheSize is 0.
-const DefaultCacheSize = 100_000
+// Options.CacheSize is 0, and DefaultCacheBytes the bound of their
+// estimated heap when Options.CacheBytes is 0.
+const (
+	DefaultCacheSize  = 100_000
+	DefaultCacheBytes = 64 << 20
+)
 
 // evictionSample is how many entries an insertion into a full cache looks
 // at to choose a victim.
@@ -22,22 +26,31 @@ type cacheEntry struct {
 	// iss and thumbprint bind a JWT entry to the key that verified it.
 	iss        *issuer
 	thumbprint string
+	// size is entryBytes(tok), set by put.
+	size int64
 }
 
-// tokenCache maps SHA-256(token) to its verification result. It is bounded:
+// tokenCache maps SHA-256(token) to its verification result. It is bounded
+// in entries and in the estimated heap of its entries (entryBytes):
 // inserting into a full cache evicts an expired entry if the sample finds
-// one, else the sampled entry that expires first.
+// one, else the sampled entry that expires first, until the new one fits.
+// An entry larger than a sixteenth of the byte bound is not kept.
 type tokenCache struct {
-	mu  sync.RWMutex
-	max int
-	m   map[[32]byte]*cacheEntry
+	mu       sync.RWMutex
+	max      int
+	maxBytes int64
+	bytes    int64
+	m        map[[32]byte]*cacheEntry
 }
 
-func newTokenCache(size int) *tokenCache {
+func newTokenCache(size int, maxBytes int64) *tokenCache {
 	if size <= 0 {
 		size = DefaultCacheSize
 	}
-	return &tokenCache{max: size, m: make(map[[32]byte]*cacheEntry)}
+	if maxBytes <= 0 {
+		maxBytes = DefaultCacheBytes
+	}
+	return &tokenCache{max: size, maxBytes: maxBytes, m: make(map[[32]byte]*cacheEntry)}
 }
 
 func (c *tokenCache) get(key [32]byte) (*cacheEntry, bool) {
@@ -48,12 +61,21 @@ func (c *tokenCache) get(key [32]byte) (*cacheEntry, bool) {
 }
 
 func (c *tokenCache) put(key [32]byte, e *cacheEntry, now time.Time) {
+	e.size = entryBytes(e.tok)
+	if e.size > c.maxBytes/16 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, exists := c.m[key]; !exists && len(c.m) >= c.max {
+	if old, exists := c.m[key]; exists {
+		c.bytes -= old.size
+		delete(c.m, key)
+	}
+	for len(c.m) > 0 && (len(c.m) >= c.max || c.bytes+e.size > c.maxBytes) {
 		c.evictLocked(now)
 	}
 	c.m[key] = e
+	c.bytes += e.size
 }
 
 // evictLocked removes one entry; map iteration order makes the sample
@@ -66,7 +88,7 @@ func (c *tokenCache) evictLocked(now time.Time) {
 	)
 	for k, e := range c.m {
 		if !e.until.After(now) {
-			delete(c.m, k)
+			c.deleteLocked(k, e)
 			return
 		}
 		if n == 0 || e.until.Before(first) {
@@ -77,13 +99,20 @@ func (c *tokenCache) evictLocked(now time.Time) {
 		}
 	}
 	if n > 0 {
-		delete(c.m, victim)
+		c.deleteLocked(victim, c.m[victim])
 	}
+}
+
+func (c *tokenCache) deleteLocked(k [32]byte, e *cacheEntry) {
+	delete(c.m, k)
+	c.bytes -= e.size
 }
 
 func (c *tokenCache) remove(key [32]byte) {
 	c.mu.Lock()
-	delete(c.m, key)
+	if e, ok := c.m[key]; ok {
+		c.deleteLocked(key, e)
+	}
 	c.mu.Unlock()
 }
 
@@ -91,4 +120,20 @@ func (c *tokenCache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.m)
+}
+
+// CacheStats describe the verified-token cache.
+type CacheStats struct {
+	// Entries and Bytes are what it holds now (Bytes by estimate).
+	Entries int   `json:"entries"`
+	Bytes   int64 `json:"bytes"`
+	// MaxEntries and MaxBytes are its bounds.
+	MaxEntries int   `json:"max_entries"`
+	MaxBytes   int64 `json:"max_bytes"`
+}
+
+func (c *tokenCache) stats() CacheStats {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return CacheStats{Entries: len(c.m), Bytes: c.bytes, MaxEntries: c.max, MaxBytes: c.maxBytes}
 }

@@ -143,10 +143,11 @@ func (v *Verifier) callIntrospection(ctx context.Context, raw string, sum [32]by
 	}
 
 	tok := &Token{
-		Hash:   hashString(sum),
-		Source: SourceIntrospection,
-		Issuer: in.is.cfg.Issuer,
-		Claims: obj,
+		Hash:         hashString(sum),
+		Source:       SourceIntrospection,
+		Verification: verifications.Add(1),
+		Issuer:       in.is.cfg.Issuer,
+		Claims:       obj,
 	}
 	if e := readClaims(tok, obj, in.is.cfg.Audiences, introspectionRules); e != nil {
 		return nil, e, time.Time{}

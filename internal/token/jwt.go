@@ -38,13 +38,14 @@ func (v *Verifier) verifyJWT(ctx context.Context, raw string, sum [32]byte) (*To
 		return nil, e
 	}
 	tok := &Token{
-		Hash:   hashString(sum),
-		Source: SourceJWT,
-		Issuer: is.cfg.Issuer,
-		Claims: jwt.payload,
-		Alg:    hdr.alg,
-		Typ:    hdr.typ,
-		Kid:    hdr.kid,
+		Hash:         hashString(sum),
+		Source:       SourceJWT,
+		Verification: verifications.Add(1),
+		Issuer:       is.cfg.Issuer,
+		Claims:       jwt.payload,
+		Alg:          hdr.alg,
+		Typ:          hdr.typ,
+		Kid:          hdr.kid,
 	}
 	if e := readClaims(tok, jwt.payload, is.cfg.Audiences, jwtRules); e != nil {
 		return nil, e

@@ -3,6 +3,7 @@ package token
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -40,7 +41,15 @@ type Token struct {
 	Scopes []string
 	// Confirmation is the sender constraint from "cnf".
 	Confirmation Confirmation
+	// Verification identifies the verification (signature check or
+	// introspection) that produced the token: the same while the token
+	// stays in the verifier's cache, a new one when it is verified again.
+	// Never 0 for a token the Verifier returned.
+	Verification uint64
 }
+
+// verifications numbers Token.Verification.
+var verifications atomic.Uint64
 
 // Confirmation is the "cnf" claim (RFC 7800) as far as the PDP uses it.
 type Confirmation struct {

@@ -32,6 +32,9 @@ type Options struct {
 	// CacheSize bounds the cached verified tokens (0 means
 	// DefaultCacheSize).
 	CacheSize int
+	// CacheBytes bounds the estimated heap of the cached verified tokens
+	// (0 means DefaultCacheBytes).
+	CacheBytes int64
 	// Observer, when set, is told about JWKS fetches, introspection calls
 	// and cache lookups (for metrics).
 	Observer Observer
@@ -120,7 +123,7 @@ func NewVerifier(ctx context.Context, issuers []config.Issuer, opts Options) (*V
 		skew:   opts.Skew,
 		now:    opts.Now,
 		log:    opts.Logger,
-		cache:  newTokenCache(opts.CacheSize),
+		cache:  newTokenCache(opts.CacheSize, opts.CacheBytes),
 		obs:    opts.Observer,
 	}
 	if v.obs == nil {
@@ -283,6 +286,9 @@ func (v *Verifier) cached(sum [32]byte) (*Token, *Error, bool) {
 	c := *entry.tok
 	return &c, nil, true
 }
+
+// CacheStats reports the verified-token cache's size and bounds.
+func (v *Verifier) CacheStats() CacheStats { return v.cache.stats() }
 
 // Forget removes the token with hash (as in Token.Hash) from the cache, so
 // that the next Verify checks it again (e.g. after a revocation).
