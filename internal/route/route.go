@@ -1,0 +1,325 @@
+// Package route compiles a policy's route table (data.pdp.routes) into a
+// matcher that finds the route a request is for without scanning the table:
+// a tree on the host and the path's segments, with each route's methods and
+// its glob kept beside it. It gives exactly the answer of the route matching
+// written in Rego (rego/lib/route_reference_test.rego): the first route of
+// the table that matches applies, a table with a malformed route matches
+// nothing, and the same globs, host wildcards, method lists and path checks.
+//
+// A table is compiled once per policy version (see the pdp.route built-in);
+// a look-up then costs what the request's path depth and the routes that
+// share its prefix cost, not what the table's size does.
+package route
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/gobwas/glob"
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// pathSyntax is what a route's path may hold: only "*" and "**" are
+// wildcards, other glob syntax would match more than the author meant.
+var pathSyntax = regexp.MustCompile(`^/[A-Za-z0-9._~!$&'()+,;=:@%*/-]*$`)
+
+// starSegment finds a "*" that is a whole segment; it becomes "?*" so that
+// it needs at least one character (as pattern in the Rego reference).
+var starSegment = regexp.MustCompile(`(^|/)\*(/|$)`)
+
+// Table is a compiled route table. It is immutable and safe to share.
+type Table struct {
+	// broken: indexes of the routes that are not well-formed, ascending.
+	broken []int
+	routes []entry
+	// exact: the routes of a host, by its lower-case name; wild: the routes
+	// of a "*.suffix" host, by its lower-case ".suffix"; any: the routes for
+	// every host.
+	exact map[string]*node
+	wild  map[string]*node
+	any   *node
+}
+
+type entry struct {
+	anyMethod bool
+	methods   []string // upper case
+	glob      *glob.Pattern
+}
+
+// node is a place in the path tree: the routes whose path is made of the
+// segments that lead here.
+type node struct {
+	lit  map[string]*node
+	star *node // a "*" segment: one non-empty segment
+	// end: routes whose whole path leads here; rest: routes whose path goes
+	// on with a segment holding "**" or a "*" within other characters, which
+	// their glob decides on the whole request path. Both ascending.
+	end  []int
+	rest []int
+}
+
+// Compile compiles the route table routes (the value of data.pdp.routes
+// once it is an array). A route that is not well-formed does not stop it: it
+// is listed by Broken, and the table matches nothing. The error is for a
+// glob the matcher cannot compile (a route that passed the path syntax check
+// never has one).
+func Compile(routes *ast.Array) (*Table, error) {
+	t := &Table{exact: map[string]*node{}, wild: map[string]*node{}, any: &node{}}
+	n := routes.Len()
+	t.routes = make([]entry, n)
+	for i := range n {
+		r, ok := routes.Elem(i).Value.(ast.Object)
+		if !ok || !wellFormed(r) {
+			t.broken = append(t.broken, i)
+			continue
+		}
+		if len(t.broken) > 0 {
+			continue // the table matches nothing: only its broken routes count
+		}
+		if err := t.add(i, r); err != nil {
+			return nil, fmt.Errorf("route %d: %w", i, err)
+		}
+	}
+	if len(t.broken) > 0 {
+		t.routes, t.exact, t.wild, t.any = nil, nil, nil, &node{}
+	}
+	return t, nil
+}
+
+// Broken returns the indexes of the table's routes that are not well-formed,
+// ascending; none for a well-formed table.
+func (t *Table) Broken() []int { return t.broken }
+
+// Len is the number of routes in the table.
+func (t *Table) Len() int { return len(t.routes) }
+
+func (t *Table) add(i int, r ast.Object) error {
+	path := string(r.Get(ast.InternedTerm("path")).Value.(ast.String))
+	g, err := glob.Compile(pattern(path), '/')
+	if err != nil {
+		return fmt.Errorf("path %q: %w", path, err)
+	}
+	e := entry{glob: g}
+	switch m := get(r, "methods").(type) {
+	case ast.Null, ast.String: // absent, null or "*" (well-formed)
+		e.anyMethod = true
+	case *ast.Array:
+		for j := range m.Len() {
+			name := strings.ToUpper(string(m.Elem(j).Value.(ast.String)))
+			if name == "*" {
+				e.anyMethod = true
+			}
+			e.methods = append(e.methods, name)
+		}
+	}
+	t.routes[i] = e
+
+	root := t.any
+	if h, ok := get(r, "host").(ast.String); ok && h != "*" {
+		host := string(h)
+		tree, key := t.exact, strings.ToLower(host)
+		if strings.HasPrefix(host, "*.") {
+			// "*.example.com" also matches the host "*.example.com" by name:
+			// that host's label is "*", which the wildcard matches anyway.
+			tree, key = t.wild, strings.ToLower(host[1:])
+		}
+		if root = tree[key]; root == nil {
+			root = &node{}
+			tree[key] = root
+		}
+	}
+	at := root
+	segs := strings.Split(path, "/")[1:]
+	for _, s := range segs {
+		switch {
+		case s == "*":
+			if at.star == nil {
+				at.star = &node{}
+			}
+			at = at.star
+		case strings.Contains(s, "*"):
+			at.rest = append(at.rest, i)
+			return nil
+		default:
+			if at.lit == nil {
+				at.lit = map[string]*node{}
+			}
+			next := at.lit[s]
+			if next == nil {
+				next = &node{}
+				at.lit[s] = next
+			}
+			at = next
+		}
+
+	}
+	at.end = append(at.end, i)
+	return nil
+}
+
+// pattern is the route path as the glob it is matched with: a "*" segment
+// needs at least one character, so that /v1/accounts/* never matches
+// /v1/accounts/ (often the list endpoint); "**" matches any depth, none
+// included. It takes two replacements: in "/*/*" the first one's match takes
+// the "/" between them.
+func pattern(path string) string {
+	return starSegment.ReplaceAllString(starSegment.ReplaceAllString(path, "$1?*$2"), "$1?*$2")
+}
+
+// Match returns the index of the first route of the table that matches the
+// request, and false when none does or the table has broken routes. The
+// method is compared in upper and the host in lower case; a path with a "."
+// or ".." segment never matches (request paths are normalised before).
+func (t *Table) Match(method, host, path string) (int, bool) {
+	if len(t.broken) > 0 || len(t.routes) == 0 || dotSegment(path) {
+		return 0, false
+	}
+	method, host = strings.ToUpper(method), strings.ToLower(host)
+	m := matcher{t: t, method: method, path: path, best: len(t.routes)}
+	if !strings.HasPrefix(path, "/") {
+		return 0, false // every route path starts with "/"
+	}
+	segs := splitter{rest: path[1:]}
+	if root := t.exact[host]; root != nil {
+		m.walk(root, segs)
+	}
+	if dot := strings.IndexByte(host, '.'); dot > 0 {
+		if root := t.wild[host[dot:]]; root != nil {
+			m.walk(root, segs)
+		}
+	}
+	m.walk(t.any, segs)
+	if m.best == len(t.routes) {
+		return 0, false
+	}
+	return m.best, true
+}
+
+// splitter walks a path's segments without allocating: rest is what follows
+// the "/" before the next segment, done once the last segment is taken.
+type splitter struct {
+	rest string
+	done bool
+}
+
+func (s splitter) next() (string, splitter) {
+	if i := strings.IndexByte(s.rest, '/'); i >= 0 {
+		return s.rest[:i], splitter{rest: s.rest[i+1:]}
+	}
+	return s.rest, splitter{done: true}
+}
+
+type matcher struct {
+	t      *Table
+	method string
+	path   string
+	best   int
+}
+
+func (m *matcher) walk(n *node, segs splitter) {
+	m.first(n.rest)
+	if segs.done {
+		m.first(n.end)
+		return
+	}
+	seg, more := segs.next()
+	if next := n.lit[seg]; next != nil {
+		m.walk(next, more)
+	}
+	if n.star != nil && seg != "" {
+		m.walk(n.star, more)
+	}
+}
+
+// first takes the first route of candidates (ascending) that matches, if it
+// comes before the best found so far.
+func (m *matcher) first(candidates []int) {
+	for _, i := range candidates {
+		if i >= m.best {
+			return
+		}
+		e := &m.t.routes[i]
+		if (e.anyMethod || slices.Contains(e.methods, m.method)) && e.glob.Match(m.path) {
+			m.best = i
+			return
+		}
+	}
+}
+
+// dotSegment reports whether path has a "." or ".." segment.
+func dotSegment(path string) bool {
+	for s := range strings.SplitSeq(path, "/") {
+		if s == "." || s == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// get returns the value of key in o, null when it is absent.
+func get(o ast.Object, key string) ast.Value {
+	if v := o.Get(ast.InternedTerm(key)); v != nil {
+		return v.Value
+	}
+	return ast.Null{}
+}
+
+// wellFormed reports whether r is a route the matcher can rely on, as
+// well_formed in the Rego reference.
+func wellFormed(r ast.Object) bool {
+	p := r.Get(ast.InternedTerm("path"))
+	if p == nil {
+		return false
+	}
+	path, ok := p.Value.(ast.String)
+	if !ok || !pathSyntax.MatchString(string(path)) {
+		return false
+	}
+	for _, key := range []string{"host", "audience"} {
+		switch get(r, key).(type) {
+		case ast.Null, ast.String:
+		default:
+			return false
+		}
+	}
+	if m := get(r, "methods"); m != ast.String("*") && !stringsOrNull(m) {
+		return false
+	}
+	if !stringsOrNull(get(r, "scopes")) || !stringsOrNull(get(r, "grant_types")) {
+		return false
+	}
+	switch d := get(r, "authorization_details").(type) {
+	case ast.Null:
+	case ast.Object:
+		typ, ok := get(d, "type").(ast.String)
+		if !ok || typ == "" || !stringsOrNull(get(d, "actions")) {
+			return false
+		}
+	default:
+		return false
+	}
+	switch get(r, "path_parameters").(type) {
+	case ast.Null, ast.Boolean:
+	default:
+		return false
+	}
+	return true
+}
+
+// stringsOrNull: null, or an array of strings.
+func stringsOrNull(v ast.Value) bool {
+	switch v := v.(type) {
+	case ast.Null:
+		return true
+	case *ast.Array:
+		for i := range v.Len() {
+			if _, ok := v.Elem(i).Value.(ast.String); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
