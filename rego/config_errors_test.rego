@@ -125,6 +125,15 @@ test_a_route_shadowed_by_an_earlier_one_can_never_match if {
 	}
 }
 
+# The shadowed-route check looks earlier routes up by covering_paths: the
+# paths covers_path accepts, no more and no fewer.
+test_covering_paths_are_the_paths_that_cover if {
+	candidates := ["/", "/**", "/v1", "/v1/", "/v1/**", "/v1/x", "/v1/x/**", "/v1/*", "/v1/*/y", "/v1/x/y", "/v2/**", "/v1/x**", "/**/x"]
+	every later in candidates {
+		{e | some e in candidates; tokenguard.covers_path(e, later)} == {e | some e in candidates; e in tokenguard.covering_paths(later)}
+	}
+}
+
 test_routes_that_overlap_only_in_part_are_not_shadowed if {
 	every table in [
 		[{"path": "/v1/accounts/*"}, {"path": "/v1/**"}],

@@ -61,7 +61,10 @@ func routeMatch(_ rego.BuiltinContext, routes, method, host, path *ast.Term) (*a
 		}
 		return ast.ObjectTerm(ast.Item(ast.InternedTerm("broken"), ast.ArrayTerm(idx...))), nil
 	}
-	i, ok := t.Match(req[0], req[1], req[2])
+	i, ok, err := t.Match(req[0], req[1], req[2])
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, nil
 	}

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/gobwas/glob"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -45,7 +46,24 @@ type Table struct {
 type entry struct {
 	anyMethod bool
 	methods   []string // upper case
-	glob      *glob.Pattern
+	// pattern: the glob of a route whose path the tree does not decide
+	// (node.rest), compiled on the first request that needs it: compiling
+	// ten thousand globs would take seconds at activation.
+	pattern string
+	once    sync.Once
+	glob    *glob.Pattern
+	err     error
+}
+
+// compiled returns e's glob.
+func (e *entry) compiled() (*glob.Pattern, error) {
+	e.once.Do(func() {
+		e.glob, e.err = glob.Compile(e.pattern, '/')
+		if e.err != nil {
+			e.err = fmt.Errorf("route path glob %q: %w", e.pattern, e.err)
+		}
+	})
+	return e.glob, e.err
 }
 
 // node is a place in the path tree: the routes whose path is made of the
@@ -53,11 +71,14 @@ type entry struct {
 type node struct {
 	lit  map[string]*node
 	star *node // a "*" segment: one non-empty segment
-	// end: routes whose whole path leads here; rest: routes whose path goes
-	// on with a segment holding "**" or a "*" within other characters, which
-	// their glob decides on the whole request path. Both ascending.
-	end  []int
-	rest []int
+	// end: routes whose whole path leads here; prefix: routes whose path
+	// goes on with a last "**" segment (any depth under here, none
+	// included); rest: routes whose path goes on otherwise with a segment
+	// holding "**" or a "*" within other characters, which their glob
+	// decides on the whole request path. Each ascending.
+	end    []int
+	prefix []int
+	rest   []int
 }
 
 // Compile compiles the route table routes (the value of data.pdp.routes
@@ -97,11 +118,7 @@ func (t *Table) Len() int { return len(t.routes) }
 
 func (t *Table) add(i int, r ast.Object) error {
 	path := string(r.Get(ast.InternedTerm("path")).Value.(ast.String))
-	g, err := glob.Compile(pattern(path), '/')
-	if err != nil {
-		return fmt.Errorf("path %q: %w", path, err)
-	}
-	e := entry{glob: g}
+	e := &t.routes[i]
 	switch m := get(r, "methods").(type) {
 	case ast.Null, ast.String: // absent, null or "*" (well-formed)
 		e.anyMethod = true
@@ -114,7 +131,6 @@ func (t *Table) add(i int, r ast.Object) error {
 			e.methods = append(e.methods, name)
 		}
 	}
-	t.routes[i] = e
 
 	root := t.any
 	if h, ok := get(r, "host").(ast.String); ok && h != "*" {
@@ -132,14 +148,18 @@ func (t *Table) add(i int, r ast.Object) error {
 	}
 	at := root
 	segs := strings.Split(path, "/")[1:]
-	for _, s := range segs {
+	for k, s := range segs {
 		switch {
+		case s == "**" && k == len(segs)-1:
+			at.prefix = append(at.prefix, i)
+			return nil
 		case s == "*":
 			if at.star == nil {
 				at.star = &node{}
 			}
 			at = at.star
 		case strings.Contains(s, "*"):
+			e.pattern = pattern(path)
 			at.rest = append(at.rest, i)
 			return nil
 		default:
@@ -171,16 +191,15 @@ func pattern(path string) string {
 // Match returns the index of the first route of the table that matches the
 // request, and false when none does or the table has broken routes. The
 // method is compared in upper and the host in lower case; a path with a "."
-// or ".." segment never matches (request paths are normalised before).
-func (t *Table) Match(method, host, path string) (int, bool) {
-	if len(t.broken) > 0 || len(t.routes) == 0 || dotSegment(path) {
-		return 0, false
+// or ".." segment never matches (request paths are normalised before). The
+// error is for a route's glob that does not compile (none that passed the
+// path syntax check).
+func (t *Table) Match(method, host, path string) (int, bool, error) {
+	if len(t.broken) > 0 || len(t.routes) == 0 || !strings.HasPrefix(path, "/") || dotSegment(path) {
+		return 0, false, nil // every route's path starts with "/"
 	}
 	method, host = strings.ToUpper(method), strings.ToLower(host)
 	m := matcher{t: t, method: method, path: path, best: len(t.routes)}
-	if !strings.HasPrefix(path, "/") {
-		return 0, false // every route path starts with "/"
-	}
 	segs := splitter{rest: path[1:]}
 	if root := t.exact[host]; root != nil {
 		m.walk(root, segs)
@@ -191,10 +210,13 @@ func (t *Table) Match(method, host, path string) (int, bool) {
 		}
 	}
 	m.walk(t.any, segs)
-	if m.best == len(t.routes) {
-		return 0, false
+	if m.err != nil {
+		return 0, false, m.err
 	}
-	return m.best, true
+	if m.best == len(t.routes) {
+		return 0, false, nil
+	}
+	return m.best, true, nil
 }
 
 // splitter walks a path's segments without allocating: rest is what follows
@@ -216,14 +238,16 @@ type matcher struct {
 	method string
 	path   string
 	best   int
+	err    error
 }
 
 func (m *matcher) walk(n *node, segs splitter) {
-	m.first(n.rest)
+	m.first(n.rest, true)
 	if segs.done {
-		m.first(n.end)
+		m.first(n.end, false)
 		return
 	}
+	m.first(n.prefix, false)
 	seg, more := segs.next()
 	if next := n.lit[seg]; next != nil {
 		m.walk(next, more)
@@ -234,17 +258,31 @@ func (m *matcher) walk(n *node, segs splitter) {
 }
 
 // first takes the first route of candidates (ascending) that matches, if it
-// comes before the best found so far.
-func (m *matcher) first(candidates []int) {
+// comes before the best found so far. The tree decides the path of end and
+// prefix candidates; a rest candidate's glob decides it (byGlob).
+func (m *matcher) first(candidates []int, byGlob bool) {
 	for _, i := range candidates {
 		if i >= m.best {
 			return
 		}
 		e := &m.t.routes[i]
-		if (e.anyMethod || slices.Contains(e.methods, m.method)) && e.glob.Match(m.path) {
-			m.best = i
-			return
+		if !e.anyMethod && !slices.Contains(e.methods, m.method) {
+			continue
 		}
+		if byGlob {
+			g, err := e.compiled()
+			if err != nil {
+				if m.err == nil {
+					m.err = err
+				}
+				return
+			}
+			if !g.Match(m.path) {
+				continue
+			}
+		}
+		m.best = i
+		return
 	}
 }
 
