@@ -23,6 +23,7 @@ func BenchmarkEval(b *testing.B) {
 	for _, n := range []int{1, 1000, 10000} {
 		b.Run("routes="+strconv.Itoa(n), func(b *testing.B) { benchmarkEval(b, false, n) })
 	}
+	b.Run("keyed=10000", func(b *testing.B) { benchmarkEval(b, false, -10000) })
 }
 
 func benchmarkEval(b *testing.B, noFold bool, routes int) {

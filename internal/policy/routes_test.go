@@ -39,15 +39,31 @@ func benchRoutes(n int) []any {
 	return routes
 }
 
-// withRoutes puts n-1 routes (benchRoutes) before the set's own.
+// withRoutes puts n-1 routes (benchRoutes) before the set's own; for n < 0,
+// -n clients, environments, and roles in each environment besides the
+// set's own instead (the data a decision looks up by key).
 func withRoutes(tb testing.TB, set *Set, n int) {
 	tb.Helper()
-	if n <= 1 {
-		return
-	}
 	pdp, ok := set.Data["pdp"].(map[string]any)
 	if !ok {
 		tb.Fatal("the policy set has no data.pdp")
+	}
+	if n < 0 {
+		clients, _ := pdp["clients"].(map[string]any)
+		envs, _ := pdp["environments"].(map[string]any)
+		for i := range -n {
+			clients[fmt.Sprintf("client-%d", i)] = map[string]any{"sender_constraint": "dpop", "modes": map[string]any{"lifetime": "monitor"}}
+			envs[fmt.Sprintf("env-%d", i)] = map[string]any{"default_roles": []any{"user"}}
+			for _, env := range envs {
+				if roles, ok := env.(map[string]any)["roles"].(map[string]any); ok {
+					roles[fmt.Sprintf("role-%d", i)] = []any{"accounts:read"}
+				}
+			}
+		}
+		return
+	}
+	if n <= 1 {
+		return
 	}
 	own, _ := pdp["routes"].([]any)
 	pdp["routes"] = append(benchRoutes(n-1), own...)
@@ -86,5 +102,22 @@ func TestRouteTableIsCompiledOncePerVersion(t *testing.T) {
 	}
 	if got := builtins.RouteCompiles() - before; got != 2 {
 		t.Fatalf("two versions compiled %d route tables, want 2", got)
+	}
+}
+
+// BenchmarkActivate measures activating the shipped policy with n routes:
+// compiling, folding, the data checks (config_errors) and the route table.
+func BenchmarkActivate(b *testing.B) {
+	for _, n := range []int{1, 10000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			set := shippedPolicy(b)
+			withRoutes(b, set, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := NewEngine(nil).Activate(context.Background(), set); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -55,6 +55,29 @@ type entry struct {
 	err     error
 }
 
+// globEdge is a segment with a "*" within other characters ("a*", "*.txt"):
+// a glob that cannot reach past the segment, compiled on first use.
+type globEdge struct {
+	pattern string
+	once    sync.Once
+	glob    *glob.Pattern
+	err     error
+	next    *node
+}
+
+func (g *globEdge) match(seg string) (bool, error) {
+	g.once.Do(func() {
+		g.glob, g.err = glob.Compile(g.pattern, '/')
+		if g.err != nil {
+			g.err = fmt.Errorf("route path segment glob %q: %w", g.pattern, g.err)
+		}
+	})
+	if g.err != nil {
+		return false, g.err
+	}
+	return g.glob.Match(seg), nil
+}
+
 // compiled returns e's glob.
 func (e *entry) compiled() (*glob.Pattern, error) {
 	e.once.Do(func() {
@@ -71,11 +94,15 @@ func (e *entry) compiled() (*glob.Pattern, error) {
 type node struct {
 	lit  map[string]*node
 	star *node // a "*" segment: one non-empty segment
+	// globs: segments with a "*" within other characters (and no "**"),
+	// which match within the segment: one edge per distinct segment.
+	globs   []*globEdge
+	globIdx map[string]int
 	// end: routes whose whole path leads here; prefix: routes whose path
 	// goes on with a last "**" segment (any depth under here, none
 	// included); rest: routes whose path goes on otherwise with a segment
-	// holding "**" or a "*" within other characters, which their glob
-	// decides on the whole request path. Each ascending.
+	// holding "**", which their glob decides on the whole request path.
+	// Each ascending.
 	end    []int
 	prefix []int
 	rest   []int
@@ -158,6 +185,17 @@ func (t *Table) add(i int, r ast.Object) error {
 				at.star = &node{}
 			}
 			at = at.star
+		case strings.Contains(s, "*") && !strings.Contains(s, "**"):
+			k, ok := at.globIdx[s]
+			if !ok {
+				if at.globIdx == nil {
+					at.globIdx = map[string]int{}
+				}
+				k = len(at.globs)
+				at.globIdx[s] = k
+				at.globs = append(at.globs, &globEdge{pattern: s, next: &node{}})
+			}
+			at = at.globs[k].next
 		case strings.Contains(s, "*"):
 			e.pattern = pattern(path)
 			at.rest = append(at.rest, i)
@@ -254,6 +292,18 @@ func (m *matcher) walk(n *node, segs splitter) {
 	}
 	if n.star != nil && seg != "" {
 		m.walk(n.star, more)
+	}
+	for _, g := range n.globs {
+		ok, err := g.match(seg)
+		if err != nil {
+			if m.err == nil {
+				m.err = err
+			}
+			return
+		}
+		if ok {
+			m.walk(g.next, more)
+		}
 	}
 }
 

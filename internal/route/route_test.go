@@ -305,3 +305,69 @@ func TestRouteMatcherAgreesWithRego(t *testing.T) {
 		}
 	}
 }
+
+// benchTable is n routes of every kind, the last one matching GET
+// api.example.com/v1/accounts/42.
+func benchTable(tb testing.TB, n int) *ast.Array {
+	tb.Helper()
+	routes := make([]any, 0, n)
+	for i := range n - 1 {
+		var r map[string]any
+		switch i % 6 {
+		case 0:
+			r = map[string]any{"path": fmt.Sprintf("/v1/svc%d/items/list", i)}
+		case 1:
+			r = map[string]any{"path": fmt.Sprintf("/v1/svc%d/items/*", i), "methods": []any{"GET", "PUT"}}
+		case 2:
+			r = map[string]any{"path": fmt.Sprintf("/v2/svc%d/**", i)}
+		case 3:
+			r = map[string]any{"path": "/v1/**", "host": fmt.Sprintf("h%d.example.com", i)}
+		case 4:
+			r = map[string]any{"path": "/v1/accounts/*", "host": fmt.Sprintf("*.t%d.example.com", i)}
+		case 5:
+			r = map[string]any{"path": fmt.Sprintf("/v1/a*/op%d/**/x", i), "methods": []any{"DELETE"}}
+		}
+		routes = append(routes, r)
+	}
+	routes = append(routes, map[string]any{"path": "/v1/accounts/*", "methods": []any{"GET"}, "host": "api.example.com"})
+	v, err := ast.InterfaceToValue(routes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return v.(*ast.Array)
+}
+
+// BenchmarkCompile measures compiling a table of n routes (B/op: the
+// compiled table's size, about).
+func BenchmarkCompile(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			arr := benchTable(b, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Compile(arr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMatch measures a look-up in a table of n routes for a request
+// that the last route matches.
+func BenchmarkMatch(b *testing.B) {
+	for _, n := range []int{1, 1000, 10000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			c, err := Compile(benchTable(b, n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if i, ok, _ := c.Match("GET", "api.example.com", "/v1/accounts/42"); !ok || i != n-1 {
+					b.Fatalf("matched %d %v", i, ok)
+				}
+			}
+		})
+	}
+}
