@@ -1,5 +1,6 @@
 // Package builtins declares the pdp.* Rego built-in functions, through which
-// policies read the decision point's state:
+// policies read the decision point's state and match requests against
+// compiled policy data:
 //
 //	pdp.revocation(token)     whether the token is revoked, and how
 //	pdp.last_seen(token_hash) where and how the token was last seen
