@@ -132,6 +132,35 @@ test_a_route_shadowed_by_an_earlier_one_can_never_match if {
 	}
 }
 
+# The shadowed-route check looks earlier routes up by covering_paths: the
+# paths covers_path accepts, no more and no fewer.
+test_covering_paths_are_the_paths_that_cover if {
+	candidates := ["/", "/**", "/v1", "/v1/", "/v1/**", "/v1/x", "/v1/x/**", "/v1/*", "/v1/*/y", "/v1/x/y", "/v2/**", "/v1/x**", "/**/x"]
+	every later in candidates {
+		{e | some e in candidates; tokenguard.covers_path(e, later)} == {e | some e in candidates; e in tokenguard.covering_paths(later)}
+	}
+}
+
+# plain_route is a shortcut past route_errors: a plain route never has
+# errors, and the routes of a large table usually are plain.
+test_a_plain_route_has_no_errors if {
+	routes := [
+		{"path": "/v1/x"}, {"path": "/v1/*/y/**", "methods": ["GET", "post"], "host": "*.example.com"},
+		{"path": "/x", "methods": "*", "host": "*", "name": "n", "audience": "a", "scopes": ["s"], "grant_types": ["client_credentials"], "path_parameters": true},
+		{"path": "/x", "host": "::1"}, {"path": "/x", "host": "10.0.0.1"},
+		{"path": "/x", "methods": []}, {"path": "/x", "methods": ["GE T"]}, {"path": "/x", "methods": "GET"},
+		{"path": "/x", "host": "a b"}, {"path": "/x", "host": ""}, {"path": "/x//y"}, {"path": "/x/../y"}, {"path": "/x/[a]"},
+		{"path": "/x", "grant_types": ["magic"]}, {"path": "/x", "grant_types": "client_credentials"}, {"path": "/x", "scopes": [1]},
+		{"path": "/x", "name": 1}, {"path": "/x", "audience": null}, {"path": "/x", "path_parameters": "yes"}, {"path": "/x", "other": 1},
+		{"path": 1}, {"name": "no path"}, "a route", {"path": "/x", "authorization_details": {"type": "t"}},
+	]
+	plain := {i | some i, r in routes; tokenguard.plain_route(r)}
+	plain == {0, 1, 2, 3, 4, 17}
+	every i in plain {
+		count(tokenguard.route_errors([], routes[i])) == 0
+	}
+}
+
 test_routes_that_overlap_only_in_part_are_not_shadowed if {
 	every table in [
 		[{"path": "/v1/accounts/*"}, {"path": "/v1/**"}],

@@ -4,6 +4,7 @@
 # guardrail. Like every *_test.rego file, never loaded by the PDP.
 package tokenguard.fixtures
 
+import data.tokenguard.lib.route_reference
 import data.tokenguard.main
 
 # --- time --------------------------------------------------------------------
@@ -125,6 +126,8 @@ at(inp, method, path) := patched(inp, {"request": {
 
 # --- built-in mocks ----------------------------------------------------------
 
+# pdp.route is replaced by route_reference.route (lib/route_reference_test.rego).
+
 not_revoked(_) := {"revoked": false}
 
 never_seen(_) := x if {
@@ -148,6 +151,7 @@ decide_with(inp, pdp_data) := d if {
 		with data.pdp as pdp_data
 		with pdp.revocation as revocation_mock
 		with pdp.last_seen as last_seen_mock
+		with pdp.route as route_reference.route
 }
 
 # decide_shipped: as decide, with the shipped rego/data.json.
@@ -155,6 +159,7 @@ decide_shipped(inp) := d if {
 	d := main.decision with input as inp
 		with pdp.revocation as revocation_mock
 		with pdp.last_seen as last_seen_mock
+		with pdp.route as route_reference.route
 }
 
 codes(d) := [r.code | some r in d.reasons]

@@ -2,6 +2,7 @@ package tokenguard.main_test
 
 import data.tokenguard.fixtures
 import data.tokenguard.lib.grant
+import data.tokenguard.lib.route_reference
 
 user := fixtures.input_for(fixtures.user_claims("authorization_code"))
 
@@ -299,7 +300,7 @@ test_deny_a_guardrail_listed_without_a_lib_module_is_a_policy_error if {
 # main.guardrail_modules names every lib module that defines reasons, and
 # only those: a guardrail missing from it could never be applied.
 test_guardrail_modules_are_the_lib_modules_with_reasons if {
-	with_reasons := {name | some name, pkg in data.tokenguard.lib; is_set(pkg.reasons)} with input as {}
+	with_reasons := {name | some name, pkg in data.tokenguard.lib; is_set(pkg.reasons)} with input as {} with pdp.route as route_reference.route
 	data.tokenguard.main.guardrail_modules == with_reasons
 }
 

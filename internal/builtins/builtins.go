@@ -1,8 +1,11 @@
 // Package builtins declares the pdp.* Rego built-in functions, through which
-// policies read the decision point's state:
+// policies read the decision point's state and match requests against
+// compiled policy data:
 //
 //	pdp.revocation(token)     whether the token is revoked, and how
 //	pdp.last_seen(token_hash) where and how the token was last seen
+//	pdp.route(routes, method, host, path)
+//	                          the route a request is for (route.go)
 //
 // The functions are registered with OPA once, from init, so that every
 // compiler in the process knows them: the decision engine, bundle loading and
@@ -75,4 +78,5 @@ func bctxContext(bctx rego.BuiltinContext) context.Context {
 func init() {
 	rego.RegisterBuiltin1(revocationDecl, revocation)
 	rego.RegisterBuiltin1(lastSeenDecl, lastSeen)
+	rego.RegisterBuiltin4(routeDecl, routeMatch)
 }

@@ -15,28 +15,27 @@ import (
 // BenchmarkEval measures one evaluation of the shipped policy for an
 // allowed bearer-token request, with the pdp.* built-ins reading a real
 // bbolt store: the cost of a decision that cannot be reused; fold=off
-// evaluates every rule on every request (see fold.go).
+// evaluates every rule on every request (see fold.go); routes=N puts N-1
+// routes before the one the request matches (routes_test.go).
 func BenchmarkEval(b *testing.B) {
-	b.Run("fold=on", func(b *testing.B) { benchmarkEval(b, false) })
-	b.Run("fold=off", func(b *testing.B) { benchmarkEval(b, true) })
+	b.Run("fold=on", func(b *testing.B) { benchmarkEval(b, false, 1) })
+	b.Run("fold=off", func(b *testing.B) { benchmarkEval(b, true, 1) })
+	for _, n := range []int{1, 1000, 10000} {
+		b.Run("routes="+strconv.Itoa(n), func(b *testing.B) { benchmarkEval(b, false, n) })
+	}
+	b.Run("keyed=10000", func(b *testing.B) { benchmarkEval(b, false, -10000) })
 }
 
-func benchmarkEval(b *testing.B, noFold bool) {
+func benchmarkEval(b *testing.B, noFold bool, routes int) {
 	set := shippedPolicy(b)
+	withRoutes(b, set, routes)
 	e := NewEngine(nil)
 	e.noFold = noFold
 	if err := e.Activate(context.Background(), set); err != nil {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	input := ast.MustParseTerm(`{
-		"context": {}, "dpop": {"present": false, "valid": false}, "environment": "prod", "now": ` + strconv.FormatInt(now.UnixNano(), 10) + `,
-		"request": {"headers": {"user-agent": ["bench/1"]}, "host": "api.example.com", "method": "GET", "path": "/v1/accounts/42",
-			"port": 443, "query": {}, "remote_ip": "203.0.113.7", "scheme": "https", "url": "https://api.example.com/v1/accounts/42"},
-		"token": {"bound": {"method": "none"}, "hash": "h4sh", "issuer": "https://as.example.com", "present": true, "scheme": "bearer",
-			"source": "jwt", "valid": true, "claims": {"aud": "https://api.example.com", "client_id": "web-app",
-			"exp": ` + strconv.FormatInt(now.Add(5*time.Minute).Unix(), 10) + `, "iat": ` + strconv.FormatInt(now.Unix(), 10) + `,
-			"iss": "https://as.example.com", "jti": "j1", "scope": "accounts:read", "sub": "alice"}}}`).Value
+	input := benchInput(now)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -45,6 +44,18 @@ func benchmarkEval(b *testing.B, noFold bool) {
 			b.Fatalf("eval: %v %+v", err, res)
 		}
 	}
+}
+
+// benchInput is an allowed bearer-token request at now.
+func benchInput(now time.Time) ast.Value {
+	return ast.MustParseTerm(`{
+		"context": {}, "dpop": {"present": false, "valid": false}, "environment": "prod", "now": ` + strconv.FormatInt(now.UnixNano(), 10) + `,
+		"request": {"headers": {"user-agent": ["bench/1"]}, "host": "api.example.com", "method": "GET", "path": "/v1/accounts/42",
+			"port": 443, "query": {}, "remote_ip": "203.0.113.7", "scheme": "https", "url": "https://api.example.com/v1/accounts/42"},
+		"token": {"bound": {"method": "none"}, "hash": "h4sh", "issuer": "https://as.example.com", "present": true, "scheme": "bearer",
+			"source": "jwt", "valid": true, "claims": {"aud": "https://api.example.com", "client_id": "web-app",
+			"exp": ` + strconv.FormatInt(now.Add(5*time.Minute).Unix(), 10) + `, "iat": ` + strconv.FormatInt(now.Unix(), 10) + `,
+			"iss": "https://as.example.com", "jti": "j1", "scope": "accounts:read", "sub": "alice"}}}`).Value
 }
 
 // shippedPolicy loads the shipped policy (rego/), with the pdp.* built-ins

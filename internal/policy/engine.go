@@ -104,6 +104,7 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 	if err != nil {
 		return err
 	}
+	warm(ctx, v.query)
 	v.settings.Reuse.Version = e.activations.Add(1)
 	if !v.settings.Reuse.Allowed {
 		e.logger.Warn("decisions of this policy are not reused", "revision", set.Revision, "why", v.settings.Reuse.Why)
@@ -114,6 +115,20 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 		e.retired.Add(old.bytes)
 	}
 	return nil
+}
+
+// warmInput is a request without a token whose path has a ";" parameter:
+// the shipped policy looks its route up whatever the token (main.rego).
+var warmInput = ast.MustParseTerm(`{"request": {"method": "GET", "host": "", "path": "/;"}}`).Value
+
+// warm evaluates the decision query once before the version serves, so
+// that what a policy compiles on first use (the route table, see pdp.route)
+// is compiled at activation rather than by the first request. The answer is
+// not used.
+func warm(ctx context.Context, pq rego.PreparedEvalQuery) {
+	ctx, cancel := context.WithTimeout(ctx, foldTimeout)
+	defer cancel()
+	_, _ = pq.Eval(ctx, rego.EvalParsedInput(warmInput))
 }
 
 // build compiles, prepares and validates set: the version Activate would

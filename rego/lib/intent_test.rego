@@ -1,6 +1,7 @@
 package tokenguard.lib.intent_test
 
 import data.tokenguard.lib.intent
+import data.tokenguard.lib.route_reference
 
 request(method, path, details) := {
 	"request": {"method": method, "host": "api.example.com", "path": path},
@@ -22,7 +23,7 @@ routes := {"routes": [
 codes(rs) := {r.code | some r in rs}
 
 reasons(method, path, details) := rs if {
-	rs := intent.reasons with input as request(method, path, details) with data.pdp as routes
+	rs := intent.reasons with input as request(method, path, details) with data.pdp as routes with pdp.route as route_reference.route
 }
 
 test_an_entry_of_the_route_type_with_its_actions_passes if {
@@ -38,7 +39,7 @@ test_a_route_type_without_actions_needs_only_the_type if {
 }
 
 test_tokens_without_details_are_left_to_their_scopes if {
-	count(intent.reasons) == 0 with input as {"request": {"method": "GET", "path": "/v1/accounts/42"}, "token": {"present": true, "valid": true, "scheme": "bearer", "claims": {"sub": "alice"}}} with data.pdp as routes
+	count(intent.reasons) == 0 with input as {"request": {"method": "GET", "path": "/v1/accounts/42"}, "token": {"present": true, "valid": true, "scheme": "bearer", "claims": {"sub": "alice"}}} with data.pdp as routes with pdp.route as route_reference.route
 	count(reasons("GET", "/v1/accounts/42", [])) == 0
 }
 
@@ -61,7 +62,7 @@ test_deny_an_unknown_type if {
 
 test_unknown_types_are_denied_without_a_matching_route_too if {
 	inp := request("GET", "/nowhere", [{"type": "crypto_withdrawal"}])
-	codes(intent.reasons) == {"grant_intent_mismatch"} with input as inp with data.pdp as object.union(routes, {"unknown_routes": "allow"})
+	codes(intent.reasons) == {"grant_intent_mismatch"} with input as inp with data.pdp as object.union(routes, {"unknown_routes": "allow"}) with pdp.route as route_reference.route
 }
 
 test_deny_details_that_do_not_cover_the_route if {
@@ -80,7 +81,7 @@ test_deny_details_that_do_not_cover_the_route if {
 test_deny_actions_spread_over_entries if {
 	pdp_data := {"routes": [{"path": "/x", "authorization_details": {"type": "t", "actions": ["read", "write"]}}]}
 	inp := request("GET", "/x", [{"type": "t", "actions": ["read"]}, {"type": "t", "actions": ["write"]}])
-	codes(intent.reasons) == {"grant_intent_mismatch"} with input as inp with data.pdp as pdp_data
+	codes(intent.reasons) == {"grant_intent_mismatch"} with input as inp with data.pdp as pdp_data with pdp.route as route_reference.route
 }
 
 test_deny_locations_without_the_route_audience if {

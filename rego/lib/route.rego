@@ -46,79 +46,55 @@ default unknown_allowed := false
 
 unknown_allowed if config.get_string(["unknown_routes"], "deny") == "allow"
 
-# --- the route table -------------------------------------------------------
+# --- the route table and matching --------------------------------------------
 
-# The table is data, checked again for every request: each route costs a
-# few expressions, and matching (below) relies on well-formed routes.
+# The pdp.route built-in matches the request against the table: it compiles
+# the table once per policy version into a tree on host and path segments,
+# so that a decision costs the same with one route or ten thousand. It does
+# what this comment says, exactly; rego/lib/route_reference_test.rego is the
+# same matching written in Rego, which the Go tests compare it with and the
+# Rego tests use in its place (`with pdp.route as route_reference.route`).
+#
+# Routes are checked first: a route is well-formed when it is an object
+# whose path is a string of path characters, "*" and "**" starting with "/"
+# (other glob syntax would match more than the author meant), whose host and
+# audience are strings or absent, methods "*" or strings, scopes and
+# grant_types strings, authorization_details an object with a non-empty
+# string type and string actions, path_parameters a boolean (each absent or
+# null allowed). A table with a route that is not is broken: it matches
+# nothing, and pdp.route lists the broken routes (skipping a broken route
+# could let a later, broader route apply to the requests it was meant for).
+#
+# Matching: the method in upper and the host in lower case against each
+# route's methods (absent, "*" or containing "*": any) and host (exact,
+# case-insensitive; "*.example.com" one more label: a.example.com, not
+# example.com nor a.b.example.com; absent or "*": any); the path against the
+# route's glob with "/" as the delimiter, in which a "*" segment needs at
+# least one character (so /v1/accounts/* never matches /v1/accounts/, often
+# the list endpoint) and "**" matches any depth, none included. A path with
+# a "." or ".." segment never matches (Go's path normalisation removes them,
+# %2E%2E included; one that is still there is refused).
 
 # table_error: what is wrong with the table, undefined when nothing: it is
 # neither an array nor absent (no routes), or some of its routes are not
 # well-formed (never both: malformed routes are found in an array). Either
-# is a policy_error: skipping a broken route could let a later, broader
-# route apply to the requests it was meant for.
+# is a policy_error.
 table_error := "data.pdp.routes is not an array" if {
 	not type_name(object.get(config.pdp, "routes", null)) in {"null", "array"}
 } else := sprintf("data.pdp.routes has malformed routes (indexes %v)", [sort(broken)]) if {
 	count(broken) > 0
 }
 
+# lookup: what pdp.route answers for this request, undefined when no route
+# matches.
+lookup := pdp.route(routes, request_method, request_host, raw_path)
+
 # broken: indexes of routes that are not well-formed.
-broken contains i if {
-	some i, r in routes
-	not well_formed(r)
-}
-
-well_formed(r) if {
-	is_object(r)
-
-	# Only "*" and "**" are wildcards: other glob syntax would raise a
-	# (strict) built-in error or match more than the author meant.
-	path := r.path
-	is_string(path)
-	regex.match(`^/[A-Za-z0-9._~!$&'()+,;=:@%*/-]*$`, path)
-	type_name(object.get(r, "host", null)) in {"null", "string"}
-	type_name(object.get(r, "audience", null)) in {"null", "string"}
-	methods_ok(object.get(r, "methods", null))
-	strings_or_null(object.get(r, "scopes", null))
-	strings_or_null(object.get(r, "grant_types", null))
-	details_ok(object.get(r, "authorization_details", null))
-	type_name(object.get(r, "path_parameters", null)) in {"null", "boolean"}
-}
-
-# strings_or_null: absent (null) or an array of strings (keeping only the
-# strings of anything else changes it: a string or an object has none).
-strings_or_null(null)
-
-strings_or_null(x) if [s | some s in x; is_string(s)] == x
-
-methods_ok("*")
-
-methods_ok(x) if strings_or_null(x)
-
-details_ok(null)
-
-details_ok(d) if {
-	is_object(d)
-	type := d.type
-	is_string(type)
-	type != ""
-	strings_or_null(object.get(d, "actions", null))
-}
-
-# --- matching --------------------------------------------------------------
+broken contains i if some i in lookup.broken
 
 # route: the first route matching the request; undefined without one, and
 # for a broken table.
-route := routes[matching[0]] if not table_error
-
-# matching: the indexes of the routes the request matches. Only read through
-# `route`, that is for a well-formed table.
-matching := [i |
-	some i, r in routes
-	method_matches(r)
-	host_matches(r)
-	glob.match(pattern(r.path), ["/"], request_path)
-]
+route := lookup.route if not table_error
 
 # raw_method, raw_host, raw_path: the request's fields as sent, "" when
 # absent or not a string, for messages. Each names its field: a policy that
@@ -136,11 +112,8 @@ default raw_path := ""
 
 raw_path := input.request.path if is_string(input.request.path)
 
-# What routes are matched against, once per request: the method in upper
-# and the host in lower case ("" when absent or not a string), and the path;
-# the path is undefined when it is absent, not a string or still has a "."
-# or ".." segment (Go's path normalisation removes them, %2E%2E included;
-# one that is still there never matches a route).
+# What routes are matched against: the method in upper and the host in
+# lower case, "" when absent or not a string.
 default request_method := ""
 
 request_method := upper(method) if {
@@ -154,49 +127,6 @@ request_host := lower(host) if {
 	host := input.request.host
 	is_string(host)
 }
-
-request_path := path if {
-	path := input.request.path
-	is_string(path)
-	not regex.match(`(^|/)\.\.?(/|$)`, path)
-}
-
-method_matches(r) if object.get(r, "methods", null) in {null, "*"}
-
-method_matches(r) if {
-	some m in r.methods
-	upper(m) in {"*", request_method}
-}
-
-host_matches(r) if object.get(r, "host", null) in {null, "*"}
-
-host_matches(r) if {
-	host := r.host
-	is_string(host)
-	lower(host) == request_host
-}
-
-# "*.example.com" matches exactly one more label: a.example.com, not
-# example.com nor a.b.example.com.
-host_matches(r) if {
-	host := r.host
-	is_string(host)
-	startswith(host, "*.")
-	suffix := lower(substring(host, 1, -1))
-	endswith(request_host, suffix)
-	label := trim_suffix(request_host, suffix)
-	label != ""
-	not contains(label, ".")
-}
-
-# pattern: the route path as a glob in which a "*" segment needs at least one
-# character, so that /v1/accounts/* never matches /v1/accounts/ (often the
-# list endpoint). "**" still matches any depth, none included. It takes two
-# replacements: in "/*/*" the first one's match takes the "/" between them.
-pattern(path) := regex.replace(
-	regex.replace(path, `(^|/)\*(/|$)`, "$1?*$2"),
-	`(^|/)\*(/|$)`, "$1?*$2",
-)
 
 # --- path parameters ---------------------------------------------------------
 
