@@ -217,11 +217,14 @@ func (e *Engine) Eval(ctx context.Context, input ast.Value, now time.Time) (Resu
 		return Result{}, "", ErrNoPolicy
 	}
 	ndb := builtins.NDBCache{}
+	vc := getVCache()
+	defer putVCache(vc)
 	rs, err := v.query.Eval(ctx,
 		rego.EvalParsedInput(input),
 		rego.EvalTime(now),
 		rego.EvalGenerateJSON(keepTerm),
 		rego.EvalNDBuiltinCache(ndb),
+		rego.EvalVirtualCache(vc),
 	)
 	if err != nil {
 		return Result{}, v.revision, fmt.Errorf("evaluate %s: %w", Query, err)
