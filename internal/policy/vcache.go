@@ -15,29 +15,31 @@ import (
 // mapping a reference to a value or to "undefined". An evaluation owns it
 // from getVCache to putVCache; nothing of it outlives the evaluation.
 type vcache struct {
-	frames []vframe
-	depth  int
+	// frames map a reference's hash to 1 + the index in entries of the
+	// last entry put with that hash; entries with the same hash are
+	// chained through next.
+	frames  []map[int]int
+	depth   int
+	entries []ventry
 	// refs holds copies of the references put: OPA puts slices of a buffer
 	// it goes on reusing.
 	refs []*ast.Term
 }
 
-// vframe maps a reference's hash to the entries with that hash.
-type vframe map[int][]ventry
-
 type ventry struct {
 	ref       ast.Ref
 	value     *ast.Term
 	undefined bool
+	next      int
 }
 
 var _ topdown.VirtualCache = (*vcache)(nil)
 
-var vcachePool = sync.Pool{New: func() any { return &vcache{frames: []vframe{{}}} }}
+var vcachePool = sync.Pool{New: func() any { return &vcache{frames: []map[int]int{{}}} }}
 
-// vcacheRefsCap bounds the reference buffer a pooled cache keeps: an
-// evaluation that needed more gives it up.
-const vcacheRefsCap = 1 << 14
+// vcacheCap bounds the entries and references a pooled cache keeps: an
+// evaluation that needed more gives its buffers up.
+const vcacheCap = 1 << 14
 
 func getVCache() *vcache {
 	return vcachePool.Get().(*vcache)
@@ -49,18 +51,20 @@ func putVCache(c *vcache) {
 		clear(c.frames[i])
 	}
 	c.depth = 0
-	if cap(c.refs) > vcacheRefsCap {
-		c.refs = nil
+	if cap(c.refs) > vcacheCap || cap(c.entries) > vcacheCap {
+		c.refs, c.entries = nil, nil
 	}
 	clear(c.refs)
 	c.refs = c.refs[:0]
+	clear(c.entries)
+	c.entries = c.entries[:0]
 	vcachePool.Put(c)
 }
 
 func (c *vcache) Push() {
 	c.depth++
 	if c.depth == len(c.frames) {
-		c.frames = append(c.frames, vframe{})
+		c.frames = append(c.frames, map[int]int{})
 	}
 }
 
@@ -69,46 +73,56 @@ func (c *vcache) Pop() {
 	c.depth--
 }
 
-func (c *vcache) Get(ref ast.Ref) (*ast.Term, bool) {
-	for _, e := range c.frames[c.depth][ref.Hash()] {
+// find returns the entry of the current frame for ref, nil when none.
+func (c *vcache) find(h int, ref ast.Ref) *ventry {
+	for i := c.frames[c.depth][h]; i != 0; {
+		e := &c.entries[i-1]
 		if e.ref.Equal(ref) {
-			if e.undefined {
-				return nil, true
-			}
-			return e.value, false
+			return e
 		}
+		i = e.next
 	}
-	return nil, false
+	return nil
+}
+
+func (c *vcache) Get(ref ast.Ref) (*ast.Term, bool) {
+	e := c.find(ref.Hash(), ref)
+	switch {
+	case e == nil:
+		return nil, false
+	case e.undefined:
+		return nil, true
+	}
+	return e.value, false
 }
 
 func (c *vcache) Put(ref ast.Ref, value *ast.Term) {
-	f := c.frames[c.depth]
 	h := ref.Hash()
-	entries := f[h]
-	for i := range entries {
-		if entries[i].ref.Equal(ref) {
-			if value != nil {
-				entries[i].value = value
-			} else {
-				entries[i].undefined = true
-			}
-			return
+	if e := c.find(h, ref); e != nil {
+		if value != nil {
+			e.value = value
+		} else {
+			e.undefined = true
 		}
+		return
 	}
 	start := len(c.refs)
 	c.refs = append(c.refs, ref...)
-	e := ventry{ref: ast.Ref(c.refs[start:len(c.refs):len(c.refs)]), value: value, undefined: value == nil}
-	f[h] = append(entries, e)
+	f := c.frames[c.depth]
+	c.entries = append(c.entries, ventry{ref: ast.Ref(c.refs[start:len(c.refs):len(c.refs)]), value: value, undefined: value == nil, next: f[h]})
+	f[h] = len(c.entries)
 }
 
 // Keys returns the references of the current frame that have a value.
 func (c *vcache) Keys() []ast.Ref {
 	var keys []ast.Ref
-	for _, entries := range c.frames[c.depth] {
-		for _, e := range entries {
+	for _, head := range c.frames[c.depth] {
+		for i := head; i != 0; {
+			e := &c.entries[i-1]
 			if e.value != nil {
 				keys = append(keys, e.ref)
 			}
+			i = e.next
 		}
 	}
 	return keys
