@@ -53,6 +53,8 @@ type version struct {
 	activated time.Time
 	folded    int
 	bytes     int64 // the size of its modules and data (Set.Bytes)
+	// base keeps what evaluations read from the version's store.
+	base *baseCache
 }
 
 // Info describes the active policy version.
@@ -156,7 +158,7 @@ func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context
 		}
 	}
 	settings.Reuse = reuseOf(set.Modules)
-	return &version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now(), folded: folded, bytes: set.Bytes}, nil
+	return &version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now(), folded: folded, bytes: set.Bytes, base: newBaseCache()}, nil
 }
 
 // prepare compiles the set, folded (fold.go) unless folding is off, and
@@ -235,11 +237,15 @@ func (e *Engine) Eval(ctx context.Context, input ast.Value, now time.Time) (Resu
 		return Result{}, "", ErrNoPolicy
 	}
 	ndb := builtins.NDBCache{}
+	vc := getVCache()
+	defer putVCache(vc)
 	rs, err := v.query.Eval(ctx,
 		rego.EvalParsedInput(input),
 		rego.EvalTime(now),
 		rego.EvalGenerateJSON(keepTerm),
 		rego.EvalNDBuiltinCache(ndb),
+		rego.EvalVirtualCache(vc),
+		rego.EvalBaseCache(v.base),
 	)
 	if err != nil {
 		return Result{}, v.revision, fmt.Errorf("evaluate %s: %w", Query, err)

@@ -51,7 +51,44 @@ environment := env if {
 
 granted := {s | some s in token.scopes}
 
-frozen := listed("frozen_scopes")
+frozen := env_scopes.frozen
+
+# environments: the scope settings of each environment of
+# data.pdp.environments, read as `listed` reads them. Data only: a policy
+# version reads them once, when it is activated; a request only looks its
+# environment up (env_scopes).
+environments := {name: settings |
+	some name, env in config.pdp.environments
+	is_object(env)
+	settings := {
+		"restricts_clients": "client_scopes" in object.keys(env),
+		"restricts_users": "roles" in object.keys(env),
+		"frozen": listed_in(env, "frozen_scopes"),
+		"default_roles": listed_in(env, "default_roles"),
+		"roles": keyed_lists(env, "roles"),
+		"clients": keyed_lists(env, "client_scopes"),
+	}
+}
+
+# keyed_lists: {key: listed_in(env, [name, key])} for the keys of the
+# object at env[name]; {} when it is not an object (a key the caller looks
+# up with a string then lists nothing, as listed does).
+keyed_lists(env, name) := {key: listed_in(env, [name, key]) | some key, _ in env[name]} if {
+	is_object(env[name])
+} else := {}
+
+# env_scopes: the scope settings of this request's environment; an unknown
+# environment restricts nothing and freezes nothing.
+default env_scopes := {
+	"restricts_clients": false,
+	"restricts_users": false,
+	"frozen": set(),
+	"default_roles": set(),
+	"roles": {},
+	"clients": {},
+}
+
+env_scopes := environments[input.environment]
 
 # --- what the caller may use in this environment --------------------------
 
@@ -63,26 +100,26 @@ client_token if grant.type == "client_credentials"
 # client tokens by client; `allowed` holds what the caller may use then.
 restricted if {
 	client_token
-	"client_scopes" in object.keys(environment)
+	env_scopes.restricts_clients
 }
 
 restricted if {
 	not client_token
-	"roles" in object.keys(environment)
+	env_scopes.restricts_users
 }
 
-allowed := listed(["client_scopes", client.id]) if {
+allowed := object.get(env_scopes.clients, client.id, set()) if {
 	client_token
 } else := {s |
 	some role in roles
-	some s in listed(["roles", role])
+	some s in object.get(env_scopes.roles, role, set())
 }
 
 # roles: the user's roles from the roles and groups claims, or the
 # environment's default_roles when the token has neither claim.
 roles := {r | some name in ["roles", "groups"]; some r in claim_values(token.claims[name])} if {
 	count(token.claim_names & {"roles", "groups"}) > 0
-} else := listed("default_roles")
+} else := env_scopes.default_roles
 
 claim_values(x) := {x} if is_string(x)
 
@@ -90,8 +127,10 @@ claim_values(x) := {s | some s in x; is_string(s)} if is_array(x)
 
 # listed: the strings in the array at path of the environment; none when it
 # is not an array (a broken setting never widens access).
-listed(path) := {s |
-	value := object.get(environment, path, [])
+listed(path) := listed_in(environment, path)
+
+listed_in(env, path) := {s |
+	value := object.get(env, path, [])
 	is_array(value)
 	some s in value
 	is_string(s)
