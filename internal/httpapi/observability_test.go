@@ -151,7 +151,7 @@ func newPDP(t *testing.T) *pdp {
 		t.Fatal(err)
 	}
 	p.logs, err = decisionlog.New(ctx, config.DecisionLogs{Console: true, URL: logSrv.URL + "/logs", CredentialsFile: credFile, SampleRate: 1},
-		decisionlog.Options{Logger: logger})
+		decisionlog.Options{Logger: logger, Console: p.procLog})
 	if err != nil {
 		t.Fatal(err)
 	}
