@@ -324,7 +324,8 @@ func benchPolicy(src, dst string, routes int) (string, error) {
 // extraRoutes are n routes none of which matches the benchmark's request
 // (GET https://api.example.com/v1/accounts/42), a mix of what a real API
 // has: exact paths, "*" segments, "**" prefixes, other hosts, other
-// methods on the same path.
+// methods. No two are alike: the policy refuses a route that an earlier
+// one shadows.
 func extraRoutes(n int) []any {
 	out := make([]any, n)
 	for i := range n {
@@ -347,7 +348,7 @@ func extraRoutes(n int) []any {
 			r["host"] = fmt.Sprintf("svc%d.example.com", i)
 			r["path"] = "/v1/accounts/*"
 		case 4:
-			r["path"] = "/v1/accounts/*"
+			r["path"] = fmt.Sprintf("/v1/svc%d/accounts/*", i)
 			r["methods"] = []string{"POST", "DELETE"}
 		}
 		out[i] = r

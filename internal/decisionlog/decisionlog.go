@@ -26,6 +26,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,11 @@ const (
 	DefaultBufferBytes = 64 << 20
 	// batchBytes is how much console output is gathered into one write.
 	batchBytes = 64 << 10
+	// writeEvery is how often the queue is written out.
+	writeEvery = 10 * time.Millisecond
+	// yieldEvery: the writer yields the processor after this many entries
+	// (about 8 µs each).
+	yieldEvery = 8
 )
 
 // Options tune a Logger. Zero fields take their defaults.
@@ -277,14 +283,19 @@ func (l *Logger) run(enc *encoder) {
 			batch = nil
 		}
 	}
-	// drain writes what is queued now.
+	// drain writes what is queued now, yielding the processor every few
+	// entries so that the decisions waiting for it are not held up by a
+	// long batch (with one CPU, the logger and the requests share it).
 	drain := func() {
-		for {
+		for n := 1; ; n++ {
 			select {
 			case r := <-l.queue:
 				write(r)
 				if len(batch) >= batchBytes {
 					emit()
+				}
+				if n%yieldEvery == 0 {
+					runtime.Gosched()
 				}
 			default:
 				emit()
@@ -292,10 +303,14 @@ func (l *Logger) run(enc *encoder) {
 			}
 		}
 	}
+	// The goroutine wakes on a tick rather than per entry: a hand-off is
+	// then a send to a buffer, with no goroutine to make runnable (which
+	// would also run it ahead of the requests waiting for the processor).
+	tick := time.NewTicker(writeEvery)
+	defer tick.Stop()
 	for {
 		select {
-		case r := <-l.queue:
-			write(r)
+		case <-tick.C:
 			drain()
 		case ack := <-l.flushes:
 			drain()
