@@ -486,6 +486,10 @@ func TestMetricsAfterRealDecisions(t *testing.T) {
 func TestStatus(t *testing.T) {
 	p := newPDP(t)
 	p.decide(t, accountURL, map[string]any{"authorization": "Bearer " + p.mint(t, nil)})
+	// Entries are written by the logger's goroutine: write the queue out.
+	if err := p.logs.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	var st struct {
 		Revision     string           `json:"revision"`
 		Store        map[string]any   `json:"store"`
