@@ -27,6 +27,9 @@ type devMode struct {
 	issuer *devissuer.Issuer
 	// revokeSecret is the secret of the dev revoke client, devClient.
 	revokeSecret string
+	// logFormatSet: --log-format (or its environment variable) chose the
+	// log format; otherwise dev mode logs text.
+	logFormatSet bool
 }
 
 // devClient is the client of the dev issuer's tokens; in dev mode it may
@@ -72,7 +75,9 @@ func (d *devMode) configure(cfg *config.Config) error {
 		return fmt.Errorf("write dev revoke client: %w", err)
 	}
 	cfg.Revoke.Clients = append(cfg.Revoke.Clients, config.RevokeClient{ClientID: devClient, SecretFile: secretFile, Issuer: d.issuer.URL()})
-	cfg.Log.Format = "text"
+	if !d.logFormatSet {
+		cfg.Log.Format = "text"
+	}
 	return nil
 }
 

@@ -239,3 +239,54 @@ func TestServeRefusesInvalidConfigNamingEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestDevModeHonoursLogFormat: --dev logs text unless --log-format says
+// otherwise; with json, every stderr line (decision logs included) is one
+// JSON object.
+func TestDevModeHonoursLogFormat(t *testing.T) {
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	p := startPDP(t, root+"/../..", "serve", "--dev", "--log-format", "json", "--listen", addr, "--data-dir", t.TempDir())
+	var url, body string
+	for url == "" {
+		line, err := p.stdout.ReadString('\n')
+		if err != nil {
+			t.Fatalf("pdp exited before printing its examples: %v\n%s", err, p.stderr)
+		}
+		if m := curlLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			url, body = m[1], m[2]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, p.stdout) }()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		ID string `json:"decision_id"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+	logged := false
+	for _, line := range strings.Split(strings.TrimSpace(p.stderr.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("a log line is not JSON: %q", line)
+			continue
+		}
+		if rec["msg"] == "Decision Log" && rec["decision_id"] == d.ID {
+			logged = true
+			if _, ok := rec["result"].(map[string]any); !ok {
+				t.Errorf("decision line without its result: %q", line)
+			}
+		}
+	}
+	if !logged {
+		t.Errorf("decision %s not on the console:\n%s", d.ID, p.stderr)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,7 +67,7 @@ loopback only.`,
 			var d *devMode
 			adjust := func(c *config.Config) error { return nil }
 			if dev {
-				d = &devMode{}
+				d = &devMode{logFormatSet: cmd.Flags().Changed("log-format") || os.Getenv(config.EnvPrefix+"_LOG_FORMAT") != ""}
 				adjust = d.configure
 			}
 			cfg, err := config.Load(configFile, cmd.Flags(), serveFlags, adjust)
@@ -295,9 +296,12 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if dev != nil {
 		mount = dev.mount
 	}
-	decisionLog, err := decisionlog.New(ctx, cfg.DecisionLogs, decisionlog.Options{Logger: logger})
+	decisionLog, err := decisionlog.New(ctx, cfg.DecisionLogs, decisionlog.Options{Logger: logger, Console: logOutput(logger), Format: cfg.Log.Format})
 	if err != nil {
 		return nil, err
+	}
+	if mtr != nil {
+		mtr.Registry().MustRegister(decisionLog.Collector())
 	}
 	gatewayAuth := httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""}
 	if len(revokeClients) == 0 && gatewayCred == "" && cfg.Decide.Auth.ClientCAFile == "" {
@@ -681,8 +685,38 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	out := &lockedWriter{w: w}
 	if c.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(outputHandler{slog.NewTextHandler(out, opts), out})
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(outputHandler{slog.NewJSONHandler(out, opts), out})
+}
+
+// outputHandler is the process log's handler with its destination, which
+// the console decision log writes to as well.
+type outputHandler struct {
+	slog.Handler
+	out io.Writer
+}
+
+// logOutput is where logger writes, when newLogger made it; else the
+// console decision log is discarded (a test's logger).
+func logOutput(logger *slog.Logger) io.Writer {
+	if h, ok := logger.Handler().(outputHandler); ok {
+		return h.out
+	}
+	return io.Discard
+}
+
+// lockedWriter serialises whole writes: a process log record and a batch
+// of console decision-log lines never interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

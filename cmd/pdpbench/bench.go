@@ -97,6 +97,12 @@ func benchmark(ctx context.Context, env *runEnv, p peer, sc scenario) (row, erro
 			}
 		}
 	}
+	// One unmeasured step at the start rate first: the server's first
+	// seconds under load (heap growth, caches, the first GC cycles) would
+	// otherwise fail the search's first step and cap the search below it.
+	if _, err := step(ctx, env.opts.StartRate, cfg); err != nil {
+		return r, err
+	}
 	plan := searchPlan{Start: env.opts.StartRate, Min: 10, Max: env.opts.MaxRate, Precision: env.opts.Precision, MaxSteps: env.opts.MaxSteps}
 	r.MaxRPS, err = searchMax(ctx, plan, func(ctx context.Context, rate float64) (bool, error) {
 		_, ok, _, err := measured(ctx, rate, cfg, false)

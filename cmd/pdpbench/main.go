@@ -52,6 +52,9 @@ type options struct {
 	HerdRate     float64
 	HerdDuration time.Duration
 	HerdOut      string
+	// ServerCPUs and GeneratorCPUs pin the peers' processes and this
+	// process (the load generator); empty: not pinned.
+	ServerCPUs, GeneratorCPUs cpuSet
 }
 
 func parseFlags(args []string) (options, error) {
@@ -61,12 +64,14 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.OPA, "opa", ".bin/opa", "the stock opa binary (same version as the module pins)")
 	fs.StringVar(&o.PolicyDir, "policy-dir", "rego", "tokenguard's shipped policy and data")
 	fs.StringVar(&o.OPAPolicy, "opa-policy", "testdata/bench", "directory of the stock-OPA policy.rego and data.json")
-	fs.StringVar(&o.Scenarios, "scenarios", "all", "comma-separated: warm, cold, dpop, revoked, herd, or all")
+	fs.StringVar(&o.Scenarios, "scenarios", "all", "comma-separated: warm, cold, routes1k, routes10k, dpop, revoked, herd, or all")
 	fs.Float64Var(&o.HerdRate, "herd-rate", 0, "rate the herd scenario offers a cold replica (0: the warm scenario's maximum of the same run)")
 	fs.DurationVar(&o.HerdDuration, "herd-duration", 10*time.Second, "duration of the herd scenario")
 	fs.StringVar(&o.HerdOut, "herd-out", "", "where to write the herd report as well as stdout (empty: stdout only)")
-	fs.StringVar(&o.Peers, "peers", "opa,tokenguard", "comma-separated peers, run in turn per scenario: opa, tokenguard, tokenguard-redis (needs redis-server), opa-jwtcache")
-	fs.StringVar(&o.Out, "out", "testdata/bench/results.md", "where to write the Markdown table as well as stdout (empty: stdout only)")
+	fs.StringVar(&o.Peers, "peers", "opa,tokenguard,tokenguard-defaults", "comma-separated peers, run in turn per scenario: opa, tokenguard (decision logs off, like stock OPA), tokenguard-defaults (the default configuration: decision logs on the console), tokenguard-redis (needs redis-server), opa-jwtcache")
+	fs.StringVar(&o.Out, "out", "", "a file to write the Markdown table to as well as stdout (empty: stdout only)")
+	serverCPUs := fs.String("server-cpus", "", "CPU list the peers' processes run on (taskset -c syntax, e.g. 0 or 0-3; empty: not pinned)")
+	generatorCPUs := fs.String("generator-cpus", "", "CPU list the load generator (this process) runs on (e.g. 1; empty: not pinned)")
 	fs.DurationVar(&o.Step, "step", 3*time.Second, "duration of each step of the throughput search")
 	fs.DurationVar(&o.Measure, "measure", 6*time.Second, "duration of the latency measurement at half the highest sustained rate")
 	fs.Float64Var(&o.StartRate, "start-rate", 500, "first rate of the search, requests per second")
@@ -82,6 +87,13 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.Quick, "quick", false, "a smoke run: 1s steps, few of them, 10,000 preloaded records")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	var err error
+	if o.ServerCPUs, err = parseCPUList(*serverCPUs); err != nil {
+		return o, fmt.Errorf("--server-cpus: %w", err)
+	}
+	if o.GeneratorCPUs, err = parseCPUList(*generatorCPUs); err != nil {
+		return o, fmt.Errorf("--generator-cpus: %w", err)
 	}
 	if o.Quick {
 		set := map[string]bool{}
@@ -145,12 +157,15 @@ func run(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
+	if err := pinProcess(o.GeneratorCPUs); err != nil {
+		return err
+	}
 	all := peersByName(o.PDP, o.OPA)
 	var peers []peer
 	for n := range strings.SplitSeq(o.Peers, ",") {
 		p, ok := all[strings.TrimSpace(n)]
 		if !ok {
-			return fmt.Errorf("unknown peer %q (known: opa, tokenguard, opa-jwtcache)", n)
+			return fmt.Errorf("unknown peer %q (known: opa, tokenguard, tokenguard-defaults, tokenguard-redis, opa-jwtcache)", n)
 		}
 		peers = append(peers, p)
 	}
@@ -164,7 +179,7 @@ func run(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) err
 		defer os.RemoveAll(env.dir)
 	}
 
-	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Date: time.Now()}
+	m := machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Date: time.Now(), Pinning: pinning(o.ServerCPUs, o.GeneratorCPUs)}
 	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
 	m.CPU = parseCPUModel(string(cpuinfo))
 	m.OPAVersion = opaVersion(o.OPA)
@@ -244,7 +259,7 @@ func newRunEnv(o options, log *slog.Logger) (*runEnv, error) {
 	if err := os.WriteFile(e.jwksFile, e.issuer.JWKS(), 0o600); err != nil {
 		return fail(err)
 	}
-	if e.policyDir, err = benchPolicy(o.PolicyDir, filepath.Join(dir, "policy")); err != nil {
+	if e.policyDir, err = benchPolicy(o.PolicyDir, filepath.Join(dir, "policy"), 0); err != nil {
 		return fail(err)
 	}
 	e.opaPolicy = filepath.Join(o.OPAPolicy, "policy.rego")
@@ -256,8 +271,9 @@ func newRunEnv(o options, log *slog.Logger) (*runEnv, error) {
 
 // benchPolicy copies the shipped Rego modules (not their tests) and
 // data.json to dst, adding the benchmark's client with allowed_cidrs so
-// that the network guardrail runs on every request too.
-func benchPolicy(src, dst string) (string, error) {
+// that the network guardrail runs on every request too, and routes routes
+// that the requests do not match before the shipped ones.
+func benchPolicy(src, dst string, routes int) (string, error) {
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -294,11 +310,50 @@ func benchPolicy(src, dst string) (string, error) {
 	}
 	clients[clientID] = map[string]any{"allowed_cidrs": []string{remoteIP + "/24"}}
 	data.PDP["clients"] = clients
+	if routes > 0 {
+		shipped, _ := data.PDP["routes"].([]any)
+		data.PDP["routes"] = append(extraRoutes(routes), shipped...)
+	}
 	out, err := json.MarshalIndent(data, "", "  ")
 	if err != nil {
 		return "", err
 	}
 	return dst, os.WriteFile(filepath.Join(dst, "data.json"), out, 0o600)
+}
+
+// extraRoutes are n routes none of which matches the benchmark's request
+// (GET https://api.example.com/v1/accounts/42), a mix of what a real API
+// has: exact paths, "*" segments, "**" prefixes, other hosts, other
+// methods. No two are alike: the policy refuses a route that an earlier
+// one shadows.
+func extraRoutes(n int) []any {
+	out := make([]any, n)
+	for i := range n {
+		r := map[string]any{
+			"name":        fmt.Sprintf("route %d", i),
+			"audience":    "https://api.example.com",
+			"scopes":      []string{fmt.Sprintf("svc%d:read", i)},
+			"grant_types": []string{"authorization_code", "client_credentials"},
+			"host":        "api.example.com",
+		}
+		switch i % 5 {
+		case 0:
+			r["path"] = fmt.Sprintf("/v1/svc%d/items", i)
+			r["methods"] = []string{"GET"}
+		case 1:
+			r["path"] = fmt.Sprintf("/v1/svc%d/*/details", i)
+		case 2:
+			r["path"] = fmt.Sprintf("/v2/svc%d/**", i)
+		case 3:
+			r["host"] = fmt.Sprintf("svc%d.example.com", i)
+			r["path"] = "/v1/accounts/*"
+		case 4:
+			r["path"] = fmt.Sprintf("/v1/svc%d/accounts/*", i)
+			r["methods"] = []string{"POST", "DELETE"}
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // opaData writes the stock-OPA data file with the run's JWKS to dst.

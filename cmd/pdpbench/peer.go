@@ -49,12 +49,15 @@ func (s *server) pid() int { return s.cmd.Process.Pid }
 
 // startServer runs bin with args, its output going to logFile, and waits
 // until GET base+ready answers 200.
-func startServer(ctx context.Context, bin string, args []string, base, ready, logFile string) (*server, error) {
+func startServer(ctx context.Context, cpus cpuSet, bin string, args []string, base, ready, logFile string) (*server, error) {
+	cmd, err := pinned(cpus, bin, args...)
+	if err != nil {
+		return nil, err
+	}
 	out, err := os.Create(logFile)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()
@@ -105,7 +108,7 @@ func (s *server) stop() {
 // startRedis runs a redis-server on a free loopback port, its files in dir,
 // appending every write to its log once a second (a production Redis that
 // holds revocations persists them), and waits until it answers PING.
-func startRedis(ctx context.Context, dir string) (*server, string, error) {
+func startRedis(ctx context.Context, cpus cpuSet, dir string) (*server, string, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, "", fmt.Errorf("the redis peers need redis-server (apt-get install -y redis-server): %w", err)
@@ -116,8 +119,11 @@ func startRedis(ctx context.Context, dir string) (*server, string, error) {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	logFile := filepath.Join(dir, "redis.log")
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+	cmd, err := pinned(cpus, bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
 		"--appendonly", "yes", "--appendfsync", "everysec", "--logfile", logFile, "--daemonize", "no")
+	if err != nil {
+		return nil, "", err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("starting %s: %w", bin, err)
 	}
@@ -174,6 +180,9 @@ type tokenguard struct {
 	// redis runs the peer with store.backend redis, on a redis-server of
 	// its own (whose CPU and memory the table does not count).
 	redis bool
+	// defaults runs tokenguard's default configuration: decision logs on
+	// the console (the server's log file here), log level info.
+	defaults bool
 }
 
 func (p *tokenguard) Name() string   { return p.name }
@@ -199,12 +208,23 @@ func (p *tokenguard) Start(ctx context.Context, run *runEnv, sc scenario, dir st
 	var redisSrv *server
 	if p.redis {
 		var raddr string
-		if redisSrv, raddr, err = startRedis(ctx, dir); err != nil {
+		if redisSrv, raddr, err = startRedis(ctx, run.opts.ServerCPUs, dir); err != nil {
 			return nil, err
 		}
 		extra += fmt.Sprintf("store:\n  backend: redis\n  redis:\n    addrs: [%s]\n", raddr)
 	}
-	// Decision logs go nowhere: stock OPA does not log decisions either.
+	policyDir := run.policyDir
+	if sc.Routes > 0 {
+		if policyDir, err = benchPolicy(run.opts.PolicyDir, filepath.Join(dir, "policy"), sc.Routes); err != nil {
+			return nil, err
+		}
+	}
+	// Decision logs go nowhere, as stock OPA's (off by default) do not;
+	// the defaults peer keeps tokenguard's defaults (console decision logs).
+	logs := "decision_logs:\n  console: false\nlog:\n  level: warn\n"
+	if p.defaults {
+		logs = ""
+	}
 	cfg := fmt.Sprintf(`listen: %s
 data_dir: %s
 environment: prod
@@ -216,11 +236,7 @@ issuers:
     audiences: [%s]
     algorithms: [ES256]
     access_token_type: at+jwt
-decision_logs:
-  console: false
-log:
-  level: warn
-%s`, addr, dataDir, run.policyDir, issuerURL, run.jwksFile, audience, extra)
+%s%s`, addr, dataDir, policyDir, issuerURL, run.jwksFile, audience, logs, extra)
 	file := filepath.Join(dir, "pdp.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		if redisSrv != nil {
@@ -228,7 +244,7 @@ log:
 		}
 		return nil, err
 	}
-	srv, err := startServer(ctx, p.bin, []string{"serve", "--config", file}, "http://"+addr, "/readyz", filepath.Join(dir, "pdp.log"))
+	srv, err := startServer(ctx, run.opts.ServerCPUs, p.bin, []string{"serve", "--config", file}, "http://"+addr, "/readyz", filepath.Join(dir, "pdp.log"))
 	if redisSrv != nil {
 		if err != nil {
 			redisSrv.stop()
@@ -311,7 +327,7 @@ func (p *stockOPA) Start(ctx context.Context, run *runEnv, sc scenario, dir stri
 		args = append(args, "--config-file", file)
 	}
 	args = append(args, run.opaPolicy, run.opaData)
-	return startServer(ctx, p.bin, args, "http://"+addr, "/health", filepath.Join(dir, "opa.log"))
+	return startServer(ctx, run.opts.ServerCPUs, p.bin, args, "http://"+addr, "/health", filepath.Join(dir, "opa.log"))
 }
 
 func (p *stockOPA) Target(srv *server, c credential) (vegeta.Target, error) {
@@ -338,6 +354,9 @@ func peersByName(pdpBin, opaBin string) map[string]peer {
 	return map[string]peer{
 		"opa":        &stockOPA{name: "opa", bin: opaBin, baseline: true},
 		"tokenguard": &tokenguard{name: "tokenguard", bin: pdpBin},
+		// The default configuration, which users run: decision logs on the
+		// console.
+		"tokenguard-defaults": &tokenguard{name: "tokenguard (defaults)", bin: pdpBin, defaults: true},
 		// The same with the guardrail state shared through Redis (issue #8):
 		// fingerprints, DPoP jtis and families on the network, revocations
 		// still read from the local bbolt.

@@ -38,11 +38,17 @@ type machine struct {
 	GoVersion  string
 	OPAVersion string
 	Date       time.Time
+	// Pinning says which CPUs the servers and the load generator ran on.
+	Pinning string
 }
 
 func (m machine) String() string {
-	return fmt.Sprintf("%s, %d cores, %s, OPA %s, %s (load generator on the same machine)",
-		m.CPU, m.Cores, m.GoVersion, m.OPAVersion, m.Date.UTC().Format("2006-01-02 15:04 MST"))
+	pin := m.Pinning
+	if pin == "" {
+		pin = "not pinned"
+	}
+	return fmt.Sprintf("%s, %d cores, %s, OPA %s, %s (load generator on the same machine; %s)",
+		m.CPU, m.Cores, m.GoVersion, m.OPAVersion, m.Date.UTC().Format("2006-01-02 15:04 MST"), pin)
 }
 
 // baselineFor returns the stock-OPA row a row of scenario sc is compared

@@ -7,7 +7,7 @@ import (
 
 // scenario is one workload of the benchmark.
 type scenario struct {
-	// Name is the flag value (warm, cold, dpop, revoked).
+	// Name is the flag value (warm, cold, routes1k, ...).
 	Name string
 	// Title names it in the table.
 	Title string
@@ -23,6 +23,9 @@ type scenario struct {
 	CompareWith string
 	// StockOPA: stock OPA can run it (it has no DPoP and no state).
 	StockOPA bool
+	// Routes: tokenguard's data holds this many more routes before the
+	// one the requests match (stock OPA keeps its policy).
+	Routes int
 	// Herd: no throughput search; a cold server is offered the warm
 	// maximum rate from the moment it is ready (see herd.go).
 	Herd bool
@@ -32,6 +35,8 @@ type scenario struct {
 var scenarios = []scenario{
 	{Name: "warm", Title: "warm bearer", StockOPA: true},
 	{Name: "cold", Title: "cold bearer", Fresh: true, StockOPA: true},
+	{Name: "routes1k", Title: "cold bearer, 1,000 routes", Fresh: true, StockOPA: true, Routes: 1000},
+	{Name: "routes10k", Title: "cold bearer, 10,000 routes", Fresh: true, StockOPA: true, Routes: 10000},
 	{Name: "dpop", Title: "DPoP", DPoP: true, CompareWith: "warm"},
 	{Name: "revoked", Title: "revoked-heavy store", Preload: true, CompareWith: "warm"},
 	{Name: "herd", Title: "herd (cold replica at the warm maximum rate)", Herd: true},
@@ -55,7 +60,7 @@ func selectScenarios(list string) ([]scenario, error) {
 	}
 	delete(want, "all")
 	for n := range want {
-		return nil, fmt.Errorf("unknown scenario %q (known: warm, cold, dpop, revoked, herd, all)", n)
+		return nil, fmt.Errorf("unknown scenario %q (known: warm, cold, routes1k, routes10k, dpop, revoked, herd, all)", n)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no scenario selected")

@@ -319,10 +319,15 @@ type ForwardAuth struct {
 // ForwardAuthStyles are the gateways whose forward-auth headers are known.
 var ForwardAuthStyles = []string{"nginx", "traefik", "caddy"}
 
-// DecisionLogs configures decision logging (OPA's decision-log plugin).
+// DecisionLogs configures decision logging: one JSON line per decision
+// with the member names of OPA's decision-log events.
 type DecisionLogs struct {
 	// Console writes decisions to the process log.
 	Console bool `mapstructure:"console"`
+	// Queue bounds the decisions handed over and not yet written; when it
+	// is full a decision's entry is dropped (and counted in
+	// pdp_decision_logs_dropped_total), never its answer delayed.
+	Queue int `mapstructure:"queue"`
 	// URL, when set, uploads decisions to a remote decision-log service.
 	URL string `mapstructure:"url"`
 	// CredentialsFile holds a bearer credential for the service.
@@ -560,7 +565,7 @@ func Defaults() Config {
 		DataDir:         "./data",
 		Environment:     "prod",
 		Policy:          Policy{Dir: "./rego", Debounce: 200 * time.Millisecond, MaxFileBytes: DefaultPolicyMaxFileBytes, MaxTotalBytes: DefaultPolicyMaxTotalBytes},
-		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1},
+		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1, Queue: DefaultDecisionLogQueue},
 		Metrics:         Metrics{Enabled: true},
 		DecisionTimeout: 100 * time.Millisecond,
 		DecisionCache:   DecisionCache{MaxEntries: 50_000, TTL: 5 * time.Minute, MaxBytes: 32 << 20},
@@ -600,6 +605,9 @@ const (
 	DefaultIntrospectionTTL  = time.Minute
 	DefaultIntrospectTimeout = 2 * time.Second
 )
+
+// DefaultDecisionLogQueue is decision_logs.queue's default.
+const DefaultDecisionLogQueue = 8192
 
 // DefaultAlgorithms is the allow-list of an issuer that names none.
 var DefaultAlgorithms = []string{"ES256", "RS256", "PS256", "EdDSA"}
@@ -749,6 +757,9 @@ func (c *Config) Validate() error {
 		if err := checkFetchURL(c.DecisionLogs.URL); err != nil {
 			bad("decision_logs.url", "%v", err)
 		}
+	}
+	if c.DecisionLogs.Queue < 1 || c.DecisionLogs.Queue > 1<<20 {
+		bad("decision_logs.queue", "must be between 1 and 1048576")
 	}
 	if c.DecisionLogs.SampleRate < 0 || c.DecisionLogs.SampleRate > 1 {
 		bad("decision_logs.sample_rate", "must be between 0 and 1")

@@ -1,52 +1,50 @@
-// Package decisionlog records decisions through OPA's decision-log plugin,
-// driven by a plugin manager of its own: events go to the process log
-// (console) and/or a remote decision-log service (gzip'ed JSON batches,
-// OPA's decision-log API), after the system.log mask policy (mask.rego)
-// erased anything that looks like a credential.
+// Package decisionlog writes one JSON line per decision, with the member
+// names of OPA's decision-log events (decision_id, path, input, result,
+// timestamp, metrics, labels, ...) so that receivers of OPA's decision
+// logs keep working, to the process log (console) and/or a remote
+// decision-log service (gzip'ed JSON batches, OPA's decision-log API),
+// after what the system.log mask policy (mask.rego, applied in Go: see
+// mask.go) erases from the input.
 //
-// Which decisions are written is decided in Go, before any work is done
-// for the entry: denies and errors always; allows unless drop_allows, and
-// then a sample_rate fraction of them, chosen by decision id. Only an entry
-// that will be written pays for converting the policy input to a Go value.
+// The request path only hands a decision over: a send on a bounded queue,
+// dropped and counted when the queue is full, never waiting. One goroutine
+// encodes the queued decisions and writes them in batches.
+//
+// Which decisions are written is decided before that: denies and errors
+// always; allows unless drop_allows, and then a sample_rate fraction of
+// them, chosen by decision id.
 package decisionlog
 
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"math"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/loader"
-	"github.com/open-policy-agent/opa/v1/logging"
-	"github.com/open-policy-agent/opa/v1/plugins"
-	"github.com/open-policy-agent/opa/v1/plugins/logs"
-	"github.com/open-policy-agent/opa/v1/server"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/util"
+	"github.com/open-policy-agent/opa/v1/version"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/policy"
 )
 
+// maskPolicy is the mask as policy: the Go mask (mask.go) is tested
+// against it, and `opa test` runs its tests.
+//
 //go:embed mask.rego
 var maskPolicy []byte
-
-// maskModule is the name of the mask policy in the plugin's store.
-const maskModule = "tokenguard/decisionlog/mask.rego"
-
-// service names the remote decision-log service in the manager's config.
-const service = "decision_logs"
 
 // decisionPath is the path events name (the decision the policy makes).
 var decisionPath = strings.ReplaceAll(strings.TrimPrefix(policy.Query, "data."), ".", "/")
@@ -56,44 +54,77 @@ const (
 	DefaultMinUploadDelay = 5 * time.Second
 	DefaultMaxUploadDelay = 15 * time.Second
 	// DefaultBufferBytes bounds the events waiting for upload; past it the
-	// oldest are dropped (by the plugin) rather than memory growing.
+	// oldest are dropped rather than memory growing.
 	DefaultBufferBytes = 64 << 20
+	// batchBytes is how much console output is gathered into one write.
+	batchBytes = 64 << 10
+	// writeEvery is how often the queue is written out.
+	writeEvery = 10 * time.Millisecond
+	// yieldEvery: the writer yields the processor after this many entries
+	// (about 8 µs each).
+	yieldEvery = 8
 )
 
 // Options tune a Logger. Zero fields take their defaults.
 type Options struct {
-	// Logger is the process log: the console sink writes events to it (at
-	// info), the plugin its own warnings and errors (failed uploads).
+	// Logger is the process log: the logger's own warnings (failed
+	// uploads) go there.
 	Logger *slog.Logger
+	// Console is where console lines go (the process log's destination;
+	// share a writer that serialises writes with the process log's
+	// handler). Default os.Stderr.
+	Console io.Writer
+	// Format is the process log's format, json (default) or text: a text
+	// console line carries the event's JSON as its event attribute.
+	Format string
 	// MinUploadDelay and MaxUploadDelay bound the pause between two
-	// uploads to the remote service (whole seconds).
+	// uploads to the remote service.
 	MinUploadDelay, MaxUploadDelay time.Duration
 	// BufferBytes bounds the events waiting for upload.
 	BufferBytes int64
-	// Labels are added to every event, besides OPA's id and version.
+	// Labels are added to every event, besides the id and OPA's version.
 	Labels map[string]string
+}
+
+// record is one decision on its way to the sinks.
+type record struct {
+	dec     *decision.Decision
+	err     error
+	latency time.Duration
+	by      string
+	ts      time.Time
 }
 
 // Logger writes decision-log events. It is safe for concurrent use; a nil
 // *Logger logs nothing.
 type Logger struct {
-	manager    *plugins.Manager
-	plugin     *logs.Plugin
 	log        *slog.Logger
-	console    bool
-	remote     bool
+	console    io.Writer
+	text       bool
+	remote     *uploader
 	dropAllows bool
 	rate       float64
 	// threshold is rate scaled to the uint64 range: an allow is kept when
 	// the hash of its id is below it.
 	threshold uint64
 
+	queue   chan record
+	flushes chan chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+	cancel  context.CancelFunc
+	stop    sync.Once
+	stopped atomic.Bool
+
 	written, dropped, sampledOut, failed atomic.Uint64
+	// queueFull and bufferFull count entries lost to a full queue and to
+	// a full upload buffer.
+	queueFull, bufferFull atomic.Uint64
 }
 
 // New starts a Logger for cfg, or returns nil when cfg asks for no sink
 // (neither console nor url). The credential of the service is read from
-// cfg.CredentialsFile. Stop it to flush what is buffered.
+// cfg.CredentialsFile. Stop it to write and upload what is queued.
 func New(ctx context.Context, cfg config.DecisionLogs, opts Options) (*Logger, error) {
 	if !cfg.Console && cfg.URL == "" {
 		return nil, nil
@@ -101,8 +132,15 @@ func New(ctx context.Context, cfg config.DecisionLogs, opts Options) (*Logger, e
 	if cfg.SampleRate < 0 || cfg.SampleRate > 1 || math.IsNaN(cfg.SampleRate) {
 		return nil, errors.New("decision_logs.sample_rate: must be between 0 and 1")
 	}
+	queue := cfg.Queue
+	if queue <= 0 {
+		queue = config.DefaultDecisionLogQueue
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Console == nil {
+		opts.Console = os.Stderr
 	}
 	if opts.MinUploadDelay <= 0 {
 		opts.MinUploadDelay = DefaultMinUploadDelay
@@ -113,126 +151,73 @@ func New(ctx context.Context, cfg config.DecisionLogs, opts Options) (*Logger, e
 	if opts.BufferBytes <= 0 {
 		opts.BufferBytes = DefaultBufferBytes
 	}
-	raw, err := managerConfig(cfg, opts.Labels)
-	if err != nil {
-		return nil, err
-	}
-	module, err := ast.ParseModuleWithOpts(maskModule, string(maskPolicy), ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		return nil, fmt.Errorf("decision_logs: mask policy: %w", err)
-	}
-	handler := opts.Logger.Handler()
-	mgr, err := plugins.New(raw, decision.NewID(), inmem.New(),
-		plugins.Logger(logging.NewLoggerFromSlogHandler(atLeast{handler.WithAttrs([]slog.Attr{slog.String("component", "decision_logs")}), slog.LevelWarn}, logging.Warn)),
-		plugins.ConsoleLogger(logging.NewLoggerFromSlogHandler(handler, logging.Info)),
-		plugins.InitFiles(loader.Result{Modules: map[string]*loader.RegoFile{
-			maskModule: {Name: maskModule, Parsed: module, Raw: maskPolicy},
-		}}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("decision_logs: %w", err)
-	}
-	pcfg, err := pluginConfig(cfg, opts)
-	if err != nil {
-		mgr.Stop(ctx)
-		return nil, err
-	}
-	parsed, err := logs.NewConfigBuilder().WithBytes(pcfg).WithServices(mgr.Services()).Parse()
-	if err != nil {
-		mgr.Stop(ctx)
-		return nil, fmt.Errorf("decision_logs: %w", err)
-	}
-	plugin := logs.New(parsed, mgr)
-	mgr.Register(logs.Name, plugin)
-	if err := mgr.Start(ctx); err != nil {
-		mgr.Stop(ctx)
-		return nil, fmt.Errorf("decision_logs: %w", err)
-	}
 	l := &Logger{
-		manager:    mgr,
-		plugin:     plugin,
-		log:        opts.Logger,
-		console:    cfg.Console,
-		remote:     cfg.URL != "",
+		log:        opts.Logger.With("component", "decision_logs"),
+		text:       opts.Format == "text",
 		dropAllows: cfg.DropAllows,
 		rate:       cfg.SampleRate,
 		threshold:  threshold(cfg.SampleRate),
+		queue:      make(chan record, queue),
+		flushes:    make(chan chan struct{}),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
-	return l, nil
-}
-
-// managerConfig is the plugin manager's configuration: the remote service
-// with its bearer credential, and the event labels.
-func managerConfig(cfg config.DecisionLogs, labels map[string]string) ([]byte, error) {
-	c := map[string]any{}
-	if len(labels) > 0 {
-		c["labels"] = labels
+	if cfg.Console {
+		l.console = opts.Console
 	}
 	if cfg.URL != "" {
-		base, _, err := splitURL(cfg.URL)
+		target, err := serviceURL(cfg.URL)
 		if err != nil {
 			return nil, err
 		}
-		svc := map[string]any{"url": base, "response_header_timeout_seconds": 10}
+		var cred string
 		if cfg.CredentialsFile != "" {
 			b, err := os.ReadFile(cfg.CredentialsFile)
 			if err != nil {
 				return nil, fmt.Errorf("decision_logs.credentials_file: %w", err)
 			}
-			cred := strings.TrimSpace(string(b))
-			if cred == "" {
+			if cred = strings.TrimSpace(string(b)); cred == "" {
 				return nil, errors.New("decision_logs.credentials_file: the file is empty")
 			}
-			svc["credentials"] = map[string]any{"bearer": map[string]any{"token": cred}}
 		}
-		c["services"] = map[string]any{service: svc}
+		l.remote = newUploader(target, cred, opts.MinUploadDelay, opts.MaxUploadDelay, opts.BufferBytes, &l.bufferFull, l.log)
 	}
-	return json.Marshal(c)
+	labels := map[string]string{}
+	for k, v := range opts.Labels {
+		labels[k] = v
+	}
+	labels["id"] = decision.NewID()
+	labels["version"] = version.Version
+	enc := newEncoder(labels)
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.cancel = cancel
+	if l.remote != nil {
+		go l.remote.run(runCtx)
+	}
+	go l.run(enc)
+	return l, nil
 }
 
-// pluginConfig is the decision-log plugin's configuration. Drops and
-// sampling are not there: they happen in Go, before the plugin is called.
-func pluginConfig(cfg config.DecisionLogs, opts Options) ([]byte, error) {
-	c := map[string]any{"console": cfg.Console}
-	if cfg.URL != "" {
-		_, resource, err := splitURL(cfg.URL)
-		if err != nil {
-			return nil, err
-		}
-		c["service"] = service
-		c["resource"] = resource
-		c["reporting"] = map[string]any{
-			"min_delay_seconds":       int64(opts.MinUploadDelay / time.Second),
-			"max_delay_seconds":       int64(max(opts.MaxUploadDelay, opts.MinUploadDelay) / time.Second),
-			"buffer_size_limit_bytes": opts.BufferBytes,
-		}
-	}
-	return json.Marshal(c)
-}
-
-// splitURL splits the service URL into the base the plugin's client knows
-// and the resource events are POSTed to.
-func splitURL(raw string) (base, resource string, err error) {
+// serviceURL checks the service URL: events are POSTed to it.
+func serviceURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", "", errors.New("decision_logs.url: must be an absolute http(s) URL")
+		return "", errors.New("decision_logs.url: must be an absolute http(s) URL")
 	}
 	if u.User != nil {
-		return "", "", errors.New("decision_logs.url: must not carry credentials (use credentials_file)")
+		return "", errors.New("decision_logs.url: must not carry credentials (use credentials_file)")
 	}
-	resource = u.EscapedPath()
-	if resource == "" {
-		resource = "/"
+	if u.Path == "" {
+		u.Path = "/"
 	}
-	if u.RawQuery != "" {
-		resource += "?" + u.RawQuery
-	}
-	return u.Scheme + "://" + u.Host, resource, nil
+	return u.String(), nil
 }
 
 // Entry is one decision to log.
 type Entry struct {
 	// Decision is the answer; on error, the policy_error deny answered.
+	// It is read after Log returns, by the logger's goroutine: the caller
+	// must not change it.
 	Decision *decision.Decision
 	// Err is why the policy could not decide, if it could not.
 	Err error
@@ -244,27 +229,118 @@ type Entry struct {
 	Time time.Time
 }
 
-// Log writes one decision, unless drop_allows or sampling leaves out an
-// allow. Failures are logged, never returned: a decision is answered
-// whether or not its log entry could be written.
-func (l *Logger) Log(ctx context.Context, e Entry) {
+// Log hands one decision to the logger, unless drop_allows or sampling
+// leaves out an allow. It never waits: when the queue is full the entry
+// is dropped and counted (pdp_decision_logs_dropped_total{reason=
+// "queue_full"}). A decision is answered whether or not its entry is
+// written.
+func (l *Logger) Log(_ context.Context, e Entry) {
 	if l == nil || e.Decision == nil {
 		return
 	}
-	dec := e.Decision
-	if !l.keep(dec, e.Err) {
+	if !l.keep(e.Decision, e.Err) {
 		return
 	}
-	info, err := l.info(e)
-	if err == nil {
-		err = l.plugin.Log(context.WithoutCancel(ctx), info)
+	if e.Time.IsZero() {
+		e.Time = time.Now()
 	}
-	if err != nil {
-		l.failed.Add(1)
-		l.log.Warn("decision log entry not written", "decision_id", dec.ID, "error", err)
-		return
+	select {
+	case l.queue <- record{dec: e.Decision, err: e.Err, latency: e.Latency, by: e.RequestedBy, ts: e.Time}:
+	default:
+		l.queueFull.Add(1)
 	}
-	l.written.Add(1)
+}
+
+// run encodes queued entries and writes them, a batch at a time, until
+// Stop; then it writes what is still queued.
+func (l *Logger) run(enc *encoder) {
+	defer close(l.done)
+	var batch, ev []byte
+	write := func(r record) {
+		var err error
+		ev, err = enc.appendEvent(ev[:0], r)
+		if err != nil {
+			l.failed.Add(1)
+			l.log.Warn("decision log entry not written", "decision_id", r.dec.ID, "error", err)
+			return
+		}
+		if l.console != nil {
+			batch = l.appendConsole(batch, ev, r)
+		}
+		if l.remote != nil {
+			l.remote.add(append([]byte(nil), ev...))
+		}
+		l.written.Add(1)
+	}
+	emit := func() {
+		if len(batch) > 0 {
+			if _, err := l.console.Write(batch); err != nil {
+				l.failed.Add(1)
+			}
+			batch = batch[:0]
+		}
+		if cap(batch) > 4*batchBytes {
+			batch = nil
+		}
+	}
+	// drain writes what is queued now, yielding the processor every few
+	// entries so that the decisions waiting for it are not held up by a
+	// long batch (with one CPU, the logger and the requests share it).
+	drain := func() {
+		for n := 1; ; n++ {
+			select {
+			case r := <-l.queue:
+				write(r)
+				if len(batch) >= batchBytes {
+					emit()
+				}
+				if n%yieldEvery == 0 {
+					runtime.Gosched()
+				}
+			default:
+				emit()
+				return
+			}
+		}
+	}
+	// The goroutine wakes on a tick rather than per entry: a hand-off is
+	// then a send to a buffer, with no goroutine to make runnable (which
+	// would also run it ahead of the requests waiting for the processor).
+	tick := time.NewTicker(writeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			drain()
+		case ack := <-l.flushes:
+			drain()
+			close(ack)
+		case <-l.quit:
+			drain()
+			return
+		}
+	}
+}
+
+// appendConsole appends one console line: the process log's time, level
+// and message, then the event's members (json), or the event as its event
+// attribute (text).
+func (l *Logger) appendConsole(b, ev []byte, r record) []byte {
+	now := time.Now()
+	if l.text {
+		b = append(b, "time="...)
+		b = now.AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+		b = append(b, ` level=INFO msg="Decision Log" decision_id=`...)
+		b = append(b, r.dec.ID...)
+		b = append(b, " event="...)
+		b = append(b, ev...)
+		return append(b, '\n')
+	}
+	b = append(b, `{"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"Decision Log",`...)
+	b = append(b, ev[1:]...)
+	return append(b, '\n')
 }
 
 // keep says whether a decision is written: denies and errors always,
@@ -307,98 +383,53 @@ func sampled(id string, threshold uint64) bool {
 	return h.Sum64() < threshold
 }
 
-// info builds the plugin's view of one decision. This is the only place
-// the policy input is converted to a Go value: the mask applies to that.
-func (l *Logger) info(e Entry) (*server.Info, error) {
-	dec := e.Decision
-	ts := e.Time
-	if ts.IsZero() {
-		ts = time.Now()
-	}
-	info := &server.Info{
-		DecisionID: dec.ID,
-		Path:       decisionPath,
-		Timestamp:  ts.UTC(),
-		RemoteAddr: e.RequestedBy,
-		Custom:     custom(e),
-	}
-	if rev := dec.Policy.Revision; rev != "" {
-		info.Bundles = map[string]server.BundleInfo{"policy": {Revision: rev}}
-	}
-	if dec.Input != nil {
-		in, err := ast.JSON(dec.Input)
-		if err != nil {
-			return nil, fmt.Errorf("policy input: %w", err)
-		}
-		info.Input = &in
-		info.InputAST = dec.Input
-	}
-	if e.Err != nil {
-		info.Error = &evalError{Code: decision.CodePolicyError, Message: e.Err.Error()}
-		return info, nil
-	}
-	var result any = dec
-	if err := util.RoundTrip(&result); err != nil {
-		return nil, fmt.Errorf("decision: %w", err)
-	}
-	info.Results = &result
-	return info, nil
-}
-
-// custom holds the fields a reader filters on, flat: outcome, reason
-// codes, grant type, client, the token's SHA-256 (never the token) and
-// the latency.
-func custom(e Entry) map[string]any {
-	dec := e.Decision
-	codes := make([]any, len(dec.Reasons))
-	for i, r := range dec.Reasons {
-		codes[i] = r.Code
-	}
-	c := map[string]any{
-		"allow":      dec.Allow && e.Err == nil,
-		"status":     dec.Status,
-		"reasons":    codes,
-		"grant_type": dec.GrantType,
-		"latency_ns": e.Latency.Nanoseconds(),
-	}
-	if dec.Token != nil && dec.Token.ClientID != "" {
-		c["client_id"] = dec.Token.ClientID
-	}
-	if dec.TokenHash != "" {
-		c["token_sha256"] = dec.TokenHash
-	}
-	if dec.Reused {
-		c["reused"] = true // answered from an earlier decision; input.now is that decision's
-	}
-	if dec.Policy.Module != "" {
-		c["module"] = dec.Policy.Module
-	}
-	return c
-}
-
-// evalError is an error as the event's "error" member shows it.
-type evalError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func (e *evalError) Error() string { return e.Code + ": " + e.Message }
-
-// Flush uploads what is buffered now (a no-op without a remote service).
+// Flush writes what is queued now to the console and uploads what is
+// buffered to the remote service.
 func (l *Logger) Flush(ctx context.Context) error {
-	if l == nil || !l.remote {
+	if l == nil {
 		return nil
 	}
-	return l.plugin.Trigger(ctx)
+	if !l.stopped.Load() {
+		ack := make(chan struct{})
+		select {
+		case l.flushes <- ack:
+		case <-l.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-ack:
+		case <-l.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if l.remote == nil {
+		return nil
+	}
+	return l.remote.upload(ctx)
 }
 
-// Stop flushes buffered events to the remote service, within ctx's
-// deadline, and stops the plugin.
+// Stop writes what is queued, uploads what is buffered within ctx's
+// deadline, and stops the logger. Entries logged afterwards are dropped.
 func (l *Logger) Stop(ctx context.Context) {
 	if l == nil {
 		return
 	}
-	l.manager.Stop(ctx)
+	l.stop.Do(func() {
+		l.stopped.Store(true)
+		close(l.quit)
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+		}
+		l.cancel()
+		if l.remote != nil {
+			if err := l.remote.upload(ctx); err != nil {
+				l.log.Warn("decision logs not uploaded before the stop", "error", err, "buffered_bytes", l.remote.buffered())
+			}
+		}
+	})
 }
 
 // Status is what /v1/status shows of decision logging.
@@ -407,7 +438,7 @@ type Status struct {
 	Remote     bool    `json:"remote"`
 	DropAllows bool    `json:"drop_allows"`
 	SampleRate float64 `json:"sample_rate"`
-	// State is the plugin's state (OK, NOT_READY, ERROR).
+	// State is OK, or ERROR while uploads to the remote service fail.
 	State string `json:"state"`
 	// Buffered is how much waits for upload (bytes).
 	Buffered int64 `json:"buffered_bytes"`
@@ -417,6 +448,10 @@ type Status struct {
 	Dropped    uint64 `json:"dropped"`
 	SampledOut uint64 `json:"sampled_out"`
 	Failed     uint64 `json:"failed"`
+	// QueueFull and BufferFull count entries lost to a full hand-off
+	// queue and to a full upload buffer.
+	QueueFull  uint64 `json:"queue_full"`
+	BufferFull uint64 `json:"buffer_full"`
 }
 
 // Status describes decision logging; the zero Status when l is nil.
@@ -425,33 +460,38 @@ func (l *Logger) Status() Status {
 		return Status{}
 	}
 	s := Status{
-		Console: l.console, Remote: l.remote, DropAllows: l.dropAllows, SampleRate: l.rate,
+		Console: l.console != nil, Remote: l.remote != nil, DropAllows: l.dropAllows, SampleRate: l.rate,
+		State:   "OK",
 		Written: l.written.Load(), Dropped: l.dropped.Load(), SampledOut: l.sampledOut.Load(), Failed: l.failed.Load(),
+		QueueFull: l.queueFull.Load(), BufferFull: l.bufferFull.Load(),
 	}
-	if ps := l.manager.PluginStatus()[logs.Name]; ps != nil {
-		s.State = string(ps.State)
-	}
-	if l.remote {
-		_, s.Buffered = l.plugin.BufferSize()
+	if l.remote != nil {
+		s.Buffered = l.remote.buffered()
+		if l.remote.failing.Load() {
+			s.State = "ERROR"
+		}
 	}
 	return s
 }
 
-// atLeast passes on records of level min and above: the plugin's routine
-// messages ("Logs uploaded successfully.") stay out of the process log.
-type atLeast struct {
-	slog.Handler
-	min slog.Level
-}
+// Collector is pdp_decision_logs_dropped_total{reason}: entries dropped
+// because the queue was full (queue_full) or the upload buffer was
+// (buffer_full). Zero for a nil Logger.
+func (l *Logger) Collector() prometheus.Collector { return droppedCollector{l} }
 
-func (h atLeast) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= h.min && h.Handler.Enabled(ctx, level)
-}
+var droppedDesc = prometheus.NewDesc("pdp_decision_logs_dropped_total",
+	"Decision-log entries dropped: the hand-off queue was full (queue_full) or the upload buffer was (buffer_full, the oldest go).",
+	[]string{"reason"}, nil)
 
-func (h atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return atLeast{h.Handler.WithAttrs(attrs), h.min}
-}
+type droppedCollector struct{ l *Logger }
 
-func (h atLeast) WithGroup(name string) slog.Handler {
-	return atLeast{h.Handler.WithGroup(name), h.min}
+func (c droppedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- droppedDesc }
+
+func (c droppedCollector) Collect(ch chan<- prometheus.Metric) {
+	var queue, buffer uint64
+	if c.l != nil {
+		queue, buffer = c.l.queueFull.Load(), c.l.bufferFull.Load()
+	}
+	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(queue), "queue_full")
+	ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(buffer), "buffer_full")
 }

@@ -145,8 +145,9 @@ func newBed(t *testing.T, cfg config.DecisionLogs) *bed {
 		cfg.CredentialsFile = cred
 	}
 	l, err := New(context.Background(), cfg, Options{
-		Logger: slog.New(slog.NewJSONHandler(b.console, nil)),
-		Labels: map[string]string{"environment": "test"},
+		Logger:  slog.New(slog.NewJSONHandler(b.console, nil)),
+		Console: b.console,
+		Labels:  map[string]string{"environment": "test"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +159,18 @@ func newBed(t *testing.T, cfg config.DecisionLogs) *bed {
 	})
 	b.logger = l
 	return b
+}
+
+// consoleLines writes what is queued and returns the console's decision
+// lines.
+func (b *bed) consoleLines(t *testing.T) []map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.logger.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	return b.console.lines(t, "Decision Log")
 }
 
 func (b *bed) flush(t *testing.T) ([]map[string]any, string) {
@@ -231,7 +244,7 @@ func TestConsoleSink(t *testing.T) {
 	b.logger.Log(context.Background(), Entry{Decision: a, Latency: 3 * time.Millisecond, RequestedBy: "10.0.0.1:5000"})
 	b.logger.Log(context.Background(), Entry{Decision: d, Latency: time.Millisecond})
 
-	lines := b.console.lines(t, "Decision Log")
+	lines := b.consoleLines(t)
 	if len(lines) != 2 {
 		t.Fatalf("console decision lines = %d, want 2; log:\n%s", len(lines), b.console)
 	}
@@ -264,7 +277,7 @@ func TestConsoleSink(t *testing.T) {
 func TestMaskErasesCredentialsFromTheInput(t *testing.T) {
 	b := newBed(t, config.DecisionLogs{Console: true, SampleRate: 1})
 	b.logger.Log(context.Background(), Entry{Decision: deny(t)})
-	lines := b.console.lines(t, "Decision Log")
+	lines := b.consoleLines(t)
 	if len(lines) != 1 {
 		t.Fatalf("console decision lines = %d, want 1", len(lines))
 	}
@@ -293,7 +306,7 @@ func TestMaskDropsAllHeadersWhenACredentialHeaderCannotBeNamed(t *testing.T) {
 		"x-token%zz": []any{secretBearer}, "user-agent": []any{"curl/8"},
 	}}})
 	b.logger.Log(context.Background(), Entry{Decision: d})
-	lines := b.console.lines(t, "Decision Log")
+	lines := b.consoleLines(t)
 	if len(lines) != 1 {
 		t.Fatalf("console decision lines = %d, want 1 (the entry must not be lost)", len(lines))
 	}

@@ -151,7 +151,7 @@ func newPDP(t *testing.T) *pdp {
 		t.Fatal(err)
 	}
 	p.logs, err = decisionlog.New(ctx, config.DecisionLogs{Console: true, URL: logSrv.URL + "/logs", CredentialsFile: credFile, SampleRate: 1},
-		decisionlog.Options{Logger: logger})
+		decisionlog.Options{Logger: logger, Console: p.procLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,6 +486,10 @@ func TestMetricsAfterRealDecisions(t *testing.T) {
 func TestStatus(t *testing.T) {
 	p := newPDP(t)
 	p.decide(t, accountURL, map[string]any{"authorization": "Bearer " + p.mint(t, nil)})
+	// Entries are written by the logger's goroutine: write the queue out.
+	if err := p.logs.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	var st struct {
 		Revision     string           `json:"revision"`
 		Store        map[string]any   `json:"store"`
