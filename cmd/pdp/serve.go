@@ -184,7 +184,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	var ssfStatus []httpapi.StatusPart
 	if len(cfg.SSF.Transmitters) > 0 {
 		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr,
-			MaxAge: cfg.SSF.MaxAge, Skew: cfg.ClockSkew})
+			MaxAge: cfg.SSF.MaxAge, Skew: zeroIs(cfg.ClockSkew, ssf.NoSkew)})
 		if err != nil {
 			return nil, fmt.Errorf("ssf: %w", err)
 		}
@@ -238,7 +238,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	proofs, err := dpop.NewVerifier(st, dpop.Options{
 		Algorithms: cfg.DPoP.Algorithms,
 		IATWindow:  cfg.DPoP.IATWindow,
-		IATLeeway:  cfg.DPoP.IATLeeway,
+		IATLeeway:  zeroIs(cfg.DPoP.IATLeeway, dpop.NoLeeway),
 		Nonces:     nonces,
 	})
 	if err != nil {
