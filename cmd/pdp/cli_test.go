@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -96,5 +97,53 @@ func TestHelpTexts(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^\s+--dev\s+run on`).MatchString(out) {
 		t.Errorf("pdp serve --help does not list --dev plainly:\n%s", out)
+	}
+}
+
+func TestServeWithoutIssuerSuggestsDevMode(t *testing.T) {
+	t.Chdir(t.TempDir())
+	_, _, err := runCLI(t, "serve")
+	if err == nil || !strings.Contains(err.Error(), "issuers: at least one issuer is required") || !strings.Contains(err.Error(), "pdp serve --dev") {
+		t.Fatalf("pdp serve without issuers: %v, want the problem and pdp serve --dev", err)
+	}
+}
+
+func TestConfigPrintWithoutConfigPrintsTheDefaults(t *testing.T) {
+	t.Chdir(t.TempDir())
+	out, stderr, err := runCLI(t, "config", "print")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"listen: 127.0.0.1:8181", "decision_timeout: 100ms", "dir: ./rego"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pdp config print does not say %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr, "issuers: at least one issuer is required") {
+		t.Errorf("stderr does not say what pdp serve would refuse: %q", stderr)
+	}
+}
+
+func TestConfigValidateNamesMissingFiles(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	cfg := dir + "/pdp.yaml"
+	if err := os.WriteFile(cfg, []byte("policy:\n  dir: rego\nissuers:\n  - issuer: https://as.example\n    jwks_file: keys.json\n    audiences: [https://api.example]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCLI(t, "config", "validate", "--config", cfg)
+	for _, want := range []string{cfg + ":2: policy.dir: rego does not exist", cfg + ":5: issuers[0].jwks_file: keys.json does not exist"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("pdp config validate: %v, want %q", err, want)
+		}
+	}
+	if err := os.Mkdir("rego", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("keys.json", []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := runCLI(t, "config", "validate", "--config", cfg); err != nil || !strings.Contains(out, "configuration is valid") {
+		t.Errorf("pdp config validate with the files there: %v %s", err, out)
 	}
 }

@@ -70,7 +70,7 @@ loopback only.`,
 			}
 			cfg, err := config.Load(configFile, cmd.Flags(), serveFlags, adjust)
 			if err != nil {
-				return err
+				return withNoIssuerHint(err, dev)
 			}
 			if skipCheck {
 				cfg.Store.CheckOnOpen = false
