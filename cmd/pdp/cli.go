@@ -34,3 +34,12 @@ with its built-in dev issuer, run:
 or name your authorization server in a config file (issuers: with issuer,
 jwks_uri and audiences) and run: pdp serve --config pdp.yaml`, err)
 }
+
+// issuerNames are the configured issuers' iss values.
+func issuerNames(is []config.Issuer) []string {
+	out := make([]string, 0, len(is))
+	for _, i := range is {
+		out = append(out, i.Issuer)
+	}
+	return out
+}
