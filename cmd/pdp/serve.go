@@ -72,6 +72,9 @@ loopback only.`,
 			if err != nil {
 				return withNoIssuerHint(err, dev)
 			}
+			if f := cmd.Flags().Lookup("log-format"); dev && f.Changed {
+				cfg.Log.Format = f.Value.String() // the dev mode's text, unless asked otherwise
+			}
 			if skipCheck {
 				cfg.Store.CheckOnOpen = false
 			}
@@ -449,6 +452,7 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("serving", "listen", ln.Addr().String(), "environment", cfg.Environment, "policy_dir", cfg.Policy.Dir)
 	var opsSrv *http.Server
+	var opsAddr, extAuthzAddr string
 	if a.opsHandler != nil {
 		oln, err := listenHTTP(cfg, cfg.Ops.Listen)
 		if err != nil {
@@ -457,6 +461,7 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		}
 		opsSrv = httpapi.NewServer(a.opsHandler, logger)
 		go func() { errc <- opsSrv.Serve(oln) }()
+		opsAddr = oln.Addr().String()
 		logger.Info("serving the operations endpoints", "ops_listen", oln.Addr().String())
 	}
 	var extAuthzDone chan error // stays nil (never ready) when ext_authz is off
@@ -467,9 +472,13 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		}
 		extAuthzDone = make(chan error, 1)
 		go func() { extAuthzDone <- a.extAuthz.Serve(ctx, gln) }()
+		extAuthzAddr = gln.Addr().String()
 		logger.Info("serving ext_authz", "grpc_listen", gln.Addr().String())
 	}
+	b := newBanner(cfg, a, ln.Addr().String(), extAuthzAddr, opsAddr)
+	b.log(logger)
 	if dev != nil {
+		b.write(out)
 		dev.announce(out, ln.Addr().String())
 	}
 
