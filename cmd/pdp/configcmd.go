@@ -22,9 +22,13 @@ func newConfigCommand() *cobra.Command {
 	validate := &cobra.Command{
 		Use:   "validate",
 		Short: "Check a configuration; print every problem with its path and exit non-zero",
-		Args:  cobra.NoArgs,
+		Long: `Check a configuration as pdp serve would read it (file, PDP_* environment,
+flags) and print every problem at once: each names the setting's path and,
+for a setting from the file, its line. Every file and directory the
+configuration names must exist and be readable.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := config.Load(file, cmd.Flags(), serveFlags, nil); err != nil {
+			if _, err := config.LoadAndCheckFiles(file, cmd.Flags(), serveFlags, nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
@@ -34,11 +38,18 @@ func newConfigCommand() *cobra.Command {
 	print := &cobra.Command{
 		Use:   "print",
 		Short: "Print the effective configuration (defaults, file, environment, flags) with secrets redacted",
-		Args:  cobra.NoArgs,
+		Long: `Print the effective configuration (defaults, file, environment, flags) with
+secrets redacted. Without a file it prints the defaults. A configuration
+that would not start pdp serve is printed all the same, with its problems
+on stderr.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(file, cmd.Flags(), serveFlags, nil)
+			cfg, err := config.Read(file, cmd.Flags(), serveFlags, nil)
 			if err != nil {
 				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "# pdp serve would refuse this configuration (pdp config validate):\n%s\n", err)
 			}
 			out, err := yaml.Marshal(redacted(reflect.ValueOf(cfg)))
 			if err != nil {

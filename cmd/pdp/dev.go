@@ -30,7 +30,16 @@ type devMode struct {
 	// logFormatSet: --log-format (or its environment variable) chose the
 	// log format; otherwise dev mode logs text.
 	logFormatSet bool
+	// adminToken is the admin API's credential, made at start; adminFile
+	// holds it (0600) for pdp revoke.
+	adminToken, adminFile string
 }
+
+// devAdminTokenFile is where the dev mode, on the default data_dir, keeps
+// the admin credential it made; pdp revoke reads it when given none.
+var devAdminTokenFile = filepath.Join("data", devAdminTokenName)
+
+const devAdminTokenName = "dev-admin-token"
 
 // devClient is the client of the dev issuer's tokens; in dev mode it may
 // revoke them at /v1/revoke with a secret made at start.
@@ -75,6 +84,19 @@ func (d *devMode) configure(cfg *config.Config) error {
 		return fmt.Errorf("write dev revoke client: %w", err)
 	}
 	cfg.Revoke.Clients = append(cfg.Revoke.Clients, config.RevokeClient{ClientID: devClient, SecretFile: secretFile, Issuer: d.issuer.URL()})
+	// The admin API, so that pdp revoke works at once: a credential made
+	// now, kept 0600 in the data dir (the server is on loopback only).
+	if cfg.Admin.TokenFile == "" {
+		d.adminToken = rand.Text() + rand.Text()
+		d.adminFile = filepath.Join(cfg.DataDir, devAdminTokenName)
+		if err := os.WriteFile(d.adminFile, []byte(d.adminToken+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write dev admin credential: %w", err)
+		}
+		if err := os.Chmod(d.adminFile, 0o600); err != nil {
+			return fmt.Errorf("write dev admin credential: %w", err)
+		}
+		cfg.Admin.TokenFile = d.adminFile
+	}
 	if !d.logFormatSet {
 		cfg.Log.Format = "text"
 	}
@@ -119,4 +141,12 @@ curl -s http://%[1]s/v1/decide -H 'Content-Type: application/json' -d '%[5]s'
 curl -s http://%[1]s/v1/revoke -u '%[6]s:%[7]s' -d 'token=%[8]s'
 
 `, addr, d.issuer.URL(), devAudience, fmt.Sprintf(body, allowed), fmt.Sprintf(body, expired), devClient, d.revokeSecret, allowed)
+	if d.adminFile != "" {
+		fmt.Fprintf(out, `# the admin API is on (loopback only); its credential is in %[1]s:
+#   Authorization: Bearer %[2]s
+# revoke everything of alice's (from ./, pdp revoke reads the credential there):
+pdp revoke subject alice --iss %[3]s --server http://%[4]s --admin-token-file %[1]s
+
+`, d.adminFile, d.adminToken, d.issuer.URL(), addr)
+	}
 }

@@ -6,6 +6,7 @@
 //	pdp opa ...                         OPA's CLI with tokenguard's built-ins (test, eval, check, build, ...)
 //	pdp store backup|restore FILE       back up or restore the state store
 //	pdp policy check DIR|BUNDLE         check a policy as the server would before activating it
+//	pdp version                         print the version, VCS revision, Go and OPA versions
 package main
 
 import (
@@ -46,12 +47,17 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// --version prints what `pdp version` prints.
+	root.Version = readBuildInfo().Version
+	root.SetVersionTemplate("{{versionText}}")
 	root.AddCommand(newServeCommand())
 	root.AddCommand(newOPACommand())
 	root.AddCommand(newRevokeCommand())
 	root.AddCommand(newConfigCommand())
 	root.AddCommand(newStoreCommand())
 	root.AddCommand(newPolicyCommand())
+	root.AddCommand(newVersionCommand())
+	plainHelp(root)
 	return root
 }
 
@@ -63,5 +69,7 @@ func newOPACommand() *cobra.Command {
 		Use:   "opa",
 		Short: "OPA's command line (test, eval, check, bench, build, capabilities, ...) with tokenguard's built-ins",
 	}
-	return opacmd.Command(c, "pdp opa")
+	// The brand names what the texts are about: OPA's bundles, OPA's
+	// capabilities. The commands are run as `pdp opa ...` (see plainHelp).
+	return opacmd.Command(c, "OPA")
 }

@@ -9,10 +9,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tokenguard/pdp/internal/httpapi"
 )
 
 // adminClient calls a running PDP's admin API.
@@ -29,6 +32,12 @@ func newRevokeCommand() *cobra.Command {
 			credFile = os.Getenv("PDP_ADMIN_TOKEN_FILE")
 		}
 		if credFile == "" {
+			// Right after `pdp serve --dev`: its generated credential.
+			if _, err := os.Stat(devAdminTokenFile); err == nil {
+				credFile = devAdminTokenFile
+			}
+		}
+		if credFile == "" {
 			return nil, fmt.Errorf("--admin-token-file (or PDP_ADMIN_TOKEN_FILE) is required")
 		}
 		cred, err := readSecret(credFile)
@@ -42,12 +51,18 @@ func newRevokeCommand() *cobra.Command {
 		Short: "Revoke tokens, subjects, sessions or clients through a running PDP's admin API",
 		Long: `Revoke through the admin API of a running PDP:
 
-  pdp revoke jti|subject|session|client VALUE --iss ISSUER [--reason R] [--not-before RFC3339]
-  pdp revoke user-event EVENT --iss ISSUER --sub SUBJECT [--at RFC3339]
+  pdp revoke jti|subject|session|client VALUE --iss ISSUER [--reason R] [--not-before DATE] [--force]
+  pdp revoke user-event EVENT --iss ISSUER --sub SUBJECT [--at DATE] [--force]
   pdp revoke list [--kind K] [--iss I] [--value V]
   pdp revoke delete ID
 
-Every command prints the admin API's JSON answer.`,
+DATE is RFC 3339 (2026-01-02T15:04:05Z) or YYYY-MM-DD (that day's first
+instant in UTC). An issuer the PDP does not have configured is refused (a
+revocation for it would stop nothing); --force stores it all the same.
+
+The credential is read from --admin-token-file, else PDP_ADMIN_TOKEN_FILE,
+else ` + devAdminTokenFile + ` (written by pdp serve --dev). Every command
+prints the admin API's JSON answer.`,
 	}
 	pf := c.PersistentFlags()
 	pf.StringVar(&server, "server", envOr("PDP_SERVER", "http://127.0.0.1:8181"), "base URL of the PDP (PDP_SERVER)")
@@ -55,6 +70,7 @@ Every command prints the admin API's JSON answer.`,
 
 	for _, kind := range []string{"jti", "subject", "session", "client"} {
 		var iss, reason, notBefore string
+		var force bool
 		k := &cobra.Command{
 			Use:   kind + " VALUE",
 			Short: "Revoke by " + kind,
@@ -62,10 +78,17 @@ Every command prints the admin API's JSON answer.`,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				body := map[string]any{"kind": kind, "iss": iss, "value": args[0], "reason": reason}
 				if notBefore != "" {
-					body["not_before"] = notBefore
+					t, err := httpapi.ParseWhen(notBefore)
+					if err != nil {
+						return fmt.Errorf("--not-before: %w", err)
+					}
+					body["not_before"] = t.Format(time.RFC3339Nano)
 				}
 				a, err := client()
 				if err != nil {
+					return err
+				}
+				if err := a.checkIssuer(cmd.Context(), iss, force); err != nil {
 					return err
 				}
 				return a.do(cmd.Context(), cmd.OutOrStdout(), http.MethodPost, "/v1/admin/revocations", body)
@@ -73,12 +96,14 @@ Every command prints the admin API's JSON answer.`,
 		}
 		k.Flags().StringVar(&iss, "iss", "", "issuer of the tokens concerned (required)")
 		k.Flags().StringVar(&reason, "reason", "", "why, for people")
-		k.Flags().StringVar(&notBefore, "not-before", "", "cut-off (RFC 3339): tokens issued before it are revoked (default now)")
+		k.Flags().StringVar(&notBefore, "not-before", "", "cut-off (RFC 3339 or YYYY-MM-DD): tokens issued before it are revoked (default now)")
+		k.Flags().BoolVar(&force, "force", false, "revoke even for an issuer the PDP does not have configured")
 		_ = k.MarkFlagRequired("iss")
 		c.AddCommand(k)
 	}
 
 	var evIss, evSub, evAt string
+	var evForce bool
 	ev := &cobra.Command{
 		Use:   "user-event EVENT",
 		Short: "Report a user state change (logout, disabled, deleted, password_changed, role_changed, credential_compromised)",
@@ -86,10 +111,17 @@ Every command prints the admin API's JSON answer.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := map[string]any{"iss": evIss, "sub": evSub, "event": args[0]}
 			if evAt != "" {
-				body["at"] = evAt
+				t, err := httpapi.ParseWhen(evAt)
+				if err != nil {
+					return fmt.Errorf("--at: %w", err)
+				}
+				body["at"] = t.Format(time.RFC3339Nano)
 			}
 			a, err := client()
 			if err != nil {
+				return err
+			}
+			if err := a.checkIssuer(cmd.Context(), evIss, evForce); err != nil {
 				return err
 			}
 			return a.do(cmd.Context(), cmd.OutOrStdout(), http.MethodPost, "/v1/admin/user-events", body)
@@ -97,7 +129,8 @@ Every command prints the admin API's JSON answer.`,
 	}
 	ev.Flags().StringVar(&evIss, "iss", "", "issuer (required)")
 	ev.Flags().StringVar(&evSub, "sub", "", "subject (required)")
-	ev.Flags().StringVar(&evAt, "at", "", "when it happened (RFC 3339, default now)")
+	ev.Flags().StringVar(&evAt, "at", "", "when it happened (RFC 3339 or YYYY-MM-DD, default now)")
+	ev.Flags().BoolVar(&evForce, "force", false, "report it even for an issuer the PDP does not have configured")
 	_ = ev.MarkFlagRequired("iss")
 	_ = ev.MarkFlagRequired("sub")
 	c.AddCommand(ev)
@@ -143,6 +176,29 @@ Every command prints the admin API's JSON answer.`,
 		},
 	})
 	return c
+}
+
+// checkIssuer refuses an issuer the PDP does not have configured, unless
+// force: a revocation for it would silently stop nothing.
+func (a *adminClient) checkIssuer(ctx context.Context, iss string, force bool) error {
+	if force {
+		return nil
+	}
+	var out bytes.Buffer
+	if err := a.do(ctx, &out, http.MethodGet, "/v1/admin/issuers", nil); err != nil {
+		return fmt.Errorf("cannot check that %q is a configured issuer (--force skips the check): %w", iss, err)
+	}
+	var list struct {
+		Issuers []string `json:"issuers"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &list); err != nil {
+		return fmt.Errorf("GET /v1/admin/issuers: %w", err)
+	}
+	if slices.Contains(list.Issuers, iss) {
+		return nil
+	}
+	return fmt.Errorf("issuer %q is not configured on %s, so revoking for it stops no token (configured: %s); check for a typo, or pass --force",
+		iss, a.server, strings.Join(list.Issuers, ", "))
 }
 
 // do sends one admin request and prints the JSON answer; a non-2xx answer

@@ -72,7 +72,10 @@ loopback only.`,
 			}
 			cfg, err := config.Load(configFile, cmd.Flags(), serveFlags, adjust)
 			if err != nil {
-				return err
+				return withNoIssuerHint(err, dev)
+			}
+			if f := cmd.Flags().Lookup("log-format"); dev && f.Changed {
+				cfg.Log.Format = f.Value.String() // the dev mode's text, unless asked otherwise
 			}
 			if skipCheck {
 				cfg.Store.CheckOnOpen = false
@@ -213,7 +216,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	var ssfStatus []httpapi.StatusPart
 	if len(cfg.SSF.Transmitters) > 0 {
 		rcv, err := ssf.NewReceiver(ctx, cfg.SSF.Transmitters, st, ssf.Options{Logger: logger, RevocationTTL: cfg.Store.RevocationTTL, Observer: mtr,
-			MaxAge: cfg.SSF.MaxAge, Skew: cfg.ClockSkew})
+			MaxAge: cfg.SSF.MaxAge, Skew: zeroIs(cfg.ClockSkew, ssf.NoSkew)})
 		if err != nil {
 			return nil, fmt.Errorf("ssf: %w", err)
 		}
@@ -267,7 +270,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	proofs, err := dpop.NewVerifier(st, dpop.Options{
 		Algorithms: cfg.DPoP.Algorithms,
 		IATWindow:  cfg.DPoP.IATWindow,
-		IATLeeway:  cfg.DPoP.IATLeeway,
+		IATLeeway:  zeroIs(cfg.DPoP.IATLeeway, dpop.NoLeeway),
 		Nonces:     nonces,
 	})
 	if err != nil {
@@ -313,7 +316,8 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Checks:      readinessChecks(engine, verifier, st),
 		Gateway:     gatewayAuth,
 		ForwardAuth: forwardAuth,
-		Admin:       httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL, Backup: localStore(st)},
+		Admin: httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL, Backup: localStore(st),
+			Issuers: issuerNames(cfg.Issuers)},
 		Revoke: &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL,
 			Clients: revokeClients, Gateway: gatewayAuth, Observer: mtr,
 			RefreshTarget: func(sid, sub string) (string, string, bool) { return engine.Settings().RefreshTarget(sid, sub) }},
@@ -503,6 +507,7 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("serving", "listen", ln.Addr().String(), "environment", cfg.Environment, "policy_dir", cfg.Policy.Dir)
 	var opsSrv *http.Server
+	var opsAddr, extAuthzAddr string
 	if a.opsHandler != nil {
 		oln, err := listenHTTP(cfg, cfg.Ops.Listen)
 		if err != nil {
@@ -511,6 +516,7 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		}
 		opsSrv = httpapi.NewServer(a.opsHandler, logger)
 		go func() { errc <- opsSrv.Serve(oln) }()
+		opsAddr = oln.Addr().String()
 		logger.Info("serving the operations endpoints", "ops_listen", oln.Addr().String())
 	}
 	var extAuthzDone chan error // stays nil (never ready) when ext_authz is off
@@ -521,9 +527,13 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		}
 		extAuthzDone = make(chan error, 1)
 		go func() { extAuthzDone <- a.extAuthz.Serve(ctx, gln) }()
+		extAuthzAddr = gln.Addr().String()
 		logger.Info("serving ext_authz", "grpc_listen", gln.Addr().String())
 	}
+	b := newBanner(cfg, a, ln.Addr().String(), extAuthzAddr, opsAddr)
+	b.log(logger)
 	if dev != nil {
+		b.write(out)
 		dev.announce(out, ln.Addr().String())
 	}
 

@@ -668,7 +668,7 @@ const DefaultPollInterval = 30 * time.Second
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+		errs = append(errs, &Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "must be host:port: %v", err)
@@ -809,7 +809,7 @@ func (c *Config) Validate() error {
 		bad("clock_skew", "must be between 0 and 5m")
 	}
 	if len(c.Issuers) == 0 {
-		bad("issuers", "at least one issuer is required")
+		bad("issuers", "%v", ErrNoIssuers)
 	}
 	for j, alg := range c.DPoP.Algorithms {
 		if !slices.Contains(SupportedAlgorithms, alg) {

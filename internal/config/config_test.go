@@ -328,3 +328,141 @@ func TestMemorySettings(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroMeansWhatItSays: every duration or number setting whose zero was
+// replaced by a default either keeps its zero or refuses it by path; no
+// setting silently means something else than it says.
+func TestZeroMeansWhatItSays(t *testing.T) {
+	const issuer = `
+issuers:
+  - issuer: https://as.example.com
+    jwks_uri: https://as.example.com/jwks
+    audiences: [https://api.example.com]
+`
+	const introspecting = `
+issuers:
+  - issuer: https://as.example.com
+    audiences: [https://api.example.com]
+    introspection:
+      endpoint: https://as.example.com/introspect
+      client_id: pdp
+      client_secret_file: /run/secret
+`
+	for _, tc := range []struct {
+		name string
+		yaml string
+		// refused names the path of the refusal; "" when zero is kept.
+		refused string
+		kept    func(Config) time.Duration
+	}{
+		{name: "fail/issuers jwks_refresh 0 is refused", yaml: issuer + "    jwks_refresh: 0s\n", refused: "issuers[0].jwks_refresh"},
+		{name: "fail/introspection cache_ttl 0 is refused", yaml: introspecting + "      cache_ttl: 0\n", refused: "issuers[0].introspection.cache_ttl"},
+		{name: "fail/introspection timeout 0 is refused", yaml: introspecting + "      timeout: 0s\n", refused: "issuers[0].introspection.timeout"},
+		{name: "fail/bundle poll_min 0 is refused", yaml: issuer + "policy:\n  dir: \"\"\n  bundles:\n    - name: b\n      url: https://b.example/b.tar.gz\n      poll_min: 0s\n", refused: "policy.bundles[0].poll_min"},
+		{name: "fail/ssf poll_interval 0 is refused", yaml: issuer + "ssf:\n  transmitters:\n    - issuer: https://t.example\n      jwks_uri: https://t.example/jwks\n      audience: pdp\n      poll_endpoint: https://t.example/poll\n      poll_interval: 0s\n", refused: "ssf.transmitters[0].poll_interval"},
+		{name: "ok/dpop iat_leeway 0 means none", yaml: issuer + "dpop:\n  iat_leeway: 0s\n", kept: func(c Config) time.Duration { return c.DPoP.IATLeeway }},
+		{name: "ok/clock_skew 0 means none", yaml: issuer + "clock_skew: 0\n", kept: func(c Config) time.Duration { return c.ClockSkew }},
+		{name: "ok/store commit_wait 0 means no wait", yaml: issuer + "store:\n  commit_wait: 0s\n", kept: func(c Config) time.Duration { return c.Store.CommitWait }},
+		{name: "ok/decide max_queue 0 means no queue", yaml: issuer + "decide:\n  max_queue: 0\n", kept: func(c Config) time.Duration { return time.Duration(c.Decide.MaxQueue) }},
+		{name: "ok/decision_cache max_entries 0 means off", yaml: issuer + "decision_cache:\n  max_entries: 0\n", kept: func(c Config) time.Duration { return time.Duration(c.DecisionCache.MaxEntries) }},
+		{name: "fail/dpop iat_window 0 is refused", yaml: issuer + "dpop:\n  iat_window: 0s\n", refused: "dpop.iat_window"},
+		{name: "fail/decision_timeout 0 is refused", yaml: issuer + "decision_timeout: 0s\n", refused: "decision_timeout"},
+		{name: "fail/store lock_timeout 0 is refused", yaml: issuer + "store:\n  lock_timeout: 0s\n", refused: "store.lock_timeout"},
+		{name: "fail/ext_authz max_message_bytes 0 is refused", yaml: issuer + "ext_authz:\n  max_message_bytes: 0\n", refused: "ext_authz.max_message_bytes"},
+		{name: "fail/policy max_file_bytes 0 is refused", yaml: issuer + "policy:\n  max_file_bytes: 0\n", refused: "policy.max_file_bytes"},
+		{name: "fail/fingerprints writers 0 is refused", yaml: issuer + "fingerprints:\n  writers: 0\n", refused: "fingerprints.writers"},
+		{name: "fail/gc_percent 0 is refused", yaml: issuer + "gc_percent: 0\n", refused: "gc_percent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(writeConfig(t, tc.yaml), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+			if tc.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refused+": ") {
+					t.Fatalf("Load() = %v, want %s refused", err, tc.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.kept(c); got != 0 {
+				t.Errorf("0 became %v", got)
+			}
+		})
+	}
+}
+
+// TestLoadNamesEveryProblemWithItsLine: type errors name the path, the
+// value, the expected form and the line, all at once, together with what
+// Validate finds in the rest.
+func TestLoadNamesEveryProblemWithItsLine(t *testing.T) {
+	path := writeConfig(t, `listen: nope
+decision_timeout: fast
+clock_skew: 30
+metrics:
+  enabled: yes
+decision_logs:
+  sample_rate: half
+decide:
+  max_queue: many
+issuers:
+  - issuer: https://as.example.com
+    jwks_uri: https://as.example.com/jwks
+    audiences: https://api.example.com
+    algoritms: [ES256]
+  - issuer: https://as.example.com
+dpop:
+  algorithms: ES256
+`)
+	_, err := Load(path, pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+	if err == nil {
+		t.Fatal("Load() accepted the file")
+	}
+	for _, want := range []string{
+		path + `:1: listen: must be host:port`,
+		path + `:2: decision_timeout: "fast" is not a duration (e.g. 100ms)`,
+		path + `:3: clock_skew: 30 is not a duration: give its unit`,
+		path + `:5: metrics.enabled: "yes" is not true or false`,
+		path + `:7: decision_logs.sample_rate: "half" is not a number`,
+		path + `:9: decide.max_queue: "many" is not a whole number`,
+		path + `:13: issuers[0].audiences: expects a list, not the single value "https://api.example.com"`,
+		path + `:14: issuers[0].algoritms: unknown setting`,
+		path + `:15: issuers[1].issuer: duplicate issuer`,
+		path + `:17: dpop.algorithms: expects a list`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "issuers[0].audiences: at least one") {
+		t.Errorf("a refused value is named twice:\n%v", err)
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(file, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Defaults()
+	c.Policy.Dir = dir
+	c.Issuers = []Issuer{{Issuer: "https://a.example", JWKSFile: file, Audiences: []string{"x"}}}
+	if err := c.CheckFiles(); err != nil {
+		t.Fatalf("CheckFiles() = %v on files that exist", err)
+	}
+	c.Policy.Dir = file
+	c.Issuers[0].JWKSFile = dir
+	c.Admin.TokenFile = filepath.Join(dir, "missing")
+	c.Revoke.Clients = []RevokeClient{{ClientID: "a", SecretFile: filepath.Join(dir, "nope.sha256")}}
+	err := c.CheckFiles()
+	for _, want := range []string{
+		"policy.dir: " + file + " is not a directory",
+		"issuers[0].jwks_file: " + dir + " is not a regular file",
+		"admin.token_file: " + c.Admin.TokenFile + " does not exist",
+		"revoke.clients[0].secret_file:",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckFiles() = %v, want %q", err, want)
+		}
+	}
+}

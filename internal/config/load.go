@@ -1,8 +1,11 @@
 package config
 
 import (
-	"errors"
+	"bytes"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -15,21 +18,62 @@ import (
 // policy.dir is PDP_POLICY_DIR.
 const EnvPrefix = "PDP"
 
+// MaxFileBytes bounds a config file.
+const MaxFileBytes = 1 << 20
+
 // Load reads the configuration: Defaults, then the YAML file at path (if not
 // empty), then PDP_* environment variables, then the flags that were set.
 // flagKeys maps a flag name to its config key. adjust, when not nil, may
 // change the result (the dev mode adds its issuer). The result has per-issuer
-// defaults applied and is validated; every problem is named by its path.
+// defaults applied and is validated. The error is an *Invalid that lists
+// every problem at once, each named by its path and, for settings from the
+// file, its line.
 func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string, adjust func(*Config) error) (Config, error) {
+	return load(path, flags, flagKeys, adjust, true, false)
+}
+
+// LoadAndCheckFiles is Load that also checks that every file and directory
+// the configuration names exists and can be read (CheckFiles).
+func LoadAndCheckFiles(path string, flags *pflag.FlagSet, flagKeys map[string]string, adjust func(*Config) error) (Config, error) {
+	return load(path, flags, flagKeys, adjust, true, true)
+}
+
+// Read is Load without Validate: the configuration as the sources give it,
+// defaults applied. Its error lists only settings that could not be read
+// (a value of the wrong type, an unknown key).
+func Read(path string, flags *pflag.FlagSet, flagKeys map[string]string, adjust func(*Config) error) (Config, error) {
+	return load(path, flags, flagKeys, adjust, false, false)
+}
+
+func load(path string, flags *pflag.FlagSet, flagKeys map[string]string, adjust func(*Config) error, validate, files bool) (Config, error) {
 	v := viper.New()
 	setDefaults(v, "", reflect.ValueOf(Defaults()))
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
+	var problems []*Problem
+	var lines map[string]int
 	if path != "" {
-		v.SetConfigFile(path)
-		if err := v.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".yaml", ".yml", ".json", "":
+			data, err := readFile(path)
+			if err != nil {
+				return Config{}, fmt.Errorf("read config %s: %w", path, err)
+			}
+			clean, ls, ps, err := checkYAML(path, data)
+			if err != nil {
+				return Config{}, fmt.Errorf("read config %s: %w", path, err)
+			}
+			lines, problems = ls, ps
+			v.SetConfigType("yaml")
+			if err := v.ReadConfig(bytes.NewReader(clean)); err != nil {
+				return Config{}, fmt.Errorf("read config %s: %w", path, err)
+			}
+		default:
+			v.SetConfigFile(path)
+			if err := v.ReadInConfig(); err != nil {
+				return Config{}, fmt.Errorf("read config %s: %w", path, err)
+			}
 		}
 	}
 	for name, key := range flagKeys {
@@ -46,6 +90,7 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string, adjust 
 		mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
+		// What the file check did not catch: the environment and flags.
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 	if adjust != nil {
@@ -54,10 +99,73 @@ func Load(path string, flags *pflag.FlagSet, flagKeys map[string]string, adjust 
 		}
 	}
 	c.ApplyDefaults()
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("invalid config:\n%w", indent(err))
+	if validate {
+		problems = append(problems, unlessNamed(problems, Problems(c.Validate()))...)
+	}
+	if files {
+		problems = append(problems, unlessNamed(problems, Problems(c.CheckFiles()))...)
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			if p.Line == 0 && lines != nil {
+				p.File, p.Line = path, lineOf(lines, p.Path)
+			}
+		}
+		return c, &Invalid{Problems: problems}
 	}
 	return c, nil
+}
+
+// unlessNamed drops the problems of settings that already have one: a value
+// the file check refused is left out, and Validate would only complain that
+// it is missing.
+func unlessNamed(have, more []*Problem) []*Problem {
+	var out []*Problem
+	for _, m := range more {
+		dup := false
+		for _, h := range have {
+			if h.Path != "" && (m.Path == h.Path || strings.HasPrefix(m.Path, h.Path+".") || strings.HasPrefix(m.Path, h.Path+"[")) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// lineOf is the line of path in the file, or of its closest enclosing
+// setting there; 0 when none is in the file.
+func lineOf(lines map[string]int, path string) int {
+	for path != "" {
+		if l, ok := lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return 0
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("larger than %d bytes", MaxFileBytes)
+	}
+	return data, nil
 }
 
 // setDefaults registers every field of Defaults() with viper, so that the
@@ -80,13 +188,4 @@ func setDefaults(v *viper.Viper, prefix string, val reflect.Value) {
 		}
 		v.SetDefault(key, fv.Interface())
 	}
-}
-
-// indent puts each joined error on its own indented line.
-func indent(err error) error {
-	var lines []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		lines = append(lines, "  "+l)
-	}
-	return errors.New(strings.Join(lines, "\n"))
 }

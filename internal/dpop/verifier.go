@@ -29,6 +29,9 @@ type Replay interface {
 const (
 	DefaultIATWindow = 60 * time.Second
 	DefaultIATLeeway = 5 * time.Second
+	// NoLeeway, as Options.IATLeeway, allows no proof from the future at
+	// all (zero means DefaultIATLeeway).
+	NoLeeway time.Duration = -1
 )
 
 // Claim limits.
@@ -59,7 +62,7 @@ type Options struct {
 	// IATWindow is how old a proof may be. Default DefaultIATWindow.
 	IATWindow time.Duration
 	// IATLeeway is how far ahead of now a proof's iat may be (clock skew).
-	// Default DefaultIATLeeway.
+	// Default DefaultIATLeeway; NoLeeway for none.
 	IATLeeway time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -105,8 +108,11 @@ func NewVerifier(replay Replay, opts Options) (*Verifier, error) {
 	if v.window == 0 {
 		v.window = DefaultIATWindow
 	}
-	if v.leeway == 0 {
+	switch v.leeway {
+	case 0:
 		v.leeway = DefaultIATLeeway
+	case NoLeeway:
+		v.leeway = 0
 	}
 	if v.window < 0 || v.window > maxIATWindow {
 		problems = append(problems, fmt.Errorf("dpop: iat window must be between 0 and %s", maxIATWindow))

@@ -802,3 +802,26 @@ func TestVerifyEd25519AndECKeysFromFixedSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestNoLeewayAllowsNoProofFromTheFuture: a configured dpop.iat_leeway of 0
+// reaches the verifier as NoLeeway and means none, not the default.
+func TestNoLeewayAllowsNoProofFromTheFuture(t *testing.T) {
+	p := prover(t, "ES256")
+	now := time.Now().Truncate(time.Second)
+	for name, tc := range map[string]struct {
+		leeway time.Duration
+		ok     bool
+	}{
+		"ok/default leeway takes a proof 3s ahead": {0, true},
+		"fail/no leeway refuses a proof 3s ahead":  {dpop.NoLeeway, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			proof := mustProof(t, p, "GET", testURL, testToken, dpoptest.WithIssuedAt(now.Add(3*time.Second)))
+			v := newVerifier(t, newMemReplay(), dpop.Options{IATLeeway: tc.leeway, Now: func() time.Time { return now }})
+			_, err := v.Verify(context.Background(), request(t, proof))
+			if (err == nil) != tc.ok {
+				t.Fatalf("Verify() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -37,6 +37,10 @@ type Admin struct {
 	Now           func() time.Time
 	// Backup, when set, serves GET /v1/admin/backup.
 	Backup Backuper
+	// Issuers are the configured token issuers, listed at GET
+	// /v1/admin/issuers so that a client (pdp revoke) can refuse a
+	// revocation for an issuer no token can come from (a typo).
+	Issuers []string
 }
 
 // Limits of the admin API.
@@ -72,6 +76,7 @@ func mountAdmin(r chi.Router, cfg Admin, logger *slog.Logger) {
 		r.Get("/revocations/{id}", a.getRevocation)
 		r.Delete("/revocations/{id}", a.deleteRevocation)
 		r.Post("/user-events", a.userEvent)
+		r.Get("/issuers", a.listIssuers)
 		if cfg.Backup != nil {
 			r.Get("/backup", a.backup)
 		}
@@ -146,7 +151,7 @@ type revocationRequest struct {
 	Issuer    string     `json:"iss"`
 	Value     string     `json:"value"`
 	Reason    string     `json:"reason"`
-	NotBefore *time.Time `json:"not_before"`
+	NotBefore *when      `json:"not_before"`
 }
 
 func (a *admin) createRevocation(w http.ResponseWriter, r *http.Request) {
@@ -163,9 +168,9 @@ func (a *admin) createRevocation(w http.ResponseWriter, r *http.Request) {
 	rev := store.Revocation{Kind: req.Kind, Issuer: req.Issuer, Value: req.Value, Reason: req.Reason, CreatedAt: now}
 	cutoff := now
 	if req.NotBefore != nil {
-		rev.NotBefore = *req.NotBefore
+		rev.NotBefore = req.NotBefore.Time
 		if req.NotBefore.After(cutoff) {
-			cutoff = *req.NotBefore
+			cutoff = req.NotBefore.Time
 		}
 	}
 	rev.ExpiresAt = cutoff.Add(a.cfg.RevocationTTL)
@@ -174,10 +179,10 @@ func (a *admin) createRevocation(w http.ResponseWriter, r *http.Request) {
 
 // userEventRequest is the body of POST /v1/admin/user-events.
 type userEventRequest struct {
-	Issuer  string     `json:"iss"`
-	Subject string     `json:"sub"`
-	Event   string     `json:"event"`
-	At      *time.Time `json:"at"`
+	Issuer  string `json:"iss"`
+	Subject string `json:"sub"`
+	Event   string `json:"event"`
+	At      *when  `json:"at"`
 }
 
 func (a *admin) userEvent(w http.ResponseWriter, r *http.Request) {
@@ -197,7 +202,7 @@ func (a *admin) userEvent(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, *badRequest("at lies in the future"))
 			return
 		}
-		at = *req.At
+		at = req.At.Time
 	}
 	a.put(w, r, store.Revocation{
 		Kind: store.KindSubject, Issuer: req.Issuer, Value: req.Subject, Reason: "user-event:" + req.Event,
@@ -241,6 +246,15 @@ func (a *admin) listRevocations(w http.ResponseWriter, r *http.Request) {
 		list = []store.Revocation{}
 	}
 	writeJSON(w, a.logger, http.StatusOK, map[string]any{"revocations": list})
+}
+
+// listIssuers answers the configured issuers: {"issuers": [...]}.
+func (a *admin) listIssuers(w http.ResponseWriter, _ *http.Request) {
+	list := a.cfg.Issuers
+	if list == nil {
+		list = []string{}
+	}
+	writeJSON(w, a.logger, http.StatusOK, map[string]any{"issuers": list})
 }
 
 func (a *admin) getRevocation(w http.ResponseWriter, r *http.Request) {

@@ -105,7 +105,10 @@ func badRequest(detail string) *Problem {
 func jsonProblem(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	var we *whenError
 	switch {
+	case errors.As(err, &we):
+		return we.Error()
 	case errors.As(err, &se):
 		return fmt.Sprintf("syntax error at offset %d", se.Offset)
 	case errors.As(err, &te):

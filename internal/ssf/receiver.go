@@ -59,7 +59,7 @@ type Options struct {
 	// to be accepted is applied twice. Default DefaultMaxAge.
 	MaxAge time.Duration
 	// Skew is how far in the future a SET's iat may lie. Default
-	// DefaultSkew.
+	// DefaultSkew; NoSkew for none.
 	Skew time.Duration
 	// PollMaxEvents is the maxEvents of each poll. Default
 	// DefaultPollMaxEvents.
@@ -127,7 +127,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxAge <= 0 {
 		o.MaxAge = DefaultMaxAge
 	}
-	if o.Skew <= 0 {
+	if o.Skew == 0 {
 		o.Skew = DefaultSkew
 	}
 	if o.PollMaxEvents <= 0 {
@@ -216,7 +216,7 @@ func NewReceiver(ctx context.Context, cfg []config.Transmitter, rev Revoker, opt
 		log:      opts.Logger,
 		now:      opts.Now,
 		ttl:      opts.RevocationTTL,
-		window:   opts.MaxAge + opts.Skew,
+		window:   opts.MaxAge + max(opts.Skew, 0),
 		obs:      opts.Observer,
 	}
 	if r.obs == nil {

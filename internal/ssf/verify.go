@@ -77,13 +77,16 @@ type VerifierOptions struct {
 	// MaxAge is how old (by iat) a SET may be. Default DefaultMaxAge.
 	MaxAge time.Duration
 	// Skew is how far in the future a SET's iat may lie. Default
-	// DefaultSkew.
+	// DefaultSkew; NoSkew for none.
 	Skew time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives key-set reports. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// NoSkew, as a Skew, allows no skew at all (zero means DefaultSkew).
+const NoSkew time.Duration = -1
 
 // Defaults of VerifierOptions.
 const (
@@ -108,8 +111,11 @@ func (o VerifierOptions) withDefaults() VerifierOptions {
 	if o.MaxAge <= 0 {
 		o.MaxAge = DefaultMaxAge
 	}
-	if o.Skew <= 0 {
+	switch {
+	case o.Skew == 0:
 		o.Skew = DefaultSkew
+	case o.Skew < 0: // NoSkew
+		o.Skew = 0
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -126,7 +126,11 @@ func (v *Verifier) runFetch(ctx context.Context, is *issuer, f *jwksFetch, trigg
 	is.setRefused(ks, skipped, err)
 	if err != nil {
 		f.err = fmt.Errorf("issuer %s: %w", is.cfg.Issuer, err)
-		v.log.Warn("JWKS refresh failed, keeping the previous keys", "issuer", is.cfg.Issuer, "error", err)
+		if is.keys.Load() == nil {
+			v.log.Warn("JWKS fetch failed: no keys loaded yet, so this issuer's tokens are refused until a fetch succeeds", "issuer", is.cfg.Issuer, "error", err)
+		} else {
+			v.log.Warn("JWKS refresh failed, keeping the previous keys", "issuer", is.cfg.Issuer, "error", err)
+		}
 	} else {
 		is.keys.Store(ks)
 		v.log.Debug("JWKS loaded", "issuer", is.cfg.Issuer, "keys", len(ks.keys))

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -453,4 +454,53 @@ func TestNewVerifierErrors(t *testing.T) {
 			t.Fatalf("secret = %q", v.introspector.pass)
 		}
 	})
+}
+
+// TestFailedFirstFetchSaysNoKeysYet: a JWKS fetch that fails before any
+// succeeded says that no keys are loaded, not that previous ones are kept.
+func TestFailedFirstFetchSaysNoKeysYet(t *testing.T) {
+	a := newIssuer(t, issA, "ES256")
+	srv := newJWKSServer(t, a.JWKS())
+	srv.set([]byte(`oops`), 500, "")
+	var logs syncBuffer
+	v, err := NewVerifier(context.Background(), []config.Issuer{{
+		Issuer: issA, JWKSURI: srv.URL, Audiences: []string{apiAud}, Algorithms: []string{"ES256"}, JWKSRefresh: time.Hour,
+	}}, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := v.refresh(ctx, v.issuers[0], false); err == nil {
+		t.Fatal("refresh succeeded against a failing server")
+	}
+	if got := logs.String(); !strings.Contains(got, "no keys loaded yet") || strings.Contains(got, "keeping the previous keys") {
+		t.Errorf("first failed fetch logged:\n%s", got)
+	}
+	srv.set(a.JWKS(), 200, "")
+	if err := v.refresh(ctx, v.issuers[0], false); err != nil {
+		t.Fatal(err)
+	}
+	srv.set([]byte(`oops`), 500, "")
+	_ = v.refresh(ctx, v.issuers[0], false)
+	if got := logs.String(); !strings.Contains(got, "keeping the previous keys") {
+		t.Errorf("a failed refresh after keys were loaded logged:\n%s", got)
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
