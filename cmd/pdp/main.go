@@ -13,13 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	opacmd "github.com/open-policy-agent/opa/cmd"
 	"github.com/spf13/cobra"
 
 	// The pdp.* Rego built-ins register themselves at init, for the server
 	// and for `pdp opa` alike.
-	_ "github.com/tokenguard/pdp/internal/builtins"
+	"github.com/tokenguard/pdp/internal/builtins"
+	"github.com/tokenguard/pdp/internal/store"
 )
 
 func main() {
@@ -63,12 +65,37 @@ func newRootCommand() *cobra.Command {
 
 // newOPACommand mounts OPA's own CLI under "pdp opa". The project's Rego
 // built-ins are registered at init, so `pdp opa test rego/` and
-// `pdp opa capabilities --current` know them.
+// `pdp opa capabilities --current` know them. They read an empty store,
+// or with --data-dir that directory's store, read-only.
 func newOPACommand() *cobra.Command {
+	var dataDir string
+	var opened *store.Bolt
 	c := &cobra.Command{
 		Use:   "opa",
 		Short: "OPA's command line (test, eval, check, bench, build, capabilities, ...) with tokenguard's built-ins",
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if dataDir == "" {
+				builtins.SetStore(builtins.Empty)
+				return nil
+			}
+			st, err := store.OpenReadOnly(dataDir, time.Second)
+			if err != nil {
+				return fmt.Errorf("--data-dir: %w (a running server holds its store: read a backup, pdp store backup)", err)
+			}
+			opened = st
+			builtins.SetStore(st)
+			return nil
+		},
+		PersistentPostRunE: func(*cobra.Command, []string) error {
+			builtins.SetStore(nil)
+			if opened != nil {
+				return opened.Close()
+			}
+			return nil
+		},
 	}
+	c.PersistentFlags().StringVar(&dataDir, "data-dir", "",
+		"the data dir whose store the pdp.* built-ins read, read-only (default: an empty store)")
 	// The brand names what the texts are about: OPA's bundles, OPA's
 	// capabilities. The commands are run as `pdp opa ...` (see plainHelp).
 	return opacmd.Command(c, "OPA")

@@ -48,14 +48,13 @@ func loadBundle(t *testing.T, path, keyFile, alg string) (*policy.Engine, *polic
 
 // TestShippedBundleVerifiesWithTheShippedKey checks the signature of the
 // example bundle, that it compiles and that its own tests pass. It is a
-// snapshot of rego/: it need not follow every change there, but when this
-// test fails, rebuild and re-sign it as the README's "Hot-loaded policies
-// and bundles" section shows (a new throwaway key, its public half in
-// bundles/tokenguard.pub.pem).
+// build of rego/ (TestShippedBundleMatchesRego); when this test fails,
+// rebuild and re-sign it with `go tool task bundle` (a new throwaway key,
+// its public half in bundles/tokenguard.pub.pem).
 func TestShippedBundleVerifiesWithTheShippedKey(t *testing.T) {
 	e, s, err := loadBundle(t, shippedBundle, shippedPublicKey, "RS256")
 	if err != nil {
-		t.Fatalf("the shipped bundle does not load (rebuild it, see the README): %v", err)
+		t.Fatalf("the shipped bundle does not load (rebuild it: go tool task bundle): %v", err)
 	}
 	if err := e.Ready(); err != nil {
 		t.Fatal(err)

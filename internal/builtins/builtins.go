@@ -80,3 +80,18 @@ func init() {
 	rego.RegisterBuiltin1(lastSeenDecl, lastSeen)
 	rego.RegisterBuiltin4(routeDecl, routeMatch)
 }
+
+// Empty is a store with nothing in it: no revocation, no sighting. The
+// command line (pdp opa eval, test, bench) reads it outside serve, so that
+// a policy evaluates as it would against a fresh data dir.
+var Empty Reader = emptyReader{}
+
+type emptyReader struct{}
+
+func (emptyReader) CheckRevocation(context.Context, store.TokenRef) (store.Revocation, bool, error) {
+	return store.Revocation{}, false, nil
+}
+
+func (emptyReader) LastSeen(context.Context, string) (store.Fingerprint, bool, error) {
+	return store.Fingerprint{}, false, nil
+}

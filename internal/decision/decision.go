@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,6 +91,28 @@ type Decision struct {
 	// Reused is set when the decision was answered from an earlier one
 	// for the same request and unchanged state (see reuse.go).
 	Reused bool `json:"-"`
+}
+
+// MarshalJSON writes the decision with every list and map present: an
+// empty one is [] or {}, never null, whichever path made the decision (a
+// policy result, a reused one, a deny Go decided).
+func (d *Decision) MarshalJSON() ([]byte, error) {
+	type plain Decision // without this method
+	out := plain(*d)
+	out.Reasons = nonNil(out.Reasons)
+	out.Warnings = nonNil(out.Warnings)
+	if out.Headers == nil {
+		out.Headers = map[string]string{}
+	}
+	if out.UpstreamHeaders == nil {
+		out.UpstreamHeaders = map[string]string{}
+	}
+	if out.Token != nil && out.Token.Scopes == nil {
+		t := *out.Token
+		t.Scopes = []string{}
+		out.Token = &t
+	}
+	return json.Marshal(out)
 }
 
 // TokenSummary names the verified token a decision was about.

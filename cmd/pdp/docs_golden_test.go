@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// goldenBlock is a fenced json block of the docs, after a
+// <!-- golden: NAME.json --> comment: it must show what docs/examples/NAME.json
+// holds, which a test took from a real response.
+var goldenBlock = regexp.MustCompile("(?s)<!-- golden: ([A-Za-z0-9._-]+) -->\\s*\\n[ \\t]*```json\\n(.*?)\\n[ \\t]*```")
+
+// TestDocsGoldenBlocks: every marked block of README.md and docs/ equals its
+// golden file (as JSON: spacing may differ), every golden file a marked
+// block names exists, and every golden file is still produced by
+// TestOpenAPIRealResponses.
+func TestDocsGoldenBlocks(t *testing.T) {
+	files := []string{"../../README.md"}
+	err := filepath.WalkDir("../../docs", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(f, "../../")
+		if n := strings.Count(string(b), "<!-- golden:"); n != len(goldenBlock.FindAll(b, -1)) {
+			t.Errorf("%s: %d golden comments but %d are followed by a ```json block", name, n, len(goldenBlock.FindAll(b, -1)))
+		}
+		for _, m := range goldenBlock.FindAllSubmatch(b, -1) {
+			marked++
+			golden, block := string(m[1]), m[2]
+			want, err := os.ReadFile(filepath.Join(examplesDir, golden))
+			if err != nil {
+				t.Errorf("%s quotes docs/examples/%s, which no test produces", name, golden)
+				continue
+			}
+			var got, exp any
+			if err := json.Unmarshal(block, &got); err != nil {
+				t.Errorf("%s: the block quoting %s is not JSON: %v", name, golden, err)
+				continue
+			}
+			_ = json.Unmarshal(want, &exp)
+			if !reflect.DeepEqual(got, exp) {
+				t.Errorf("%s: the block quoting %s differs from it; paste the file's content:\n%s", name, golden, want)
+			}
+		}
+	}
+	if marked == 0 {
+		t.Error("no marked golden block in README.md or docs/")
+	}
+
+	tb := apiTestbed(t)
+	produced := map[string]bool{}
+	for _, ex := range apiExchanges(t, tb) {
+		if ex.golden != "" {
+			produced[ex.golden] = true
+		}
+	}
+	entries, err := os.ReadDir(examplesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !produced[e.Name()] {
+			t.Errorf("docs/examples/%s is no longer produced by TestOpenAPIRealResponses: delete it and the blocks that quote it", e.Name())
+		}
+	}
+	for name := range produced {
+		if _, err := os.Stat(filepath.Join(examplesDir, name)); err != nil {
+			t.Errorf("docs/examples/%s is missing: go test ./cmd/pdp -run TestOpenAPIRealResponses -update", name)
+		}
+	}
+}
