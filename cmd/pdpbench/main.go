@@ -66,7 +66,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.HerdDuration, "herd-duration", 10*time.Second, "duration of the herd scenario")
 	fs.StringVar(&o.HerdOut, "herd-out", "", "where to write the herd report as well as stdout (empty: stdout only)")
 	fs.StringVar(&o.Peers, "peers", "opa,tokenguard", "comma-separated peers, run in turn per scenario: opa, tokenguard, tokenguard-redis (needs redis-server), opa-jwtcache")
-	fs.StringVar(&o.Out, "out", "testdata/bench/results.md", "where to write the Markdown table as well as stdout (empty: stdout only)")
+	fs.StringVar(&o.Out, "out", "", "where to write the Markdown table as well as stdout (empty: stdout only); published results live in docs/performance.md")
 	fs.DurationVar(&o.Step, "step", 3*time.Second, "duration of each step of the throughput search")
 	fs.DurationVar(&o.Measure, "measure", 6*time.Second, "duration of the latency measurement at half the highest sustained rate")
 	fs.Float64Var(&o.StartRate, "start-rate", 500, "first rate of the search, requests per second")
