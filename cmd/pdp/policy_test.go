@@ -49,13 +49,13 @@ func loadBundle(t *testing.T, path, keyFile, alg string) (*policy.Engine, *polic
 // TestShippedBundleVerifiesWithTheShippedKey checks the signature of the
 // example bundle, that it compiles and that its own tests pass. It is a
 // snapshot of rego/: it need not follow every change there, but when this
-// test fails, rebuild and re-sign it as the README's "Hot-loaded policies
-// and bundles" section shows (a new throwaway key, its public half in
+// test fails, rebuild and re-sign it as docs/policies.md ("Signed bundles")
+// shows (a new throwaway key, its public half in
 // bundles/tokenguard.pub.pem).
 func TestShippedBundleVerifiesWithTheShippedKey(t *testing.T) {
 	e, s, err := loadBundle(t, shippedBundle, shippedPublicKey, "RS256")
 	if err != nil {
-		t.Fatalf("the shipped bundle does not load (rebuild it, see the README): %v", err)
+		t.Fatalf("the shipped bundle does not load (rebuild it, see docs/policies.md): %v", err)
 	}
 	if err := e.Ready(); err != nil {
 		t.Fatal(err)
@@ -116,12 +116,12 @@ func writeKeyPair(t *testing.T, alg string) (private, public string) {
 	return private, public
 }
 
-// TestBundleBuildAndSignRoundTrip runs the README's build-and-sign command
+// TestBundleBuildAndSignRoundTrip runs the build-and-sign command of docs/policies.md
 // (`pdp opa build -b rego/ --signing-key ...`) and loads the result the way
 // serve does: verified, compiled, its own tests run.
 func TestBundleBuildAndSignRoundTrip(t *testing.T) {
 	out := t.TempDir()
-	t.Chdir("../..") // the README's commands run from the repository root
+	t.Chdir("../..") // the documented commands run from the repository root
 	for _, alg := range []string{"RS256", "ES256", "HS256"} {
 		t.Run("ok/"+alg, func(t *testing.T) {
 			private, public := writeKeyPair(t, alg)
