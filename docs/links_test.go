@@ -42,6 +42,10 @@ func TestRepositoryLinks(t *testing.T) {
 				}
 				path = filepath.Join(filepath.Dir(page), filepath.FromSlash(target))
 				if _, err := os.Stat(path); err != nil {
+					if pending[rel(root, path)] {
+						t.Logf("%s:%d: link %q: %s is not written yet", rel(root, page), l.line, l.target, rel(root, path))
+						continue
+					}
 					t.Errorf("%s:%d: link %q: %s does not exist", rel(root, page), l.line, l.target, rel(root, path))
 					continue
 				}
@@ -61,6 +65,15 @@ func TestRepositoryLinks(t *testing.T) {
 	if checked < 50 {
 		t.Errorf("only %d links checked in %d pages: is the page walk broken?", checked, len(pages))
 	}
+}
+
+// pending are pages being written on other branches (the API reference and
+// the CLI page). A link to one is accepted while it is missing and checked
+// like any other once it exists; remove them from here once they landed.
+var pending = map[string]bool{
+	"docs/api.md":       true,
+	"docs/openapi.yaml": true,
+	"docs/cli.md":       true,
 }
 
 func rel(root, path string) string {
