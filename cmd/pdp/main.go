@@ -7,6 +7,7 @@
 //	pdp store backup|restore FILE       back up or restore the state store
 //	pdp policy check DIR|BUNDLE         check a policy as the server would before activating it
 //	pdp version                         print the version, VCS revision, Go and OPA versions
+//	pdp healthcheck [--url URL]         GET /healthz; exit 0 or 1 (the container's health check)
 package main
 
 import (
@@ -60,6 +61,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newPolicyCommand())
 	root.AddCommand(newVersionCommand())
 	plainHelp(root)
+	root.AddCommand(newHealthcheckCommand())
 	return root
 }
 

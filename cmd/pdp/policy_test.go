@@ -115,12 +115,12 @@ func writeKeyPair(t *testing.T, alg string) (private, public string) {
 	return private, public
 }
 
-// TestBundleBuildAndSignRoundTrip runs the README's build-and-sign command
+// TestBundleBuildAndSignRoundTrip runs the build-and-sign command of docs/policies.md
 // (`pdp opa build -b rego/ --signing-key ...`) and loads the result the way
 // serve does: verified, compiled, its own tests run.
 func TestBundleBuildAndSignRoundTrip(t *testing.T) {
 	out := t.TempDir()
-	t.Chdir("../..") // the README's commands run from the repository root
+	t.Chdir("../..") // the documented commands run from the repository root
 	for _, alg := range []string{"RS256", "ES256", "HS256"} {
 		t.Run("ok/"+alg, func(t *testing.T) {
 			private, public := writeKeyPair(t, alg)

@@ -69,7 +69,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.HerdDuration, "herd-duration", 10*time.Second, "duration of the herd scenario")
 	fs.StringVar(&o.HerdOut, "herd-out", "", "where to write the herd report as well as stdout (empty: stdout only)")
 	fs.StringVar(&o.Peers, "peers", "opa,tokenguard,tokenguard-defaults", "comma-separated peers, run in turn per scenario: opa, tokenguard (decision logs off, like stock OPA), tokenguard-defaults (the default configuration: decision logs on the console), tokenguard-redis (needs redis-server), opa-jwtcache")
-	fs.StringVar(&o.Out, "out", "", "a file to write the Markdown table to as well as stdout (empty: stdout only)")
+	fs.StringVar(&o.Out, "out", "", "a file to write the Markdown table to as well as stdout (empty: stdout only); published results live in docs/performance.md")
 	serverCPUs := fs.String("server-cpus", "", "CPU list the peers' processes run on (taskset -c syntax, e.g. 0 or 0-3; empty: not pinned)")
 	generatorCPUs := fs.String("generator-cpus", "", "CPU list the load generator (this process) runs on (e.g. 1; empty: not pinned)")
 	fs.DurationVar(&o.Step, "step", 3*time.Second, "duration of each step of the throughput search")

@@ -102,7 +102,7 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("quick options = %+v", o)
 		}
 	})
-	t.Run("ok/defaults measure for real", func(t *testing.T) {
+	t.Run("ok/defaults measure for real and write to stdout only", func(t *testing.T) {
 		o, err := parseFlags(nil)
 		if err != nil || o.Revocations != 1_000_000 || o.Fingerprints != 1_000_000 || o.Out != "" || o.ServerCPUs != nil {
 			t.Errorf("defaults = %+v, %v", o, err)

@@ -220,8 +220,10 @@ type Bundle struct {
 	URL string `mapstructure:"url"`
 	// CredentialsFile holds a bearer credential for the bundle service.
 	CredentialsFile string `mapstructure:"credentials_file"`
-	// PollMin and PollMax bound the delay between two polls.
+	// PollMin is the shortest pause between two polls of a URL bundle
+	// (the pause is random between PollMin and PollMax).
 	PollMin time.Duration `mapstructure:"poll_min"`
+	// PollMax is the longest pause between two polls of a URL bundle.
 	PollMax time.Duration `mapstructure:"poll_max"`
 }
 
@@ -240,8 +242,10 @@ type Verification struct {
 
 // TLS configures the HTTP listener's TLS.
 type TLS struct {
+	// CertFile holds the server certificate chain (PEM); set both or neither.
 	CertFile string `mapstructure:"cert_file"`
-	KeyFile  string `mapstructure:"key_file"`
+	// KeyFile holds the certificate's private key (PEM).
+	KeyFile string `mapstructure:"key_file"`
 }
 
 // Decide configures gateway authentication for the decision endpoints
@@ -249,6 +253,8 @@ type TLS struct {
 // listener may ask), and the admission control in front of policy
 // evaluation on every transport (ext_authz too).
 type Decide struct {
+	// Auth admits only gateways to the decision endpoints: a shared bearer
+	// credential or a client CA; either one is enough.
 	Auth DecideAuth `mapstructure:"auth"`
 	// MaxConcurrent bounds the policy evaluations that run at once; 0
 	// means 2 × GOMAXPROCS (see Concurrency). Decisions answered from the
@@ -419,6 +425,8 @@ type DPoP struct {
 // DPoPNonce configures server nonces: when enabled every proof must carry a
 // nonce this PDP (or a replica with the same secret) issued.
 type DPoPNonce struct {
+	// Enabled requires server nonces: a proof without the current one is
+	// answered dpop_nonce_required with a fresh nonce in DPoP-Nonce.
 	Enabled bool `mapstructure:"enabled"`
 	// TTL is how long a nonce stays valid.
 	TTL time.Duration `mapstructure:"ttl"`

@@ -42,7 +42,7 @@ var (
 )
 
 // buildInput builds the policy input document directly as an ast.Value; its
-// shape is the contract with policy authors, documented in the README.
+// shape is the contract with policy authors, documented in docs/policies.md ("The input document").
 func buildInput(req *Request, cred credential, tok *token.Token, tokErr *token.Error, proof proofResult, te *tokenEndpointResult, env ast.Value, now time.Time) ast.Value {
 	ctx := tEmptyObject
 	if req.Context != nil {

@@ -16,7 +16,7 @@ const (
 	grantNone  = "none"
 )
 
-// reasonCodes are the stable reason codes (README, "Reason codes"): the
+// reasonCodes are the stable reason codes (docs/reason-codes.md): the
 // only values the reason label takes besides "none" and "other".
 var reasonCodes = set(
 	"token_missing", "request_invalid", "token_malformed", "token_signature_invalid",
