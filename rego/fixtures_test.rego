@@ -154,14 +154,6 @@ decide_with(inp, pdp_data) := d if {
 		with pdp.route as route_reference.route
 }
 
-# decide_shipped: as decide, with the shipped rego/data.json.
-decide_shipped(inp) := d if {
-	d := main.decision with input as inp
-		with pdp.revocation as revocation_mock
-		with pdp.last_seen as last_seen_mock
-		with pdp.route as route_reference.route
-}
-
 codes(d) := [r.code | some r in d.reasons]
 
 warning_codes(d) := [w.code | some w in d.warnings]

@@ -100,34 +100,7 @@ test_deny_claims_not_an_object_is_401_invalid_token if {
 	}
 }
 
-# --- the shipped data.json ---------------------------------------------------
-
-# pdp serve --dev: the dev issuer's token for alice / dev-client, scope
-# accounts:read, aud https://api.example.com, no roles claim, 1h lifetime.
-dev_token := fixtures.input_for({
-	"iss": "http://127.0.0.1:8181/dev", "aud": "https://api.example.com",
-	"sub": "alice", "client_id": "dev-client", "scope": "accounts:read",
-	"iat": fixtures.now_s - 10, "exp": (fixtures.now_s - 10) + 3600, "jti": "x",
-})
-
-test_shipped_data_allows_the_dev_flow if {
-	d := fixtures.decide_shipped(dev_token)
-	d.allow
-	d.upstream_headers["x-tokenguard-scopes"] == "accounts:read"
-	d.warnings == []
-}
-
-test_shipped_data_denies_what_it_has_no_route_for if {
-	fixtures.codes(fixtures.decide_shipped(fixtures.at(dev_token, "DELETE", "/v1/accounts/42"))) == ["route_unknown"]
-	fixtures.codes(fixtures.decide_shipped(fixtures.at(dev_token, "GET", "/v1/accounts/42/statements"))) == ["route_unknown"]
-}
-
-test_shipped_data_freezes_accounts_write_even_for_admins if {
-	admin := fixtures.with_claims(dev_token, {"scope": "accounts:read accounts:write", "roles": ["admin"]})
-	d := fixtures.decide_shipped(admin)
-	d.allow
-	d.upstream_headers["x-tokenguard-scopes"] == "accounts:read"
-}
+# --- policy data ----------------------------------------------------------
 
 test_with_empty_or_malformed_policy_data_every_request_is_an_unknown_route if {
 	fixtures.codes(fixtures.decide_with(user, {})) == ["route_unknown"]

@@ -28,14 +28,15 @@ test_allow_the_short_device_code_grant_type_value if {
 	d.module == "grants.device_code"
 }
 
-# The shipped data gives device-code tokens 10 minutes, not the default hour.
-test_shipped_data_gives_device_code_tokens_a_shorter_lifetime if {
+# A limit for device-code tokens applies to them, not to a web login's.
+test_device_code_tokens_get_the_lifetime_of_their_grant_type if {
+	pdp_data := fixtures.with_data({"lifetimes": {"default": {"max_lifetime": "1h"}, "grant_types": {"device_code": {"max_lifetime": "10m"}}}})
 	ten_minutes := fixtures.with_claims(base, {"iat": fixtures.now_s - 60, "exp": fixtures.now_s + 540})
-	fixtures.decide_shipped(ten_minutes).allow
+	fixtures.decide_with(ten_minutes, pdp_data).allow
 	eleven_minutes := fixtures.with_claims(base, {"iat": fixtures.now_s - 60, "exp": fixtures.now_s + 600})
-	fixtures.codes(fixtures.decide_shipped(eleven_minutes)) == ["lifetime_exceeded"]
+	fixtures.codes(fixtures.decide_with(eleven_minutes, pdp_data)) == ["lifetime_exceeded"]
 	same_for_a_web_login := fixtures.with_claims(eleven_minutes, {"gty": "authorization_code"})
-	fixtures.decide_shipped(same_for_a_web_login).allow
+	fixtures.decide_with(same_for_a_web_login, pdp_data).allow
 }
 
 test_sender_passes if fixtures.passes(base, "sender")

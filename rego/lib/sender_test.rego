@@ -40,20 +40,20 @@ test_every_code_but_binding_unsupported_has_a_mode if {
 }
 
 test_unbound_bearer_token_passes if {
-	count(sender.reasons) == 0 with input as request("bearer", {"method": "none"})
+	count(sender.reasons) == 0 with input as request("bearer", {"method": "none"}) with data.pdp as {}
 }
 
 test_a_dpop_header_next_to_a_bearer_token_is_ignored if {
-	count(sender.reasons) == 0 with input as with_proof(request("bearer", {"method": "none"}), failed_proof("dpop_proof_invalid", "m"))
+	count(sender.reasons) == 0 with input as with_proof(request("bearer", {"method": "none"}), failed_proof("dpop_proof_invalid", "m")) with data.pdp as {}
 }
 
 test_absent_or_null_binding_means_unbound if {
-	count(sender.reasons) == 0 with input as object.union(request("bearer", {}), {"token": {"bound": null}})
-	count(sender.reasons) == 0 with input as {"token": {"present": true, "scheme": "bearer", "valid": true, "claims": {}}}
+	count(sender.reasons) == 0 with input as object.union(request("bearer", {}), {"token": {"bound": null}}) with data.pdp as {}
+	count(sender.reasons) == 0 with input as {"token": {"present": true, "scheme": "bearer", "valid": true, "claims": {}}} with data.pdp as {}
 }
 
 test_dpop_bound_token_with_a_proof_by_its_key_passes if {
-	count(sender.reasons) == 0 with input as with_proof(request("dpop", dpop_bound), proof("key-1"))
+	count(sender.reasons) == 0 with input as with_proof(request("dpop", dpop_bound), proof("key-1")) with data.pdp as {}
 }
 
 # D11: a DPoP-bound token presented with Bearer is a downgrade.
@@ -63,7 +63,7 @@ test_deny_dpop_bound_token_as_bearer_is_dpop_required if {
 		"status": 401,
 		"error": "invalid_token",
 		"message": "the DPoP-bound token was presented as a bearer token",
-	}} with input as with_proof(request("bearer", dpop_bound), proof("key-1"))
+	}} with input as with_proof(request("bearer", dpop_bound), proof("key-1")) with data.pdp as {}
 }
 
 test_deny_dpop_scheme_without_a_proof_is_dpop_required if {
@@ -72,11 +72,11 @@ test_deny_dpop_scheme_without_a_proof_is_dpop_required if {
 		"status": 401,
 		"error": "invalid_token",
 		"message": "no DPoP proof was presented",
-	}} with input as request("dpop", dpop_bound)
-	codes(sender.reasons) == {"dpop_required"} with input as with_proof(request("dpop", dpop_bound), {"present": false, "valid": false})
-	codes(sender.reasons) == {"dpop_required"} with input as with_proof(request("dpop", dpop_bound), {"valid": "true", "jkt": "key-1"})
-	codes(sender.reasons) == {"dpop_required"} with input as with_proof(request("dpop", dpop_bound), "garbage")
-	codes(sender.reasons) == {"dpop_required"} with input as request("dpop", {"method": "none"})
+	}} with input as request("dpop", dpop_bound) with data.pdp as {}
+	codes(sender.reasons) == {"dpop_required"} with input as with_proof(request("dpop", dpop_bound), {"present": false, "valid": false}) with data.pdp as {}
+	codes(sender.reasons) == {"dpop_required"} with input as with_proof(request("dpop", dpop_bound), {"valid": "true", "jkt": "key-1"}) with data.pdp as {}
+	codes(sender.reasons) == {"dpop_required"} with input as with_proof(request("dpop", dpop_bound), "garbage") with data.pdp as {}
+	codes(sender.reasons) == {"dpop_required"} with input as request("dpop", {"method": "none"}) with data.pdp as {}
 }
 
 test_deny_invalid_proof_is_dpop_proof_invalid if {
@@ -85,7 +85,7 @@ test_deny_invalid_proof_is_dpop_proof_invalid if {
 		"status": 401,
 		"error": "invalid_dpop_proof",
 		"message": "htu does not match the request",
-	}} with input as with_proof(request("dpop", dpop_bound), failed_proof("dpop_proof_invalid", "htu does not match the request"))
+	}} with input as with_proof(request("dpop", dpop_bound), failed_proof("dpop_proof_invalid", "htu does not match the request")) with data.pdp as {}
 }
 
 test_deny_unknown_proof_error_codes_are_dpop_proof_invalid if {
@@ -95,14 +95,14 @@ test_deny_unknown_proof_error_codes_are_dpop_proof_invalid if {
 			"status": 401,
 			"error": "invalid_dpop_proof",
 			"message": "m",
-		}} with input as with_proof(request("dpop", dpop_bound), failed_proof(code, "m"))
+		}} with input as with_proof(request("dpop", dpop_bound), failed_proof(code, "m")) with data.pdp as {}
 	}
 	sender.reasons == {{
 		"code": "dpop_proof_invalid",
 		"status": 401,
 		"error": "invalid_dpop_proof",
 		"message": "the DPoP proof is not valid",
-	}} with input as with_proof(request("dpop", dpop_bound), {"present": true, "valid": false})
+	}} with input as with_proof(request("dpop", dpop_bound), {"present": true, "valid": false}) with data.pdp as {}
 }
 
 test_deny_replayed_proof_is_dpop_replayed if {
@@ -111,7 +111,7 @@ test_deny_replayed_proof_is_dpop_replayed if {
 		"status": 401,
 		"error": "invalid_dpop_proof",
 		"message": "the proof was used before",
-	}} with input as with_proof(request("dpop", dpop_bound), failed_proof("dpop_replayed", "the proof was used before"))
+	}} with input as with_proof(request("dpop", dpop_bound), failed_proof("dpop_replayed", "the proof was used before")) with data.pdp as {}
 }
 
 # D12: the challenge error is use_dpop_nonce (main adds the dpop-nonce header).
@@ -121,7 +121,7 @@ test_deny_proof_without_the_server_nonce_is_dpop_nonce_required if {
 		"status": 401,
 		"error": "use_dpop_nonce",
 		"message": "nonce required",
-	}} with input as with_proof(request("dpop", dpop_bound), failed_proof("dpop_nonce_required", "nonce required"))
+	}} with input as with_proof(request("dpop", dpop_bound), failed_proof("dpop_nonce_required", "nonce required")) with data.pdp as {}
 }
 
 # D10: the proof key must be the token's cnf.jkt.
@@ -131,13 +131,13 @@ test_deny_proof_by_another_key_is_dpop_binding_mismatch if {
 		"status": 401,
 		"error": "invalid_token",
 		"message": "the DPoP proof key is not the key the token is bound to",
-	}} with input as with_proof(request("dpop", dpop_bound), proof("key-2"))
+	}} with input as with_proof(request("dpop", dpop_bound), proof("key-2")) with data.pdp as {}
 }
 
 test_deny_dpop_binding_without_a_thumbprint_is_a_binding_mismatch if {
-	codes(sender.reasons) == {"dpop_binding_mismatch"} with input as with_proof(request("dpop", {"method": "dpop"}), proof("key-1"))
-	codes(sender.reasons) == {"dpop_binding_mismatch"} with input as with_proof(request("dpop", {"method": "dpop", "jkt": ""}), {"present": true, "valid": true, "jkt": ""})
-	codes(sender.reasons) == {"dpop_binding_mismatch"} with input as with_proof(request("dpop", dpop_bound), {"present": true, "valid": true})
+	codes(sender.reasons) == {"dpop_binding_mismatch"} with input as with_proof(request("dpop", {"method": "dpop"}), proof("key-1")) with data.pdp as {}
+	codes(sender.reasons) == {"dpop_binding_mismatch"} with input as with_proof(request("dpop", {"method": "dpop", "jkt": ""}), {"present": true, "valid": true, "jkt": ""}) with data.pdp as {}
+	codes(sender.reasons) == {"dpop_binding_mismatch"} with input as with_proof(request("dpop", dpop_bound), {"present": true, "valid": true}) with data.pdp as {}
 }
 
 test_deny_dpop_scheme_with_an_unbound_token_is_a_binding_mismatch if {
@@ -146,11 +146,11 @@ test_deny_dpop_scheme_with_an_unbound_token_is_a_binding_mismatch if {
 		"status": 401,
 		"error": "invalid_token",
 		"message": "the DPoP scheme was used with a token that is not DPoP-bound",
-	}} with input as with_proof(request("dpop", {"method": "none"}), proof("key-1"))
+	}} with input as with_proof(request("dpop", {"method": "none"}), proof("key-1")) with data.pdp as {}
 }
 
 test_mtls_bound_token_with_its_certificate_passes if {
-	count(sender.reasons) == 0 with input as with_cert(request("bearer", mtls_bound), "cert-1")
+	count(sender.reasons) == 0 with input as with_cert(request("bearer", mtls_bound), "cert-1") with data.pdp as {}
 }
 
 test_deny_mtls_bound_token_without_a_certificate_is_mtls_binding_mismatch if {
@@ -159,9 +159,9 @@ test_deny_mtls_bound_token_without_a_certificate_is_mtls_binding_mismatch if {
 		"status": 401,
 		"error": "invalid_token",
 		"message": "the certificate-bound token was presented without a client certificate",
-	}} with input as request("bearer", mtls_bound)
-	codes(sender.reasons) == {"mtls_binding_mismatch"} with input as with_cert(request("bearer", mtls_bound), "")
-	codes(sender.reasons) == {"mtls_binding_mismatch"} with input as object.union(request("bearer", mtls_bound), {"request": {"client_cert": "cert-1"}})
+	}} with input as request("bearer", mtls_bound) with data.pdp as {}
+	codes(sender.reasons) == {"mtls_binding_mismatch"} with input as with_cert(request("bearer", mtls_bound), "") with data.pdp as {}
+	codes(sender.reasons) == {"mtls_binding_mismatch"} with input as object.union(request("bearer", mtls_bound), {"request": {"client_cert": "cert-1"}}) with data.pdp as {}
 }
 
 test_deny_mtls_bound_token_with_another_certificate_is_mtls_binding_mismatch if {
@@ -170,22 +170,22 @@ test_deny_mtls_bound_token_with_another_certificate_is_mtls_binding_mismatch if 
 		"status": 401,
 		"error": "invalid_token",
 		"message": "the client certificate is not the one the token is bound to",
-	}} with input as with_cert(request("bearer", mtls_bound), "cert-2")
-	codes(sender.reasons) == {"mtls_binding_mismatch"} with input as with_cert(request("bearer", {"method": "mtls"}), "cert-1")
+	}} with input as with_cert(request("bearer", mtls_bound), "cert-2") with data.pdp as {}
+	codes(sender.reasons) == {"mtls_binding_mismatch"} with input as with_cert(request("bearer", {"method": "mtls"}), "cert-1") with data.pdp as {}
 }
 
 test_deny_mtls_bound_token_with_dpop_scheme if {
-	codes(sender.reasons) == {"dpop_binding_mismatch"} with input as with_proof(with_cert(request("dpop", mtls_bound), "cert-1"), proof("key-1"))
+	codes(sender.reasons) == {"dpop_binding_mismatch"} with input as with_proof(with_cert(request("dpop", mtls_bound), "cert-1"), proof("key-1")) with data.pdp as {}
 }
 
 test_deny_unknown_or_malformed_binding if {
 	every bound in [{"method": "hok"}, {"method": 1}, "dpop", false, []] {
-		codes(sender.reasons) == {"token_binding_unsupported"} with input as request("bearer", bound)
+		codes(sender.reasons) == {"token_binding_unsupported"} with input as request("bearer", bound) with data.pdp as {}
 	}
 }
 
 test_no_sender_reasons_for_a_token_that_failed_verification if {
-	count(sender.reasons) == 0 with input as {"token": {"present": true, "scheme": "bearer", "valid": false, "bound": dpop_bound}}
+	count(sender.reasons) == 0 with input as {"token": {"present": true, "scheme": "bearer", "valid": false, "bound": dpop_bound}} with data.pdp as {}
 }
 
 # --- a client that must use a sender constraint -----------------------------
