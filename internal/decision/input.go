@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -95,8 +96,50 @@ func queryTerm(u *url.URL) *ast.Term {
 	if u.RawQuery == "" {
 		return tEmptyObject
 	}
-	q, _ := url.ParseQuery(u.RawQuery) // malformed pairs are dropped
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		addDroppedPairs(q, u.RawQuery)
+	}
 	return stringsMapTerm(q, nil)
+}
+
+// addDroppedPairs adds to q the pairs of rawQuery that url.ParseQuery
+// drops (one holding a ";", which servers that split on it read as two
+// pairs, or a bad percent-encoding), split on "&" and ";" and decoded as
+// far as they decode: the query object names every parameter the URL
+// carries, so that a policy sees it and the decision-log mask, which erases
+// the URL when a parameter is named like a credential, finds it.
+func addDroppedPairs(q url.Values, rawQuery string) {
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		if !strings.Contains(pair, ";") {
+			k, v, _ := strings.Cut(pair, "=")
+			_, kerr := url.QueryUnescape(k)
+			_, verr := url.QueryUnescape(v)
+			if kerr == nil && verr == nil {
+				continue // ParseQuery kept it
+			}
+		}
+		for part := range strings.SplitSeq(pair, ";") {
+			if part == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(part, "=")
+			k, v = lenientUnescape(k), lenientUnescape(v)
+			q[k] = append(q[k], v)
+		}
+	}
+}
+
+// lenientUnescape is s query-unescaped, or s as it is when it does not
+// unescape.
+func lenientUnescape(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
 }
 
 func headersTerm(h map[string][]string) *ast.Term {
