@@ -16,15 +16,16 @@ var (
 		"authorization": true, "proxy-authorization": true, "dpop": true, "cookie": true, "set-cookie": true,
 		"x-tokenguard-gateway": true,
 	}
-	credentialHeaderRE = regexp.MustCompile(`(?i)(auth|token|secret|passw|api-?key|session|cookie|credential|signature|jwt|assertion)`)
-	credentialQueryRE  = regexp.MustCompile(`(?i)(token|secret|passw|api_?key|session|code|assertion|signature|sig$|credential|jwt)`)
+	credentialHeaderRE = regexp.MustCompile(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|code|referr?er|ur[il]|path|location)`)
+	credentialQueryRE  = regexp.MustCompile(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|code)`)
 	plainNameRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 	// The same alternatives for ASCII names, matched without the regexp
 	// engine (a name with any other byte goes to the regexps: (?i) folds
-	// some non-ASCII letters to ASCII ones, such as U+212A to k).
-	credentialHeaderWords = []string{"auth", "token", "secret", "passw", "apikey", "api-key", "session", "cookie", "credential", "signature", "jwt", "assertion"}
-	credentialQueryWords  = []string{"token", "secret", "passw", "apikey", "api_key", "session", "code", "assertion", "signature", "credential", "jwt"}
+	// some non-ASCII letters to ASCII ones, such as U+212A to k). Both end
+	// in "key" or "sig" too (key$, sig$).
+	credentialQueryWords  = []string{"auth", "token", "secret", "pass", "pwd", "apikey", "api-key", "api_key", "sess", "cookie", "credential", "signature", "jwt", "assertion", "bearer", "code"}
+	credentialHeaderWords = append(slices.Clip(credentialQueryWords), "referer", "referrer", "uri", "url", "path", "location")
 )
 
 // asciiLower is s in ASCII lower case, and whether s is all ASCII.
@@ -76,7 +77,12 @@ func credentialQuery(name string) bool {
 	if !ok {
 		return credentialQueryRE.MatchString(name)
 	}
-	return containsAny(lower, credentialQueryWords) || bytes.HasSuffix(lower, []byte("sig"))
+	return containsAny(lower, credentialQueryWords) || credentialSuffix(lower)
+}
+
+// credentialSuffix is the regexps' key$ and sig$.
+func credentialSuffix(lower []byte) bool {
+	return bytes.HasSuffix(lower, []byte("key")) || bytes.HasSuffix(lower, []byte("sig"))
 }
 
 // mask is what mask.rego erases from one event's input.
@@ -144,7 +150,7 @@ func credentialHeader(name string) bool {
 	if !ok {
 		return credentialHeaderRE.MatchString(name)
 	}
-	return containsAny(lower, credentialHeaderWords)
+	return containsAny(lower, credentialHeaderWords) || credentialSuffix(lower)
 }
 
 // field is obj[key] when obj is an object holding key, else nil.

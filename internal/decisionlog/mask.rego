@@ -24,14 +24,16 @@ mask contains "/input/request/headers" if {
 }
 
 # Query parameters named like a credential (RFC 6750 §2.3 access_token,
-# codes, signatures): the query goes, and the URL that repeats it.
+# codes, signatures, API keys, session ids, passwords), in every spelling
+# (api-key, api_key, key, PHPSESSID, pwd): the query goes, and the URL
+# that repeats it.
 mask contains "/input/request/query" if credential_query
 
 mask contains "/input/request/url" if credential_query
 
 credential_query if {
 	some name, _ in input.input.request.query
-	regex.match(`(?i)(token|secret|passw|api_?key|session|code|assertion|signature|sig$|credential|jwt)`, name)
+	regex.match(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|code)`, name)
 }
 
 credential_header(name) if name in {
@@ -39,8 +41,10 @@ credential_header(name) if name in {
 	"x-tokenguard-gateway",
 }
 
+# The query's credential names, and the headers that repeat a URL with its
+# query (Referer, the original-URL headers of gateways and proxies).
 credential_header(name) if {
-	regex.match(`(?i)(auth|token|secret|passw|api-?key|session|cookie|credential|signature|jwt|assertion)`, name)
+	regex.match(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|code|referr?er|ur[il]|path|location)`, name)
 }
 
 plain_name(name) if regex.match(`^[a-z0-9][a-z0-9_.-]*$`, name)

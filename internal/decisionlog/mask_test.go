@@ -84,6 +84,13 @@ func TestMaskMatchesThePolicy(t *testing.T) {
 		{"ok/query as an array", `{"query": ["token"]}`},
 		{"fail/everything at once", `{"url": "u", "query": {"api_key": ["k"]}, "headers": {"authorization": ["a"], "x-token%zz": ["t"], "cookie": ["c"]}}`},
 		{"fail/a non-ASCII letter that folds to an ASCII one", `{"headers": {"x-api-\u212aey": ["k"]}, "query": {"\u017fession": ["s"]}}`},
+		{"fail/every spelling of a credential header", `{"headers": {"x-api_key": ["k"], "x-functions-key": ["k"], "x-pwd": ["p"], "x-sessid": ["s"], "x-bearer": ["b"], "x-sig": ["s"], "user-agent": ["u"]}}`},
+		{"fail/headers that repeat a URL", `{"headers": {"referer": ["r"], "referrer": ["r"], "x-envoy-original-path": ["p"], "x-original-url": ["u"], "x-original-uri": ["u"], "content-location": ["l"]}}`},
+		{"fail/query api-key with a hyphen", `{"url": "u", "query": {"api-key": ["k"]}}`},
+		{"fail/query key alone", `{"url": "u", "query": {"key": ["k"]}}`},
+		{"fail/query session id spellings", `{"url": "u", "query": {"PHPSESSID": ["s"]}}`},
+		{"fail/query auth and pwd", `{"url": "u", "query": {"auth": ["a"], "pwd": ["p"]}}`},
+		{"ok/query keyword", `{"url": "u", "query": {"keyword": ["k"]}}`},
 		{"ok/empty header name", `{"headers": {"": ["x"]}}`},
 		{"fail/header name with a newline", `{"headers": {"token\n": ["x"]}}`},
 	}

@@ -35,3 +35,20 @@ test_plain_query_kept if {
 	masks := log.mask with input as event({"url": "https://a.example/?page=2", "query": {"page": ["2"]}})
 	count(masks) == 0
 }
+
+test_every_spelling_of_a_credential_name_erased if {
+	masks := log.mask with input as event({"headers": {
+		"x-api_key": ["k"], "x-functions-key": ["k"], "x-pwd": ["p"], "x-sessid": ["s"],
+		"referer": ["https://a.example/cb?code=c"], "x-envoy-original-path": ["/x?access_token=t"],
+		"x-original-url": ["/x?access_token=t"], "user-agent": ["curl/8"],
+	}})
+	masks == {
+		"/input/request/headers/x-api_key", "/input/request/headers/x-functions-key",
+		"/input/request/headers/x-pwd", "/input/request/headers/x-sessid",
+		"/input/request/headers/referer", "/input/request/headers/x-envoy-original-path",
+		"/input/request/headers/x-original-url",
+	}
+	every name in ["api-key", "key", "auth", "PHPSESSID", "pwd", "pass", "cookie", "bearer"] {
+		log.mask == {"/input/request/query", "/input/request/url"} with input as event({"url": "u", "query": {name: ["s"]}})
+	}
+}
