@@ -70,6 +70,11 @@ func Normalize(raw string) (*url.URL, error) {
 	if host == "" {
 		return nil, errors.New("missing host")
 	}
+	if !strings.Contains(host, ":") { // not an IPv6 literal
+		if host, err = normalizeHost(host); err != nil {
+			return nil, err
+		}
+	}
 	hostport := host
 	if strings.Contains(host, ":") { // IPv6 literal
 		hostport = "[" + host + "]"
@@ -105,4 +110,24 @@ func unhex(c byte) byte {
 
 func isUnreserved(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// normalizeHost checks a lower-cased host name (not an IPv6 literal) and
+// drops the root's trailing dot, which gateways strip (nginx) or route
+// with: api.example.com. is api.example.com to route matching. A host
+// that parsers read otherwise is refused: an empty label (a leading dot,
+// "..", a second trailing dot) or a byte outside ASCII (a Host is ASCII,
+// RFC 9110 §7.2; an IDNA mapping would read "api\uff0eexample.com" as
+// api.example.com).
+func normalizeHost(host string) (string, error) {
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || strings.HasPrefix(host, ".") || strings.HasSuffix(host, ".") || strings.Contains(host, "..") {
+		return "", errors.New("host has an empty label")
+	}
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return "", errors.New("host is not ASCII (IDNA hosts are sent as xn--)")
+		}
+	}
+	return host, nil
 }

@@ -1,6 +1,9 @@
 package uri
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestNormalize(t *testing.T) {
 	tests := []struct {
@@ -20,6 +23,11 @@ func TestNormalize(t *testing.T) {
 		{"ok/query kept, fragment dropped", "https://a.example/x?b=1&a=2#frag", "https://a.example/x?b=1&a=2"},
 		{"ok/trailing slash kept", "https://a.example/x/", "https://a.example/x/"},
 		{"ok/ipv6 literal", "https://[::1]:8443/x", "https://[::1]:8443/x"},
+		// A host's spellings that name the same host to a gateway (nginx
+		// strips the root's dot) are one host to route matching.
+		{"ok/host with the root's trailing dot", "https://API.example.com./x", "https://api.example.com/x"},
+		{"ok/host with a trailing dot and a port", "https://api.example.com.:8443/x", "https://api.example.com:8443/x"},
+		{"ok/host with a trailing dot and the default port", "https://api.example.com.:443/x", "https://api.example.com/x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +54,13 @@ func TestNormalizeRejects(t *testing.T) {
 		{"fail/encoded slash", "https://a.example/a%2fb"},
 		{"fail/backslash", "https://a.example/a\\..\\b"},
 		{"fail/too long", "https://a.example/" + string(make([]byte, MaxLength))},
+		// Host spellings that parsers read as other hosts or refuse.
+		{"fail/host with two trailing dots", "https://api.example.com../x"},
+		{"fail/host with an empty label", "https://api..example.com/x"},
+		{"fail/host with a leading dot", "https://.api.example.com/x"},
+		{"fail/host only a dot", "https://./x"},
+		{"fail/host with a fullwidth dot", "https://api\uff0eexample.com/x"},
+		{"fail/host not in ASCII", "https://b\u00fccher.example/x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,4 +69,32 @@ func TestNormalizeRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzNormalize: Normalize never panics, and what it accepts is in normal
+// form: normalising it again gives it back, and its host is lower-case
+// ASCII without an empty label or a trailing dot.
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"https://API.example.com./x", "https://a..b/x", "http://[::1]:80/a/../b?q=1", "https://a.example:0443/%7e", "https://\u00fc./"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := Normalize(s)
+		if err != nil {
+			return
+		}
+		if h := u.Hostname(); !strings.Contains(h, ":") &&
+			(h != strings.ToLower(h) || strings.HasSuffix(h, ".") || strings.Contains(h, "..") || strings.HasPrefix(h, ".")) {
+			t.Fatalf("%q: host %q is not normal", s, h)
+		}
+		for i := 0; i < len(u.Host); i++ {
+			if u.Host[i] >= 0x80 {
+				t.Fatalf("%q: host %q is not ASCII", s, u.Host)
+			}
+		}
+		v, err := Normalize(u.String())
+		if err != nil || v.String() != u.String() {
+			t.Fatalf("%q: %q normalises to %v, %v", s, u, v, err)
+		}
+	})
 }
