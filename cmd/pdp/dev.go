@@ -62,7 +62,7 @@ func (d *devMode) configure(cfg *config.Config) error {
 		return fmt.Errorf("create data_dir: %w", err)
 	}
 	jwksFile := filepath.Join(cfg.DataDir, "dev-jwks.json")
-	if err := os.WriteFile(jwksFile, d.issuer.JWKS(), 0o600); err != nil {
+	if err := writePrivateFile(jwksFile, d.issuer.JWKS()); err != nil {
 		return fmt.Errorf("write dev JWKS: %w", err)
 	}
 	cfg.Issuers = append(cfg.Issuers, config.Issuer{
@@ -80,7 +80,7 @@ func (d *devMode) configure(cfg *config.Config) error {
 	d.revokeSecret = rand.Text() + rand.Text()
 	sum := sha256.Sum256([]byte(d.revokeSecret))
 	secretFile := filepath.Join(cfg.DataDir, "dev-revoke-client.sha256")
-	if err := os.WriteFile(secretFile, []byte(hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+	if err := writePrivateFile(secretFile, []byte(hex.EncodeToString(sum[:])+"\n")); err != nil {
 		return fmt.Errorf("write dev revoke client: %w", err)
 	}
 	cfg.Revoke.Clients = append(cfg.Revoke.Clients, config.RevokeClient{ClientID: devClient, SecretFile: secretFile, Issuer: d.issuer.URL()})
@@ -89,10 +89,7 @@ func (d *devMode) configure(cfg *config.Config) error {
 	if cfg.Admin.TokenFile == "" {
 		d.adminToken = rand.Text() + rand.Text()
 		d.adminFile = filepath.Join(cfg.DataDir, devAdminTokenName)
-		if err := os.WriteFile(d.adminFile, []byte(d.adminToken+"\n"), 0o600); err != nil {
-			return fmt.Errorf("write dev admin credential: %w", err)
-		}
-		if err := os.Chmod(d.adminFile, 0o600); err != nil {
+		if err := writePrivateFile(d.adminFile, []byte(d.adminToken+"\n")); err != nil {
 			return fmt.Errorf("write dev admin credential: %w", err)
 		}
 		cfg.Admin.TokenFile = d.adminFile
@@ -101,6 +98,28 @@ func (d *devMode) configure(cfg *config.Config) error {
 		cfg.Log.Format = "text"
 	}
 	return nil
+}
+
+// writePrivateFile writes data to a new 0600 file beside name and renames
+// it to name: whatever name was (a symlink, a file others can read or hold
+// open, a hard link), it is replaced, never written through.
+func writePrivateFile(name string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 // mount serves the dev issuer's JWKS and token endpoint.
