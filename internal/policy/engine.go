@@ -141,14 +141,18 @@ func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context
 		return nil, refused(fmt.Errorf("compile policy from %s: %w", set.Source, err))
 	}
 	store := inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
-	errs, err := validate(ctx, set.Modules, set.Data, store, !e.noShippedValidator)
+	data, err := effectiveData(ctx, set.Modules, set.Data, store)
+	if err != nil {
+		return nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
+	}
+	errs, err := validate(ctx, set.Modules, data, store, !e.noShippedValidator)
 	if err != nil {
 		return nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
 	}
 	if len(errs) > 0 {
 		return nil, &ConfigErrorsError{Source: set.Source, Errors: errs}
 	}
-	settings, err := settingsFrom(set.Data)
+	settings, err := settingsFrom(data)
 	if err != nil {
 		return nil, refused(fmt.Errorf("policy data from %s: %w", set.Source, err))
 	}

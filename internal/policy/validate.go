@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -114,6 +115,36 @@ func validate(ctx context.Context, modules []*ast.Module, data map[string]any, s
 		return nil, err
 	}
 	return mergeConfigErrors(base, own), nil
+}
+
+// pdpRef is data.pdp, the settings the shipped validator checks.
+var pdpRef = ast.MustParseRef("data.pdp")
+
+// effectiveData is data with data.pdp as the policy reads it: when one of
+// the source's modules has a package under data.pdp, its rules make part of
+// data.pdp, which is then evaluated (within the validation's bound), so
+// that settings made by rules are validated and read as data is.
+func effectiveData(ctx context.Context, modules []*ast.Module, data map[string]any, store storage.Store) (map[string]any, error) {
+	if !slices.ContainsFunc(modules, func(m *ast.Module) bool { return m.Package.Path.HasPrefix(pdpRef) }) {
+		return data, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, validateTimeout)
+	defer cancel()
+	opts := []func(*rego.Rego){rego.Query(pdpRef.String()), rego.Store(store), rego.StrictBuiltinErrors(true), rego.SetRegoVersion(ast.RegoV1)}
+	for _, m := range modules {
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	rs, err := rego.New(opts...).Eval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate data.pdp: %w", err)
+	}
+	out := make(map[string]any, len(data)+1)
+	maps.Copy(out, data)
+	delete(out, "pdp")
+	if len(rs) == 1 && len(rs[0].Expressions) == 1 {
+		out["pdp"] = rs[0].Expressions[0].Value
+	}
+	return out, nil
 }
 
 // shippedValidator is the shipped validator's modules, parsed and
