@@ -228,7 +228,8 @@ func pattern(path string) string {
 
 // Match returns the index of the first route of the table that matches the
 // request, and false when none does or the table has broken routes. The
-// method is compared in upper and the host in lower case; a path with a "."
+// method is compared in upper and the host in lower case, and a route that
+// lists GET matches HEAD too (servers answer HEAD with their GET handler); a path with a "."
 // or ".." segment never matches (request paths are normalised before). The
 // error is for a route's glob that does not compile (none that passed the
 // path syntax check).
@@ -316,8 +317,9 @@ func (m *matcher) first(candidates []int, byGlob bool) {
 			return
 		}
 		e := &m.t.routes[i]
-		if !e.anyMethod && !slices.Contains(e.methods, m.method) {
-			continue
+		if !e.anyMethod && !slices.Contains(e.methods, m.method) &&
+			(m.method != "HEAD" || !slices.Contains(e.methods, "GET")) {
+			continue // HEAD is served by GET handlers: a GET route guards it
 		}
 		if byGlob {
 			g, err := e.compiled()

@@ -371,3 +371,57 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	}
 }
+
+// TestHeadIsGuardedByTheGetRoute: servers answer HEAD with their GET
+// handler (net/http, Express, Spring, Rails), so a route that lists GET
+// guards HEAD too: a HEAD request never falls past it to a broader route
+// (or to no route, where unknown routes are allowed). Only HEAD is read
+// as GET; the Rego reference agrees.
+func TestHeadIsGuardedByTheGetRoute(t *testing.T) {
+	table := mustArray(t, `[
+		{"name": "head only", "path": "/status", "methods": ["HEAD"]},
+		{"name": "admin", "path": "/admin/**", "methods": ["get"]},
+		{"name": "status", "path": "/status", "methods": ["GET"]},
+		{"name": "public", "path": "/**", "methods": ["HEAD", "OPTIONS", "POST"]}
+	]`)
+	tests := []struct {
+		name         string
+		method, path string
+		want         int
+	}{
+		{"fail/HEAD on a GET route is guarded by it", "HEAD", "/admin/users", 1},
+		{"fail/head in lower case too", "head", "/admin/users", 1},
+		{"ok/GET on the GET route", "GET", "/admin/users", 1},
+		{"ok/a route listing HEAD before a GET route applies", "HEAD", "/status", 0},
+		{"ok/HEAD elsewhere takes its own route", "HEAD", "/public", 3},
+		{"ok/OPTIONS is not read as GET", "OPTIONS", "/admin/users", 3},
+		{"ok/POST is not read as GET", "POST", "/admin/users", 3},
+		{"ok/GET is not read as HEAD", "GET", "/public", -1},
+	}
+	c, err := Compile(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := newReference(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok, err := c.Match(tt.method, "api.example.com", tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				got = -1
+			}
+			if got != tt.want {
+				t.Errorf("Match(%q, %q) = %d, want %d", tt.method, tt.path, got, tt.want)
+			}
+			want, err := ref.answers(t, table, [][3]string{{tt.method, "api.example.com", tt.path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want[0].index != tt.want {
+				t.Errorf("the Rego reference answers %s, want route %d", want[0], tt.want)
+			}
+		})
+	}
+}

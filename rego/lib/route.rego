@@ -4,7 +4,8 @@
 # the matched route (`route`) for the scopes and authorization details it
 # needs.
 #
-# A route: {"name", "methods": [...] (absent, "*" or containing "*": any),
+# A route: {"name", "methods": [...] (absent, "*" or containing "*": any;
+# GET also matches HEAD),
 # "host" (exact, case-insensitive; "*.example.com" matches one label; absent
 # or "*": any), "path" (glob: "*" one segment, "**" any depth), "audience",
 # "scopes": [...], "grant_types": [...], "authorization_details": {"type",
@@ -66,7 +67,8 @@ unknown_allowed if config.get_string(["unknown_routes"], "deny") == "allow"
 # could let a later, broader route apply to the requests it was meant for).
 #
 # Matching: the method in upper and the host in lower case against each
-# route's methods (absent, "*" or containing "*": any) and host (exact,
+# route's methods (absent, "*" or containing "*": any; GET also matches
+# HEAD, which servers answer with their GET handler) and host (exact,
 # case-insensitive; "*.example.com" one more label: a.example.com, not
 # example.com nor a.b.example.com; absent or "*": any); the path against the
 # route's glob with "/" as the delimiter, in which a "*" segment needs at

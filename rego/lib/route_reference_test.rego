@@ -74,6 +74,12 @@ method_matches(r, method) if {
 	upper(m) in {"*", method}
 }
 
+# HEAD is served by GET handlers: a route that lists GET guards it.
+method_matches(r, "HEAD") if {
+	some m in r.methods
+	upper(m) == "GET"
+}
+
 host_matches(r, _) if object.get(r, "host", null) in {null, "*"}
 
 host_matches(r, host) if {
