@@ -16,15 +16,15 @@ var (
 		"authorization": true, "proxy-authorization": true, "dpop": true, "cookie": true, "set-cookie": true,
 		"x-tokenguard-gateway": true,
 	}
-	credentialHeaderRE = regexp.MustCompile(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|code|referr?er|ur[il]|path|location)`)
-	credentialQueryRE  = regexp.MustCompile(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|code)`)
+	credentialHeaderRE = regexp.MustCompile(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|ticket|saml|hmac|code|referr?er|ur[il]|path|location)`)
+	credentialQueryRE  = regexp.MustCompile(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|ticket|saml|hmac|code)`)
 	plainNameRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
 
 	// The same alternatives for ASCII names, matched without the regexp
 	// engine (a name with any other byte goes to the regexps: (?i) folds
 	// some non-ASCII letters to ASCII ones, such as U+212A to k). Both end
 	// in "key" or "sig" too (key$, sig$).
-	credentialQueryWords  = []string{"auth", "token", "secret", "pass", "pwd", "apikey", "api-key", "api_key", "sess", "cookie", "credential", "signature", "jwt", "assertion", "bearer", "code"}
+	credentialQueryWords  = []string{"auth", "token", "secret", "pass", "pwd", "apikey", "api-key", "api_key", "sess", "cookie", "credential", "signature", "jwt", "assertion", "bearer", "ticket", "saml", "hmac", "code"}
 	credentialHeaderWords = append(slices.Clip(credentialQueryWords), "referer", "referrer", "uri", "url", "path", "location")
 )
 

@@ -33,7 +33,7 @@ mask contains "/input/request/url" if credential_query
 
 credential_query if {
 	some name, _ in input.input.request.query
-	regex.match(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|code)`, name)
+	regex.match(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|ticket|saml|hmac|code)`, name)
 }
 
 credential_header(name) if name in {
@@ -44,7 +44,7 @@ credential_header(name) if name in {
 # The query's credential names, and the headers that repeat a URL with its
 # query (Referer, the original-URL headers of gateways and proxies).
 credential_header(name) if {
-	regex.match(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|code|referr?er|ur[il]|path|location)`, name)
+	regex.match(`(?i)(auth|token|secret|pass|pwd|api[-_]?key|key$|sess|cookie|credential|signature|sig$|jwt|assertion|bearer|ticket|saml|hmac|code|referr?er|ur[il]|path|location)`, name)
 }
 
 plain_name(name) if regex.match(`^[a-z0-9][a-z0-9_.-]*$`, name)
