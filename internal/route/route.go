@@ -162,11 +162,11 @@ func (t *Table) add(i int, r ast.Object) error {
 	root := t.any
 	if h, ok := get(r, "host").(ast.String); ok && h != "*" {
 		host := string(h)
-		tree, key := t.exact, strings.ToLower(host)
+		tree, key := t.exact, strings.ToLower(trimRootDot(host))
 		if strings.HasPrefix(host, "*.") {
 			// "*.example.com" also matches the host "*.example.com" by name:
 			// that host's label is "*", which the wildcard matches anyway.
-			tree, key = t.wild, strings.ToLower(host[1:])
+			tree, key = t.wild, strings.ToLower(trimRootDot(host[1:]))
 		}
 		if root = tree[key]; root == nil {
 			root = &node{}
@@ -336,6 +336,15 @@ func (m *matcher) first(candidates []int, byGlob bool) {
 		m.best = i
 		return
 	}
+}
+
+// trimRootDot drops a host's trailing dot (the DNS root's: request hosts
+// lose theirs when normalised), but never makes "." empty.
+func trimRootDot(h string) string {
+	if len(h) > 1 && strings.HasSuffix(h, ".") {
+		return h[:len(h)-1]
+	}
+	return h
 }
 
 // dotSegment reports whether path has a "." or ".." segment.

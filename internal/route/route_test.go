@@ -425,3 +425,54 @@ func TestHeadIsGuardedByTheGetRoute(t *testing.T) {
 		})
 	}
 }
+
+// TestRouteHostsLoseTheRootDot: request hosts lose the DNS root's trailing
+// dot when normalised (api.example.com. is api.example.com to nginx), and
+// so do route hosts, so that a route written with one still matches; the
+// Rego reference agrees.
+func TestRouteHostsLoseTheRootDot(t *testing.T) {
+	table := mustArray(t, `[
+		{"name": "admin", "path": "/**", "host": "Admin.Example.com."},
+		{"name": "eu", "path": "/**", "host": "*.eu.example.com."},
+		{"name": "dot", "path": "/dot", "host": "."},
+		{"name": "star dot", "path": "/star", "host": "*."},
+		{"name": "anything", "path": "/**"}
+	]`)
+	tests := []struct {
+		name, host, path string
+		want             int
+	}{
+		{"ok/a route host with the root's dot matches the host", "admin.example.com", "/x", 0},
+		{"ok/a wildcard route host with the root's dot matches a label", "a.eu.example.com", "/x", 1},
+		{"ok/a wildcard route host still needs its one label", "eu.example.com", "/x", 4},
+		{"ok/another host falls through", "api.example.com", "/x", 4},
+		{"ok/a route host that is only a dot stays one", "h", "/dot", 4},
+		{"ok/a star and a dot is no host", "h", "/star", 4},
+	}
+	c, err := Compile(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := newReference(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok, err := c.Match("GET", tt.host, tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				got = -1
+			}
+			if got != tt.want {
+				t.Errorf("Match(%q, %q) = %d, want %d", tt.host, tt.path, got, tt.want)
+			}
+			want, err := ref.answers(t, table, [][3]string{{"GET", tt.host, tt.path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want[0].index != tt.want {
+				t.Errorf("the Rego reference answers %s, want route %d", want[0], tt.want)
+			}
+		})
+	}
+}

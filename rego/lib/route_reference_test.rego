@@ -82,10 +82,13 @@ method_matches(r, "HEAD") if {
 
 host_matches(r, _) if object.get(r, "host", null) in {null, "*"}
 
+# A route's host is a DNS name: its root's trailing dot is dropped
+# (api.example.com. is api.example.com), as request hosts lose theirs.
 host_matches(r, host) if {
 	route_host := r.host
 	is_string(route_host)
-	lower(route_host) == host
+	not startswith(route_host, "*.")
+	lower(trim_root_dot(route_host)) == host
 }
 
 # "*.example.com" matches exactly one more label: a.example.com, not
@@ -94,7 +97,7 @@ host_matches(r, host) if {
 	route_host := r.host
 	is_string(route_host)
 	startswith(route_host, "*.")
-	suffix := lower(substring(route_host, 1, -1))
+	suffix := lower(trim_root_dot(substring(route_host, 1, -1)))
 	endswith(host, suffix)
 	label := trim_suffix(host, suffix)
 	label != ""
@@ -105,6 +108,11 @@ host_matches(r, host) if {
 # character, so that /v1/accounts/* never matches /v1/accounts/ (often the
 # list endpoint). "**" still matches any depth, none included. It takes two
 # replacements: in "/*/*" the first one's match takes the "/" between them.
+trim_root_dot(h) := substring(h, 0, count(h) - 1) if {
+	count(h) > 1
+	endswith(h, ".")
+} else := h
+
 pattern(path) := regex.replace(
 	regex.replace(path, `(^|/)\*(/|$)`, "$1?*$2"),
 	`(^|/)\*(/|$)`, "$1?*$2",
