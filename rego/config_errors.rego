@@ -412,6 +412,7 @@ plain_route(r) if {
 	regex.match(`^/[A-Za-z0-9._~!$&'()+,;=:@%*/-]*$`, p)
 	not regex.match(`(^|/)\.\.?(/|$)`, p)
 	not contains(p, "//")
+	not regex.match(`%[0-9A-Fa-f]{2}`, p)
 	type_name(object.get(r, "name", null)) in {"null", "string"}
 	type_name(object.get(r, "audience", null)) in {"null", "string"}
 	type_name(object.get(r, "path_parameters", null)) in {"null", "boolean"}
@@ -520,12 +521,15 @@ path_errors(path, p) := {error(path, msg) |
 
 path_problems(p) := {`must start with "/" and hold only path characters, "*" and "**"`} if {
 	not regex.match(`^/[A-Za-z0-9._~!$&'()+,;=:@%*/-]*$`, p)
-} else := {msg |
+} else := ({msg |
 	regex.match(`(^|/)\.\.?(/|$)`, p)
 	msg := `has a "." or ".." segment: the route can never match (request paths are normalised)`
 } | {msg |
 	contains(p, "//")
 	msg := `has an empty segment ("//"): the route can never match (request paths are normalised)`
+}) | {msg |
+	regex.match(`%[0-9A-Fa-f]{2}`, p)
+	msg := `has a percent-encoding: request paths are matched decoded, so the route can never match (write the character itself, or use "*")`
 }
 
 details_errors(path, d) := ((object_errors(path, d) | unknown(path, d, {"type", "actions"})) | {error(array.concat(path, ["type"]), msg) |

@@ -108,6 +108,9 @@ test_routes_that_can_never_match if {
 		{"path": "/v1//x"}: "pdp.routes[0].path",
 		{"path": "/v1/../x"}: "pdp.routes[0].path",
 		{"path": "/v1/./x"}: "pdp.routes[0].path",
+		{"path": "/files/a%20b"}: "pdp.routes[0].path",
+		{"path": "/users/me%40example/**"}: "pdp.routes[0].path",
+		{"path": "/v1/%61dmin"}: "pdp.routes[0].path",
 	} {
 		paths(route(r)) == {path}
 	}
