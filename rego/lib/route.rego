@@ -7,9 +7,10 @@
 # A route: {"name", "methods": [...] (absent, "*" or containing "*": any;
 # GET also matches HEAD), "host" (exact, case-insensitive, a trailing dot
 # dropped; "*.example.com" matches one label; absent or "*": any), "path"
-# (glob: "*" one segment, "**" any depth), "audience", "scopes": [...], "grant_types": [...], "authorization_details": {"type",
-# "actions": [...]}, "path_parameters": true (";" path parameters accepted;
-# absent or false: refused)}. The first route that matches applies. Without a match,
+# (glob: "*" one segment, "**" any depth), "audience", "scopes": [...],
+# "grant_types": [...], "authorization_details": {"type", "actions": [...]},
+# "path_parameters": true (";" path parameters accepted; absent or false:
+# refused)}. The first route that matches applies. Without a match,
 # data.pdp.unknown_routes decides: "deny" (the default, and the value for
 # anything but "allow") or "allow" (route, scope and intent checks skipped).
 #
