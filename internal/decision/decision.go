@@ -225,6 +225,9 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 	}
 	if opts.ReuseEntries > 0 && opts.ReuseTTL > 0 {
 		e.reuse = newReuseCache(opts.ReuseEntries, opts.ReuseBytes, opts.ReuseTTL)
+		if eval != nil {
+			go e.reuse.sweepLoop(ctx, e.now, func() uint64 { return eval.Settings().Reuse.Version })
+		}
 	}
 	if opts.State != nil {
 		e.recorder = newRecorder(ctx, opts.State, opts.FingerprintQueue, opts.FingerprintWriters, opts.Logger)

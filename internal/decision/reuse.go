@@ -237,6 +237,60 @@ func (c *reuseCache) put(k reuseKey, e *reuseEntry) {
 	s.mu.Unlock()
 }
 
+// reuseSweepEvery is how often the engine removes kept decisions that can
+// no longer be reused.
+const reuseSweepEvery = 30 * time.Second
+
+// sweep removes the kept decisions that lookup would refuse whatever the
+// request: past their until, or made by another policy version than
+// version. Without it they stay until their key is used again or the
+// shard is full, holding memory a replica has no use for (every policy
+// change leaves a whole cache of them). Each shard is scanned under its
+// read lock and its dead entries removed under the write lock, checked
+// again. It returns how many it removed.
+func (c *reuseCache) sweep(now time.Time, version uint64) int {
+	dead := func(e *reuseEntry) bool { return !now.Before(e.until) || e.version != version }
+	removed := 0
+	var keys []reuseKey
+	for i := range c.shards {
+		s := &c.shards[i]
+		keys = keys[:0]
+		s.mu.RLock()
+		for k, e := range s.entries {
+			if dead(e) {
+				keys = append(keys, k)
+			}
+		}
+		s.mu.RUnlock()
+		if len(keys) == 0 {
+			continue
+		}
+		s.mu.Lock()
+		for _, k := range keys {
+			if e, ok := s.entries[k]; ok && dead(e) {
+				delete(s.entries, k)
+				s.bytes -= e.size
+				removed++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return removed
+}
+
+func (c *reuseCache) sweepLoop(ctx context.Context, now func() time.Time, version func() uint64) {
+	t := time.NewTicker(reuseSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.sweep(now(), version())
+		}
+	}
+}
+
 func (c *reuseCache) stats() ReuseStats {
 	st := ReuseStats{Reused: c.hits.Load(), Evaluated: c.misses.Load(), MaxEntries: c.maxEntries, MaxBytes: c.maxBytes}
 	for i := range c.shards {
