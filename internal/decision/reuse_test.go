@@ -134,7 +134,8 @@ func TestSweepRemovesKeptDecisionsThatCanNoLongerBeReused(t *testing.T) {
 	for _, k := range live {
 		liveBytes += c.get(k).size
 	}
-	if removed := c.sweep(now, 7); removed != 200 {
+	r := policy.Reuse{Version: 7, Previous: 6, Activated: now.Add(-time.Hour)}
+	if removed := c.sweep(now, r); removed != 200 {
 		t.Errorf("sweep removed %d, want the 200 dead ones", removed)
 	}
 	st := c.stats()
@@ -146,7 +147,7 @@ func TestSweepRemovesKeptDecisionsThatCanNoLongerBeReused(t *testing.T) {
 			t.Fatal("a live decision was swept")
 		}
 	}
-	if removed := c.sweep(now, 7); removed != 0 {
+	if removed := c.sweep(now, r); removed != 0 {
 		t.Errorf("a second sweep removed %d", removed)
 	}
 }
