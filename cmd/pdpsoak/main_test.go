@@ -64,7 +64,7 @@ func TestResultPassesOnlyWithoutErrorsWrongAnswersOrLostRevocations(t *testing.T
 		{name: "fail/an acknowledged revocation not enforced", spoil: func(r *result) { r.lost = []string{"x"} }},
 		{name: "ok/too few steady samples to judge memory", spoil: func(r *result) { r.samples = r.samples[:2] }, want: true},
 		{name: "fail/RSS grows once steady", spoil: func(r *result) { r.samples = append(r.samples, steady(6*time.Minute, 450, 60, 55)) }},
-		{name: "fail/goroutines grow beside the connections once steady", spoil: func(r *result) { r.samples = append(r.samples, steady(6*time.Minute, 410, 70, 55)) }},
+		{name: "fail/goroutines grow beside the connections once steady", spoil: func(r *result) { r.samples = append(r.samples, steady(6*time.Minute, 410, 90, 55)) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := clean()

@@ -38,27 +38,31 @@ func (r *result) steady() []sample {
 	return out
 }
 
-// spread is how far apart the steady samples' RSS and their goroutines
-// beside the connections' (one per open connection, as many as the load
-// generator keeps) are: (max − min) / min. ok is false with fewer than two
-// steady samples.
-func (r *result) spread() (rss, goroutines float64, ok bool) {
+// spread is how far apart the steady samples are: their RSS as (max −
+// min) / min, and the lowest and highest count of their goroutines beside
+// the connections' (one per open connection, as many as the load generator
+// keeps). ok is false with fewer than two steady samples.
+func (r *result) spread() (rss float64, goroutinesLo, goroutinesHi int, ok bool) {
 	st := r.steady()
 	if len(st) < 2 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	spread := func(v func(sample) float64) float64 {
-		lo, hi := v(st[0]), v(st[0])
-		for _, s := range st[1:] {
-			lo, hi = min(lo, v(s)), max(hi, v(s))
-		}
-		if lo <= 0 {
-			return 0
-		}
-		return (hi - lo) / lo
+	lo, hi := st[0].rssMiB, st[0].rssMiB
+	goroutinesLo, goroutinesHi = st[0].otherGoroutines(), st[0].otherGoroutines()
+	for _, s := range st[1:] {
+		lo, hi = min(lo, s.rssMiB), max(hi, s.rssMiB)
+		goroutinesLo, goroutinesHi = min(goroutinesLo, s.otherGoroutines()), max(goroutinesHi, s.otherGoroutines())
 	}
-	return spread(func(s sample) float64 { return s.rssMiB }), spread(func(s sample) float64 { return float64(s.otherGoroutines()) }), true
+	if lo > 0 {
+		rss = (hi - lo) / lo
+	}
+	return rss, goroutinesLo, goroutinesHi, true
 }
+
+// goroutineSlack is how many goroutines the steady samples may differ by
+// whatever flatWithin allows: a few come and go with the background work
+// (a batch being written, a sweep, a policy reload).
+const goroutineSlack = 10
 
 // otherGoroutines are the goroutines beside one per open file (each open
 // connection holds a file and the goroutine that serves it).
@@ -67,8 +71,8 @@ func (s sample) otherGoroutines() int { return s.goroutines - s.fds }
 // flat: the steady samples' RSS and other goroutines stay within
 // flatWithin of each other (true when there are too few to tell).
 func (r *result) flat() bool {
-	rss, g, ok := r.spread()
-	return !ok || (rss <= flatWithin && g <= flatWithin)
+	rss, lo, hi, ok := r.spread()
+	return !ok || (rss <= flatWithin && float64(hi-lo) <= max(flatWithin*float64(lo), goroutineSlack))
 }
 
 // passed: no 5xx or connection failure outside the restart window, no
@@ -125,7 +129,7 @@ func (r *result) markdown(o options) string {
 		}
 		fmt.Fprintf(&b, "\n5xx by 10-second window: %s\n", strings.Join(windows, ", "))
 	}
-	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples from then on (*steady*, after each start) must be flat, RSS and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) within %.0f%% of each other.\n",
+	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples from then on (*steady*, after each start) must be flat, RSS within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
 		o.FreshTTL, r.steadyAfter, flatWithin*100)
 	b.WriteString("\n| moment | up | RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | other goroutines | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
@@ -140,13 +144,13 @@ func (r *result) markdown(o options) string {
 		fmt.Fprintf(&b, "\nFrom start to end: RSS %+.0f%%, goroutines %+.0f%%.\n",
 			pct(first.rssMiB, last.rssMiB), pct(float64(first.goroutines), float64(last.goroutines)))
 	}
-	if rss, g, ok := r.spread(); ok {
+	if rss, lo, hi, ok := r.spread(); ok {
 		verdict := "flat"
 		if !r.flat() {
 			verdict = "NOT flat"
 		}
-		fmt.Fprintf(&b, "\nSteady samples (%d): RSS spread %.0f%%, other goroutines spread %.0f%%: %s (within %.0f%%).\n",
-			len(r.steady()), rss*100, g*100, verdict, flatWithin*100)
+		fmt.Fprintf(&b, "\nSteady samples (%d): RSS spread %.0f%%, other goroutines %d–%d: %s (RSS within %.0f%%, goroutines within %.0f%% or %d).\n",
+			len(r.steady()), rss*100, lo, hi, verdict, flatWithin*100, flatWithin*100, goroutineSlack)
 	} else {
 		b.WriteString("\nToo few steady samples to judge memory: run longer, or with a shorter --fresh-token-ttl.\n")
 	}
