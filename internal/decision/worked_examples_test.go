@@ -491,3 +491,41 @@ func checkQuoted(t *testing.T, ex workedExample, files map[string][]byte) {
 		}
 	}
 }
+
+// TestDocsRouteSnippetsAccepted: every route the docs show as a json block
+// (an object with "path" and "methods") is accepted by the shipped policy's
+// validator when added to the shipped rego/data.json routes.
+func TestDocsRouteSnippetsAccepted(t *testing.T) {
+	shipped, err := policy.LoadDir("../../rego", policy.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := regexp.MustCompile("(?s)\n```json\n(.*?)\n```")
+	pages, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, page := range pages {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range block.FindAllSubmatch(b, -1) {
+			var route map[string]any
+			if json.Unmarshal(m[1], &route) != nil || route["path"] == nil || route["methods"] == nil {
+				continue
+			}
+			checked++
+			set := &policy.Set{Modules: shipped.Modules, Data: copyJSON(t, shipped.Data), Revision: "route", Source: "test"}
+			d := set.Data["pdp"].(map[string]any)
+			d["routes"] = append(d["routes"].([]any), route)
+			if err := policy.NewEngine(nil).Activate(context.Background(), set); err != nil {
+				t.Errorf("%s: the route %s is refused: %v", page, m[1], err)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no route snippet found in docs/")
+	}
+}
