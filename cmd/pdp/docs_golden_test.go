@@ -16,7 +16,7 @@ import (
 // holds, which a test took from a real response (or, for guardrails/NAME.json,
 // from a real decision of the shipped policy: TestGuardrailWorkedExamples in
 // internal/decision).
-var goldenBlock = regexp.MustCompile("(?s)<!-- golden: ((?:[A-Za-z0-9_-]+/)?[A-Za-z0-9._-]+) -->\\s*\\n[ \\t]*```json\\n(.*?)\\n[ \\t]*```")
+var goldenBlock = regexp.MustCompile("(?s)<!-- golden: ((?:[A-Za-z0-9_-]+/)?[A-Za-z0-9._-]+) -->\\s*\\n[ \\t]*```json\\n(.*?)\\n[ \\t]*```[ \\t]*(?:\\n|$)")
 
 // TestDocsGoldenBlocks: every marked block of README.md and docs/ equals its
 // golden file (as JSON: spacing may differ), every golden file a marked

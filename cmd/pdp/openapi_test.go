@@ -163,6 +163,8 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 		{name: "ssf/accepted", method: "POST", path: "/v1/ssf/events", header: setCT, body: set("set-openapi-1", time.Now()), status: 202},
 		{name: "ssf/error too old", golden: "ssf-too-old.json", method: "POST", path: "/v1/ssf/events", header: setCT,
 			body: set("set-openapi-2", time.Now().Add(-30*24*time.Hour)), status: 400},
+		{name: "ssf/error in the future", golden: "ssf-in-the-future.json", method: "POST", path: "/v1/ssf/events", header: setCT,
+			body: set("set-openapi-3", time.Now().Add(time.Hour)), status: 400},
 		{name: "ssf/error content type", method: "POST", path: "/v1/ssf/events", header: jsonCT, body: text(`{}`), status: 400},
 
 		{name: "status", method: "GET", path: "/v1/status", status: 200},
