@@ -80,6 +80,9 @@ func forgeCompact(t *testing.T, pub any, header, payload map[string]any) string 
 	return ""
 }
 
+// weakKeysStatusGolden is the issuer entry of /v1/status docs/keys.md quotes.
+var weakKeysStatusGolden = docGolden("status-issuer-refused-keys.json", "TestWeakKeysAreRefusedByEveryLoader")
+
 // TestWeakKeysAreRefusedByEveryLoader runs in the binary that links OPA,
 // whose init sets jwx's minimum RSA modulus and exponent to 0: the issuer
 // JWKS, the SSF transmitter JWKS and the DPoP proof jwk must refuse weak
@@ -247,6 +250,14 @@ func TestWeakKeysAreRefusedByEveryLoader(t *testing.T) {
 			t.Fatalf("GET /v1/status = %d", status)
 		}
 		raw, _ := json.Marshal(out)
+		var all struct{ Issuers []map[string]any }
+		_ = json.Unmarshal(raw, &all)
+		for _, is := range all.Issuers {
+			if is["issuer"] == weakIssuer.URL {
+				b, _ := json.Marshal(is)
+				checkDocGolden(t, weakKeysStatusGolden, b, weakIssuer.URL, "https://as.example.com")
+			}
+		}
 		var st struct {
 			Issuers []struct {
 				Issuer      string

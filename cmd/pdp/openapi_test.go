@@ -119,6 +119,8 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 			body: decideBody(map[string]any{}, "/v1/accounts/42"), status: 200},
 		{name: "decide/deny path refused", golden: "decide-path-refused.json", method: "POST", path: "/v1/decide", header: jsonCT,
 			body: decideBody(map[string]any{"authorization": "Bearer " + allowTok}, `/v1/accounts/42%5C..%5C..%5Cadmin%5Cusers`), status: 200},
+		{name: "decide/deny path parameters", golden: "decide-path-parameters.json", method: "POST", path: "/v1/decide", header: jsonCT,
+			body: decideBody(map[string]any{"authorization": "Bearer " + allowTok}, "/v1/accounts/42;jsessionid=x"), status: 200},
 		{name: "decide/error malformed JSON", golden: "decide-problem-malformed.json", method: "POST", path: "/v1/decide", header: jsonCT,
 			body: text(`{"request":`), status: 400},
 		{name: "decide/error not JSON", method: "POST", path: "/v1/decide", header: map[string]string{"Content-Type": "text/plain"},
@@ -129,6 +131,8 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 		{name: "forward-auth/allow", method: "GET", path: "/v1/forward-auth", header: nginx(faTok), status: 200},
 		{name: "forward-auth/allow with a path", method: "GET", path: "/v1/forward-auth/check", header: nginx(faTok), status: 200},
 		{name: "forward-auth/deny", golden: "forward-auth-deny.json", method: "GET", path: "/v1/forward-auth", header: nginx(""), status: 401},
+		{name: "forward-auth/deny path refused", golden: "forward-auth-path-refused.json", method: "GET", path: "/v1/forward-auth",
+			header: with2(nginx(faTok), "X-Original-Uri", `/v1/accounts/42%5C..%5C..%5Cadmin%5Cusers`), status: 400},
 		{name: "forward-auth/error no request line", golden: "forward-auth-problem.json", method: "GET", path: "/v1/forward-auth",
 			header: map[string]string{"Authorization": "Bearer " + faTok}, status: 400},
 
@@ -159,6 +163,8 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 		{name: "ssf/accepted", method: "POST", path: "/v1/ssf/events", header: setCT, body: set("set-openapi-1", time.Now()), status: 202},
 		{name: "ssf/error too old", golden: "ssf-too-old.json", method: "POST", path: "/v1/ssf/events", header: setCT,
 			body: set("set-openapi-2", time.Now().Add(-30*24*time.Hour)), status: 400},
+		{name: "ssf/error in the future", golden: "ssf-in-the-future.json", method: "POST", path: "/v1/ssf/events", header: setCT,
+			body: set("set-openapi-3", time.Now().Add(time.Hour)), status: 400},
 		{name: "ssf/error content type", method: "POST", path: "/v1/ssf/events", header: jsonCT, body: text(`{}`), status: 400},
 
 		{name: "status", method: "GET", path: "/v1/status", status: 200},
@@ -166,6 +172,12 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 		{name: "readyz", golden: "readyz.json", method: "GET", path: "/readyz", status: 200},
 		{name: "metrics", method: "GET", path: "/metrics", status: 200},
 	}
+}
+
+// with2 is h with k set to v.
+func with2(h map[string]string, k, v string) map[string]string {
+	h[k] = v
+	return h
 }
 
 // runExchanges sends every exchange to a fresh real server, in order

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -96,6 +97,7 @@ type answer struct {
 	reasons    []string
 	retryAfter string
 	grpcErr    error
+	body       []byte // of decide and forward-auth
 }
 
 // ask asks transport about GET https://api.example.com/x.
@@ -118,10 +120,11 @@ func (b *overloadBed) ask(ctx context.Context, t *testing.T, transport string) a
 				Code string `json:"code"`
 			} `json:"reasons"`
 		}
-		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&d) != nil {
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &d) != nil {
 			return answer{status: resp.StatusCode}
 		}
-		a := answer{status: d.Status, retryAfter: d.Headers["Retry-After"]}
+		a := answer{status: d.Status, retryAfter: d.Headers["Retry-After"], body: raw}
 		for _, r := range d.Reasons {
 			a.reasons = append(a.reasons, r.Code)
 		}
@@ -140,8 +143,9 @@ func (b *overloadBed) ask(ctx context.Context, t *testing.T, transport string) a
 		var body struct {
 			Reasons []string `json:"reasons"`
 		}
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return answer{status: resp.StatusCode, reasons: body.Reasons, retryAfter: resp.Header.Get("Retry-After")}
+		raw, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(raw, &body)
+		return answer{status: resp.StatusCode, reasons: body.Reasons, retryAfter: resp.Header.Get("Retry-After"), body: raw}
 	case "ext_authz":
 		resp, err := b.ext.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
@@ -200,6 +204,12 @@ func (b *overloadBed) decisions(t *testing.T) map[string]float64 {
 
 var transports = []string{"decide", "forward-auth", "ext_authz"}
 
+// The overloaded answers docs/operations.md quotes.
+var overloadGoldens = map[string]string{
+	"decide":       docGolden("overload-decide.json", "TestOverloadIsAnOverloadedDenyOnEveryTransport"),
+	"forward-auth": docGolden("overload-forward-auth.json", "TestOverloadIsAnOverloadedDenyOnEveryTransport"),
+}
+
 func TestOverloadIsAnOverloadedDenyOnEveryTransport(t *testing.T) {
 	tests := []struct {
 		name string
@@ -234,6 +244,9 @@ func TestOverloadIsAnOverloadedDenyOnEveryTransport(t *testing.T) {
 				if a.grpcErr != nil || a.status != http.StatusServiceUnavailable || len(a.reasons) != 1 ||
 					a.reasons[0] != decision.CodeOverloaded || a.retryAfter != decision.RetryAfter {
 					t.Errorf("%s: %+v, want 503, reason overloaded, Retry-After %s", tr, a, decision.RetryAfter)
+				}
+				if name := overloadGoldens[tr]; name != "" && tt.occupy && tt.opts.MaxQueue == 0 {
+					checkDocGolden(t, name, a.body)
 				}
 			}
 			got := b.decisions(t)

@@ -71,6 +71,12 @@ func bundleOf(t *testing.T, dir string) string {
 // a policy the server would activate, 1 (with every configuration error on
 // stdout) for one it would refuse, 2 for a usage error or a path that
 // cannot be read.
+// The answers docs/policies.md quotes for refused policy data.
+var (
+	policyCheckGolden         = docGolden("policy-check-refused.json", "TestPolicyCheckExitCodes")
+	policyRefusedStatusGolden = docGolden("status-policy-refused.json", "TestBrokenPolicyDataInAWatchedDirIsRefused")
+)
+
 func TestPolicyCheckExitCodes(t *testing.T) {
 	good, _ := filepath.Abs("../../rego")
 	broken := policyWithData(t, brokenLifetimeData(t))
@@ -133,6 +139,7 @@ func TestPolicyCheckExitCodes(t *testing.T) {
 				if err := json.Unmarshal([]byte(stdout.String()), &res); err != nil || res.Valid || len(res.Errors) != 1 {
 					t.Errorf("json output = %+v, %v", res, err)
 				}
+				checkDocGolden(t, policyCheckGolden, []byte(stdout.String()))
 			}
 		})
 	}
@@ -202,6 +209,12 @@ func TestBrokenPolicyDataInAWatchedDirIsRefused(t *testing.T) {
 		dir, _ = sources[0].(map[string]any)
 		return dir["state"] == "failed"
 	})
+	_, st := tb.call(t, "GET", "/v1/status", "", "", "")
+	if st["active"] == nil {
+		t.Errorf("/v1/status has no active policy: %v", st)
+	}
+	refused, _ := json.Marshal(map[string]any{"active": st["active"], "sources": st["sources"]})
+	checkDocGolden(t, policyRefusedStatusGolden, refused, policyDir, "./policy")
 	errs, _ := dir["config_errors"].([]any)
 	if len(errs) != 1 || errs[0].(map[string]any)["path"] != "pdp.lifetimes.default.max_lifetime" ||
 		!strings.Contains(errs[0].(map[string]any)["message"].(string), "positive duration") {

@@ -90,11 +90,17 @@ func TestStoreFileDeletedUnderRunningServer(t *testing.T) {
 		if !strings.Contains(string(b), `"readiness":{"ready":false`) || !strings.Contains(string(b), db) {
 			t.Errorf("/v1/status does not say under readiness why the store is not ready: %s", b)
 		}
+		var st struct{ Readiness json.RawMessage }
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		checkDocGolden(t, storeDeletedStatusGolden, st.Readiness, db, "data/pdp.db")
 	}
 	var problem map[string]any
 	if err := json.Unmarshal([]byte(body), &problem); err != nil || problem["type"] != "https://tokenguard.dev/problems/not-ready" {
 		t.Errorf("/readyz body is not a not-ready problem: %v %s", err, body)
 	}
+	checkDocGolden(t, storeDeletedReadyzGolden, []byte(body))
 	if !strings.Contains(p.stderr.String(), `"level":"ERROR","msg":"store faulted`) || !strings.Contains(p.stderr.String(), db) {
 		t.Errorf("no ERROR log naming the file:\n%s", p.stderr)
 	}
@@ -129,6 +135,12 @@ func TestStoreFileDeletedUnderRunningServer(t *testing.T) {
 		t.Errorf("after restore: allow=%v %s, want subject_revoked", allow, codes)
 	}
 }
+
+// The answers docs/operations.md quotes for a deleted pdp.db.
+var (
+	storeDeletedReadyzGolden = docGolden("readyz-store-deleted.json", "TestStoreFileDeletedUnderRunningServer")
+	storeDeletedStatusGolden = docGolden("status-readiness-store-deleted.json", "TestStoreFileDeletedUnderRunningServer")
+)
 
 // TestStoreDamagedAtStart: a corrupt, truncated or emptied pdp.db refuses
 // the start with what to do, never a panic trace; an emptied one starts
