@@ -29,7 +29,7 @@ type shadowRig struct {
 }
 
 // newShadowRig starts a rig; edit changes the shadow's copy of data.json.
-func newShadowRig(t *testing.T, opts Options, edit func(data string) string) *shadowRig {
+func newShadowRig(t testing.TB, opts Options, edit func(data string) string) *shadowRig {
 	t.Helper()
 	ctx := t.Context()
 	st, err := store.OpenBolt(t.TempDir(), store.BoltOptions{LockTimeout: time.Second})
@@ -81,7 +81,7 @@ func newShadowRig(t *testing.T, opts Options, edit func(data string) string) *sh
 }
 
 // copyPolicy loads a copy of dir whose data.json went through edit.
-func copyPolicy(t *testing.T, dir string, edit func(string) string) *policy.Set {
+func copyPolicy(t testing.TB, dir string, edit func(string) string) *policy.Set {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "policy")
 	if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
@@ -110,7 +110,7 @@ func tighterLifetime(data string) string {
 	return strings.Replace(data, `"default": {"max_lifetime": "1h"`, `"default": {"max_lifetime": "2m"`, 1)
 }
 
-func (r *shadowRig) decide(t *testing.T) *Decision {
+func (r *shadowRig) decide(t testing.TB) *Decision {
 	t.Helper()
 	req, err := NewRequest(r.raw)
 	if err != nil {
@@ -351,4 +351,42 @@ func mapsEqual(a, b map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// BenchmarkShadowOffer measures what a shadow adds to the answer path: the
+// hand-off of an answered decision when it is sampled out, when every
+// evaluation slot is busy (skipped), and when it starts an evaluation (the
+// evaluation itself then runs beside the next answers: see
+// BenchmarkFirstDecision/eval-only for its CPU).
+func BenchmarkShadowOffer(b *testing.B) {
+	rig := newShadowRig(b, Options{}, nil)
+	d := rig.decide(b)
+	b.Run("sampled-out", func(b *testing.B) {
+		sh := NewShadow(b.Context(), rig.shadow, ShadowOptions{SampleRate: 0, MaxConcurrency: 1})
+		b.ReportAllocs()
+		for b.Loop() {
+			sh.Offer(d)
+		}
+	})
+	b.Run("skipped", func(b *testing.B) {
+		blocked := &blockedShadow{engine: rig.shadow, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+		sh := NewShadow(b.Context(), blocked, ShadowOptions{SampleRate: 1, MaxConcurrency: 1})
+		sh.Offer(d)
+		<-blocked.entered
+		b.ReportAllocs()
+		for b.Loop() {
+			sh.Offer(d)
+		}
+		b.StopTimer()
+		close(blocked.gate)
+		sh.Wait()
+	})
+	b.Run("evaluated-and-waited-for", func(b *testing.B) {
+		sh := NewShadow(b.Context(), rig.shadow, ShadowOptions{SampleRate: 1, MaxConcurrency: 1, Timeout: 5 * time.Second})
+		b.ReportAllocs()
+		for b.Loop() {
+			sh.Offer(d)
+			sh.Wait() // one at a time: each offer starts an evaluation
+		}
+	})
 }
