@@ -100,8 +100,9 @@ func TestShadowPolicyOnLiveTraffic(t *testing.T) {
 		c.Policy.Shadow.Dir = shadowDir
 		c.DecisionLogs.URL = logs.URL
 		c.DecisionLogs.DropAllows = true // disagreements are written all the same
+		c.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
 	})
-	const n = 4
+	const n = 3 // by /v1/decide, and one by /v1/forward-auth
 	ids := map[string]bool{}
 	for range n {
 		tok := tb.mint(t, "ES256", map[string]any{"exp": time.Now().Add(30 * time.Minute).Unix()})
@@ -112,13 +113,31 @@ func TestShadowPolicyOnLiveTraffic(t *testing.T) {
 		// find the slot busy and be skipped.
 		waitShadow(t, tb, func(st *decision.ShadowStatus) bool { return st.Decisions == int64(len(ids)) })
 	}
+	// The forward-auth transport hands its decisions over as well.
+	req, _ := http.NewRequest("GET", tb.pdp.URL+"/v1/forward-auth", nil)
+	for k, v := range map[string]string{"X-Original-Method": "GET", "X-Original-Uri": "/v1/accounts/42", "X-Original-Proto": "https",
+		"X-Real-Ip": "203.0.113.7", "Authorization": "Bearer " + tb.mint(t, "ES256", map[string]any{"exp": time.Now().Add(30 * time.Minute).Unix()})} {
+		req.Header.Set(k, v)
+	}
+	req.Host = "api.example.com"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/forward-auth = %d, want the active policy's allow", resp.StatusCode)
+	}
+	ids[resp.Header.Get("X-Decision-Id")] = true
+	waitShadow(t, tb, func(st *decision.ShadowStatus) bool { return st.Decisions == n+1 })
 	st := shadowStatus(t, tb)
-	if st.Decisions != n || st.Disagreements != n || st.Source != shadowDir || st.Revision == "" || st.LastError != "" {
+	if st.Decisions != n+1 || st.Disagreements != n+1 || st.Source != shadowDir || st.Revision == "" || st.LastError != "" {
 		t.Fatalf("/v1/status shadow = %+v", st)
 	}
 	text := metricsText(t, tb)
 	for _, want := range []string{
 		`pdp_shadow_decisions_total{result="disagree"} 4`,
+		`pdp_shadow_decisions_total{result="skipped"} 0`,
 		`pdp_shadow_decisions_total{result="agree"} 0`,
 		`pdp_shadow_disagreements_total{active="allow",reason="lifetime_exceeded",shadow="deny"} 4`,
 	} {
@@ -142,8 +161,8 @@ func TestShadowPolicyOnLiveTraffic(t *testing.T) {
 	}
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
-	if len(sink.events) != n {
-		t.Fatalf("%d decision-log events, want the %d disagreements alone (allows are dropped)", len(sink.events), n)
+	if len(sink.events) != n+1 {
+		t.Fatalf("%d decision-log events, want the %d disagreements alone (allows are dropped)", len(sink.events), n+1)
 	}
 	for _, ev := range sink.events {
 		res, _ := ev["result"].(map[string]any)
@@ -198,5 +217,30 @@ func TestNoShadowIsNull(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	if !bytes.Contains(raw, []byte(`"shadow":null`)) {
 		t.Fatalf("/v1/status = %s, want shadow null", raw)
+	}
+}
+
+// TestRefusedShadowVersionKeepsTheLastGood: the shadow source is watched;
+// a version that does not load is refused, shows in last_error, and the
+// last good shadow version keeps being evaluated.
+func TestRefusedShadowVersionKeepsTheLastGood(t *testing.T) {
+	tighter := strings.Replace(guardrailData, `"default": {"max_lifetime": "1h"`, `"default": {"max_lifetime": "10m"`, 1)
+	shadowDir := policyWithData(t, tighter)
+	tb := newGuardrailTestbed(t, func(c *config.Config) { c.Policy.Shadow.Dir = shadowDir })
+	decideOnce := func(n int64) *decision.ShadowStatus {
+		tok := tb.mint(t, "ES256", map[string]any{"exp": time.Now().Add(30 * time.Minute).Unix()})
+		check(t, tb.decide(t, bearer(tok), nil), want{true, 200, ""})
+		return waitShadow(t, tb, func(st *decision.ShadowStatus) bool { return st.Decisions == n })
+	}
+	first := decideOnce(1)
+	if err := os.WriteFile(filepath.Join(shadowDir, "data.json"), []byte(`{"pdp": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused := waitShadow(t, tb, func(st *decision.ShadowStatus) bool { return st.LastError != "" })
+	if refused.Revision != first.Revision {
+		t.Fatalf("revision %q after the refusal, want the last good %q", refused.Revision, first.Revision)
+	}
+	if st := decideOnce(2); st.Disagreements != 2 || st.Revision != first.Revision {
+		t.Fatalf("/v1/status shadow = %+v, want the last good version still disagreeing", st)
 	}
 }
