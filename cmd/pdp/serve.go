@@ -341,8 +341,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "sightings", Get: func(context.Context) (any, error) { return decider.SightingStats(), nil }},
 			{Name: "token_cache", Get: func(context.Context) (any, error) { return verifier.CacheStats(), nil }},
 			{Name: "runtime", Get: func(context.Context) (any, error) { return runtimeStatus{MemoryLimit: memLimit}, nil }},
-			{Name: "shadow", Get: func(context.Context) (any, error) { return shadow.Status(), nil }},
-		}, ssfStatus...),
+		}, append(ssfStatus, shadowStatus(shadow)...)...),
 		Ops:          httpapi.OpsAuth{Credential: opsCred},
 		OpsElsewhere: cfg.Ops.Listen != "",
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/decisionlog"
+	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/metrics"
 	"github.com/tokenguard/pdp/internal/policy"
 )
@@ -92,4 +93,13 @@ func shadowing(log *decisionlog.Logger, shadow *decision.Shadow) decisionLogger 
 		return log
 	}
 	return shadowingLog{log: log, shadow: shadow}
+}
+
+// shadowStatus is the shadow part of GET /v1/status; none without a shadow
+// policy (the member is left out rather than null).
+func shadowStatus(shadow *decision.Shadow) []httpapi.StatusPart {
+	if shadow == nil {
+		return nil
+	}
+	return []httpapi.StatusPart{{Name: "shadow", Get: func(context.Context) (any, error) { return shadow.Status(), nil }}}
 }
