@@ -307,6 +307,10 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if mtr != nil {
 		mtr.Registry().MustRegister(decisionLog.Collector())
 	}
+	shadow, err := newShadow(ctx, cfg, logger, mtr, decisionLog)
+	if err != nil {
+		return nil, err
+	}
 	gatewayAuth := httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""}
 	if len(revokeClients) == 0 && gatewayCred == "" && cfg.Decide.Auth.ClientCAFile == "" {
 		logger.Warn("POST /v1/revoke is off: no client can authenticate (set revoke.clients or decide.auth)")
@@ -325,7 +329,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		SSF:   ssfHandler,
 		Mount: mount,
 
-		DecisionLog:    decisionLog,
+		DecisionLog:    shadowing(decisionLog, shadow),
 		Metrics:        mtr,
 		MetricsHandler: mtr.Handler(),
 		Status:         func() any { return sources.Status() },
@@ -337,7 +341,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 			{Name: "sightings", Get: func(context.Context) (any, error) { return decider.SightingStats(), nil }},
 			{Name: "token_cache", Get: func(context.Context) (any, error) { return verifier.CacheStats(), nil }},
 			{Name: "runtime", Get: func(context.Context) (any, error) { return runtimeStatus{MemoryLimit: memLimit}, nil }},
-		}, ssfStatus...),
+		}, append(ssfStatus, shadowStatus(shadow)...)...),
 		Ops:          httpapi.OpsAuth{Credential: opsCred},
 		OpsElsewhere: cfg.Ops.Listen != "",
 	}
@@ -355,7 +359,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	extAuthz := extauthz.NewServer(decider, extauthz.Options{
 		Logger:         logger,
 		Ready:          func() error { return errors.Join(engine.Ready(), verifier.Ready(), st.Ready()) },
-		DecisionLog:    decisionLog,
+		DecisionLog:    shadowing(decisionLog, shadow),
 		Metrics:        mtr,
 		TLS:            extAuthzTLS,
 		Credential:     gatewayCred,

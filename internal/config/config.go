@@ -201,6 +201,46 @@ type Policy struct {
 	// directory, or a bundle uncompressed; a downloaded bundle's compressed
 	// body too), like MaxFileBytes.
 	MaxTotalBytes int64 `mapstructure:"max_total_bytes"`
+	// Shadow is a second policy, evaluated on a sample of live decisions
+	// after their answer is sent, to see what it would change; it never
+	// changes an answer nor writes state. Off unless dir or bundles is set.
+	Shadow Shadow `mapstructure:"shadow"`
+}
+
+// Shadow is the shadow policy's source, the same shapes as the active
+// policy's (dir, or bundles with verification; debounce and size limits
+// are the active policy's), and the share of decisions it sees.
+type Shadow struct {
+	// Dir holds the shadow policy's Rego modules and data, watched like
+	// policy.dir.
+	Dir string `mapstructure:"dir"`
+	// Bundles are OPA bundles to shadow with instead of a dir, read like
+	// policy.bundles.
+	Bundles []Bundle `mapstructure:"bundles"`
+	// Verification, when set, refuses unsigned or wrongly signed shadow
+	// bundles.
+	Verification *Verification `mapstructure:"verification"`
+	// TestOnLoad runs a new shadow version's own *_test.rego before it is
+	// used; a failing test keeps the last good shadow version.
+	TestOnLoad bool `mapstructure:"test_on_load"`
+	// SampleRate is the fraction of evaluated decisions the shadow policy
+	// evaluates too, between 0 and 1.
+	SampleRate float64 `mapstructure:"sample_rate"`
+	// MaxConcurrency bounds the shadow evaluations that run at once (the
+	// CPU the shadow may take); a sampled decision that finds every one
+	// busy is skipped and counted, never waited for.
+	MaxConcurrency int `mapstructure:"max_concurrency"`
+}
+
+// Enabled reports whether a shadow policy is configured.
+func (s Shadow) Enabled() bool { return s.Dir != "" || len(s.Bundles) > 0 }
+
+// ShadowSource is the shadow policy as a policy source: its dir or
+// bundles, with the active policy's debounce and size limits.
+func (p Policy) ShadowSource() Policy {
+	s := p.Shadow
+	return Policy{Dir: s.Dir, Bundles: s.Bundles, Verification: s.Verification, TestOnLoad: s.TestOnLoad,
+		Debounce: p.Debounce, MaxFileBytes: p.MaxFileBytes, MaxTotalBytes: p.MaxTotalBytes}
 }
 
 // Default size limits of a policy source.
@@ -577,10 +617,11 @@ var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", 
 // Defaults returns the configuration every process starts from.
 func Defaults() Config {
 	return Config{
-		Listen:          "127.0.0.1:8181",
-		DataDir:         "./data",
-		Environment:     "prod",
-		Policy:          Policy{Dir: "./rego", Debounce: 200 * time.Millisecond, MaxFileBytes: DefaultPolicyMaxFileBytes, MaxTotalBytes: DefaultPolicyMaxTotalBytes},
+		Listen:      "127.0.0.1:8181",
+		DataDir:     "./data",
+		Environment: "prod",
+		Policy: Policy{Dir: "./rego", Debounce: 200 * time.Millisecond, MaxFileBytes: DefaultPolicyMaxFileBytes, MaxTotalBytes: DefaultPolicyMaxTotalBytes,
+			Shadow: Shadow{SampleRate: 1, MaxConcurrency: 1}},
 		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1, Queue: DefaultDecisionLogQueue},
 		Metrics:         Metrics{Enabled: true},
 		DecisionTimeout: 100 * time.Millisecond,
@@ -631,13 +672,18 @@ var DefaultAlgorithms = []string{"ES256", "RS256", "PS256", "EdDSA"}
 // ApplyDefaults fills the per-issuer defaults that a flat default map cannot.
 func (c *Config) ApplyDefaults() {
 	c.applySSFDefaults()
-	for i := range c.Policy.Bundles {
-		b := &c.Policy.Bundles[i]
-		if b.URL != "" && b.PollMin == 0 {
-			b.PollMin, b.PollMax = 10*time.Second, max(b.PollMax, 30*time.Second)
+	for _, bundles := range [][]Bundle{c.Policy.Bundles, c.Policy.Shadow.Bundles} {
+		for i := range bundles {
+			b := &bundles[i]
+			if b.URL != "" && b.PollMin == 0 {
+				b.PollMin, b.PollMax = 10*time.Second, max(b.PollMax, 30*time.Second)
+			}
 		}
 	}
-	if v := c.Policy.Verification; v != nil {
+	for _, v := range []*Verification{c.Policy.Verification, c.Policy.Shadow.Verification} {
+		if v == nil {
+			continue
+		}
 		if v.KeyID == "" {
 			v.KeyID = "default"
 		}
@@ -677,6 +723,35 @@ func (c *Config) applySSFDefaults() {
 	}
 }
 
+// validateBundles reports the problems of a list of bundle sources, named
+// under prefix (policy.bundles, policy.shadow.bundles).
+func validateBundles(prefix string, bundles []Bundle, bad func(path, format string, args ...any)) {
+	names := map[string]bool{}
+	for i, b := range bundles {
+		p := fmt.Sprintf("%s[%d]", prefix, i)
+		switch {
+		case b.Name == "":
+			bad(p+".name", "must be set")
+		case names[b.Name]:
+			bad(p+".name", "duplicate bundle name %q", b.Name)
+		}
+		names[b.Name] = true
+		switch {
+		case b.Path == "" && b.URL == "":
+			bad(p, "needs path or url")
+		case b.Path != "" && b.URL != "":
+			bad(p, "path and url are exclusive")
+		case b.URL != "":
+			if err := checkFetchURL(b.URL); err != nil {
+				bad(p+".url", "%v", err)
+			}
+		}
+		if b.PollMin < 0 || b.PollMax < b.PollMin {
+			bad(p+".poll_max", "must not be less than poll_min")
+		}
+	}
+}
+
 // DefaultPollInterval is the pause between two SET polls.
 const DefaultPollInterval = 30 * time.Second
 
@@ -707,32 +782,27 @@ func (c *Config) Validate() error {
 	if c.Policy.MaxTotalBytes < c.Policy.MaxFileBytes {
 		bad("policy.max_total_bytes", "must not be less than policy.max_file_bytes")
 	}
-	names := map[string]bool{}
-	for i, b := range c.Policy.Bundles {
-		p := fmt.Sprintf("policy.bundles[%d]", i)
-		switch {
-		case b.Name == "":
-			bad(p+".name", "must be set")
-		case names[b.Name]:
-			bad(p+".name", "duplicate bundle name %q", b.Name)
-		}
-		names[b.Name] = true
-		switch {
-		case b.Path == "" && b.URL == "":
-			bad(p, "needs path or url")
-		case b.Path != "" && b.URL != "":
-			bad(p, "path and url are exclusive")
-		case b.URL != "":
-			if err := checkFetchURL(b.URL); err != nil {
-				bad(p+".url", "%v", err)
-			}
-		}
-		if b.PollMin < 0 || b.PollMax < b.PollMin {
-			bad(p+".poll_max", "must not be less than poll_min")
-		}
-	}
+	validateBundles("policy.bundles", c.Policy.Bundles, bad)
 	if v := c.Policy.Verification; v != nil && v.KeyFile == "" {
 		bad("policy.verification.key_file", "must be set")
+	}
+	if sh := c.Policy.Shadow; sh.Enabled() {
+		if sh.Dir != "" && len(sh.Bundles) > 0 {
+			bad("policy.shadow", "dir and bundles are exclusive")
+		}
+		validateBundles("policy.shadow.bundles", sh.Bundles, bad)
+		if v := sh.Verification; v != nil && v.KeyFile == "" {
+			bad("policy.shadow.verification.key_file", "must be set")
+		}
+		if sh.Verification != nil && sh.Dir != "" {
+			bad("policy.shadow.verification", "only bundles carry signatures; shadow a signed bundle instead of a dir")
+		}
+	}
+	if r := c.Policy.Shadow.SampleRate; !(r >= 0 && r <= 1) {
+		bad("policy.shadow.sample_rate", "must be between 0 and 1")
+	}
+	if c.Policy.Shadow.MaxConcurrency < 1 {
+		bad("policy.shadow.max_concurrency", "must be at least 1")
 	}
 	if c.Ops.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Ops.Listen); err != nil {

@@ -466,3 +466,64 @@ func TestCheckFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyShadow(t *testing.T) {
+	load := func(t *testing.T, extra string) (Config, error) {
+		t.Helper()
+		return Load(writeConfig(t, validYAML+extra), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+	}
+	t.Run("ok/off by default, every decision sampled on one worker once on", func(t *testing.T) {
+		c, err := load(t, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sh := c.Policy.Shadow; sh.Enabled() || sh.SampleRate != 1 || sh.MaxConcurrency != 1 {
+			t.Errorf("policy.shadow = %+v, want off with sample_rate 1 and max_concurrency 1", sh)
+		}
+	})
+	t.Run("ok/a shadow dir takes the active policy's debounce and limits", func(t *testing.T) {
+		c, err := load(t, "policy:\n  debounce: 50ms\n  shadow:\n    dir: /candidate\n    sample_rate: 0.25\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := c.Policy.ShadowSource()
+		if !c.Policy.Shadow.Enabled() || src.Dir != "/candidate" || src.Debounce != 50*time.Millisecond ||
+			src.MaxFileBytes != c.Policy.MaxFileBytes || c.Policy.Shadow.SampleRate != 0.25 {
+			t.Errorf("shadow source = %+v", src)
+		}
+	})
+	t.Run("ok/signed shadow bundles get the verification defaults", func(t *testing.T) {
+		c, err := load(t, "policy:\n  shadow:\n    bundles: [{name: next, path: /b/next.tar.gz}]\n    verification: {key_file: /k.pem}\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := c.Policy.Shadow.Verification; v == nil || v.KeyID != "default" || v.Algorithm != "RS256" {
+			t.Errorf("verification = %+v", v)
+		}
+	})
+	t.Run("fail/every problem named under policy.shadow", func(t *testing.T) {
+		_, err := load(t, `policy:
+  shadow:
+    dir: /candidate
+    bundles: [{name: a, path: /a}, {name: a}]
+    verification: {algorithm: RS256}
+    sample_rate: 1.5
+    max_concurrency: 0
+`)
+		if err == nil {
+			t.Fatal("Load() = nil, want problems")
+		}
+		for _, want := range []string{
+			"policy.shadow: dir and bundles are exclusive",
+			"policy.shadow.bundles[1].name: duplicate bundle name",
+			"policy.shadow.bundles[1]: needs path or url",
+			"policy.shadow.verification.key_file: must be set",
+			"policy.shadow.sample_rate: must be between 0 and 1",
+			"policy.shadow.max_concurrency: must be at least 1",
+		} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not name %q:\n%v", want, err)
+			}
+		}
+	})
+}

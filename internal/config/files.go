@@ -37,6 +37,14 @@ func (c *Config) files() []fileSetting {
 		p := fmt.Sprintf("policy.bundles[%d]", i)
 		out = append(out, fileSetting{path: p + ".path", file: b.Path, either: true}, f(p+".credentials_file", b.CredentialsFile))
 	}
+	out = append(out, fileSetting{path: "policy.shadow.dir", file: c.Policy.Shadow.Dir, dir: true})
+	if v := c.Policy.Shadow.Verification; v != nil {
+		out = append(out, f("policy.shadow.verification.key_file", v.KeyFile))
+	}
+	for i, b := range c.Policy.Shadow.Bundles {
+		p := fmt.Sprintf("policy.shadow.bundles[%d]", i)
+		out = append(out, fileSetting{path: p + ".path", file: b.Path, either: true}, f(p+".credentials_file", b.CredentialsFile))
+	}
 	for i, is := range c.Issuers {
 		p := fmt.Sprintf("issuers[%d]", i)
 		out = append(out, f(p+".jwks_file", is.JWKSFile))

@@ -91,6 +91,10 @@ type Decision struct {
 	// Reused is set when the decision was answered from an earlier one
 	// for the same request and unchanged state (see reuse.go).
 	Reused bool `json:"-"`
+	// evaluatedAt is the time the active policy evaluated Input at; zero
+	// when it did not answer this decision (a shadow policy sees only
+	// those: see Shadow).
+	evaluatedAt time.Time
 }
 
 // MarshalJSON writes the decision with every list and map present: an
@@ -353,6 +357,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, now)
 	}
 	e.answer(d, res, tok)
+	d.evaluatedAt = now
 	if te != nil && te.refresh != nil && te.refresh.retried {
 		d.Warnings = append(slices.Clip(d.Warnings), policy.Reason{Code: CodeRefreshTokenRetried,
 			Message: "the refresh token was presented again within the reuse grace, from the same client and network; let through once"})

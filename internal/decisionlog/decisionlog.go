@@ -93,6 +93,7 @@ type record struct {
 	latency time.Duration
 	by      string
 	ts      time.Time
+	shadow  *decision.ShadowAnswer
 }
 
 // Logger writes decision-log events. It is safe for concurrent use; a nil
@@ -227,6 +228,11 @@ type Entry struct {
 	RequestedBy string
 	// Time is when the decision was asked for; zero means now.
 	Time time.Time
+	// Shadow, when set, makes the entry a shadow disagreement: the shadow
+	// policy's answer to Decision's input, written beside the answer given
+	// (custom.shadow), under the message "Shadow Disagreement". It is
+	// always written, whatever drop_allows and sample_rate say.
+	Shadow *decision.ShadowAnswer
 }
 
 // Log hands one decision to the logger, unless drop_allows or sampling
@@ -238,14 +244,14 @@ func (l *Logger) Log(_ context.Context, e Entry) {
 	if l == nil || e.Decision == nil {
 		return
 	}
-	if !l.keep(e.Decision, e.Err) {
+	if e.Shadow == nil && !l.keep(e.Decision, e.Err) {
 		return
 	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
 	select {
-	case l.queue <- record{dec: e.Decision, err: e.Err, latency: e.Latency, by: e.RequestedBy, ts: e.Time}:
+	case l.queue <- record{dec: e.Decision, err: e.Err, latency: e.Latency, by: e.RequestedBy, ts: e.Time, shadow: e.Shadow}:
 	default:
 		l.queueFull.Add(1)
 	}
@@ -327,10 +333,14 @@ func (l *Logger) run(enc *encoder) {
 // attribute (text).
 func (l *Logger) appendConsole(b, ev []byte, r record) []byte {
 	now := time.Now()
+	msg := "Decision Log"
+	if r.shadow != nil {
+		msg = ShadowMessage
+	}
 	if l.text {
 		b = append(b, "time="...)
 		b = now.AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
-		b = append(b, ` level=INFO msg="Decision Log" decision_id=`...)
+		b = append(b, ` level=INFO msg="`+msg+`" decision_id=`...)
 		b = append(b, r.dec.ID...)
 		b = append(b, " event="...)
 		b = append(b, ev...)
@@ -338,10 +348,15 @@ func (l *Logger) appendConsole(b, ev []byte, r record) []byte {
 	}
 	b = append(b, `{"time":"`...)
 	b = now.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","level":"INFO","msg":"Decision Log",`...)
+	b = append(b, `","level":"INFO","msg":"`+msg+`",`...)
 	b = append(b, ev[1:]...)
 	return append(b, '\n')
 }
+
+// ShadowMessage is the console message of a shadow disagreement: a reader
+// of decision logs tells it from the decision's own entry ("Decision Log"),
+// which has the same decision_id, by it or by custom.shadow.
+const ShadowMessage = "Shadow Disagreement"
 
 // keep says whether a decision is written: denies and errors always,
 // allows unless dropped or sampled out.

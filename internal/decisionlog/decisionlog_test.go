@@ -513,3 +513,38 @@ func parseModules(t *testing.T, files ...string) map[string]*ast.Module {
 	}
 	return mods
 }
+
+func TestShadowDisagreementIsLoggedMaskedWithBothResults(t *testing.T) {
+	b := newBed(t, config.DecisionLogs{Console: true, DropAllows: true, SampleRate: 1})
+	a := allow(t)
+	a.Input = deny(t).Input // carries credentials the mask must erase
+	shadow := &decision.ShadowAnswer{Allow: false, Status: 401, Revision: "candidate-2",
+		Reasons: []policy.Reason{{Code: "lifetime_exceeded", Message: "the token's lifetime exceeds 2m0s"}}}
+	b.logger.Log(context.Background(), Entry{Decision: a}) // dropped: an allow
+	b.logger.Log(context.Background(), Entry{Decision: a, Shadow: shadow})
+	if err := b.logger.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if lines := b.console.lines(t, "Decision Log"); len(lines) != 0 {
+		t.Fatalf("%d decision lines, want none: the allow is dropped, the disagreement has its own message", len(lines))
+	}
+	lines := b.console.lines(t, ShadowMessage)
+	if len(lines) != 1 {
+		t.Fatalf("shadow lines = %d, want 1 whatever drop_allows says; log:\n%s", len(lines), b.console)
+	}
+	ev := lines[0]
+	res, _ := ev["result"].(map[string]any)
+	c, _ := ev["custom"].(map[string]any)
+	sh, _ := c["shadow"].(map[string]any)
+	if ev["decision_id"] != a.ID || res["allow"] != true || c["allow"] != true {
+		t.Errorf("the answer given: decision_id %v, result %v, custom %v", ev["decision_id"], res, c)
+	}
+	if sh["allow"] != false || sh["status"] != float64(401) || sh["revision"] != "candidate-2" ||
+		!strings.Contains(fmt.Sprint(sh["reasons"]), "lifetime_exceeded") {
+		t.Errorf("custom.shadow = %v", sh)
+	}
+	if !strings.Contains(fmt.Sprint(ev["erased"]), "/input/request/headers/authorization") {
+		t.Errorf("erased = %v, want the credentials masked", ev["erased"])
+	}
+	assertNoSecrets(t, "console log", b.console.String())
+}

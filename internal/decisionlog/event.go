@@ -93,6 +93,15 @@ func (e *encoder) appendEvent(b []byte, r record) ([]byte, error) {
 	b = strconv.AppendInt(b, r.latency.Nanoseconds(), 10)
 	b = append(b, `},"custom":`...)
 	b = appendCustom(b, r)
+	if r.shadow != nil {
+		e.result.Reset()
+		if err := e.enc.Encode(r.shadow); err != nil {
+			return b, err
+		}
+		b = append(b[:len(b)-1], `,"shadow":`...) // inside custom
+		b = append(b, bytes.TrimSuffix(e.result.Bytes(), []byte{'\n'})...)
+		b = append(b, '}')
+	}
 	return append(b, '}'), nil
 }
 

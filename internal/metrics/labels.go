@@ -3,6 +3,7 @@ package metrics
 import (
 	"strconv"
 
+	"github.com/tokenguard/pdp/internal/decision"
 	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/ssf"
 	"github.com/tokenguard/pdp/internal/store"
@@ -43,7 +44,16 @@ var (
 	storeChecks           = set(string(store.CheckReplay), string(store.CheckRefresh), string(store.CheckFingerprint), string(store.CheckRevocationWrite), string(store.CheckFingerprintWrite))
 	ssfOutcomes           = set(ssf.OutcomeApplied, ssf.OutcomeIgnored, ssf.OutcomeDuplicate, ssf.OutcomeRefused, ssf.OutcomeStoreFailure)
 	revokeOutcomes        = set(httpapi.RevokeOutcomes...)
+	shadowResults         = set(decision.ShadowAgree, decision.ShadowDisagree, decision.ShadowSkipped, decision.ShadowError)
 )
+
+// outcomeLabel is a decision's outcome: allow or deny.
+func outcomeLabel(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
+}
 
 // ReasonLabel maps a reason code to its label value: the code itself when
 // it is one of the stable reason codes, "other" otherwise.

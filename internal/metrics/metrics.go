@@ -86,6 +86,8 @@ type Metrics struct {
 	setEvents         *prometheus.CounterVec
 	revokeRequests    *prometheus.CounterVec
 	storeUnavailable  *prometheus.CounterVec
+	shadowDecisions   *prometheus.CounterVec
+	shadowDisagreed   *prometheus.CounterVec
 }
 
 // latencyBuckets span a cached decision (tens of µs) to the longest
@@ -171,12 +173,23 @@ func New(opts Options) *Metrics {
 			Name: "pdp_store_unavailable_total",
 			Help: "Checks that met an unavailable shared state (Redis), by check and outcome (denied, allowed).",
 		}, []string{"check", "outcome"}),
+		shadowDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_shadow_decisions_total",
+			Help: "Decisions sampled for the shadow policy (policy.shadow), by result: agree, disagree, skipped (every evaluation slot was busy) or error.",
+		}, []string{"result"}),
+		shadowDisagreed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_shadow_disagreements_total",
+			Help: "Decisions the shadow policy answered otherwise, by the active and the shadow outcome (allow, deny) and the reason code: the shadow's first when it denies, else the active policy's.",
+		}, []string{"active", "shadow", "reason"}),
+	}
+	for _, result := range []string{decision.ShadowAgree, decision.ShadowDisagree, decision.ShadowSkipped, decision.ShadowError} {
+		m.shadowDecisions.WithLabelValues(result) // present from the start, at 0
 	}
 	m.reg.MustRegister(
 		m.decisions, m.reasons, m.warnings, m.rejected, m.decisionDuration, m.evalDuration, m.evalErrors,
 		m.policyActivations, m.policyFailures, m.policyActivatedAt,
 		m.jwksRefreshes, m.jwksErrors, m.introspections, m.cacheHits, m.cacheMisses, m.setEvents,
-		m.revokeRequests, m.storeUnavailable,
+		m.revokeRequests, m.storeUnavailable, m.shadowDecisions, m.shadowDisagreed,
 		// The Go runtime's and the process's own: goroutines, heap, GC
 		// pauses, RSS, open file descriptors.
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -316,6 +329,28 @@ func (m *Metrics) ObserveEval(d time.Duration, err error) {
 	}
 }
 
+// ObserveShadow counts one decision sampled for the shadow policy
+// (decision.ShadowObserver).
+func (m *Metrics) ObserveShadow(result string) {
+	if m == nil {
+		return
+	}
+	m.shadowDecisions.WithLabelValues(oneOf(result, shadowResults)).Inc()
+}
+
+// ObserveShadowDisagreement counts one decision the shadow policy answered
+// otherwise (decision.ShadowObserver).
+func (m *Metrics) ObserveShadowDisagreement(activeAllow, shadowAllow bool, reason string) {
+	if m == nil {
+		return
+	}
+	label := reasonNone
+	if reason != "" && reason != reasonNone {
+		label = ReasonLabel(reason)
+	}
+	m.shadowDisagreed.WithLabelValues(outcomeLabel(activeAllow), outcomeLabel(shadowAllow), label).Inc()
+}
+
 // JWKSFetched counts one JWKS fetch (token.Observer).
 func (m *Metrics) JWKSFetched(trigger string, err error) {
 	if m == nil {
@@ -415,8 +450,9 @@ func (p *PolicyObserver) Failed(source string, err error) {
 
 // Compile-time checks: Metrics is what the observed packages expect.
 var (
-	_ decision.EvalObserver = (*Metrics)(nil)
-	_ token.Observer        = (*Metrics)(nil)
-	_ ssf.Observer          = (*Metrics)(nil)
-	_ policy.Observer       = (*PolicyObserver)(nil)
+	_ decision.EvalObserver   = (*Metrics)(nil)
+	_ decision.ShadowObserver = (*Metrics)(nil)
+	_ token.Observer          = (*Metrics)(nil)
+	_ ssf.Observer            = (*Metrics)(nil)
+	_ policy.Observer         = (*PolicyObserver)(nil)
 )

@@ -313,6 +313,8 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.SETProcessed("x", "y")
 	m.Policy().Activated("dir", "r")
 	m.Policy().Failed("dir", errors.New("x"))
+	m.ObserveShadow(decision.ShadowAgree)
+	m.ObserveShadowDisagreement(true, false, "x")
 	if m.Handler() != nil {
 		t.Error("a nil Metrics serves a handler")
 	}
@@ -376,4 +378,25 @@ func TestSightingsLostAreCounted(t *testing.T) {
 	fams, _ := scrape(t, m)
 	want(t, fams, "pdp_sightings_dropped_total", map[string]string{}, 7)
 	want(t, fams, "pdp_sightings_failed_total", map[string]string{}, 2)
+}
+
+func TestShadowDecisions(t *testing.T) {
+	m := New(Options{})
+	fams, _ := scrape(t, m)
+	for _, result := range []string{"agree", "disagree", "skipped", "error"} {
+		want(t, fams, "pdp_shadow_decisions_total", map[string]string{"result": result}, 0)
+	}
+	m.ObserveShadow(decision.ShadowDisagree)
+	m.ObserveShadow(decision.ShadowSkipped)
+	m.ObserveShadow("made-up")
+	m.ObserveShadowDisagreement(true, false, "lifetime_exceeded")
+	m.ObserveShadowDisagreement(false, true, "a reason the policy made up")
+	m.ObserveShadowDisagreement(false, false, "none")
+	fams, _ = scrape(t, m)
+	want(t, fams, "pdp_shadow_decisions_total", map[string]string{"result": "disagree"}, 1)
+	want(t, fams, "pdp_shadow_decisions_total", map[string]string{"result": "skipped"}, 1)
+	want(t, fams, "pdp_shadow_decisions_total", map[string]string{"result": "other"}, 1)
+	want(t, fams, "pdp_shadow_disagreements_total", map[string]string{"active": "allow", "shadow": "deny", "reason": "lifetime_exceeded"}, 1)
+	want(t, fams, "pdp_shadow_disagreements_total", map[string]string{"active": "deny", "shadow": "allow", "reason": "other"}, 1)
+	want(t, fams, "pdp_shadow_disagreements_total", map[string]string{"active": "deny", "shadow": "deny", "reason": "none"}, 1)
 }

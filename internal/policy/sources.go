@@ -46,6 +46,7 @@ type Sources struct {
 	timeout    time.Duration
 	verify     *bundle.VerificationConfig
 	testOnLoad bool
+	shadow     bool
 	debounce   time.Duration
 	limits     Limits
 	sources    []*source
@@ -85,6 +86,9 @@ type SourcesOptions struct {
 	Client *http.Client
 	// FetchTimeout bounds one download; default DefaultFetchTimeout.
 	FetchTimeout time.Duration
+	// Shadow says that the sources are a shadow policy's (policy.shadow):
+	// their refusals are logged as such, since no answer depends on them.
+	Shadow bool
 }
 
 // NewSources prepares the sources of cfg (policy.dir or policy.bundles)
@@ -106,6 +110,7 @@ func NewSources(engine *Engine, cfg config.Policy, opts SourcesOptions) (*Source
 		timeout:    opts.FetchTimeout,
 		verify:     vc,
 		testOnLoad: cfg.TestOnLoad,
+		shadow:     opts.Shadow,
 		debounce:   cfg.Debounce,
 		limits:     Limits{MaxFileBytes: cfg.MaxFileBytes, MaxTotalBytes: cfg.MaxTotalBytes}.orDefault(),
 	}
@@ -437,9 +442,15 @@ func (s *Sources) failed(src *source, err error) {
 	}
 	name := src.status.Name
 	s.mu.Unlock()
-	if info, ok := s.engine.Active(); ok {
+	info, ok := s.engine.Active()
+	switch {
+	case s.shadow && ok:
+		s.logger.Error("shadow policy source refused: the last good shadow version keeps being evaluated; no answer is affected", append(attrs, "shadow_revision", info.Revision)...)
+	case s.shadow:
+		s.logger.Error("shadow policy source refused: no shadow version is active, sampled decisions count as shadow errors; no answer is affected", attrs...)
+	case ok:
 		s.logger.Error("policy source refused: the active policy keeps serving", append(attrs, "active_revision", info.Revision)...)
-	} else {
+	default:
 		s.logger.Error("policy source refused: no policy is active, every decision is a deny with policy_error", attrs...)
 	}
 	if s.observer != nil {
