@@ -179,10 +179,10 @@ func runReplay(cmd *cobra.Command, policyPath string, files []string, asJSON boo
 // terminal, once more than progressAfter lines were read; it draws
 // nothing in JSON mode or when stdout or stderr is not a terminal.
 type progress struct {
-	w            io.Writer
-	total, read  int64
-	lines        int
-	drawn        bool
+	w           io.Writer
+	total, read int64
+	lines       int
+	drawn       bool
 }
 
 func newProgress(cmd *cobra.Command, asJSON bool, total int64) *progress {
