@@ -23,8 +23,8 @@ import (
 
 // recordDecisions runs a real pdp with console decision logs in format
 // logFormat, makes real /v1/decide calls and returns the process log it
-// wrote and the decision ids of the calls, by token.
-func recordDecisions(t *testing.T, logFormat string) (string, map[string][]string) {
+// wrote, the decision ids of the calls, by token, and its data dir.
+func recordDecisions(t *testing.T, logFormat string) (string, map[string][]string, string) {
 	t.Helper()
 	e := newProcessEnv(t)
 	cfg, err := os.ReadFile(e.config)
@@ -92,7 +92,7 @@ func recordDecisions(t *testing.T, logFormat string) (string, map[string][]strin
 			t.Fatal("the process log holds a token")
 		}
 	}
-	return log, ids
+	return log, ids, filepath.Join(e.dir, "data")
 }
 
 // stricterPolicy is the shipped policy with the default token lifetime
@@ -146,7 +146,7 @@ func TestReplayOfARealServersDecisionLog(t *testing.T) {
 	strict := stricterPolicy(t)
 	for _, format := range []string{"json", "text"} {
 		t.Run("ok/"+format+" process log", func(t *testing.T) {
-			log, ids := recordDecisions(t, format)
+			log, ids, dataDir := recordDecisions(t, format)
 			dir := t.TempDir()
 			plain := filepath.Join(dir, "pdp.log")
 			if err := os.WriteFile(plain, []byte(log), 0o600); err != nil {
@@ -193,6 +193,12 @@ func TestReplayOfARealServersDecisionLog(t *testing.T) {
 			if stdout, stderr, code := replayCLI(t, "--policy", strict, "--decisions", gz, "--max-new-denials", "3"); code != 0 ||
 				!strings.Contains(stdout, "new denials        3") {
 				t.Errorf("gzip'ed, --max-new-denials 3: exit %d\n%s%s", code, stdout, stderr)
+			}
+			// With --data-dir the built-ins read the server's store (now
+			// stopped), which holds the revocation too.
+			if stdout, stderr, code := replayCLI(t, "--policy", strict, "--decisions", plain, "--format", "json", "--data-dir", dataDir); code != 0 ||
+				!strings.Contains(stdout, `"new_denials": 3,`) || !strings.Contains(stdout, `"new_allows": 0,`) {
+				t.Errorf("with --data-dir: exit %d\n%s%s", code, stdout, stderr)
 			}
 			if stdout, stderr, code := replayCLI(t, "--policy", "../../rego", "--decisions", plain, "--format", "json"); code != 0 ||
 				!strings.Contains(stdout, `"unchanged": 6`) {

@@ -149,8 +149,11 @@ func readLines(name string, br *bufio.Reader, opts Options, fn func(*Decision) e
 		if opts.Line != nil {
 			opts.Line()
 		}
-		where := fmt.Sprintf("%s:%d", name, n)
 		ev, isEvent := eventOf(line)
+		var where string
+		if isEvent {
+			where = fmt.Sprintf("%s:%d", name, n)
+		}
 		switch {
 		case tooLong && isEvent:
 			return &ParseError{Where: where, Err: ErrEventTooLarge}

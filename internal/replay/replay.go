@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"time"
@@ -97,7 +98,8 @@ type Replayer struct {
 	recordedAnswers bool
 	routes          *ast.Array
 	table           *route.Table
-	seen            map[string]struct{}
+	// seen holds a digest of every decision id read: 16 bytes each.
+	seen map[[16]byte]struct{}
 	sum             Summary
 }
 
@@ -106,7 +108,7 @@ type Replayer struct {
 // no answer for reads the store the built-ins are set to); otherwise they
 // read that store. data is the candidate's data document, for its routes.
 func New(eval Evaluator, data map[string]any, recordedAnswers bool) *Replayer {
-	r := &Replayer{eval: eval, recordedAnswers: recordedAnswers, seen: map[string]struct{}{}}
+	r := &Replayer{eval: eval, recordedAnswers: recordedAnswers, seen: map[[16]byte]struct{}{}}
 	r.sum = Summary{
 		ByReason: map[string]*Counts{}, ByClient: map[string]*Counts{}, ByRoute: map[string]*Counts{},
 		Examples: Examples{
@@ -130,10 +132,12 @@ func New(eval Evaluator, data map[string]any, recordedAnswers bool) *Replayer {
 // ignored. The error is the context's: a candidate's evaluation error is
 // the deny with policy_error the server would answer.
 func (r *Replayer) Replay(ctx context.Context, d *Decision) (Change, error) {
-	if _, dup := r.seen[d.ID]; dup {
+	sum := sha256.Sum256([]byte(d.ID))
+	id := [16]byte(sum[:16])
+	if _, dup := r.seen[id]; dup {
 		return Skipped, nil
 	}
-	r.seen[d.ID] = struct{}{}
+	r.seen[id] = struct{}{}
 	r.sum.Decisions++
 	if d.Input == nil || slices.ContainsFunc(d.Reasons, func(c string) bool { return notDecidedByPolicy[c] }) {
 		return Skipped, nil

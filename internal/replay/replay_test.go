@@ -238,3 +238,16 @@ func TestReplayAnswersAsRecorded(t *testing.T) {
 		})
 	}
 }
+
+// TestTextSummaryQuotesControlCharacters: a client id from a log cannot
+// write escape sequences to the terminal.
+func TestTextSummaryQuotesControlCharacters(t *testing.T) {
+	s := &Summary{ByClient: map[string]*Counts{"evil\x1b[2J": {NewDenials: 1}}, Examples: Examples{ByClient: map[string][]string{"evil\x1b[2J": {"id\x07"}}}}
+	var b strings.Builder
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(b.String(), "\x1b\x07") || !strings.Contains(b.String(), `"evil\x1b[2J"`) {
+		t.Fatalf("text summary = %q", b.String())
+	}
+}

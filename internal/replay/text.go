@@ -6,7 +6,10 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // maxTextGroups is how many groups of each kind the text summary lists,
@@ -46,7 +49,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 				break
 			}
 			c := g.groups[k]
-			fmt.Fprintf(&b, "  %-32s %d / %d / %d%s\n", k, c.NewDenials, c.NewAllows, c.ChangedReasons, examplesText(g.examples[k]))
+			fmt.Fprintf(&b, "  %-32s %d / %d / %d%s\n", printable(k), c.NewDenials, c.NewAllows, c.ChangedReasons, examplesText(g.examples[k]))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
@@ -57,5 +60,21 @@ func examplesText(ids []string) string {
 	if len(ids) == 0 {
 		return ""
 	}
-	return "  e.g. " + strings.Join(ids, " ")
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = printable(id)
+	}
+	return "  e.g. " + strings.Join(out, " ")
+}
+
+// printable is s as it is when it holds only printable characters, else
+// quoted: client ids and decision ids come from logs, and must not write
+// control sequences to a terminal.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == utf8.RuneError {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
