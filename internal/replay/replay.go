@@ -100,7 +100,7 @@ type Replayer struct {
 	table           *route.Table
 	// seen holds a digest of every decision id read: 16 bytes each.
 	seen map[[16]byte]struct{}
-	sum             Summary
+	sum  Summary
 }
 
 // New returns a Replayer of the candidate eval. With recordedAnswers,
