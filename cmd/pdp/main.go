@@ -6,6 +6,7 @@
 //	pdp opa ...                         OPA's CLI with tokenguard's built-ins (test, eval, check, build, ...)
 //	pdp store backup|restore FILE       back up or restore the state store
 //	pdp policy check DIR|BUNDLE         check a policy as the server would before activating it
+//	pdp replay --policy P --decisions F re-evaluate logged decisions against a candidate policy
 //	pdp version                         print the version, VCS revision, Go and OPA versions
 //	pdp healthcheck [--url URL]         GET /healthz; exit 0 or 1 (the container's health check)
 package main
@@ -59,6 +60,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newConfigCommand())
 	root.AddCommand(newStoreCommand())
 	root.AddCommand(newPolicyCommand())
+	root.AddCommand(newReplayCommand())
 	root.AddCommand(newVersionCommand())
 	plainHelp(root)
 	root.AddCommand(newHealthcheckCommand())

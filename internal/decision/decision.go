@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	topdown "github.com/open-policy-agent/opa/v1/topdown/builtins"
 
 	"github.com/tokenguard/pdp/internal/builtins"
 	"github.com/tokenguard/pdp/internal/dpop"
@@ -95,6 +96,11 @@ type Decision struct {
 	// when it did not answer this decision (a shadow policy sees only
 	// those: see Shadow).
 	evaluatedAt time.Time
+	// Answers are what the nondeterministic built-ins (pdp.revocation,
+	// pdp.last_seen) answered to the evaluation the decision was made on,
+	// by built-in and arguments, for decision logs (nd_builtin_cache), so
+	// that a replay can answer as they did. Set with Options.LogInputs.
+	Answers topdown.NDBCache `json:"-"`
 }
 
 // MarshalJSON writes the decision with every list and map present: an
@@ -333,6 +339,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 			e.reuse.hits.Add(1)
 			if e.logInputs {
 				d.Input = buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
+				d.Answers = kept.answers
 			}
 			return e.reused(d, kept, req, tok, now), nil
 		}
@@ -354,10 +361,13 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		return e.failOrUnavailable(ctx, d, err, notes)
 	}
 	if deps != nil && ctx.Err() == nil && notes.Empty() {
-		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, now)
+		e.reuse.keep(key, req, tok, settings.Reuse, deps, res, rev, now, e.logInputs)
 	}
 	e.answer(d, res, tok)
 	d.evaluatedAt = now
+	if e.logInputs {
+		d.Answers = res.NDBuiltinCache
+	}
 	if te != nil && te.refresh != nil && te.refresh.retried {
 		d.Warnings = append(slices.Clip(d.Warnings), policy.Reason{Code: CodeRefreshTokenRetried,
 			Message: "the refresh token was presented again within the reuse grace, from the same client and network; let through once"})

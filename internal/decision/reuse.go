@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	topdown "github.com/open-policy-agent/opa/v1/topdown/builtins"
 
 	"github.com/tokenguard/pdp/internal/builtins"
 	"github.com/tokenguard/pdp/internal/jsonast"
@@ -97,7 +98,12 @@ type reuseEntry struct {
 	deps         *builtins.Deps
 	answer       keptAnswer
 	revision     string
-	recorded     atomic.Int64
+	// answers are what the pdp.* built-ins answered, kept for the
+	// decision logs of the decisions that reuse it (nil when decisions
+	// are not logged). They hold for as long as the entry does: the entry
+	// is reused only while every one of them is still the store's.
+	answers  topdown.NDBCache
+	recorded atomic.Int64
 	// grace is how long after the next activation this decision may still
 	// be reused: a random fraction of the cache's spread, drawn when kept.
 	grace time.Duration
@@ -157,6 +163,9 @@ func entryBytes(e *reuseEntry) int64 {
 	}
 	if e.context != nil {
 		n += jsonast.HeapBytes(e.context)
+	}
+	for name, obj := range e.answers {
+		n += int64(sizeSmallMap/8+len(name)) + jsonast.HeapBytes(obj)
 	}
 	return n
 }
@@ -453,7 +462,8 @@ func sameContext(a, b ast.Object) bool {
 // keep stores the decision just evaluated, if it may be reused: its token
 // came from the verifier (tok.Verification is set), it asked for no effects, called no nondeterministic built-in but the pdp.* ones,
 // and says how long it holds when the policy reads input.now.
-func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.Reuse, deps *builtins.Deps, res policy.Result, rev string, now time.Time) {
+// With logged, it keeps the built-ins' answers for the decision logs too.
+func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.Reuse, deps *builtins.Deps, res policy.Result, rev string, now time.Time, logged bool) {
 	if tok.Verification == 0 || len(res.Effects) > 0 || (r.Now && !res.ValidUntilSet) {
 		return
 	}
@@ -477,6 +487,9 @@ func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.R
 	e := &reuseEntry{
 		version: r.Version, verification: tok.Verification, until: until, deps: deps,
 		answer: packAnswer(res), revision: rev,
+	}
+	if logged {
+		e.answers = res.NDBuiltinCache
 	}
 	if r.Context {
 		e.context = req.Context

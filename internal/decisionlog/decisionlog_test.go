@@ -21,6 +21,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+	topdown "github.com/open-policy-agent/opa/v1/topdown/builtins"
 
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
@@ -547,4 +548,44 @@ func TestShadowDisagreementIsLoggedMaskedWithBothResults(t *testing.T) {
 		t.Errorf("erased = %v, want the credentials masked", ev["erased"])
 	}
 	assertNoSecrets(t, "console log", b.console.String())
+}
+
+// TestEventRecordsTheStoreAnswers: the answers of pdp.revocation and
+// pdp.last_seen go into nd_builtin_cache, keyed by the JSON of their
+// arguments; other nondeterministic built-ins' answers do not.
+func TestEventRecordsTheStoreAnswers(t *testing.T) {
+	b := newBed(t, config.DecisionLogs{Console: true, SampleRate: 1})
+	d := deny(t)
+	d.Answers = topdown.NDBCache{}
+	ref := ast.MustParseTerm(`{"iss": "https://as.example.com", "sub": "ali\"ce", "iat": 1700000000}`).Value
+	d.Answers.Put("pdp.revocation", ast.NewArray(ast.NewTerm(ref)),
+		ast.MustParseTerm(`{"revoked": true, "kind": "subject", "id": "r1", "at": 1700000001000000000, "reason": "x"}`).Value)
+	d.Answers.Put("time.now_ns", ast.NewArray(), ast.Number("1"))
+	a := allow(t)
+	b.logger.Log(context.Background(), Entry{Decision: d})
+	b.logger.Log(context.Background(), Entry{Decision: a})
+	lines := b.consoleLines(t)
+	if len(lines) != 2 {
+		t.Fatalf("console decision lines = %d, want 2", len(lines))
+	}
+	got, ok := lines[0]["nd_builtin_cache"].(map[string]any)
+	if !ok || len(got) != 1 {
+		t.Fatalf("nd_builtin_cache = %v, want pdp.revocation alone", lines[0]["nd_builtin_cache"])
+	}
+	rev, _ := got["pdp.revocation"].(map[string]any)
+	if len(rev) != 1 {
+		t.Fatalf("pdp.revocation answers = %v", rev)
+	}
+	for k, v := range rev {
+		var args []map[string]any
+		if err := json.Unmarshal([]byte(k), &args); err != nil || len(args) != 1 || args[0]["sub"] != `ali"ce` {
+			t.Errorf("key %q is not the JSON of the arguments: %v", k, err)
+		}
+		if m, _ := v.(map[string]any); m["revoked"] != true || m["kind"] != "subject" {
+			t.Errorf("answer = %v", v)
+		}
+	}
+	if _, ok := lines[1]["nd_builtin_cache"]; ok {
+		t.Errorf("a decision that called no built-in records answers: %v", lines[1])
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	topdown "github.com/open-policy-agent/opa/v1/topdown/builtins"
 
+	"github.com/tokenguard/pdp/internal/builtins"
 	"github.com/tokenguard/pdp/internal/decision"
 )
 
@@ -65,6 +67,9 @@ func (e *encoder) appendEvent(b []byte, r record) ([]byte, error) {
 		b = append(b, `,"result":`...)
 		b = append(b, bytes.TrimSuffix(e.result.Bytes(), []byte{'\n'})...)
 	}
+	if dec.Input != nil {
+		b = appendAnswers(b, dec.Answers)
+	}
 	if !m.empty() && dec.Input != nil {
 		first := true
 		for _, p := range m.paths() {
@@ -103,6 +108,50 @@ func (e *encoder) appendEvent(b []byte, r record) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, '}'), nil
+}
+
+// Recorded are the built-ins whose answers an event records, in
+// nd_builtin_cache: the ones that read the store. (pdp.route depends on
+// its arguments alone, and other nondeterministic built-ins are not the
+// decision point's to record.)
+var Recorded = []string{builtins.RevocationName, builtins.LastSeenName}
+
+// appendAnswers appends the answers of the Recorded built-ins as OPA's
+// nd_builtin_cache member: {built-in: {arguments: answer}}, each key the
+// JSON text of the array of arguments. Nothing when none was called.
+func appendAnswers(b []byte, ndb topdown.NDBCache) []byte {
+	first := true
+	var key []byte
+	for _, name := range Recorded {
+		obj, ok := ndb[name]
+		if !ok || obj.Len() == 0 {
+			continue
+		}
+		if first {
+			b = append(b, `,"nd_builtin_cache":{`...)
+			first = false
+		} else {
+			b = append(b, ',')
+		}
+		b = appendString(b, name)
+		b = append(b, ":{"...)
+		n := 0
+		obj.Foreach(func(k, v *ast.Term) {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			key = appendValue(key[:0], k.Value)
+			b = appendString(b, string(key))
+			b = append(b, ':')
+			b = appendValue(b, v.Value)
+		})
+		b = append(b, '}')
+	}
+	if !first {
+		b = append(b, '}')
+	}
+	return b
 }
 
 // erases says whether the mask path p removes something from input: OPA

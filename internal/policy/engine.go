@@ -240,11 +240,21 @@ func (e *Engine) Ready() error {
 // answer and the revision that gave it. Any error, an undefined decision or
 // one of the wrong shape is returned as an error: the caller must deny.
 func (e *Engine) Eval(ctx context.Context, input ast.Value, now time.Time) (Result, string, error) {
+	return e.EvalRecorded(ctx, input, now, builtins.NDBCache{})
+}
+
+// EvalRecorded is Eval with the answers of nondeterministic built-ins
+// given: a built-in call whose arguments ndb holds is answered from it,
+// without calling the built-in (OPA's nd_builtin_cache); other calls are
+// made and added to ndb. A replay evaluates a recorded decision so.
+func (e *Engine) EvalRecorded(ctx context.Context, input ast.Value, now time.Time, ndb builtins.NDBCache) (Result, string, error) {
 	v := e.active.Load()
 	if v == nil {
 		return Result{}, "", ErrNoPolicy
 	}
-	ndb := builtins.NDBCache{}
+	if ndb == nil {
+		ndb = builtins.NDBCache{}
+	}
 	vc := getVCache()
 	defer putVCache(vc)
 	rs, err := v.query.Eval(ctx,
@@ -272,6 +282,7 @@ func (e *Engine) Eval(ctx context.Context, input ast.Value, now time.Time) (Resu
 	for name := range ndb {
 		res.Nondeterministic = append(res.Nondeterministic, name)
 	}
+	res.NDBuiltinCache = ndb
 	return res, v.revision, nil
 }
 

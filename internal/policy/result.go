@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
 )
 
 // Result is the policy's decision, read from data.tokenguard.main.decision.
@@ -33,6 +34,10 @@ type Result struct {
 	// Nondeterministic names the nondeterministic built-ins the
 	// evaluation called (pdp.*, time.now_ns, http.send, ...).
 	Nondeterministic []string
+	// NDBuiltinCache is what they answered, by built-in and arguments
+	// (OPA's nd_builtin_cache): decision logs record the pdp.* answers so
+	// that a replay can answer as the decision's evaluation did.
+	NDBuiltinCache builtins.NDBCache
 }
 
 // Effect is one action a decision asks for. Only Revoke exists.
