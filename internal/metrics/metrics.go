@@ -84,6 +84,7 @@ type Metrics struct {
 	cacheHits         prometheus.Counter
 	cacheMisses       prometheus.Counter
 	setEvents         *prometheus.CounterVec
+	ssfPolls          *prometheus.CounterVec
 	revokeRequests    *prometheus.CounterVec
 	storeUnavailable  *prometheus.CounterVec
 	shadowDecisions   *prometheus.CounterVec
@@ -165,6 +166,10 @@ func New(opts Options) *Metrics {
 			Name: "pdp_ssf_events_total",
 			Help: "Security event tokens received (pushed or polled), by event and outcome.",
 		}, []string{"event", "outcome"}),
+		ssfPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pdp_ssf_polls_total",
+			Help: "Polls of Shared Signals transmitters (RFC 8936), by result (ok, error: unreachable, an error status or an unreadable response).",
+		}, []string{"result"}),
 		revokeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pdp_revoke_requests_total",
 			Help: "RFC 7009 revocation requests, by outcome (revoked, invalid_token, client_mismatch, unauthenticated, invalid_request, store_failure).",
@@ -188,7 +193,7 @@ func New(opts Options) *Metrics {
 	m.reg.MustRegister(
 		m.decisions, m.reasons, m.warnings, m.rejected, m.decisionDuration, m.evalDuration, m.evalErrors,
 		m.policyActivations, m.policyFailures, m.policyActivatedAt,
-		m.jwksRefreshes, m.jwksErrors, m.introspections, m.cacheHits, m.cacheMisses, m.setEvents,
+		m.jwksRefreshes, m.jwksErrors, m.introspections, m.cacheHits, m.cacheMisses, m.setEvents, m.ssfPolls,
 		m.revokeRequests, m.storeUnavailable, m.shadowDecisions, m.shadowDisagreed,
 		// The Go runtime's and the process's own: goroutines, heap, GC
 		// pauses, RSS, open file descriptors.
@@ -389,6 +394,19 @@ func (m *Metrics) SETProcessed(event, outcome string) {
 		return
 	}
 	m.setEvents.WithLabelValues(oneOf(event, ssfEvents), oneOf(outcome, ssfOutcomes)).Inc()
+}
+
+// SSFPolled counts one poll of a Shared Signals transmitter
+// (ssf.Observer).
+func (m *Metrics) SSFPolled(ok bool) {
+	if m == nil {
+		return
+	}
+	result := "error"
+	if ok {
+		result = "ok"
+	}
+	m.ssfPolls.WithLabelValues(result).Inc()
 }
 
 // RevokeRequest counts one RFC 7009 revocation request

@@ -199,6 +199,16 @@ func TestSSFEvents(t *testing.T) {
 	want(t, fams, "pdp_ssf_events_total", map[string]string{"event": "other", "outcome": "other"}, 1)
 }
 
+func TestSSFPolls(t *testing.T) {
+	m := New(Options{})
+	m.SSFPolled(true)
+	m.SSFPolled(false)
+	m.SSFPolled(false)
+	fams, _ := scrape(t, m)
+	want(t, fams, "pdp_ssf_polls_total", map[string]string{"result": "ok"}, 1)
+	want(t, fams, "pdp_ssf_polls_total", map[string]string{"result": "error"}, 2)
+}
+
 func TestRevokeRequests(t *testing.T) {
 	m := New(Options{})
 	m.RevokeRequest(httpapi.RevokeClientMismatch)
@@ -311,6 +321,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.Introspected(token.IntrospectionActive)
 	m.CacheLookup(true)
 	m.SETProcessed("x", "y")
+	m.SSFPolled(false)
 	m.Policy().Activated("dir", "r")
 	m.Policy().Failed("dir", errors.New("x"))
 	m.ObserveShadow(decision.ShadowAgree)

@@ -8,17 +8,25 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 type recordingObserver struct {
-	mu   sync.Mutex
-	seen []string
+	mu    sync.Mutex
+	seen  []string
+	polls []bool
 }
 
 func (o *recordingObserver) SETProcessed(event, outcome string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seen = append(o.seen, event+" "+outcome)
+}
+
+func (o *recordingObserver) SSFPolled(ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.polls = append(o.polls, ok)
 }
 
 func TestObserverHearsEveryOutcome(t *testing.T) {
@@ -63,6 +71,40 @@ func TestObserverHearsEveryOutcome(t *testing.T) {
 		if event != EventNone && event != EventUnknown && !slices.Contains(EventNames(), event) {
 			t.Errorf("event label %q is not bounded", event)
 		}
+	}
+}
+
+// TestObserverHearsEveryPoll: a poll answered with something that is not
+// a poll response is reported failed, the next one, answered, ok; this is
+// what pdp_ssf_polls_total counts and the SSF poll alert watches.
+func TestObserverHearsEveryPoll(t *testing.T) {
+	e := newEnv(t)
+	tx := newPollTransmitter(t, `<html>maintenance</html>`, pollResponse(t, map[string]any{}, false))
+	cfg := slices.Clone(e.cfg)
+	cfg[0].PollEndpoint = tx.URL
+	cfg[0].PollInterval = 10 * time.Millisecond
+	obs := &recordingObserver{}
+	recv, err := NewReceiver(context.Background(), cfg, e.rev, Options{Logger: testLogger(t), Now: e.clock.Now, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = recv.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for range 1000 {
+		obs.mu.Lock()
+		n := len(obs.polls)
+		obs.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.polls) < 2 || obs.polls[0] || !obs.polls[1] {
+		t.Errorf("polls observed %v, want [false true ...]", obs.polls)
 	}
 }
 

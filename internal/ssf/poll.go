@@ -144,6 +144,11 @@ func (p *poller) finalAck(ctx context.Context) {
 // the SETs received and reports whether the transmitter has more. The
 // acknowledgements are dropped only once the transmitter has answered.
 func (p *poller) poll(ctx context.Context, maxEvents int) (more bool, err error) {
+	defer func() {
+		if ctx.Err() == nil {
+			p.r.obs.SSFPolled(err == nil)
+		}
+	}()
 	token, err := p.credential()
 	if err != nil {
 		return false, err

@@ -64,7 +64,8 @@ type Options struct {
 	// PollMaxEvents is the maxEvents of each poll. Default
 	// DefaultPollMaxEvents.
 	PollMaxEvents int
-	// Observer, when set, is told the outcome of every SET (for metrics).
+	// Observer, when set, is told the outcome of every SET and of every
+	// poll (for metrics).
 	Observer Observer
 }
 
@@ -76,6 +77,11 @@ type Observer interface {
 	// refused before its event could be read; outcome is one of the
 	// Outcome* constants.
 	SETProcessed(event, outcome string)
+	// SSFPolled reports one poll request to a transmitter (RFC 8936):
+	// answered with a poll response (ok) or not (unreachable, an error
+	// status, an unreadable or oversized response). Polls cut short by
+	// shutdown are not reported.
+	SSFPolled(ok bool)
 }
 
 // Event labels besides the known events' short names.
@@ -96,6 +102,7 @@ const (
 type noObserver struct{}
 
 func (noObserver) SETProcessed(string, string) {}
+func (noObserver) SSFPolled(bool)              {}
 
 // Defaults of Options.
 const (
