@@ -59,6 +59,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newConfigCommand())
 	root.AddCommand(newStoreCommand())
 	root.AddCommand(newPolicyCommand())
+	root.AddCommand(newExplainCommand())
 	root.AddCommand(newVersionCommand())
 	plainHelp(root)
 	root.AddCommand(newHealthcheckCommand())
