@@ -145,8 +145,10 @@ type guardrailRules struct {
 	// string; other: the first other rule that does (a helper rule the
 	// reason is built in).
 	byCode, other map[string]string
-	// reasons: the first rule `reasons`; explain: the first rule explain.
-	reasons, explain string
+	// reasons: the first rule `reasons`; dynamic: the first whose code is
+	// not a constant (reason.new(code, ...), or a reason built elsewhere);
+	// explain: the first rule explain.
+	reasons, dynamic, explain string
 }
 
 // packageOf names the package a guardrail of an explanation is in: the lib
@@ -180,6 +182,9 @@ func indexRules(set *Set) ruleIndex {
 				if g.reasons == "" {
 					g.reasons = loc
 				}
+				if g.dynamic == "" && firstString(r.Head.Key) == "" {
+					g.dynamic = loc
+				}
 			case name == "explain" || strings.HasPrefix(name, "explain."):
 				if g.explain == "" {
 					g.explain = loc
@@ -193,6 +198,9 @@ func indexRules(set *Set) ruleIndex {
 				into = g.byCode
 			}
 			ast.WalkTerms(r, func(t *ast.Term) bool {
+				if _, ok := t.Value.(ast.Ref); ok {
+					return true // the strings of a path name no code
+				}
 				if s, ok := t.Value.(ast.String); ok {
 					if _, seen := into[string(s)]; !seen {
 						into[string(s)] = loc
@@ -231,8 +239,34 @@ func (idx ruleIndex) find(guardrail, code string) string {
 	if loc, ok := g.byCode[code]; ok {
 		return loc
 	}
+	if g.dynamic != "" {
+		return g.dynamic
+	}
 	if loc, ok := g.other[code]; ok {
 		return loc
 	}
 	return g.reasons
+}
+
+// firstString is the first string constant in t outside of refs: the code
+// of reason.new("code", ...); "" when the code is not a constant.
+func firstString(t *ast.Term) string {
+	var out string
+	if t == nil {
+		return ""
+	}
+	ast.WalkTerms(t, func(t *ast.Term) bool {
+		if out != "" {
+			return true
+		}
+		if _, ok := t.Value.(ast.Ref); ok {
+			return true
+		}
+		if s, ok := t.Value.(ast.String); ok {
+			out = string(s)
+			return true
+		}
+		return false
+	})
+	return out
 }

@@ -139,3 +139,23 @@ func TestExplainRefusesAMalformedExplanation(t *testing.T) {
 		})
 	}
 }
+
+func TestExplainNamesTheRuleOfEachReason(t *testing.T) {
+	set, err := LoadDir("../../rego", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := indexRules(set)
+	for _, tt := range []struct{ guardrail, code, file, prefix string }{
+		{"lifetime", "lifetime_exceeded", "lib/lifetime.rego", `reasons contains reason.new("lifetime_exceeded"`},
+		{"lifetime", "", "lib/lifetime.rego", "explain"},
+		{"scope", "scope_insufficient", "lib/scope.rego", `reasons contains object.union(reason.new("scope_insufficient"`},
+		{"token", "token_expired", "lib/token.rego", "reasons contains unverified"},
+		{"revocation", "token_revoked", "lib/revocation.rego", "reasons contains reason.new(code"},
+		{"request", "request_path_invalid", "lib/route.rego", `parameter_reasons contains reason.new("request_path_invalid"`},
+	} {
+		if got, want := idx.find(tt.guardrail, tt.code), lineOf(t, tt.file, tt.prefix); got != want {
+			t.Errorf("%s %q: rule %s, want %s", tt.guardrail, tt.code, got, want)
+		}
+	}
+}
