@@ -290,6 +290,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		MaxQueueWait:       cfg.Decide.MaxQueueWait,
 		ReuseEntries:       cfg.DecisionCache.MaxEntries,
 		ReuseBytes:         int64(cfg.DecisionCache.MaxBytes),
+		ReuseVersionSpread: cfg.DecisionCache.VersionSpread,
 		ReuseTTL:           cfg.DecisionCache.TTL,
 		LogInputs:          cfg.DecisionLogs.Console || cfg.DecisionLogs.URL != "",
 		Logger:             logger,

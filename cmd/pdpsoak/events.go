@@ -24,9 +24,11 @@ func (s *soak) run(ctx context.Context, srv **server) (*result, error) {
 	if err := s.prepare(); err != nil {
 		return nil, err
 	}
-	res := &result{}
+	res := &result{steadyAfter: s.o.FreshTTL + time.Minute}
+	started := time.Now() // when the pdp serving now was started
 	sample := func(label string) {
 		smp, err := s.sample(label, (*srv).pid())
+		smp.up = time.Since(started)
 		if err != nil {
 			s.log.Warn("sampling the pdp", "error", err)
 			return
@@ -76,6 +78,7 @@ loop:
 				return nil, fmt.Errorf("restarting after kill -9: %w", err)
 			}
 			*srv = restarted
+			started = time.Now()
 			res.restartWindow = time.Since(killed)
 			time.AfterFunc(restartGrace, func() { s.inRestart.Store(false) })
 			s.log.Info("killed and restarted", "ready_after", res.restartWindow.Round(time.Millisecond))
@@ -248,6 +251,7 @@ func (s *soak) checkRevocations(ctx context.Context) (lost []string, checked int
 // sample is the pdp's memory and goroutines at one moment.
 type sample struct {
 	label      string
+	up         time.Duration // since the pdp serving then was started
 	rssMiB     float64
 	heapMiB    float64 // the Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines int

@@ -35,6 +35,10 @@ type options struct {
 	Workers   int
 	Out       string
 	Keep      bool
+	// FreshTTL is the lifetime of the fresh bearer tokens: the caches
+	// hold them that long, so after it (and a sweep) they are as full as
+	// they will get, and memory must stay flat from then on.
+	FreshTTL time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -46,6 +50,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.Rate, "rate", 2000, "decisions per second (half the warm maximum of the machine is the usual choice)")
 	fs.IntVar(&o.Workers, "workers", 128, "concurrent requests at most")
 	fs.StringVar(&o.Out, "out", "", "also write the Markdown report to this file")
+	fs.DurationVar(&o.FreshTTL, "fresh-token-ttl", 2*time.Minute, "lifetime of the fresh bearer tokens; memory is compared once the pdp has run this long plus a minute")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the run's temporary directory (config, server log, state)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -65,6 +70,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("--rate must be between 0 and 1,000,000")
 	case o.Workers < 1 || o.Workers > 10_000:
 		return o, errors.New("--workers must be between 1 and 10,000")
+	case o.FreshTTL < 30*time.Second || o.FreshTTL > tokenTTL:
+		return o, fmt.Errorf("--fresh-token-ttl must be between 30s and %s", tokenTTL)
 	}
 	return o, nil
 }

@@ -21,6 +21,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "fail/two durations", args: []string{"1m", "2m"}, wantErr: "unexpected arguments"},
 		{name: "fail/no rate", args: []string{"--rate", "0"}, wantErr: "--rate"},
 		{name: "fail/no workers", args: []string{"--workers", "0"}, wantErr: "--workers"},
+		{name: "fail/fresh tokens too short-lived", args: []string{"--fresh-token-ttl", "5s"}, wantErr: "--fresh-token-ttl"},
+		{name: "fail/fresh tokens outliving the warm ones", args: []string{"--fresh-token-ttl", "2h"}, wantErr: "--fresh-token-ttl"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o, err := parseFlags(c.args)
@@ -38,7 +40,17 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestResultPassesOnlyWithoutErrorsWrongAnswersOrLostRevocations(t *testing.T) {
-	clean := func() *result { return &result{counts: &counts{}} }
+	steady := func(up time.Duration, rss float64, goroutines, fds int) sample {
+		return sample{label: "x", up: up, rssMiB: rss, goroutines: goroutines, fds: fds}
+	}
+	clean := func() *result {
+		return &result{counts: &counts{}, steadyAfter: 3 * time.Minute, samples: []sample{
+			steady(10*time.Second, 100, 40, 38), // warming up: not compared
+			steady(3*time.Minute, 400, 50, 45),
+			steady(5*time.Minute, 420, 130, 125), // more connections, same other goroutines
+			steady(4*time.Minute, 410, 60, 55),   // after the restart
+		}}
+	}
 	for _, c := range []struct {
 		name  string
 		spoil func(r *result)
@@ -50,6 +62,9 @@ func TestResultPassesOnlyWithoutErrorsWrongAnswersOrLostRevocations(t *testing.T
 		{name: "fail/a connection failure outside the restart window", spoil: func(r *result) { r.counts.netErrors = 1 }},
 		{name: "fail/a revoked subject allowed", spoil: func(r *result) { r.counts.wrong[kindRevoked] = 1 }},
 		{name: "fail/an acknowledged revocation not enforced", spoil: func(r *result) { r.lost = []string{"x"} }},
+		{name: "ok/too few steady samples to judge memory", spoil: func(r *result) { r.samples = r.samples[:2] }, want: true},
+		{name: "fail/RSS grows once steady", spoil: func(r *result) { r.samples = append(r.samples, steady(6*time.Minute, 450, 60, 55)) }},
+		{name: "fail/goroutines grow beside the connections once steady", spoil: func(r *result) { r.samples = append(r.samples, steady(6*time.Minute, 410, 90, 55)) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := clean()
@@ -57,7 +72,7 @@ func TestResultPassesOnlyWithoutErrorsWrongAnswersOrLostRevocations(t *testing.T
 			if got := r.passed(); got != c.want {
 				t.Fatalf("passed = %v, want %v", got, c.want)
 			}
-			if report := r.markdown(options{Rate: 1, Workers: 1}); !strings.Contains(report, map[bool]string{true: "passed", false: "FAILED"}[c.want]) {
+			if report := r.markdown(options{Rate: 1, Workers: 1, FreshTTL: 2 * time.Minute}); !strings.Contains(report, map[bool]string{true: "passed", false: "FAILED"}[c.want]) {
 				t.Fatalf("report does not say so:\n%s", report)
 			}
 		})

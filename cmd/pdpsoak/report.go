@@ -17,6 +17,62 @@ type result struct {
 	counts        *counts
 	lost          []string
 	checked       int
+	// steadyAfter is how long a pdp runs before its caches are as full as
+	// the traffic makes them (the fresh tokens' lifetime and a sweep):
+	// memory is compared from then on.
+	steadyAfter time.Duration
+}
+
+// flatWithin is how far apart the steady samples may be.
+const flatWithin = 0.10
+
+// steady are the samples taken once the pdp serving then had run for
+// steadyAfter.
+func (r *result) steady() []sample {
+	var out []sample
+	for _, s := range r.samples {
+		if s.up >= r.steadyAfter {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// spread is how far apart the steady samples are: their RSS as (max −
+// min) / min, and the lowest and highest count of their goroutines beside
+// the connections' (one per open connection, as many as the load generator
+// keeps). ok is false with fewer than two steady samples.
+func (r *result) spread() (rss float64, goroutinesLo, goroutinesHi int, ok bool) {
+	st := r.steady()
+	if len(st) < 2 {
+		return 0, 0, 0, false
+	}
+	lo, hi := st[0].rssMiB, st[0].rssMiB
+	goroutinesLo, goroutinesHi = st[0].otherGoroutines(), st[0].otherGoroutines()
+	for _, s := range st[1:] {
+		lo, hi = min(lo, s.rssMiB), max(hi, s.rssMiB)
+		goroutinesLo, goroutinesHi = min(goroutinesLo, s.otherGoroutines()), max(goroutinesHi, s.otherGoroutines())
+	}
+	if lo > 0 {
+		rss = (hi - lo) / lo
+	}
+	return rss, goroutinesLo, goroutinesHi, true
+}
+
+// goroutineSlack is how many goroutines the steady samples may differ by
+// whatever flatWithin allows: a few come and go with the background work
+// (a batch being written, a sweep, a policy reload).
+const goroutineSlack = 10
+
+// otherGoroutines are the goroutines beside one per open file (each open
+// connection holds a file and the goroutine that serves it).
+func (s sample) otherGoroutines() int { return s.goroutines - s.fds }
+
+// flat: the steady samples' RSS and other goroutines stay within
+// flatWithin of each other (true when there are too few to tell).
+func (r *result) flat() bool {
+	rss, lo, hi, ok := r.spread()
+	return !ok || (rss <= flatWithin && float64(hi-lo) <= max(flatWithin*float64(lo), goroutineSlack))
 }
 
 // passed: no 5xx or connection failure outside the restart window, no
@@ -27,7 +83,7 @@ func (r *result) passed() bool {
 	for _, w := range c.wrong {
 		wrong += w
 	}
-	return c.status5xx == 0 && c.netErrors == 0 && wrong == 0 && len(r.lost) == 0
+	return c.status5xx == 0 && c.netErrors == 0 && wrong == 0 && len(r.lost) == 0 && r.flat()
 }
 
 func (r *result) markdown(o options) string {
@@ -73,15 +129,30 @@ func (r *result) markdown(o options) string {
 		}
 		fmt.Fprintf(&b, "\n5xx by 10-second window: %s\n", strings.Join(windows, ", "))
 	}
-	b.WriteString("\nThe start sample is taken after a 10 s warm-up (the caches filling, the heap growing to its GC target).\n")
-	b.WriteString("\n| moment | RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples from then on (*steady*, after each start) must be flat, RSS within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
+		o.FreshTTL, r.steadyAfter, flatWithin*100)
+	b.WriteString("\n| moment | up | RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | other goroutines | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
-		fmt.Fprintf(&b, "| %s | %.0f MiB | %.0f MiB | %d (%.1f MiB) | %d (%.1f MiB) | %d | %d | %d |\n",
-			s.label, s.rssMiB, s.heapMiB, s.tokens, s.tokensMiB, s.kept, s.keptMiB, s.goroutines, s.fds, s.errors5xx)
+		steady := ""
+		if s.up >= r.steadyAfter {
+			steady = " (steady)"
+		}
+		fmt.Fprintf(&b, "| %s%s | %s | %.0f MiB | %.0f MiB | %d (%.1f MiB) | %d (%.1f MiB) | %d | %d | %d | %d |\n",
+			s.label, steady, s.up.Round(time.Second), s.rssMiB, s.heapMiB, s.tokens, s.tokensMiB, s.kept, s.keptMiB, s.goroutines, s.fds, s.otherGoroutines(), s.errors5xx)
 	}
 	if first, last, ok := r.startEnd(); ok {
-		fmt.Fprintf(&b, "\nFrom start to end: RSS %+.0f%%, goroutines %+.0f%% (flat means within 10%%).\n",
+		fmt.Fprintf(&b, "\nFrom start to end: RSS %+.0f%%, goroutines %+.0f%%.\n",
 			pct(first.rssMiB, last.rssMiB), pct(float64(first.goroutines), float64(last.goroutines)))
+	}
+	if rss, lo, hi, ok := r.spread(); ok {
+		verdict := "flat"
+		if !r.flat() {
+			verdict = "NOT flat"
+		}
+		fmt.Fprintf(&b, "\nSteady samples (%d): RSS spread %.0f%%, other goroutines %d–%d: %s (RSS within %.0f%%, goroutines within %.0f%% or %d).\n",
+			len(r.steady()), rss*100, lo, hi, verdict, flatWithin*100, flatWithin*100, goroutineSlack)
+	} else {
+		b.WriteString("\nToo few steady samples to judge memory: run longer, or with a shorter --fresh-token-ttl.\n")
 	}
 	if len(c.wrongSeen) > 0 {
 		b.WriteString("\nWrong answers (first ones):\n\n")

@@ -164,7 +164,8 @@ func (s *soak) decideBody(k kind, seq uint64) ([]byte, error) {
 	case kindWarm:
 		headers["authorization"] = "Bearer " + s.warm[seq%warmTokens]
 	case kindFresh:
-		tok, err := mint(s.env.issuer, fmt.Sprintf("fresh-%d", seq), nil)
+		now := time.Now()
+		tok, err := mint(s.env.issuer, fmt.Sprintf("fresh-%d", seq), map[string]any{"iat": now.Unix(), "exp": now.Add(s.o.FreshTTL).Unix()})
 		if err != nil {
 			return nil, err
 		}

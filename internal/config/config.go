@@ -451,6 +451,14 @@ type DecisionCache struct {
 	// the token's claims are the token cache's). A byte size: 32MiB, 1GiB
 	// or a plain number of bytes.
 	MaxBytes ByteSize `mapstructure:"max_bytes"`
+	// VersionSpread spreads over this long the re-evaluation of the kept
+	// decisions a new policy version replaces: each kept decision of the
+	// version just replaced is still answered until a random moment within
+	// VersionSpread of the activation (revocations and every other store
+	// answer are checked again as always), so that a busy replica does not
+	// re-evaluate every warm token at once and shed load. 0: a new version
+	// applies to every request at once.
+	VersionSpread time.Duration `mapstructure:"version_spread"`
 }
 
 // Fingerprints configures how bearer-token sightings are recorded after
@@ -576,7 +584,7 @@ func Defaults() Config {
 		DecisionLogs:    DecisionLogs{Console: true, SampleRate: 1, Queue: DefaultDecisionLogQueue},
 		Metrics:         Metrics{Enabled: true},
 		DecisionTimeout: 100 * time.Millisecond,
-		DecisionCache:   DecisionCache{MaxEntries: 50_000, TTL: 5 * time.Minute, MaxBytes: 32 << 20},
+		DecisionCache:   DecisionCache{MaxEntries: 50_000, TTL: 5 * time.Minute, MaxBytes: 32 << 20, VersionSpread: 3 * time.Second},
 		Tokens:          Tokens{CacheEntries: 100_000, CacheBytes: 64 << 20},
 		Runtime:         Runtime{MemoryLimit: MemoryLimitAuto},
 		ClockSkew:       30 * time.Second,
@@ -789,6 +797,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DecisionCache.MaxEntries > 0 && (c.DecisionCache.TTL < time.Millisecond || c.DecisionCache.TTL > time.Hour) {
 		bad("decision_cache.ttl", "must be between 1ms and 1h")
+	}
+	if c.DecisionCache.VersionSpread < 0 || c.DecisionCache.VersionSpread > time.Minute {
+		bad("decision_cache.version_spread", "must be between 0 (a new policy version applies at once) and 1m")
 	}
 	if c.DecisionCache.MaxEntries > 0 {
 		if err := checkByteRange(c.DecisionCache.MaxBytes, 1<<20, 16<<30); err != nil {

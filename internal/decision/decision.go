@@ -179,6 +179,10 @@ type Options struct {
 	ReuseEntries int
 	ReuseBytes   int64
 	ReuseTTL     time.Duration
+	// ReuseVersionSpread: a decision kept under the policy version just
+	// replaced is still reused until a random moment within this long of
+	// the activation (see decision_cache.version_spread); 0: never.
+	ReuseVersionSpread time.Duration
 	// LogInputs says that decisions are logged with their input: a reused
 	// decision then builds its input too (kept decisions do not hold one).
 	LogInputs bool
@@ -228,6 +232,10 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 	}
 	if opts.ReuseEntries > 0 && opts.ReuseTTL > 0 {
 		e.reuse = newReuseCache(opts.ReuseEntries, opts.ReuseBytes, opts.ReuseTTL)
+		e.reuse.spread = max(opts.ReuseVersionSpread, 0)
+		if eval != nil {
+			go e.reuse.sweepLoop(ctx, e.now, func() policy.Reuse { return eval.Settings().Reuse })
+		}
 	}
 	if opts.State != nil {
 		e.recorder = newRecorder(ctx, opts.State, opts.FingerprintQueue, opts.FingerprintWriters, opts.Logger)
@@ -319,7 +327,15 @@ func (e *Engine) decide(ctx context.Context, req *Request, r *run) (*Decision, e
 	if e.reuse != nil && reusable(tok, proof, te, settings.Reuse) && notes.Empty() &&
 		r.writes(WriteDecisionKept, "the decision cache was neither read nor written") {
 		key = keyOf(req, cred, tok, proof, settings.Reuse)
-		if kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now); kept != nil && notes.Empty() {
+		kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now)
+		if kept == nil && e.reuse.inSpread(settings.Reuse, now) {
+			// Kept under the version just replaced, maybe still within
+			// its grace: the same request hashed with that version.
+			prev := settings.Reuse
+			prev.Version = prev.Previous
+			kept = e.reuse.lookup(ctx, keyOf(req, cred, tok, proof, prev), req, tok, settings.Reuse, now)
+		}
+		if kept != nil && notes.Empty() {
 			e.reuse.hits.Add(1)
 			if e.logInputs {
 				d.Input = buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)

@@ -50,7 +50,12 @@ import (
 // another nondeterministic built-in (time.now_ns, http.send, ...), or when
 // the policy version forbids reuse (see policy.Reuse).
 type reuseCache struct {
-	ttl    time.Duration
+	ttl time.Duration
+	// spread: a decision kept under the version a new one replaced is
+	// reused until its own random moment within spread of the activation
+	// (reuseEntry.grace), so that the replica re-evaluates its warm tokens
+	// over that time rather than all at once.
+	spread time.Duration
 	shards [reuseShards]reuseShard
 	hits   atomic.Int64
 	misses atomic.Int64
@@ -93,6 +98,9 @@ type reuseEntry struct {
 	answer       keptAnswer
 	revision     string
 	recorded     atomic.Int64
+	// grace is how long after the next activation this decision may still
+	// be reused: a random fraction of the cache's spread, drawn when kept.
+	grace time.Duration
 	// size is the estimate of the heap the entry holds (entryBytes).
 	size int64
 }
@@ -237,6 +245,60 @@ func (c *reuseCache) put(k reuseKey, e *reuseEntry) {
 	s.mu.Unlock()
 }
 
+// reuseSweepEvery is how often the engine removes kept decisions that can
+// no longer be reused.
+const reuseSweepEvery = 30 * time.Second
+
+// sweep removes the kept decisions that lookup would refuse whatever the
+// request: past their until, or made by a policy version that is neither
+// the active one nor, within its grace, the one it replaced. Without it they stay until their key is used again or the
+// shard is full, holding memory a replica has no use for (every policy
+// change leaves a whole cache of them). Each shard is scanned under its
+// read lock and its dead entries removed under the write lock, checked
+// again. It returns how many it removed.
+func (c *reuseCache) sweep(now time.Time, r policy.Reuse) int {
+	dead := func(e *reuseEntry) bool { return !now.Before(e.until) || !e.current(r, now) }
+	removed := 0
+	var keys []reuseKey
+	for i := range c.shards {
+		s := &c.shards[i]
+		keys = keys[:0]
+		s.mu.RLock()
+		for k, e := range s.entries {
+			if dead(e) {
+				keys = append(keys, k)
+			}
+		}
+		s.mu.RUnlock()
+		if len(keys) == 0 {
+			continue
+		}
+		s.mu.Lock()
+		for _, k := range keys {
+			if e, ok := s.entries[k]; ok && dead(e) {
+				delete(s.entries, k)
+				s.bytes -= e.size
+				removed++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return removed
+}
+
+func (c *reuseCache) sweepLoop(ctx context.Context, now func() time.Time, reuse func() policy.Reuse) {
+	t := time.NewTicker(reuseSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.sweep(now(), reuse())
+		}
+	}
+}
+
 func (c *reuseCache) stats() ReuseStats {
 	st := ReuseStats{Reused: c.hits.Load(), Evaluated: c.misses.Load(), MaxEntries: c.maxEntries, MaxBytes: c.maxBytes}
 	for i := range c.shards {
@@ -356,7 +418,7 @@ func header(b []byte, name string, vals []string) []byte {
 // reuse: the full evaluation that follows fails closed on its own.
 func (c *reuseCache) lookup(ctx context.Context, k reuseKey, req *Request, tok *token.Token, r policy.Reuse, now time.Time) *reuseEntry {
 	e := c.get(k)
-	if e == nil || e.version != r.Version || e.verification != tok.Verification || !now.Before(e.until) {
+	if e == nil || !e.current(r, now) || e.verification != tok.Verification || !now.Before(e.until) {
 		return nil
 	}
 	if r.Context && !sameContext(e.context, req.Context) {
@@ -366,6 +428,19 @@ func (c *reuseCache) lookup(ctx context.Context, k reuseKey, req *Request, tok *
 		return nil
 	}
 	return e
+}
+
+// inSpread: the activation of r's version is younger than the spread, so a
+// decision kept under the version it replaced may still be reused.
+func (c *reuseCache) inSpread(r policy.Reuse, now time.Time) bool {
+	return c.spread > 0 && r.Previous != 0 && now.Before(r.Activated.Add(c.spread))
+}
+
+// current: the decision was made by the active policy version, or by the
+// one it replaced and the activation is younger than the decision's grace.
+func (e *reuseEntry) current(r policy.Reuse, now time.Time) bool {
+	return e.version == r.Version ||
+		(e.version == r.Previous && e.grace > 0 && now.Before(r.Activated.Add(e.grace)))
 }
 
 func sameContext(a, b ast.Object) bool {
@@ -405,6 +480,9 @@ func (c *reuseCache) keep(k reuseKey, req *Request, tok *token.Token, r policy.R
 	}
 	if r.Context {
 		e.context = req.Context
+	}
+	if c.spread > 0 {
+		e.grace = rand.N(c.spread) + 1
 	}
 	e.recorded.Store(now.UnixNano())
 	c.put(k, e)

@@ -107,3 +107,47 @@ func TestReuseCacheBoundedInBytes(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepRemovesKeptDecisionsThatCanNoLongerBeReused: a sweep removes the
+// decisions past their until and those of another policy version, keeps
+// the rest, and gives their bytes back.
+func TestSweepRemovesKeptDecisionsThatCanNoLongerBeReused(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	key := func(i int) reuseKey { return reuseKey(sha256.Sum256(fmt.Appendf(nil, "k%d", i))) }
+	entry := func(version uint64, until time.Time) *reuseEntry {
+		return &reuseEntry{version: version, until: until, answer: keptAnswer{allow: true, status: 200}}
+	}
+	c := newReuseCache(10_000, 1<<30, time.Minute)
+	var live []reuseKey
+	for i := range 300 {
+		switch i % 3 {
+		case 0: // live: this version, until ahead
+			c.put(key(i), entry(7, now.Add(time.Minute)))
+			live = append(live, key(i))
+		case 1: // expired: until now or before
+			c.put(key(i), entry(7, now))
+		case 2: // made by the previous policy version
+			c.put(key(i), entry(6, now.Add(time.Minute)))
+		}
+	}
+	var liveBytes int64
+	for _, k := range live {
+		liveBytes += c.get(k).size
+	}
+	r := policy.Reuse{Version: 7, Previous: 6, Activated: now.Add(-time.Hour)}
+	if removed := c.sweep(now, r); removed != 200 {
+		t.Errorf("sweep removed %d, want the 200 dead ones", removed)
+	}
+	st := c.stats()
+	if st.Entries != len(live) || st.Bytes != liveBytes {
+		t.Errorf("after the sweep: %+v, want %d entries of %d bytes", st, len(live), liveBytes)
+	}
+	for _, k := range live {
+		if c.get(k) == nil {
+			t.Fatal("a live decision was swept")
+		}
+	}
+	if removed := c.sweep(now, r); removed != 0 {
+		t.Errorf("a second sweep removed %d", removed)
+	}
+}

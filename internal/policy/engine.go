@@ -112,6 +112,10 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 	}
 	warm(ctx, v.query)
 	v.settings.Reuse.Version = e.activations.Add(1)
+	v.settings.Reuse.Activated = time.Now()
+	if prev := e.active.Load(); prev != nil {
+		v.settings.Reuse.Previous = prev.settings.Reuse.Version
+	}
 	if !v.settings.Reuse.Allowed {
 		e.logger.Warn("decisions of this policy are not reused", "revision", set.Revision, "why", v.settings.Reuse.Why)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -27,6 +28,11 @@ type Reuse struct {
 	// Version identifies the activation; it changes whenever a policy
 	// version is activated, even with the same revision.
 	Version uint64
+	// Previous is the Version this activation replaced (0 for the first),
+	// and Activated when it was activated: a decision kept under Previous
+	// may still be reused for a little while (decision_cache.version_spread).
+	Previous  uint64
+	Activated time.Time
 	// Allowed is false when no decision of this version may be reused; Why
 	// then says which module prevents it.
 	Allowed bool

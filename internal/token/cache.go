@@ -116,6 +116,40 @@ func (c *tokenCache) remove(key [32]byte) {
 	c.mu.Unlock()
 }
 
+// sweepBatch bounds the entries one write-lock of a sweep removes, so that
+// verifications wait on it for microseconds, not for a whole scan.
+const sweepBatch = 256
+
+// sweep removes the entries that no longer count (until passed), so that
+// the memory of expired tokens is given back without waiting for the cache
+// to fill. The scan holds the read lock (lookups go on); the removal takes
+// the write lock a batch at a time and checks each entry again. It returns
+// how many it removed.
+func (c *tokenCache) sweep(now time.Time) int {
+	var expired [][32]byte
+	c.mu.RLock()
+	for k, e := range c.m {
+		if !e.until.After(now) {
+			expired = append(expired, k)
+		}
+	}
+	c.mu.RUnlock()
+	removed := 0
+	for len(expired) > 0 {
+		n := min(len(expired), sweepBatch)
+		c.mu.Lock()
+		for _, k := range expired[:n] {
+			if e, ok := c.m[k]; ok && !e.until.After(now) {
+				c.deleteLocked(k, e)
+				removed++
+			}
+		}
+		c.mu.Unlock()
+		expired = expired[n:]
+	}
+	return removed
+}
+
 func (c *tokenCache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

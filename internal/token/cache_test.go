@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -100,6 +102,36 @@ func TestJWTCache(t *testing.T) {
 		}
 		if _, ok := f.v.cache.get(sumOf(long)); !ok {
 			t.Fatal("the live entry was evicted instead of the expired one")
+		}
+	})
+	t.Run("a sweep removes the expired entries only, before the cache fills", func(t *testing.T) {
+		f := newFixture(t)
+		var short, long []string
+		for i := range 20 {
+			short = append(short, mint(t, f.ed, map[string]any{"jti": fmt.Sprint("s", i), "exp": testNow.Add(time.Second).Unix()}))
+			long = append(long, mint(t, f.ed, map[string]any{"jti": fmt.Sprint("l", i), "exp": testNow.Add(time.Hour).Unix()}))
+		}
+		for _, raw := range append(slices.Clone(short), long...) {
+			if _, err := f.v.Verify(ctx, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := f.v.CacheStats()
+		if removed := f.v.cache.sweep(f.clock.Now()); removed != 0 {
+			t.Fatalf("a sweep before anything expired removed %d", removed)
+		}
+		f.clock.Advance(time.Minute)
+		if removed := f.v.cache.sweep(f.clock.Now()); removed != len(short) {
+			t.Fatalf("sweep removed %d, want the %d expired", removed, len(short))
+		}
+		after := f.v.CacheStats()
+		if after.Entries != len(long) || after.Bytes <= 0 || after.Bytes >= before.Bytes {
+			t.Fatalf("before %+v, after %+v: want the %d live entries and fewer bytes", before, after, len(long))
+		}
+		for _, raw := range long {
+			if _, ok := f.v.cache.get(sumOf(raw)); !ok {
+				t.Fatal("a live entry was swept")
+			}
 		}
 	})
 	t.Run("Forget purges a JWT", func(t *testing.T) {

@@ -173,12 +173,14 @@ func (is *issuer) setRefused(ks *keySet, skipped []skippedKey, err error) {
 // Run keeps the key sets of the jwks_uri issuers fresh until ctx is done:
 // a first fetch retried with exponential backoff, then one fetch every
 // JWKSRefresh. A failed refresh keeps the previous keys and is retried
-// with backoff. Run blocks until ctx is done and its loops have ended;
+// with backoff. It also removes expired tokens from the verification cache
+// every CacheSweepEvery. Run blocks until ctx is done and its loops have ended;
 // call it once, in its own goroutine. Verify works without Run too: the
 // first token of an issuer then loads its keys (rate-limited like an
 // unknown kid).
 func (v *Verifier) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Go(func() { v.sweepLoop(ctx) })
 	for _, is := range v.issuers {
 		if is.cfg.JWKSURI != "" {
 			wg.Go(func() { v.refreshLoop(ctx, is) })
@@ -186,6 +188,23 @@ func (v *Verifier) Run(ctx context.Context) {
 	}
 	<-ctx.Done()
 	wg.Wait()
+}
+
+// CacheSweepEvery is how often Run removes the expired tokens from the
+// cache.
+const CacheSweepEvery = 30 * time.Second
+
+func (v *Verifier) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(CacheSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			v.cache.sweep(v.now())
+		}
+	}
 }
 
 func (v *Verifier) refreshLoop(ctx context.Context, is *issuer) {
