@@ -322,3 +322,73 @@ decision := {
 	"effects": effects,
 	"valid_until": valid_until,
 }
+
+# --- explanation (POST /v1/admin/explain, pdp explain) ----------------------
+
+# Never part of a decision: evaluated only when one is explained, with the
+# same input. explanation lists every reason an applied guardrail (or the
+# module) found, with what the guardrail compared (its `explain`), and
+# every applied guardrail that found nothing, as a pass; sorted by
+# guardrail, then outcome and code. Go adds where each rule is (file:line).
+explanation := [entry[3] | some entry in sort(explained)]
+
+explained contains [name, outcome, r.code, {
+	"guardrail": name,
+	"code": r.code,
+	"message": r.message,
+	"mode": mode_of(g, r),
+	"outcome": outcome,
+	"values": explain_values(g),
+}] if {
+	some [g, r] in found
+	name := guardrail_name(g)
+	outcome := outcome_of(g, r)
+}
+
+explained contains [g, "pass", "", {
+	"guardrail": g,
+	"code": "",
+	"message": "",
+	"mode": guardrail_mode(g),
+	"outcome": "pass",
+	"values": explain_values(g),
+}] if {
+	some g in (guardrails & guardrail_modules)
+	not found_by(g)
+}
+
+found_by(g) if {
+	some [name, _] in found
+	name == g
+}
+
+guardrail_name(g) := g if g != ""
+
+guardrail_name("") := module if module != ""
+
+guardrail_name("") := "request" if module == ""
+
+mode_of(g, r) := "monitor" if monitored(g, r)
+
+else := "enforce"
+
+outcome_of(g, r) := "warn" if monitored(g, r)
+
+else := "deny"
+
+# guardrail_mode: "monitor" when every mode name of the guardrail is in
+# monitor mode for this client, "enforce" otherwise.
+guardrail_mode(g) := "monitor" if {
+	not g in always_enforced
+	names := {n | some n in data.tokenguard.lib[g].modes}
+	count(names) > 0
+	every n in names {
+		mode.monitored(n)
+	}
+} else := "enforce"
+
+explain_values(g) := v if {
+	g != ""
+	v := data.tokenguard.lib[g].explain
+	is_object(v)
+} else := {}

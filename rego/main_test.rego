@@ -584,3 +584,60 @@ test_path_parameters_never_monitored if {
 	d.allow == false
 	codes(d) == ["request_path_invalid"]
 }
+
+# --- explanation -------------------------------------------------------------
+
+explain_with(inp, pdp_data) := x if {
+	x := data.tokenguard.main.explanation with input as inp
+		with data.pdp as pdp_data
+		with pdp.revocation as fixtures.revocation_mock
+		with pdp.last_seen as fixtures.last_seen_mock
+		with pdp.route as route_reference.route
+}
+
+entry(x, g) := [e | some e in x; e.guardrail == g]
+
+test_explanation_of_an_over_long_token_names_the_lifetime_guardrail_with_both_values if {
+	long := fixtures.with_claims(user, {"exp": fixtures.now_s + 7200})
+	x := explain_with(long, fixtures.policy_data)
+	[e] := entry(x, "lifetime")
+	e.code == "lifetime_exceeded"
+	e.outcome == "deny"
+	e.mode == "enforce"
+	e.values.lifetime_s > e.values.max_lifetime_s
+	e.values.max_lifetime_s > 0
+
+	# every other guardrail that ran passed
+	every other in [o | some o in x; o.guardrail != "lifetime"] {
+		other.outcome == "pass"
+	}
+	count(x) > 5
+}
+
+test_explanation_of_a_monitored_guardrail_is_a_warning if {
+	long := fixtures.with_claims(user, {"exp": fixtures.now_s + 7200})
+	x := explain_with(long, object.union(fixtures.policy_data, {"modes": {"lifetime": "monitor"}}))
+	[e] := entry(x, "lifetime")
+	e.outcome == "warn"
+	e.mode == "monitor"
+}
+
+test_explanation_lists_each_guardrail_that_ran_once_sorted if {
+	x := explain_with(user, fixtures.policy_data)
+	names := [e.guardrail | some e in x]
+	names == sort(names)
+	count(names) == count({n | some n in names})
+	"token" in names
+	"lifetime" in names
+	every e in x {
+		e.outcome == "pass"
+		is_object(e.values)
+	}
+}
+
+test_explanation_of_a_missing_token_denies_in_the_token_guardrail if {
+	x := explain_with(object.remove(user, ["token"]), fixtures.policy_data)
+	[e] := entry(x, "token")
+	e.outcome == "deny"
+	e.code == "token_missing"
+}

@@ -412,10 +412,10 @@ type grafanaDS struct {
 }
 
 type grafanaPanel struct {
-	ID         int        `json:"id"`
-	Type       string     `json:"type"`
-	Title      string     `json:"title"`
-	Datasource *grafanaDS `json:"datasource"`
+	ID         int                      `json:"id"`
+	Type       string                   `json:"type"`
+	Title      string                   `json:"title"`
+	Datasource *grafanaDS               `json:"datasource"`
 	GridPos    struct{ H, W, X, Y int } `json:"gridPos"`
 	Targets    []struct {
 		Expr         string     `json:"expr"`

@@ -61,6 +61,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newStoreCommand())
 	root.AddCommand(newPolicyCommand())
 	root.AddCommand(newReplayCommand())
+	root.AddCommand(newExplainCommand())
 	root.AddCommand(newVersionCommand())
 	plainHelp(root)
 	root.AddCommand(newHealthcheckCommand())

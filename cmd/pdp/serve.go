@@ -322,7 +322,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Gateway:     gatewayAuth,
 		ForwardAuth: forwardAuth,
 		Admin: httpapi.Admin{Credential: adminCred, Store: st, RevocationTTL: cfg.Store.RevocationTTL, Backup: localStore(st),
-			Issuers: issuerNames(cfg.Issuers)},
+			Issuers: issuerNames(cfg.Issuers), Explainer: decider},
 		Revoke: &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL,
 			Clients: revokeClients, Gateway: gatewayAuth, Observer: mtr,
 			RefreshTarget: func(sid, sub string) (string, string, bool) { return engine.Settings().RefreshTarget(sid, sub) }},

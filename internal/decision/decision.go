@@ -101,6 +101,9 @@ type Decision struct {
 	// by built-in and arguments, for decision logs (nd_builtin_cache), so
 	// that a replay can answer as they did. Set with Options.LogInputs.
 	Answers topdown.NDBCache `json:"-"`
+	// Explain is set when the decision was explained (Engine.Explain), not
+	// made: nothing was written for it.
+	Explain bool `json:"-"`
 }
 
 // MarshalJSON writes the decision with every list and map present: an
@@ -256,6 +259,12 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 // found no room or ran out of time is an overloaded deny (503), one whose
 // caller went away a canceled deny; neither is an error.
 func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
+	return e.decide(ctx, req, nil)
+}
+
+// decide is Decide, or with r an explanation (explain.go): every write
+// goes through r.writes.
+func (e *Engine) decide(ctx context.Context, req *Request, r *run) (*Decision, error) {
 	d := &Decision{ID: NewID()}
 	if req.PathRefused != "" {
 		// Before any route is matched, and before the token: a path that
@@ -290,10 +299,10 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 			defer e.admission.release()
 			admitted = true
 		}
-		if te, err = e.tokenEndpoint(ctx, req, settings, now); err != nil {
+		if te, err = e.tokenEndpoint(ctx, req, settings, now, r); err != nil {
 			return e.failOrUnavailable(ctx, d, err, notes)
 		}
-		if te.refresh != nil && te.refresh.valid {
+		if te.refresh != nil && te.refresh.valid && !r.explaining() {
 			// The refresh token's use is written: the decision now
 			// completes whatever the request's deadline, since an
 			// overloaded answer would make the client's retry reuse (and
@@ -310,7 +319,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		if cred.raw != "" {
 			d.TokenHash = token.HashToken(cred.raw)
 		}
-		if proof, err = e.verifyProof(ctx, req, cred, tok, now); err != nil {
+		if proof, err = e.verifyProof(ctx, req, cred, tok, now, r); err != nil {
 			return e.failOrUnavailable(ctx, d, err, notes)
 		}
 	}
@@ -325,7 +334,8 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 	evalCtx := ctx
 	// A check that met an unavailable shared state makes the decision
 	// one of a kind: it is neither answered from nor kept for reuse.
-	if e.reuse != nil && reusable(tok, proof, te, settings.Reuse) && notes.Empty() {
+	if e.reuse != nil && reusable(tok, proof, te, settings.Reuse) && notes.Empty() &&
+		r.writes(WriteDecisionKept, "the decision cache was neither read nor written") {
 		key = keyOf(req, cred, tok, proof, settings.Reuse)
 		kept := e.reuse.lookup(ctx, key, req, tok, settings.Reuse, now)
 		if kept == nil && e.reuse.inSpread(settings.Reuse, now) {
@@ -350,14 +360,14 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 
 	input := buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
 	d.Input = input
-	res, rev, err := e.eval(evalCtx, input, now, admitted)
+	res, rev, err := e.eval(evalCtx, input, now, admitted, r)
 	d.Policy.Revision = rev
 	if err != nil {
 		return e.failOrUnavailable(ctx, d, err, notes)
 	}
 	// Durable effects are on disk before the answer; a failed one fails
 	// the decision closed.
-	if err := e.applyEffects(ctx, res.Effects, now); err != nil {
+	if err := e.applyEffects(ctx, res.Effects, now, r); err != nil {
 		return e.failOrUnavailable(ctx, d, err, notes)
 	}
 	if deps != nil && ctx.Err() == nil && notes.Empty() {
@@ -376,7 +386,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 		d.Warnings = append(slices.Clip(d.Warnings), w...)
 	}
 	if tok != nil && d.Allow {
-		e.recordSighting(req, tok, res.Warnings, now)
+		e.recordSighting(req, tok, res.Warnings, now, r)
 	}
 	return d, nil
 }
@@ -384,7 +394,7 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Decision, error) {
 // eval evaluates the policy once admission gives it a turn (admitted: the
 // caller holds one already). An evaluation cut short by the context is not
 // counted as an evaluation error.
-func (e *Engine) eval(ctx context.Context, input ast.Value, now time.Time, admitted bool) (policy.Result, string, error) {
+func (e *Engine) eval(ctx context.Context, input ast.Value, now time.Time, admitted bool, r *run) (policy.Result, string, error) {
 	if e.admission != nil && !admitted {
 		if err := e.admission.acquire(ctx); err != nil {
 			return policy.Result{}, "", err
@@ -395,7 +405,17 @@ func (e *Engine) eval(ctx context.Context, input ast.Value, now time.Time, admit
 	if e.observer != nil {
 		start = time.Now()
 	}
-	res, rev, err := e.policy.Eval(ctx, input, now)
+	var (
+		res policy.Result
+		rev string
+		err error
+	)
+	if r.explaining() {
+		// The same version evaluates the decision and its explanation.
+		res, rev, r.explanation, err = e.policy.(PolicyExplainer).Explain(ctx, input, now)
+	} else {
+		res, rev, err = e.policy.Eval(ctx, input, now)
+	}
 	if e.observer != nil {
 		observed := err
 		if ctx.Err() != nil {
@@ -440,7 +460,7 @@ func (e *Engine) reused(d *Decision, kept *reuseEntry, req *Request, tok *token.
 	if d.Allow {
 		last := kept.recorded.Load()
 		if now.UnixNano()-last >= int64(sightingEvery) && kept.recorded.CompareAndSwap(last, now.UnixNano()) {
-			e.recordSighting(req, tok, kept.answer.warnings, now)
+			e.recordSighting(req, tok, kept.answer.warnings, now, nil)
 		}
 	}
 	return d
@@ -476,9 +496,12 @@ func (e *Engine) verifyToken(ctx context.Context, cred credential) (*token.Token
 }
 
 // applyEffects carries out what the policy asked for.
-func (e *Engine) applyEffects(ctx context.Context, effects []policy.Effect, now time.Time) error {
+func (e *Engine) applyEffects(ctx context.Context, effects []policy.Effect, now time.Time, run *run) error {
 	for _, eff := range effects {
 		r := eff.Revoke
+		if !run.writes(WriteRevocation, fmt.Sprintf("revoke %s of %s (%s) was not written", r.Kind, r.Issuer, r.Reason)) {
+			continue
+		}
 		if e.state == nil {
 			return errors.New("the policy asked for a revocation but no state store is configured")
 		}

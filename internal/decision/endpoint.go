@@ -57,7 +57,7 @@ func isTokenEndpoint(req *Request, s policy.Settings) bool {
 // forged token cannot touch anyone's family), then recorded atomically as
 // used. Presenting a refresh token a second time is reuse. Only hashes are
 // stored.
-func (e *Engine) tokenEndpoint(ctx context.Context, req *Request, s policy.Settings, now time.Time) (*tokenEndpointResult, error) {
+func (e *Engine) tokenEndpoint(ctx context.Context, req *Request, s policy.Settings, now time.Time, run *run) (*tokenEndpointResult, error) {
 	te := &tokenEndpointResult{grantType: req.Form.Get("grant_type")}
 	if te.grantType != "refresh_token" {
 		return te, nil
@@ -106,6 +106,9 @@ func (e *Engine) tokenEndpoint(ctx context.Context, req *Request, s policy.Setti
 	fam := store.Family{
 		ID: familyID(tok), Issuer: tok.Issuer, Subject: tok.Subject, SessionID: claimString(tok.Claims, "sid"),
 		ExpiresAt: now.Add(s.RefreshMaxAge),
+	}
+	if run.explaining() {
+		return te, e.findRefreshUse(ctx, rr, fam, now, run)
 	}
 	f, err := e.state.UseRefreshTokenFrom(ctx, fam, rr.hash, store.Presentation{
 		From: presentedFrom(req, tok, s), Grace: s.RefreshReuseGrace,
@@ -178,4 +181,29 @@ func claimString(claims ast.Object, name string) string {
 		}
 	}
 	return ""
+}
+
+// findRefreshUse is, for an explanation, what UseRefreshTokenFrom would
+// find, read only: a refresh token whose family is found by its hash was
+// presented before, which is reuse (a retry within the reuse grace is not
+// told from reuse, nor a family revoked since).
+func (e *Engine) findRefreshUse(ctx context.Context, rr *refreshResult, fam store.Family, now time.Time, run *run) error {
+	ff, ok := e.state.(familyFinder)
+	if !ok {
+		return fmt.Errorf("%w: the state store cannot find a refresh token's family without writing", ErrExplainUnsupported)
+	}
+	f, err := ff.FindFamily(ctx, rr.hash)
+	switch {
+	case err == nil:
+		rr.reused, rr.family = true, f
+		run.writes(WriteRefreshUse, "the refresh token's use was not recorded; it was presented before (reuse)")
+	case errors.Is(err, store.ErrNotFound):
+		// As the family the use would have created or moved on.
+		fam.Current, fam.CreatedAt = rr.hash, now
+		rr.family = fam
+		run.writes(WriteRefreshUse, "the refresh token's use was not recorded; it was not presented before")
+	default:
+		return fmt.Errorf("refresh-token family: %w", err)
+	}
+	return nil
 }

@@ -250,7 +250,7 @@ const codeReplaySuspected = "token_replay_suspected"
 // recordSighting queues the fingerprint of an allowed bearer token. A
 // sighting the fingerprint guardrail only warned about (monitor mode) is not
 // recorded: the first fingerprint stays the baseline.
-func (e *Engine) recordSighting(req *Request, tok *token.Token, warnings []policy.Reason, now time.Time) {
+func (e *Engine) recordSighting(req *Request, tok *token.Token, warnings []policy.Reason, now time.Time, r *run) {
 	if e.recorder == nil || tok.Confirmation.JKT != "" || tok.Confirmation.X5TS256 != "" {
 		return
 	}
@@ -261,6 +261,9 @@ func (e *Engine) recordSighting(req *Request, tok *token.Token, warnings []polic
 		if w.Code == codeReplaySuspected {
 			return
 		}
+	}
+	if !r.writes(WriteSighting, "the bearer token's sighting was not recorded") {
+		return
 	}
 	var ua string
 	if v := req.Headers["user-agent"]; len(v) > 0 {

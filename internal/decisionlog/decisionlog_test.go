@@ -275,6 +275,25 @@ func TestConsoleSink(t *testing.T) {
 	assertNoSecrets(t, "console log", b.console.String())
 }
 
+func TestAnExplanationIsLoggedAsOne(t *testing.T) {
+	b := newBed(t, config.DecisionLogs{Console: true, SampleRate: 1})
+	explained, decided := deny(t), deny(t)
+	explained.Explain = true
+	b.logger.Log(context.Background(), Entry{Decision: explained})
+	b.logger.Log(context.Background(), Entry{Decision: decided})
+	lines := b.consoleLines(t)
+	if len(lines) != 2 {
+		t.Fatalf("console decision lines = %d, want 2", len(lines))
+	}
+	for i, want := range []any{true, nil} {
+		c, _ := lines[i]["custom"].(map[string]any)
+		if c["explain"] != want {
+			t.Errorf("line %d: custom.explain = %v, want %v", i, c["explain"], want)
+		}
+	}
+	assertNoSecrets(t, "console log", b.console.String())
+}
+
 func TestMaskErasesCredentialsFromTheInput(t *testing.T) {
 	b := newBed(t, config.DecisionLogs{Console: true, SampleRate: 1})
 	b.logger.Log(context.Background(), Entry{Decision: deny(t)})

@@ -203,6 +203,11 @@ func appendCustom(b []byte, r record) []byte {
 		// Answered from an earlier decision; input.now is that decision's.
 		b = append(b, `,"reused":true`...)
 	}
+	if dec.Explain {
+		// Explained (POST /v1/admin/explain), not decided: nothing was
+		// written for it, and no gateway acted on it.
+		b = append(b, `,"explain":true`...)
+	}
 	if dec.Policy.Module != "" {
 		b = append(b, `,"module":`...)
 		b = appendString(b, dec.Policy.Module)

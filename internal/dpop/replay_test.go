@@ -2,6 +2,7 @@ package dpop_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -116,4 +117,40 @@ func TestVerifyConcurrentSpends(t *testing.T) {
 	if fresh != 1 || replayed != n-1 {
 		t.Fatalf("%d fresh and %d replayed, want 1 and %d", fresh, replayed, n-1)
 	}
+}
+
+func TestCheckSpendsNothing(t *testing.T) {
+	ctx := context.Background()
+	p := prover(t, "ES256")
+
+	t.Run("ok/a fresh proof checks valid and stays unspent", func(t *testing.T) {
+		v := newVerifier(t, openBolt(t), dpop.Options{})
+		proof := mustProof(t, p, "GET", testURL, testToken)
+		for range 2 {
+			if _, err := v.Check(ctx, request(t, proof)); err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+		}
+		if _, err := v.Verify(ctx, request(t, proof)); err != nil {
+			t.Fatalf("Verify after Check: %v: Check spent the jti", err)
+		}
+	})
+
+	t.Run("fail/a spent proof checks as replayed", func(t *testing.T) {
+		v := newVerifier(t, openBolt(t), dpop.Options{})
+		proof := mustProof(t, p, "GET", testURL, testToken)
+		if _, err := v.Verify(ctx, request(t, proof)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := v.Check(ctx, request(t, proof))
+		wantCode(t, err, dpop.CodeReplayed, "already been used")
+	})
+
+	t.Run("fail/a replay cache that cannot be read without writing", func(t *testing.T) {
+		v := newVerifier(t, newMemReplay(), dpop.Options{})
+		_, err := v.Check(ctx, request(t, mustProof(t, p, "GET", testURL, testToken)))
+		if !errors.Is(err, dpop.ErrCheckUnsupported) {
+			t.Fatalf("err = %v, want ErrCheckUnsupported", err)
+		}
+	})
 }

@@ -25,6 +25,16 @@ type Replay interface {
 	SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (fresh bool, err error)
 }
 
+// ReplayReader tells, without writing, whether a proof was spent; a Replay
+// that implements it lets Check explain a decision (*store.Bolt does).
+type ReplayReader interface {
+	DPoPJTISpent(ctx context.Context, key string) (spent bool, err error)
+}
+
+// ErrCheckUnsupported is Check's error when the replay cache cannot be
+// read without writing.
+var ErrCheckUnsupported = errors.New("dpop: the replay cache cannot tell a spent proof without spending it")
+
 // Defaults of Options.
 const (
 	DefaultIATWindow = 60 * time.Second
@@ -190,6 +200,18 @@ var (
 // htm; D6 htu; D7 iat; D9 ath; D12 nonce; and D8, the replay check, last,
 // so that no refused proof spends a jti.
 func (v *Verifier) Verify(ctx context.Context, r Request) (*Proof, error) {
+	return v.verify(ctx, r, true)
+}
+
+// Check is Verify without spending the proof's jti: every check runs the
+// same, and D8 only reads whether the jti was already spent (a spent one is
+// the same CodeReplayed error). It changes nothing, for explaining a
+// decision; ErrCheckUnsupported when the replay cache cannot be read so.
+func (v *Verifier) Check(ctx context.Context, r Request) (*Proof, error) {
+	return v.verify(ctx, r, false)
+}
+
+func (v *Verifier) verify(ctx context.Context, r Request, spend bool) (*Proof, error) {
 	if r.Method == "" || r.URL == nil {
 		return nil, errors.New("dpop: request method and URL are required")
 	}
@@ -282,7 +304,16 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (*Proof, error) {
 	if minExp := now.Add(time.Second); exp.Before(minExp) {
 		exp = minExp
 	}
-	fresh, err := v.replay.SpendDPoPJTI(ctx, replayKey, exp)
+	var fresh bool
+	if spend {
+		fresh, err = v.replay.SpendDPoPJTI(ctx, replayKey, exp)
+	} else if rr, ok := v.replay.(ReplayReader); !ok {
+		return nil, ErrCheckUnsupported
+	} else {
+		var spent bool
+		spent, err = rr.DPoPJTISpent(ctx, replayKey)
+		fresh = !spent
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dpop: replay check: %w", err)
 	}

@@ -41,6 +41,8 @@ type Admin struct {
 	// /v1/admin/issuers so that a client (pdp revoke) can refuse a
 	// revocation for an issuer no token can come from (a typo).
 	Issuers []string
+	// Explainer, when set, serves POST /v1/admin/explain.
+	Explainer Explainer
 }
 
 // Limits of the admin API.
@@ -64,7 +66,7 @@ type admin struct {
 	logger *slog.Logger
 }
 
-func mountAdmin(r chi.Router, cfg Admin, logger *slog.Logger) {
+func mountAdmin(r chi.Router, cfg Admin, logger *slog.Logger, logs DecisionLogger) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -79,6 +81,10 @@ func mountAdmin(r chi.Router, cfg Admin, logger *slog.Logger) {
 		r.Get("/issuers", a.listIssuers)
 		if cfg.Backup != nil {
 			r.Get("/backup", a.backup)
+		}
+		if cfg.Explainer != nil {
+			x := &explain{explainer: cfg.Explainer, logs: logs, logger: logger}
+			r.Post("/explain", x.serveHTTP)
 		}
 	})
 }

@@ -22,7 +22,7 @@ func TestSecondConcurrentBackupIs429(t *testing.T) {
 	}
 	defer st.Close()
 	r := chi.NewRouter()
-	mountAdmin(r, Admin{Credential: "c", Store: st, RevocationTTL: time.Hour, Backup: st}, slog.New(slog.DiscardHandler))
+	mountAdmin(r, Admin{Credential: "c", Store: st, RevocationTTL: time.Hour, Backup: st}, slog.New(slog.DiscardHandler), nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	get := func(ctx context.Context) (*http.Response, error) {

@@ -34,7 +34,7 @@ func (unavailableStore) ListRevocations(context.Context, store.RevocationFilter)
 
 func TestAdminAnswers503WhenTheSharedStateIsUnavailable(t *testing.T) {
 	r := chi.NewRouter()
-	mountAdmin(r, Admin{Credential: "c", Store: unavailableStore{}, RevocationTTL: time.Hour}, slog.New(slog.DiscardHandler))
+	mountAdmin(r, Admin{Credential: "c", Store: unavailableStore{}, RevocationTTL: time.Hour}, slog.New(slog.DiscardHandler), nil)
 	for name, tt := range map[string]struct{ method, path, body string }{
 		"fail/revoke":  {"POST", "/v1/admin/revocations", `{"kind":"subject","iss":"https://as.example.com","value":"carol"}`},
 		"fail/delete":  {"DELETE", "/v1/admin/revocations/r1", ""},

@@ -486,18 +486,26 @@ func TestMetricsAfterRealDecisions(t *testing.T) {
 func TestStatus(t *testing.T) {
 	p := newPDP(t)
 	p.decide(t, accountURL, map[string]any{"authorization": "Bearer " + p.mint(t, nil)})
-	// Entries are written by the logger's goroutine: write the queue out.
-	if err := p.logs.Flush(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	var st struct {
 		Revision     string           `json:"revision"`
 		Store        map[string]any   `json:"store"`
 		Issuers      []map[string]any `json:"issuers"`
 		DecisionLogs map[string]any   `json:"decision_logs"`
 	}
-	if err := json.Unmarshal([]byte(p.get(t, "/v1/status")), &st); err != nil {
-		t.Fatal(err)
+	// The handler logs the decision after the answer is sent, and the
+	// logger's goroutine writes it: flush until it has been handed over
+	// (bounded), then read the status.
+	for try := 0; ; try++ {
+		if err := p.logs.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(p.get(t, "/v1/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.DecisionLogs["written"] == float64(1) || try == 500 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if st.Revision == "" || st.Store["revocations"] == nil || len(st.Issuers) != 1 || st.Issuers[0]["loaded"] != true ||
 		st.DecisionLogs["written"] != float64(1) || st.DecisionLogs["console"] != true {

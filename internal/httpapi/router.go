@@ -82,7 +82,7 @@ func New(opts Options) http.Handler {
 		r.With(opts.Gateway.middleware).HandleFunc("/v1/forward-auth/*", fa.serveHTTP)
 	}
 	if opts.Admin.Credential != "" && opts.Admin.Store != nil {
-		mountAdmin(r, opts.Admin, opts.Logger)
+		mountAdmin(r, opts.Admin, opts.Logger, opts.DecisionLog)
 	}
 	if opts.Revoke != nil {
 		// Never an open endpoint: without a way to authenticate a client

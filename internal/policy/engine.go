@@ -55,6 +55,10 @@ type version struct {
 	bytes     int64 // the size of its modules and data (Set.Bytes)
 	// base keeps what evaluations read from the version's store.
 	base *baseCache
+	// set is what the version was built from, and explain its explanation
+	// query, compiled on first use (explain.go).
+	set     *Set
+	explain *explainer
 }
 
 // Info describes the active policy version.
@@ -166,7 +170,8 @@ func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context
 		}
 	}
 	settings.Reuse = reuseOf(set.Modules)
-	return &version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now(), folded: folded, bytes: set.Bytes, base: newBaseCache()}, nil
+	return &version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now(), folded: folded, bytes: set.Bytes, base: newBaseCache(),
+		set: set, explain: &explainer{}}, nil
 }
 
 // prepare compiles the set, folded (fold.go) unless folding is off, and
@@ -255,6 +260,12 @@ func (e *Engine) EvalRecorded(ctx context.Context, input ast.Value, now time.Tim
 	if ndb == nil {
 		ndb = builtins.NDBCache{}
 	}
+	res, err := v.eval(ctx, input, now, ndb)
+	return res, v.revision, err
+}
+
+// eval evaluates the version's decision query (see EvalRecorded).
+func (v *version) eval(ctx context.Context, input ast.Value, now time.Time, ndb builtins.NDBCache) (Result, error) {
 	vc := getVCache()
 	defer putVCache(vc)
 	rs, err := v.query.Eval(ctx,
@@ -266,24 +277,24 @@ func (e *Engine) EvalRecorded(ctx context.Context, input ast.Value, now time.Tim
 		rego.EvalBaseCache(v.base),
 	)
 	if err != nil {
-		return Result{}, v.revision, fmt.Errorf("evaluate %s: %w", Query, err)
+		return Result{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return Result{}, v.revision, fmt.Errorf("evaluate %s: decision is undefined", Query)
+		return Result{}, fmt.Errorf("evaluate %s: decision is undefined", Query)
 	}
 	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
 	if !ok {
-		return Result{}, v.revision, fmt.Errorf("evaluate %s: unexpected result type %T", Query, rs[0].Expressions[0].Value)
+		return Result{}, fmt.Errorf("evaluate %s: unexpected result type %T", Query, rs[0].Expressions[0].Value)
 	}
 	res, err := parseResult(t.Value)
 	if err != nil {
-		return Result{}, v.revision, fmt.Errorf("evaluate %s: %w", Query, err)
+		return Result{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
 	for name := range ndb {
 		res.Nondeterministic = append(res.Nondeterministic, name)
 	}
 	res.NDBuiltinCache = ndb
-	return res, v.revision, nil
+	return res, nil
 }
 
 // keepTerm hands the result term back as is, skipping the conversion of the

@@ -333,6 +333,9 @@ type event struct {
 		// Shadow is set on a shadow policy's disagreement: the same
 		// decision again (decisionlog.ShadowMessage on the console).
 		Shadow json.RawMessage `json:"shadow"`
+		// Explain is set on an explained decision (POST
+		// /v1/admin/explain): made by nobody's request.
+		Explain bool `json:"explain"`
 	} `json:"custom"`
 }
 
@@ -358,8 +361,8 @@ func parseEvent(data []byte, where string) (*Decision, error) {
 		}
 		return nil, errors.New(`event without "path"`)
 	}
-	if len(ev.Custom.Shadow) > 0 {
-		return nil, nil // a shadow disagreement repeats a decision logged as such
+	if len(ev.Custom.Shadow) > 0 || ev.Custom.Explain {
+		return nil, nil // a shadow disagreement repeats a decision logged as such; an explanation answered no request
 	}
 	d := &Decision{Where: where, ID: ev.DecisionID}
 	switch {

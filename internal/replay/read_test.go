@@ -145,6 +145,15 @@ func TestReadEdgeCases(t *testing.T) {
 			t.Fatalf("got %v, %v", got, err)
 		}
 	})
+	t.Run("ok/an explained decision is skipped", func(t *testing.T) {
+		ev := strings.Replace(eventJSON("a1", exampleInput(t), true), `"client_id":"dev-client"}}`, `"client_id":"dev-client","explain":true}}`, 1)
+		if !strings.Contains(ev, `"explain":true`) {
+			t.Fatal("the test event is not marked as an explanation")
+		}
+		if got, err := readAll(t, ev); err != nil || len(got) != 0 {
+			t.Fatalf("got %v, %v", got, err)
+		}
+	})
 	t.Run("ok/another decision path is skipped", func(t *testing.T) {
 		ev := strings.Replace(eventJSON("a1", exampleInput(t), true), "tokenguard/main/decision", "system/log", 1)
 		if got, err := readAll(t, ev); err != nil || len(got) != 0 {

@@ -21,6 +21,29 @@ func (b *Bolt) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (boo
 	return fresh, nil
 }
 
+// DPoPJTISpent reports, without writing anything, whether a DPoP proof
+// was spent under key and is still remembered: what SpendDPoPJTI would
+// answer with false. For explaining a decision, which must change nothing.
+func (b *Bolt) DPoPJTISpent(ctx context.Context, key string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := checkKey("replay key", key); err != nil {
+		return false, fmt.Errorf("store: dpop jti spent: %w", err)
+	}
+	now := b.now().UnixNano()
+	var spent bool
+	err := b.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketDPoP).Get([]byte(key))
+		spent = v != nil && live(v, now)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: dpop jti spent: %w", err)
+	}
+	return spent, nil
+}
+
 // SETSeen reports whether the SET with key is remembered as applied.
 func (b *Bolt) SETSeen(ctx context.Context, key string) (bool, error) {
 	if err := ctx.Err(); err != nil {

@@ -124,3 +124,33 @@ func TestRememberSETSurvivesRestart(t *testing.T) {
 		t.Errorf("SETJTIs after the sweep = %d", st.SETJTIs)
 	}
 }
+
+func TestDPoPJTISpentReadsWithoutSpending(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s := openTest(t, c)
+	spent := func(key string) bool {
+		t.Helper()
+		v, err := s.DPoPJTISpent(ctx, key)
+		if err != nil {
+			t.Fatalf("DPoPJTISpent(%q): %v", key, err)
+		}
+		return v
+	}
+	if spent("k1") || spent("k1") {
+		t.Fatal("a key never spent reads as spent")
+	}
+	if fresh, err := s.SpendDPoPJTI(ctx, "k1", t0.Add(time.Minute)); err != nil || !fresh {
+		t.Fatalf("spend after the read-only checks: fresh %v, %v: the check spent the key", fresh, err)
+	}
+	if !spent("k1") {
+		t.Fatal("a spent key reads as not spent")
+	}
+	c.Advance(time.Minute)
+	if spent("k1") {
+		t.Fatal("an expired key reads as spent")
+	}
+	if _, err := s.DPoPJTISpent(ctx, ""); err == nil {
+		t.Fatal("an empty key is accepted")
+	}
+}

@@ -39,3 +39,13 @@ reasons contains reason.new("policy_error", 500, msg) if {
 	not max_depth
 	msg := "data.pdp.token_exchange.max_delegation_depth is not a positive integer"
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["depth"] := depth
+
+explain["max_depth"] := max_depth

@@ -45,3 +45,9 @@ test_a_malformed_depth_setting_is_a_policy_error if {
 		codes(delegation.reasons) == {"policy_error"} with input as with_act(one) with data.pdp as {"token_exchange": {"max_delegation_depth": value}}
 	}
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_the_depth_and_the_limit if {
+	delegation.explain == {"depth": 3, "max_depth": 2} with input as with_act(three) with data.pdp as {}
+}

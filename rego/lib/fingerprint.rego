@@ -76,3 +76,19 @@ reasons contains reason.new("policy_error", 500, msg) if {
 	not bits
 	msg := "data.pdp.fingerprint.ipv4_prefix/ipv6_prefix is not a prefix length"
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["applies"] if applies
+
+explain["last_seen_ip"] := seen.ip if is_string(seen.ip)
+
+explain["network_bits"] := bits if seen
+
+explain["other_network"] if other_network
+
+explain["other_user_agent"] if other_user_agent

@@ -109,3 +109,9 @@ test_a_malformed_prefix_setting_is_a_policy_error if {
 		codes(fingerprint.reasons) == {"policy_error"} with input as request("203.0.113.7", "curl/8") with pdp.last_seen as seen_v4 with data.pdp as {"fingerprint": {"ipv4_prefix": value}}
 	}
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_where_the_token_was_last_seen if {
+	fingerprint.explain == {"applies": true, "last_seen_ip": "203.0.113.7", "network_bits": 24, "other_network": true} with input as request("198.51.100.1", "curl/8") with pdp.last_seen as seen_v4 with data.pdp as {}
+}

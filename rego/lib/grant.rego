@@ -86,3 +86,17 @@ reasons contains reason.new("grant_type_not_allowed", 401, msg) if {
 	not type in allowed
 	msg := sprintf("grant type %q is not enabled", [type])
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["grant_type"] := type
+
+explain["claim"] := claim_name
+
+explain["claimed"] := claimed
+
+explain["allowed"] := sort(allowed)

@@ -105,3 +105,9 @@ test_no_grant_type_for_an_invalid_token if {
 	count(grant.reasons) == 0 with input as {"token": {"present": true, "valid": false}} with data.pdp as {}
 	grant.type == "" with input as {} with data.pdp as {}
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_the_grant_type_and_the_claim_it_came_from if {
+	grant.explain == {"grant_type": "client_credentials", "claim": "gty", "claimed": true, "allowed": ["client_credentials"]} with input as with_claims({"sub": "svc", "gty": "client_credentials"}) with data.pdp as {"grant_types": {"allowed": ["client_credentials"]}}
+}

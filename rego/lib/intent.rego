@@ -112,3 +112,17 @@ any_fits if {
 	some entry in details
 	fits(entry)
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["carried"] if carried
+
+explain["required_type"] := wanted.type if wanted
+
+explain["required_actions"] := sort(wanted_actions) if wanted
+
+explain["token_types"] := sort({entry.type | some entry in details; is_string(entry.type)}) if details

@@ -98,3 +98,10 @@ test_deny_malformed_details_as_token_claims_invalid if {
 		codes(reasons("GET", "/v1/accounts/42", [entry, {"type": "account_information", "actions": ["read"]}])) == {"token_claims_invalid"}
 	}
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_the_required_and_the_carried_types if {
+	details := [{"type": "payment_initiation", "actions": ["initiate"]}]
+	intent.explain == {"carried": true, "required_type": "account_information", "required_actions": ["read"], "token_types": ["payment_initiation"]} with input as request("GET", "/v1/accounts/1", details) with data.pdp as routes with pdp.route as route_reference.route
+}

@@ -108,3 +108,26 @@ reasons contains reason.new("policy_error", 500, "input.now is not a number") if
 	iat
 	token.ok
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["lifetime_s"] := exp - iat
+
+explain["max_lifetime_s"] := seconds(limit_ns("max_lifetime"))
+
+explain["max_lifetime_from"] := setting_name("max_lifetime")
+
+explain["age_s"] := seconds(now - (iat * 1000000000))
+
+explain["max_age_s"] := seconds(limit_ns("max_age"))
+
+explain["max_age_from"] := setting_name("max_age")
+
+# setting_name(limit): where the limit that applies is set.
+setting_name(limit) := "built-in" if {
+	setting(limit)[0] == []
+} else := concat(".", array.concat(["data.pdp.lifetimes"], setting(limit)[0]))

@@ -131,3 +131,22 @@ test_valid_until_is_undefined_for_a_token_already_too_old if {
 test_valid_until_is_undefined_for_an_invalid_token if {
 	not lifetime.valid_until with input as json.patch(user(60, 3600), [{"op": "replace", "path": "/token/valid", "value": false}]) with data.pdp as lifetimes
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_the_lifetime_and_the_limit_and_where_the_limit_is_set if {
+	lifetime.explain == {
+		"lifetime_s": 3601, "max_lifetime_s": 3600, "max_lifetime_from": "data.pdp.lifetimes.default.max_lifetime",
+		"age_s": 60, "max_age_s": 1800, "max_age_from": "data.pdp.lifetimes.default.max_age",
+	} with input as user(60, 3601) with data.pdp as lifetimes
+	lifetime.explain.max_lifetime_from == "data.pdp.lifetimes.clients.legacy-batch.max_lifetime" with input as token("legacy-batch", "client_credentials", 0, 0) with data.pdp as lifetimes
+	lifetime.explain.max_lifetime_from == "built-in" with input as user(0, 0) with data.pdp as {}
+}
+
+test_explain_leaves_out_what_a_token_without_iat_cannot_say if {
+	inp := {"now": now_s * 1000000000, "token": {"present": true, "scheme": "bearer", "valid": true, "claims": {"sub": "alice"}}}
+	lifetime.explain == {
+		"max_lifetime_s": 3600, "max_lifetime_from": "data.pdp.lifetimes.default.max_lifetime",
+		"max_age_s": 1800, "max_age_from": "data.pdp.lifetimes.default.max_age",
+	} with input as inp with data.pdp as lifetimes
+}

@@ -43,3 +43,19 @@ reasons contains reason.new("ip_not_allowed", 403, msg) if {
 	not allowed
 	msg := sprintf("client %q may not be used from this network", [client.id])
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["client_id"] := client.id
+
+explain["configured"] if configured
+
+explain["allowed_cidrs"] := sort(networks) if configured
+
+explain["remote_ip"] := client.ip if client.ip
+
+explain["allowed"] if allowed

@@ -47,3 +47,10 @@ test_clients_without_allowed_cidrs_are_not_restricted if {
 	other := object.union(from("198.51.100.1"), {"token": {"claims": {"client_id": "web"}}})
 	count(network.reasons) == 0 with input as other with data.pdp as cidrs(["10.20.0.0/16"])
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_the_address_and_the_allowed_networks if {
+	network.explain == {"client_id": "payments-job", "configured": true, "allowed_cidrs": ["10.20.0.0/16"], "remote_ip": "10.21.0.1"} with input as from("10.21.0.1") with data.pdp as cidrs(["10.20.0.0/16"])
+	network.explain == {"client_id": "payments-job", "remote_ip": "10.21.0.1"} with input as from("10.21.0.1") with data.pdp as {}
+}

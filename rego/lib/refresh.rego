@@ -140,3 +140,19 @@ reasons contains reason.new("policy_error", 500, msg) if {
 	not max_age
 	msg := "data.pdp.token_endpoint.refresh_max_age is not a positive duration"
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["present"] := present if applies
+
+explain["valid"] := valid if applies
+
+explain["reused"] := refresh.reused == true if applies
+
+explain["reuse_policy"] := reuse_policy if applies
+
+explain["max_age_s"] := floor(max_age / 1000000000) if applies

@@ -117,3 +117,10 @@ test_deny_a_missing_refresh_token_as_invalid_request if {
 test_a_malformed_max_age_is_a_policy_error if {
 	codes(refresh.reasons) == {"policy_error"} with input as at_endpoint(verified) with data.pdp as {"token_endpoint": {"refresh_max_age": "a month"}}
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_says_whether_the_refresh_token_was_reused if {
+	refresh.explain == {"present": true, "valid": true, "reused": true, "reuse_policy": "revoke_session", "max_age_s": 2592000} with input as reused({}) with data.pdp as {}
+	count(refresh.explain) == 0 with input as {"token_endpoint": {"grant_type": "client_credentials"}} with data.pdp as {}
+}

@@ -77,3 +77,17 @@ describe(s) := messages.jti if {
 	is_number(s.at)
 	messages[s.kind]
 } else := "the access token was revoked"
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["revoked"] := status.revoked == true
+
+explain["kind"] := status.kind if status.revoked == true
+
+explain["jti"] := jti if jti != ""
+
+explain["session_id"] := string_claim("sid") if string_claim("sid") != ""

@@ -80,3 +80,10 @@ failing(_) := x if {
 test_no_answer_from_the_store_fails_closed if {
 	codes(revocation.reasons) == {"policy_error"} with input.token as valid_token with pdp.revocation as failing
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_says_whether_and_how_the_token_was_revoked if {
+	revocation.explain == {"revoked": false, "jti": "j1", "session_id": "s1"} with input as {"token": valid_token} with pdp.revocation as not_revoked
+	revocation.explain == {"revoked": true, "kind": "session", "jti": "j1", "session_id": "s1"} with input as {"token": valid_token} with pdp.revocation as revoked_session
+}

@@ -214,3 +214,34 @@ reasons contains reason.new("grant_type_not_allowed", 403, msg) if {
 	token.ok
 	msg := sprintf("route %q is not open to %s tokens", [object.get(route, "name", ""), grant.type])
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["matched"] := object.get(route, "name", "") if route
+
+explain["method"] := request_method
+
+explain["host"] := request_host
+
+explain["path"] := raw_path
+
+explain["audience"] := audience if audience != ""
+
+explain["token_audience"] := [a |
+	some name in ["aud", "resource"]
+	claim := token.claims[name]
+	some a in array.flatten([claim])
+	is_string(a)
+]
+
+explain["grant_types"] := route.grant_types if is_array(route.grant_types)
+
+explain["grant_type"] := grant.type
+
+explain["unknown_routes"] := "allow" if unknown_allowed
+
+explain["unknown_routes"] := "deny" if not unknown_allowed

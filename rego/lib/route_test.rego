@@ -199,3 +199,20 @@ test_path_parameters_must_be_a_boolean if {
 	some i in route.broken with data.pdp as routes([{"path": "/x", "path_parameters": "yes"}]) with pdp.route as route_reference.route
 	i == 0
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_the_matched_route_and_the_audiences_compared if {
+	table := [named("accounts", {"path": "/v1/accounts/*", "audience": "https://other.example.com", "grant_types": ["client_credentials"]})]
+	route.explain == {
+		"matched": "accounts", "method": "GET", "host": "api.example.com", "path": "/v1/accounts/42",
+		"audience": "https://other.example.com", "token_audience": ["https://api.example.com"],
+		"grant_types": ["client_credentials"], "grant_type": "authorization_code", "unknown_routes": "deny",
+	} with input as request("get", "API.example.com", "/v1/accounts/42") with data.pdp as routes(table) with pdp.route as route_reference.route
+}
+
+test_explain_of_an_unknown_route_has_no_match if {
+	e := route.explain with input as request("GET", "api.example.com", "/nowhere") with data.pdp as {"routes": [], "unknown_routes": "allow"} with pdp.route as route_reference.route
+	not "matched" in object.keys(e)
+	e.unknown_routes == "allow"
+}

@@ -176,3 +176,21 @@ reasons contains reason.new("scope_restricted", 403, msg) if {
 		input.environment,
 	])
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["required"] := sort(required)
+
+explain["granted"] := sort(granted)
+
+explain["effective"] := effective
+
+explain["frozen"] := sort(frozen)
+
+explain["restricted"] if restricted
+
+explain["environment"] := input.environment if is_string(input.environment)

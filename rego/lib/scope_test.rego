@@ -114,3 +114,17 @@ test_no_scope_reasons_for_a_token_that_failed_verification if {
 	inp := object.union(request({"scope": "x"}), {"token": {"valid": false}})
 	count(scope.reasons) == 0 with input as inp with data.pdp as policy(["accounts:read"], prod) with pdp.route as route_reference.route
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_the_required_granted_and_effective_scopes if {
+	inp := request({"scope": "accounts:read accounts:write accounts:close", "roles": ["support"]})
+	scope.explain == {
+		"required": ["accounts:write"],
+		"granted": ["accounts:close", "accounts:read", "accounts:write"],
+		"effective": ["accounts:read"],
+		"frozen": ["accounts:close"],
+		"restricted": true,
+		"environment": "prod",
+	} with input as inp with data.pdp as policy(["accounts:write"], prod) with pdp.route as route_reference.route
+}

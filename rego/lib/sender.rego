@@ -200,3 +200,26 @@ reasons contains reason.new("policy_error", 500, msg) if {
 }
 
 constraint_names := {"dpop": "DPoP", "mtls": "mTLS"}
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["bound"] := method
+
+explain["required"] := required
+
+explain["proof_present"] := proof_present
+
+explain["proof_valid"] := proof_valid
+
+explain["proof_error"] := proof_error_code if {
+	proof_present
+	not proof_valid
+}
+
+explain["key_matches"] if key_matches
+
+explain["certificate_matches"] if certificate_matches

@@ -223,3 +223,10 @@ test_deny_a_malformed_sender_constraint_setting_as_a_policy_error if {
 		codes(sender.reasons) == {"policy_error"} with input as request("bearer", {"method": "none"}) with data.pdp as must_use(value)
 	}
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_names_the_binding_and_what_the_proof_showed if {
+	sender.explain == {"bound": "dpop", "required": "", "proof_present": true, "proof_valid": true, "key_matches": true} with input as with_proof(request("dpop", dpop_bound), proof("key-1")) with data.pdp as {}
+	sender.explain == {"bound": "dpop", "required": "", "proof_present": true, "proof_valid": false, "proof_error": "dpop_replayed"} with input as with_proof(request("dpop", dpop_bound), failed_proof("dpop_replayed", "used")) with data.pdp as {}
+}

@@ -155,3 +155,23 @@ reasons contains reason.new("token_claims_invalid", 401, msg) if {
 	not strings_only(scp)
 	msg := "the scp claim is not an array of non-empty strings without control characters"
 }
+
+# --- explanation -------------------------------------------------------------
+
+# explain: what this guardrail compared, for POST /v1/admin/explain and
+# pdp explain (main.explanation). Never part of a decision; each key is
+# left out when what it names is undefined.
+
+explain["present"] := present
+
+explain["valid"] := valid
+
+explain["scheme"] := scheme
+
+explain["error"] := error_code if not valid
+
+explain["issuer"] := input.token.issuer if is_string(input.token.issuer)
+
+explain["subject"] := subject if subject != ""
+
+explain["client_id"] := client_id if client_id != ""

@@ -131,3 +131,10 @@ test_non_ascii_claims_are_accepted if {
 	token.ok with input as {"token": valid_token({"sub": "jürgen", "scope": "read"})}
 	token.subject == "jürgen" with input as {"token": valid_token({"sub": "jürgen"})}
 }
+
+# --- explain ---------------------------------------------------------------
+
+test_explain_says_whether_the_token_verified_and_why_not if {
+	token.explain == {"present": true, "valid": true, "scheme": "bearer", "subject": "alice", "client_id": "web"} with input as {"token": valid_token({"sub": "alice", "client_id": "web"})}
+	token.explain == {"present": true, "valid": false, "scheme": "bearer", "error": "token_expired"} with input as {"token": failed_token("token_expired", "expired")}
+}
