@@ -361,6 +361,31 @@ func (s *Shared) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (b
 	return n == 1, nil
 }
 
+// DPoPJTISpent reports, without writing anything, whether any replica
+// spent a DPoP proof under key that is still remembered: what SpendDPoPJTI
+// would answer with false. For explaining a decision, which must change
+// nothing. Redis being unreachable is an error (an explanation says so
+// rather than guess).
+func (s *Shared) DPoPJTISpent(ctx context.Context, key string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if err := checkKey("replay key", key); err != nil {
+		return false, fmt.Errorf("store: dpop jti spent: %w", err)
+	}
+	now := s.now()
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.client.Get(cctx, s.keys.dpopPrefix+key).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, failed(ctx, "dpop jti spent", err)
+	}
+	return v > pad(now.UnixNano()), nil
+}
+
 // SETSeen reports whether any replica remembers the SET with key as
 // applied. Redis being unreachable is an error: the SET is then refused
 // with a retry, never applied twice on a guess.

@@ -65,6 +65,12 @@ func TestSharedConformance(t *testing.T) {
 	})
 }
 
+func TestSharedDPoPJTISpentReadsWithoutSpending(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClock()
+	testDPoPJTISpent(t, openShared(t, srv, "jti:", c, SharedOptions{}), c)
+}
+
 // eventually polls cond for up to 5 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -126,9 +126,21 @@ func TestRememberSETSurvivesRestart(t *testing.T) {
 }
 
 func TestDPoPJTISpentReadsWithoutSpending(t *testing.T) {
-	ctx := context.Background()
 	c := newClock()
-	s := openTest(t, c)
+	testDPoPJTISpent(t, openTest(t, c), c)
+}
+
+// jtiReader is what testDPoPJTISpent needs of a store.
+type jtiReader interface {
+	SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (bool, error)
+	DPoPJTISpent(ctx context.Context, key string) (bool, error)
+}
+
+// testDPoPJTISpent: reading whether a jti was spent spends nothing, sees a
+// spent one until it expires, and refuses a malformed key (every backend).
+func testDPoPJTISpent(t *testing.T, s jtiReader, c *clock) {
+	t.Helper()
+	ctx := context.Background()
 	spent := func(key string) bool {
 		t.Helper()
 		v, err := s.DPoPJTISpent(ctx, key)
