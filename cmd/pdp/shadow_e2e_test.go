@@ -105,7 +105,7 @@ func TestShadowPolicyOnLiveTraffic(t *testing.T) {
 	const n = 3 // by /v1/decide, and one by /v1/forward-auth
 	ids := map[string]bool{}
 	for range n {
-		tok := tb.mint(t, "ES256", map[string]any{"exp": time.Now().Add(30 * time.Minute).Unix()})
+		tok := tb.mint(t, "ES256", lifetime30m())
 		d := tb.decide(t, bearer(tok), nil)
 		check(t, d, want{true, 200, ""})
 		ids[d.ID] = true
@@ -116,7 +116,7 @@ func TestShadowPolicyOnLiveTraffic(t *testing.T) {
 	// The forward-auth transport hands its decisions over as well.
 	req, _ := http.NewRequest("GET", tb.pdp.URL+"/v1/forward-auth", nil)
 	for k, v := range map[string]string{"X-Original-Method": "GET", "X-Original-Uri": "/v1/accounts/42", "X-Original-Proto": "https",
-		"X-Real-Ip": "203.0.113.7", "Authorization": "Bearer " + tb.mint(t, "ES256", map[string]any{"exp": time.Now().Add(30 * time.Minute).Unix()})} {
+		"X-Real-Ip": "203.0.113.7", "Authorization": "Bearer " + tb.mint(t, "ES256", lifetime30m())} {
 		req.Header.Set(k, v)
 	}
 	req.Host = "api.example.com"
@@ -134,6 +134,7 @@ func TestShadowPolicyOnLiveTraffic(t *testing.T) {
 	if st.Decisions != n+1 || st.Disagreements != n+1 || st.Source != shadowDir || st.Revision == "" || st.LastError != "" {
 		t.Fatalf("/v1/status shadow = %+v", st)
 	}
+	checkDocGolden(t, shadowStatusGolden, []byte(toJSON(map[string]any{"shadow": st})), shadowDir, "./rego-next")
 	text := metricsText(t, tb)
 	for _, want := range []string{
 		`pdp_shadow_decisions_total{result="disagree"} 4`,
@@ -176,7 +177,27 @@ func TestShadowPolicyOnLiveTraffic(t *testing.T) {
 			t.Errorf("event %s carries the credential", id)
 		}
 	}
+	// What the docs show of one: the answer given and the shadow's.
+	ev := sink.events[0]
+	custom, _ := ev["custom"].(map[string]any)
+	checkDocGolden(t, shadowEventGolden, []byte(toJSON(map[string]any{
+		"decision_id": ev["decision_id"],
+		"result":      map[string]any{"allow": custom["allow"], "status": custom["status"]},
+		"custom":      map[string]any{"allow": custom["allow"], "reasons": custom["reasons"], "shadow": custom["shadow"]},
+	})))
 }
+
+// lifetime30m are the claims of a token issued now for 30 minutes (iat
+// given, so that the lifetime the docs quote is exact).
+func lifetime30m() map[string]any {
+	now := time.Now()
+	return map[string]any{"iat": now.Unix(), "exp": now.Add(30 * time.Minute).Unix()}
+}
+
+var (
+	shadowStatusGolden = docGolden("shadow-status.json", "TestShadowPolicyOnLiveTraffic")
+	shadowEventGolden  = docGolden("shadow-disagreement.json", "TestShadowPolicyOnLiveTraffic")
+)
 
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
@@ -228,7 +249,7 @@ func TestRefusedShadowVersionKeepsTheLastGood(t *testing.T) {
 	shadowDir := policyWithData(t, tighter)
 	tb := newGuardrailTestbed(t, func(c *config.Config) { c.Policy.Shadow.Dir = shadowDir })
 	decideOnce := func(n int64) *decision.ShadowStatus {
-		tok := tb.mint(t, "ES256", map[string]any{"exp": time.Now().Add(30 * time.Minute).Unix()})
+		tok := tb.mint(t, "ES256", lifetime30m())
 		check(t, tb.decide(t, bearer(tok), nil), want{true, 200, ""})
 		return waitShadow(t, tb, func(st *decision.ShadowStatus) bool { return st.Decisions == n })
 	}
