@@ -636,12 +636,13 @@ covers_path(earlier, later) if {
 # --- destinations -------------------------------------------------------------------
 
 # A destination (lib/destination.rego): a broker name, a destination in its
-# broker's syntax, operations among publish, subscribe and consume (a
-# connect is never matched), and what it asks of the token as a route does.
+# broker's syntax, operations among publish, subscribe, consume and
+# configure (a connect is never matched), and what it asks of the token as
+# a route does.
 
 destination_keys := {"name", "broker", "destination", "operations", "audience", "scopes", "grant_types", "authorization_details"}
 
-message_operations := {"publish", "subscribe", "consume"}
+message_operations := {"publish", "subscribe", "consume", "configure"}
 
 destinations := get(pdp, "destinations")
 

@@ -187,7 +187,7 @@ errors_at(pdp) := m if {
 
 good_destinations := [
 	{"name": "orders", "broker": "nats", "destination": "orders.*", "operations": ["publish"], "scopes": ["orders:write"], "audience": "https://api.example.com"},
-	{"broker": "nats", "destination": ">", "operations": ["subscribe", "consume"]},
+	{"broker": "nats", "destination": ">", "operations": ["subscribe", "consume", "configure"]},
 	{"broker": "rabbitmq", "destination": "orders", "grant_types": ["client_credentials"]},
 	{"broker": "rabbitmq", "destination": "*.eu.#", "authorization_details": {"type": "order_events", "actions": ["read"]}},
 	{"broker": "kafka", "destination": "payments.*"},

@@ -27,7 +27,7 @@ var destinationDecl = &rego.Function{
 		types.Args(
 			types.Named("destinations", types.NewArray(nil, types.A)).Description("the destination table"),
 			types.Named("broker", types.S).Description("the message's broker (\"nats\", \"rabbitmq\", \"kafka\", ...)"),
-			types.Named("operation", types.S).Description("the message's operation (\"publish\", \"subscribe\", \"consume\")"),
+			types.Named("operation", types.S).Description("the message's operation (\"publish\", \"subscribe\", \"consume\", \"configure\")"),
 			types.Named("destination", types.S).Description("the destination the message names (a subject, an exchange or queue, a topic)"),
 		),
 		types.Named("result", types.NewObject(nil, types.NewDynamicProperty(types.S, types.A))).

@@ -64,9 +64,10 @@ const (
 )
 
 // Operations a destination can be matched for: the operations of a
-// message but connect, which names no destination. An entry without
+// message but connect, which names no destination (configure: RabbitMQ's
+// declaring or deleting an exchange or queue). An entry without
 // "operations" is for all of them.
-var Operations = []string{"publish", "subscribe", "consume"}
+var Operations = []string{"publish", "subscribe", "consume", "configure"}
 
 var (
 	brokerSyntax = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)

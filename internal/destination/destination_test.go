@@ -155,6 +155,7 @@ func TestMatch(t *testing.T) {
 		{"fail/nats gt before the last token", "nats", "subscribe", "orders.>.x", -1},
 		{"fail/nats a space", "nats", "subscribe", "orders.a b", -1},
 		{"fail/nats connect is never matched", "nats", "connect", "stock.42.eu", -1},
+		{"ok/configure is an operation of an entry without operations", "nats", "configure", "stock.42.eu", 3},
 		{"fail/another broker's destination", "rabbitmq", "subscribe", "orders.created", -1},
 		{"ok/rabbitmq exchange by name", "rabbitmq", "publish", "orders", 4},
 		{"fail/rabbitmq names are exact", "rabbitmq", "publish", "orders2", -1},
@@ -276,7 +277,7 @@ var (
 	tableTokens    = []string{"a", "b", "orders", "*", ">", "#", "", "a*", "x.y", "é"}
 	queryTokens    = []string{"a", "b", "orders", "*", ">", "#", "", "c", "é", "a*"}
 	genOperations  = []any{nil, []any{"publish"}, []any{"subscribe", "consume"}, []any{}, []any{"connect"}, []any{"Publish"}}
-	queryOperation = []string{"publish", "subscribe", "consume", "connect", ""}
+	queryOperation = []string{"publish", "subscribe", "consume", "configure", "connect", ""}
 )
 
 func genDestination(r *rand.Rand, tokens []string) string {

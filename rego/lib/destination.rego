@@ -5,16 +5,16 @@
 # (lib/intent.rego) it asks for.
 #
 # input.message (built by Go from the "message" of POST /v1/decide):
-# {broker, operation ("connect" | "publish" | "subscribe" | "consume"),
-# destination, vhost, remote_ip}. A connect names no destination and is
+# {broker, operation ("connect" | "publish" | "subscribe" | "consume" |
+# "configure"), destination, vhost, remote_ip}. A connect names no destination and is
 # not matched: the token's own guardrails (lifetime, revocation, scope by
 # environment, fingerprint, sender) decide it.
 #
 # A destination: {"name", "broker" ("nats", "rabbitmq", or any other
 # lower-case name: [a-z0-9_-], at most 32), "destination" (see below),
-# "operations": [...] (absent: publish, subscribe and consume), "audience",
-# "scopes": [...], "grant_types": [...], "authorization_details": {"type",
-# "actions": [...]}}. The first destination of data.pdp.destinations whose
+# "operations": [...] (absent: publish, subscribe, consume and configure),
+# "audience", "scopes": [...], "grant_types": [...],
+# "authorization_details": {"type", "actions": [...]}}. The first destination of data.pdp.destinations whose
 # broker is the message's, whose operations contain its operation and whose
 # destination matches applies. Without a match,
 # data.pdp.unknown_destinations decides: "deny" (the default, and the value

@@ -103,7 +103,7 @@ query_ok(broker, dest) if {
 
 operation_matches(d, operation) if {
 	object.get(d, "operations", null) == null
-	operation in {"publish", "subscribe", "consume"}
+	operation in {"publish", "subscribe", "consume", "configure"}
 }
 
 operation_matches(d, operation) if {
