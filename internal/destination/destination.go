@@ -136,7 +136,7 @@ func Compile(destinations *ast.Array) *Table {
 	t.entries = make([]entry, n)
 	for i := range n {
 		d, ok := destinations.Elem(i).Value.(ast.Object)
-		if !ok || !wellFormed(d) {
+		if !ok || !WellFormed(d) {
 			t.broken = append(t.broken, i)
 			continue
 		}
@@ -379,9 +379,10 @@ func get(o ast.Object, key string) ast.Value {
 	return ast.Null{}
 }
 
-// wellFormed reports whether d is a destination the matcher can rely on,
-// as well_formed in the Rego reference.
-func wellFormed(d ast.Object) bool {
+// WellFormed reports whether d is a destination the matcher can rely on,
+// as well_formed in the Rego reference: a table with one that is not
+// matches nothing.
+func WellFormed(d ast.Object) bool {
 	broker, ok := get(d, "broker").(ast.String)
 	if !ok || !brokerSyntax.MatchString(string(broker)) {
 		return false
