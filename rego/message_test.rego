@@ -60,7 +60,7 @@ test_deny_a_message_for_no_destination if {
 		"code": "destination_unknown",
 		"status": 403,
 		"error": "insufficient_scope",
-		"message": "no destination for publish on nats \"stock.created\"",
+		"message": "no destination for publish on nats stock.created",
 	}]
 	fixtures.codes(decide(message("kafka", "subscribe", "orders.created"))) == ["destination_unknown"]
 }

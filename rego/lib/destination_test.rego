@@ -60,7 +60,7 @@ test_deny_a_message_without_a_destination_is_destination_unknown_never_route_unk
 		"code": "destination_unknown",
 		"status": 403,
 		"error": "insufficient_scope",
-		"message": "no destination for publish on nats \"stock.x\"",
+		"message": "no destination for publish on nats stock.x",
 	}}
 	codes(reasons_for(message("nats", "publish", "stock.x"), {})) == {"destination_unknown"}
 }

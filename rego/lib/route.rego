@@ -224,7 +224,7 @@ reasons contains reason.new("destination_unknown", 403, msg) if {
 	token.ok
 	not destination.table_error
 	not destination.unknown_allowed
-	msg := sprintf("no destination for %s on %s %q", [destination.operation, destination.broker, destination.asked])
+	msg := sprintf("no destination for %s on %s %s", [destination.operation, destination.broker, destination.asked])
 }
 
 reasons contains reason.new("audience_mismatch", 401, msg) if {
