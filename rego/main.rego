@@ -143,6 +143,13 @@ found contains ["", r] if {
 	some r in route.parameter_reasons
 }
 
+# A malformed destination table is a policy_error for every message matched
+# against it, whatever the token (lib/route.rego).
+found contains ["", r] if {
+	input.message
+	some r in route.message_reasons
+}
+
 # A listed guardrail without a lib module would silently check nothing.
 found contains ["", reason.new("policy_error", 500, msg)] if {
 	some g in (guardrails - guardrail_modules)

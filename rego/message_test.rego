@@ -163,6 +163,8 @@ test_a_broken_destination_table_is_a_policy_error_for_a_message if {
 	fixtures.codes(d) == ["policy_error"]
 	d.status == 500
 	fixtures.decide_with(message("nats", "connect", ""), broken).allow
+	no_token := object.remove(subscribe, ["token"])
+	fixtures.codes(fixtures.decide_with(no_token, broken)) == ["token_missing", "policy_error"]
 }
 
 test_explain_of_a_message_names_its_destination if {

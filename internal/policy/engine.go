@@ -127,18 +127,25 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 	return nil
 }
 
-// warmInput is a request without a token whose path has a ";" parameter:
-// the shipped policy looks its route up whatever the token (main.rego).
-var warmInput = ast.MustParseTerm(`{"request": {"method": "GET", "host": "", "path": "/;"}}`).Value
+// warmInputs are a request without a token whose path has a ";"
+// parameter, and a message without a token: the shipped policy looks the
+// request's route and the message's destination up whatever the token
+// (main.rego).
+var warmInputs = []ast.Value{
+	ast.MustParseTerm(`{"request": {"method": "GET", "host": "", "path": "/;"}}`).Value,
+	ast.MustParseTerm(`{"message": {"broker": "nats", "operation": "publish", "destination": "x"}}`).Value,
+}
 
-// warm evaluates the decision query once before the version serves, so
-// that what a policy compiles on first use (the route table, see pdp.route)
-// is compiled at activation rather than by the first request. The answer is
-// not used.
+// warm evaluates the decision query before the version serves, so that
+// what a policy compiles on first use (the route and destination tables,
+// see pdp.route and pdp.destination) is compiled at activation rather than
+// by the first request. The answers are not used.
 func warm(ctx context.Context, pq rego.PreparedEvalQuery) {
 	ctx, cancel := context.WithTimeout(ctx, foldTimeout)
 	defer cancel()
-	_, _ = pq.Eval(ctx, rego.EvalParsedInput(warmInput))
+	for _, input := range warmInputs {
+		_, _ = pq.Eval(ctx, rego.EvalParsedInput(input))
+	}
 }
 
 // build compiles, prepares and validates set: the version Activate would

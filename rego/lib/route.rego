@@ -163,6 +163,15 @@ parameter_reasons contains reason.new("request_path_invalid", 400, msg) if {
 	msg := "the request path is refused: path parameters (;) on a route that does not accept them"
 }
 
+# --- a message's destination table --------------------------------------------
+
+# A malformed destination table is a policy_error for every message matched
+# against it, whatever its token and grant module (main.rego adds
+# message_reasons, as parameter_reasons): the table is looked up for every
+# such message, so that the engine's first evaluation of a version compiles
+# it.
+message_reasons contains reason.new("policy_error", 500, destination.table_error) if destination.matched_against_table
+
 # --- what the matched route asks for ---------------------------------------
 
 default scopes := []
@@ -206,8 +215,6 @@ open_to_grant if {
 # In each clause the condition that fails for most requests comes first.
 
 reasons contains reason.new("policy_error", 500, table_error) if not destination.message
-
-reasons contains reason.new("policy_error", 500, destination.table_error) if destination.matched_against_table
 
 reasons contains reason.new("route_unknown", 403, msg) if {
 	not route
