@@ -29,8 +29,11 @@
 #                           the route's audience
 #   grant_type_not_allowed  403 the token's grant type is not one of the
 #                           route's grant_types
-#   policy_error            500 (always enforced) the route table (for a
-#                           message: the destination table) is malformed
+#   policy_error            500 (always enforced) the route table is malformed
+#
+# And, for every message matched against the destination table whatever its
+# token and grant module (main.rego adds message_reasons):
+#   policy_error            500 the destination table is malformed
 #
 # And, for every access-token request whatever its token and grant module
 # (main.rego adds parameter_reasons; never monitorable):
