@@ -144,6 +144,7 @@ else := null
 pdp_keys := {
 	"realm", "grant_type_claim", "grant_types", "dpop", "routes", "unknown_routes", "lifetimes",
 	"environments", "clients", "fingerprint", "modes", "token_endpoint", "token_exchange",
+	"destinations", "unknown_destinations",
 }
 
 config_errors contains error(["pdp"], "must be an object") if {
@@ -164,6 +165,8 @@ config_errors contains error(["pdp", "realm"], msg) if msg := problem_string(get
 config_errors contains error(["pdp", "grant_type_claim"], msg) if msg := problem_name(get(pdp, "grant_type_claim"))
 
 config_errors contains error(["pdp", "unknown_routes"], msg) if msg := problem_enum(get(pdp, "unknown_routes"), {"deny", "allow"})
+
+config_errors contains error(["pdp", "unknown_destinations"], msg) if msg := problem_enum(get(pdp, "unknown_destinations"), {"deny", "allow"})
 
 # grant_types.allowed
 
@@ -629,3 +632,146 @@ covers_path(earlier, later) if {
 	endswith(earlier, "/**")
 	startswith(later, trim_suffix(earlier, "**"))
 }
+
+# --- destinations -------------------------------------------------------------------
+
+# A destination (lib/destination.rego): a broker name, a destination in its
+# broker's syntax, operations among publish, subscribe, consume and
+# configure (a connect is never matched), and what it asks of the token as
+# a route does.
+
+destination_keys := {"name", "broker", "destination", "operations", "audience", "scopes", "grant_types", "authorization_details"}
+
+message_operations := {"publish", "subscribe", "consume", "configure"}
+
+destinations := get(pdp, "destinations")
+
+config_errors contains error(["pdp", "destinations"], "must be an array") if {
+	destinations != null
+	not is_array(destinations)
+}
+
+config_errors contains e if {
+	is_array(destinations)
+	some i, d in destinations
+	not plain_destination(d)
+	some e in destination_errors(["pdp", "destinations", i], d)
+}
+
+# plain_destination: d has none of destination_errors' problems, checked in
+# one body (a table of thousands is checked quickly): known keys, no
+# authorization_details, a valid broker and destination, string name and
+# audience, known operations, string scopes, known grant types.
+plain_destination(d) if {
+	is_object(d)
+	count(object.keys(d) - plain_destination_keys) == 0
+	broker := d.broker
+	is_string(broker)
+	regex.match(`^[a-z0-9_-]{1,32}$`, broker)
+	dest := d.destination
+	is_string(dest)
+	count(destination_problems(broker, dest)) == 0
+	type_name(object.get(d, "name", null)) in {"null", "string"}
+	type_name(object.get(d, "audience", null)) in {"null", "string"}
+	plain_operations(object.get(d, "operations", null))
+	plain_strings(object.get(d, "scopes", null))
+	plain_grant_types(object.get(d, "grant_types", null))
+}
+
+plain_destination_keys := destination_keys - {"authorization_details"}
+
+plain_operations(null)
+
+plain_operations(ops) if {
+	strings(ops)
+	ops != []
+	every op in ops {
+		op in message_operations
+	}
+}
+
+destination_errors(path, d) := ((((((((object_errors(path, d) | unknown(path, d, destination_keys)) | {error(array.concat(path, [key]), "must be set") |
+	is_object(d)
+	some key in ["broker", "destination"]
+	get(d, key) == null
+}) | {error(array.concat(path, [key]), msg) |
+	some key in ["name", "audience", "destination"]
+	msg := problem_string(get(d, key))
+}) | {error(array.concat(path, [key]), msg) |
+	some key in ["operations", "scopes", "grant_types"]
+	msg := problem_strings(get(d, key))
+}) | {error(array.concat(path, ["grant_types", i]), msg) |
+	some i, g in get(d, "grant_types")
+	is_string(g)
+	msg := problem_enum(g, object.keys(grant.aliases))
+}) | operations_errors(array.concat(path, ["operations"]), get(d, "operations"))) | broker_errors(array.concat(path, ["broker"]), get(d, "broker"))) | {error(array.concat(path, ["destination"]), msg) |
+	broker := get(d, "broker")
+	is_string(broker)
+	dest := get(d, "destination")
+	is_string(dest)
+	some msg in destination_problems(broker, dest)
+}) | details_errors(array.concat(path, ["authorization_details"]), get(d, "authorization_details"))
+
+broker_errors(path, broker) := {error(path, "must be a broker name: lower-case letters, digits, \"_\" and \"-\", at most 32") |
+	broker != null
+	not broker_name(broker)
+}
+
+broker_name(broker) if {
+	is_string(broker)
+	regex.match(`^[a-z0-9_-]{1,32}$`, broker)
+}
+
+default operations_errors(_, _) := set()
+
+operations_errors(path, []) := {error(path, "is empty: the destination can never match (leave it out for every operation)")}
+
+operations_errors(path, ops) := {error(array.concat(path, [i]), msg) |
+	some i, op in ops
+	is_string(op)
+	msg := operation_problem(op)
+} if {
+	is_array(ops)
+	ops != []
+}
+
+operation_problem("connect") := "is never matched against destinations: a connect names none"
+
+operation_problem(op) := sprintf("must be one of %s", [concat(", ", sort([json.marshal(o) | some o in message_operations]))]) if {
+	op != "connect"
+	not op in message_operations
+}
+
+# destination_problems: what is wrong with dest as a destination of broker
+# (internal/destination's syntax, which the matcher holds to).
+destination_problems(broker, dest) := {"must not be empty"} if {
+	dest == ""
+} else := size_problems(dest) if {
+	count(size_problems(dest)) > 0
+} else := syntax_problems(broker, dest)
+
+size_problems(dest) := ({msg |
+	count(hex.encode(dest)) > 2048
+	msg := "is longer than 1024 bytes"
+} | {msg |
+	count(split(dest, ".")) > 64
+	msg := "has more than 64 tokens"
+}) | {msg |
+	not regex.match(`^[^\x00-\x20\x7f]+$`, dest)
+	msg := "holds a space or a control character"
+}
+
+syntax_problems("nats", dest) := {`is not a NATS subject: tokens are never empty, "*" and ">" are whole tokens, ">" only the last`} if {
+	not regex.match(`^(>|([^.*>]+|\*)(\.([^.*>]+|\*))*(\.>)?)$`, dest)
+}
+
+syntax_problems("rabbitmq", dest) := {`is not a RabbitMQ name or topic pattern: "*" and "#" are whole words`} if {
+	not regex.match(`^([^.*#]*|\*|#)(\.([^.*#]*|\*|#))*$`, dest)
+}
+
+syntax_problems(broker, dest) := {`has a "*" before its last character: only a last "*" is a wildcard`} if {
+	not broker in {"nats", "rabbitmq"}
+	not regex.match(`^[^*]*\*?$`, dest)
+}
+
+default syntax_problems(_, _) := set()

@@ -177,3 +177,75 @@ test_routes_that_overlap_only_in_part_are_not_shadowed if {
 		paths({"routes": table}) == set()
 	}
 }
+
+# --- destinations --------------------------------------------------------------
+
+errors_at(pdp) := m if {
+	errs := tokenguard.config_errors with data.pdp as pdp
+	m := {e.path: e.message | some e in errs}
+}
+
+good_destinations := [
+	{"name": "orders", "broker": "nats", "destination": "orders.*", "operations": ["publish"], "scopes": ["orders:write"], "audience": "https://api.example.com"},
+	{"broker": "nats", "destination": ">", "operations": ["subscribe", "consume", "configure"]},
+	{"broker": "rabbitmq", "destination": "orders", "grant_types": ["client_credentials"]},
+	{"broker": "rabbitmq", "destination": "*.eu.#", "authorization_details": {"type": "order_events", "actions": ["read"]}},
+	{"broker": "kafka", "destination": "payments.*"},
+	{"broker": "my-broker_2", "destination": "a..b"},
+]
+
+test_well_formed_destinations_have_no_errors if {
+	paths({"destinations": good_destinations, "unknown_destinations": "allow"}) == set()
+	paths({"destinations": null, "unknown_destinations": null}) == set()
+	paths({"destinations": []}) == set()
+}
+
+test_broken_destinations_are_reported_at_their_path if {
+	every pdp, path in {
+		{"destinations": {"broker": "nats"}}: "pdp.destinations",
+		{"destinations": ["x"]}: "pdp.destinations[0]",
+		{"unknown_destinations": "Allow"}: "pdp.unknown_destinations",
+		{"destinations": [{"destination": "a"}]}: "pdp.destinations[0].broker",
+		{"destinations": [{"broker": "NATS", "destination": "a"}]}: "pdp.destinations[0].broker",
+		{"destinations": [{"broker": "nats"}]}: "pdp.destinations[0].destination",
+		{"destinations": [{"broker": "nats", "destination": 1}]}: "pdp.destinations[0].destination",
+		{"destinations": [{"broker": "nats", "destination": "a", "topic": "b"}]}: "pdp.destinations[0].topic",
+		{"destinations": [{"broker": "nats", "destination": "a", "operations": "publish"}]}: "pdp.destinations[0].operations",
+		{"destinations": [{"broker": "nats", "destination": "a", "operations": []}]}: "pdp.destinations[0].operations",
+		{"destinations": [{"broker": "nats", "destination": "a", "operations": ["write"]}]}: "pdp.destinations[0].operations[0]",
+		{"destinations": [{"broker": "nats", "destination": "a", "operations": ["publish", "connect"]}]}: "pdp.destinations[0].operations[1]",
+		{"destinations": [{"broker": "nats", "destination": "a", "scopes": "s"}]}: "pdp.destinations[0].scopes",
+		{"destinations": [{"broker": "nats", "destination": "a", "grant_types": ["password"]}]}: "pdp.destinations[0].grant_types[0]",
+		{"destinations": [{"broker": "nats", "destination": "a", "audience": 1}]}: "pdp.destinations[0].audience",
+		{"destinations": [{"broker": "nats", "destination": "a", "authorization_details": {"actions": []}}]}: "pdp.destinations[0].authorization_details.type",
+	} {
+		paths(pdp) == {path}
+	}
+}
+
+test_destinations_are_checked_in_their_brokers_syntax if {
+	every broker, dest in {
+		"nats": ["orders..x", "orders.", ".orders", "orders.>.x", "orders*", "or>ders", "a b", ""],
+		"rabbitmq": ["a*", "a.#b", "my queue"],
+		"kafka": ["a*b", "**", "*a"],
+	} {
+		every d in dest {
+			paths({"destinations": [{"broker": broker, "destination": d}]}) == {"pdp.destinations[0].destination"}
+		}
+	}
+	errors_at({"destinations": [{"broker": "nats", "destination": "a.>.b"}]}) == {
+		"pdp.destinations[0].destination": `is not a NATS subject: tokens are never empty, "*" and ">" are whole tokens, ">" only the last`,
+	}
+}
+
+test_destination_bounds if {
+	long := concat("", ["a" | some _ in numbers.range(1, 1025)])
+	errors_at({"destinations": [{"broker": "kafka", "destination": long}]}) == {"pdp.destinations[0].destination": "is longer than 1024 bytes"}
+	ok := concat("", ["a" | some _ in numbers.range(1, 1024)])
+	paths({"destinations": [{"broker": "kafka", "destination": ok}]}) == set()
+	deep := concat(".", ["a" | some _ in numbers.range(1, 65)])
+	errors_at({"destinations": [{"broker": "nats", "destination": deep}]}) == {"pdp.destinations[0].destination": "has more than 64 tokens"}
+	errors_at({"destinations": [{"broker": "nats", "destination": "a", "operations": ["connect"]}]}) == {
+		"pdp.destinations[0].operations[0]": "is never matched against destinations: a connect names none",
+	}
+}

@@ -4,6 +4,7 @@
 # guardrail. Like every *_test.rego file, never loaded by the PDP.
 package tokenguard.fixtures
 
+import data.tokenguard.lib.destination_reference
 import data.tokenguard.lib.route_reference
 import data.tokenguard.main
 
@@ -126,7 +127,8 @@ at(inp, method, path) := patched(inp, {"request": {
 
 # --- built-in mocks ----------------------------------------------------------
 
-# pdp.route is replaced by route_reference.route (lib/route_reference_test.rego).
+# pdp.route is replaced by route_reference.route (lib/route_reference_test.rego),
+# pdp.destination by destination_reference.destination.
 
 not_revoked(_) := {"revoked": false}
 
@@ -152,6 +154,7 @@ decide_with(inp, pdp_data) := d if {
 		with pdp.revocation as revocation_mock
 		with pdp.last_seen as last_seen_mock
 		with pdp.route as route_reference.route
+		with pdp.destination as destination_reference.destination
 }
 
 codes(d) := [r.code | some r in d.reasons]

@@ -9,6 +9,9 @@
 #                   (authorization, dpop, cookie, proxy-authorization removed),
 #                   remote_ip (may be absent),
 #                   client_cert {"x5t#S256"} (absent without a client certificate)
+#   message         instead of request, for a messaging operation: broker,
+#                   operation, destination ("" for connect), vhost, remote_ip
+#                   (may be absent); see lib/destination.rego
 #   token           present, scheme ("bearer"|"dpop"), valid, error {code, message}
 #                   (only when not valid), source ("jwt"|"introspection"), hash,
 #                   issuer, claims (verified; {} when not valid),

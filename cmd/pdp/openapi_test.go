@@ -86,6 +86,14 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 		}
 	}
 	text := func(s string) func() string { return func() string { return s } }
+	messageBody := func(operation, dest string) func() string {
+		return func() string {
+			b, _ := json.Marshal(map[string]any{"message": map[string]any{
+				"broker": "nats", "operation": operation, "destination": dest, "token": allowTok, "remote_ip": "203.0.113.7",
+			}})
+			return string(b)
+		}
+	}
 	jsonCT := map[string]string{"Content-Type": "application/json"}
 	admin := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + adminCredential}
 	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": basicAuth("web-app", webAppSecret)}
@@ -125,6 +133,10 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 			body: decideBody(map[string]any{"authorization": "Bearer " + allowTok}, `/v1/accounts/42%5C..%5C..%5Cadmin%5Cusers`), status: 200},
 		{name: "decide/deny path parameters", golden: "decide-path-parameters.json", method: "POST", path: "/v1/decide", header: jsonCT,
 			body: decideBody(map[string]any{"authorization": "Bearer " + allowTok}, "/v1/accounts/42;jsessionid=x"), status: 200},
+		{name: "decide/message allow", golden: "decide-message-allow.json", method: "POST", path: "/v1/decide", header: jsonCT,
+			body: messageBody("subscribe", "orders.created"), status: 200},
+		{name: "decide/message deny unknown destination", golden: "decide-message-unknown.json", method: "POST", path: "/v1/decide", header: jsonCT,
+			body: messageBody("publish", "payments.created"), status: 200},
 		{name: "decide/error malformed JSON", golden: "decide-problem-malformed.json", method: "POST", path: "/v1/decide", header: jsonCT,
 			body: text(`{"request":`), status: 400},
 		{name: "decide/error not JSON", method: "POST", path: "/v1/decide", header: map[string]string{"Content-Type": "text/plain"},

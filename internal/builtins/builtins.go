@@ -6,6 +6,8 @@
 //	pdp.last_seen(token_hash) where and how the token was last seen
 //	pdp.route(routes, method, host, path)
 //	                          the route a request is for (route.go)
+//	pdp.destination(destinations, broker, operation, destination)
+//	                          the destination a message is for (destination.go)
 //
 // The functions are registered with OPA once, from init, so that every
 // compiler in the process knows them: the decision engine, bundle loading and
@@ -79,6 +81,7 @@ func init() {
 	rego.RegisterBuiltin1(revocationDecl, revocation)
 	rego.RegisterBuiltin1(lastSeenDecl, lastSeen)
 	rego.RegisterBuiltin4(routeDecl, routeMatch)
+	rego.RegisterBuiltin4(destinationDecl, destinationMatch)
 }
 
 // Empty is a store with nothing in it: no revocation, no sighting. The

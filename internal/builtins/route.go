@@ -2,10 +2,6 @@ package builtins
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
-	"weak"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -74,68 +70,17 @@ func routeMatch(_ rego.BuiltinContext, routes, method, host, path *ast.Term) (*a
 	), nil
 }
 
-// Compiled route tables are kept by the identity of the table's value: a
-// policy version's data is read from its store as the same value on every
-// evaluation, so the table is compiled on the version's first evaluation
-// (the engine makes one when it activates a version) and then found by a
-// pointer. The entry goes when the value is collected. A table that is a new
-// value each time (a policy building it per request) is found by its
-// content instead, among the last few compiled.
-var (
-	byIdentity sync.Map // weak.Pointer[ast.Array] -> *route.Table
-	byContent  struct {
-		sync.Mutex
-		recent []contentEntry
-	}
-	routeCompiles atomic.Int64
-)
-
-// recentTables bounds the tables found by content.
-const recentTables = 4
-
-type contentEntry struct {
-	hash  int
-	value *ast.Array
-	table *route.Table
-}
-
-// RouteCompiles counts the route tables compiled since the process started
-// (for tests: a policy version compiles its table once).
-func RouteCompiles() int64 { return routeCompiles.Load() }
-
-func compiledRoutes(arr *ast.Array) (*route.Table, error) {
-	key := weak.Make(arr)
-	if t, ok := byIdentity.Load(key); ok {
-		return t.(*route.Table), nil
-	}
-	h := arr.Hash()
-	byContent.Lock()
-	for _, e := range byContent.recent {
-		if e.hash == h && e.value.Compare(arr) == 0 {
-			byContent.Unlock()
-			remember(key, arr, e.table)
-			return e.table, nil
-		}
-	}
-	byContent.Unlock()
+// routeTables are the compiled route tables (see tables).
+var routeTables = &tables[*route.Table]{compile: func(arr *ast.Array) (*route.Table, error) {
 	t, err := route.Compile(arr)
 	if err != nil {
 		return nil, fmt.Errorf("route table: %w", err)
 	}
-	routeCompiles.Add(1)
-	byContent.Lock()
-	byContent.recent = append(byContent.recent, contentEntry{hash: h, value: arr, table: t})
-	if len(byContent.recent) > recentTables {
-		byContent.recent = byContent.recent[1:]
-	}
-	byContent.Unlock()
-	remember(key, arr, t)
 	return t, nil
-}
+}}
 
-// remember keeps t for arr's identity until arr is collected.
-func remember(key weak.Pointer[ast.Array], arr *ast.Array, t *route.Table) {
-	if _, loaded := byIdentity.LoadOrStore(key, t); !loaded {
-		runtime.AddCleanup(arr, func(k weak.Pointer[ast.Array]) { byIdentity.Delete(k) }, key)
-	}
-}
+// RouteCompiles counts the route tables compiled since the process started
+// (for tests: a policy version compiles its table once).
+func RouteCompiles() int64 { return routeTables.compiles.Load() }
+
+func compiledRoutes(arr *ast.Array) (*route.Table, error) { return routeTables.get(arr) }

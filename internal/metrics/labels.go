@@ -27,7 +27,7 @@ var reasonCodes = set(
 	"dpop_required", "dpop_proof_invalid", "dpop_replayed", "dpop_binding_mismatch", "dpop_nonce_required",
 	"mtls_binding_mismatch", "sender_constraint_required", "token_binding_unsupported",
 	"lifetime_exceeded", "token_too_old", "token_replay_suspected",
-	"route_unknown", "scope_insufficient", "scope_restricted", "grant_intent_mismatch",
+	"route_unknown", "destination_unknown", "scope_insufficient", "scope_restricted", "grant_intent_mismatch",
 	"delegation_too_deep", "ip_not_allowed",
 	"refresh_token_reused", "refresh_token_expired", "refresh_token_invalid",
 	"token_revoked", "subject_revoked", "session_revoked", "client_revoked",

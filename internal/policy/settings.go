@@ -3,9 +3,13 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 	"unicode"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tokenguard/pdp/internal/destination"
 	"github.com/tokenguard/pdp/internal/uri"
 )
 
@@ -30,9 +34,25 @@ type Settings struct {
 	// (default 24/56): the prefix that counts as one network, for the
 	// reuse grace as for the fingerprint guardrail.
 	IPv4Prefix, IPv6Prefix int
+	// Destinations are the well-formed entries of data.pdp.destinations,
+	// in order (rego/lib/destination.rego), so that a transport can list
+	// what a broker may be granted. The table a message is matched
+	// against is the policy's: a version with a malformed entry matches
+	// nothing (and config_errors refuses it).
+	Destinations []Destination
 	// Reuse says whether and on what the version's decisions may be
 	// reused; it comes from the modules, not from the data.
 	Reuse Reuse
+}
+
+// Destination is an entry of data.pdp.destinations.
+type Destination struct {
+	Name        string // "" when it has none
+	Broker      string // "nats", "rabbitmq", ...
+	Destination string // in the broker's syntax (internal/destination)
+	// Operations are the operations it is matched for: all of
+	// destination.Operations when the entry lists none.
+	Operations []string
 }
 
 // DefaultRefreshMaxAge applies when data.pdp.token_endpoint.refresh_max_age
@@ -61,6 +81,7 @@ func settingsFrom(data map[string]any) (Settings, error) {
 		s.IPv4Prefix = prefixBits(fp["ipv4_prefix"], 32, DefaultIPv4Prefix)
 		s.IPv6Prefix = prefixBits(fp["ipv6_prefix"], 128, DefaultIPv6Prefix)
 	}
+	s.Destinations = destinationsFrom(pdp["destinations"])
 	te, ok := pdp["token_endpoint"].(map[string]any)
 	if !ok {
 		return s, nil
@@ -163,4 +184,37 @@ func headerSafe(v string) bool {
 		}
 	}
 	return true
+}
+
+// destinationsFrom reads the well-formed entries of data.pdp.destinations
+// (as the matcher judges them), in order; none when it is not an array.
+func destinationsFrom(v any) []Destination {
+	entries, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	var out []Destination
+	for _, e := range entries {
+		val, err := ast.InterfaceToValue(e)
+		if err != nil {
+			continue
+		}
+		obj, ok := val.(ast.Object)
+		if !ok || !destination.WellFormed(obj) {
+			continue
+		}
+		m := e.(map[string]any)
+		d := Destination{Broker: m["broker"].(string), Destination: m["destination"].(string)}
+		d.Name, _ = m["name"].(string)
+		if ops, ok := m["operations"].([]any); ok {
+			d.Operations = make([]string, 0, len(ops))
+			for _, op := range ops {
+				d.Operations = append(d.Operations, op.(string))
+			}
+		} else {
+			d.Operations = slices.Clone(destination.Operations)
+		}
+		out = append(out, d)
+	}
+	return out
 }

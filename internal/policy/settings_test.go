@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,45 @@ func TestSettingsRefreshReuseGrace(t *testing.T) {
 			}
 			if err != nil || s.RefreshReuseGrace != tt.grace || s.IPv4Prefix != tt.v4 || s.IPv6Prefix != tt.v6 {
 				t.Fatalf("settings = %+v, %v; want grace %s, prefixes %d/%d", s, err, tt.grace, tt.v4, tt.v6)
+			}
+		})
+	}
+}
+
+func TestSettingsListTheWellFormedDestinationsInOrder(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want []Destination
+	}{
+		{name: "ok/none", data: `{"pdp":{}}`},
+		{name: "ok/not an array lists none", data: `{"pdp":{"destinations":{"broker":"nats","destination":"a"}}}`},
+		{name: "ok/in order, operations filled in", data: `{"pdp":{"destinations":[
+			{"name":"orders","broker":"nats","destination":"orders.>","operations":["publish"],"scopes":["orders:write"]},
+			{"broker":"rabbitmq","destination":"orders"}]}}`,
+			want: []Destination{
+				{Name: "orders", Broker: "nats", Destination: "orders.>", Operations: []string{"publish"}},
+				{Broker: "rabbitmq", Destination: "orders", Operations: []string{"publish", "subscribe", "consume", "configure"}},
+			}},
+		{name: "fail/malformed entries are left out", data: `{"pdp":{"destinations":[
+			{"broker":"nats","destination":"a..b"}, "x", {"broker":"nats","destination":"a","operations":"publish"},
+			{"broker":"kafka","destination":"t*","operations":[]}]}}`,
+			want: []Destination{{Broker: "kafka", Destination: "t*", Operations: []string{}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dec := json.NewDecoder(strings.NewReader(tt.data))
+			dec.UseNumber()
+			var data map[string]any
+			if err := dec.Decode(&data); err != nil {
+				t.Fatal(err)
+			}
+			s, err := settingsFrom(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(s.Destinations, tt.want) {
+				t.Fatalf("Destinations = %#v, want %#v", s.Destinations, tt.want)
 			}
 		})
 	}

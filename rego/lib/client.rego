@@ -6,6 +6,7 @@
 package tokenguard.lib.client
 
 import data.tokenguard.lib.config
+import data.tokenguard.lib.destination
 import data.tokenguard.lib.token
 
 default id := ""
@@ -30,9 +31,18 @@ settings := entry if {
 	is_object(entry)
 }
 
-# ip: input.request.remote_ip when it is a valid IPv4 or IPv6 address;
+# ip: input.request.remote_ip (for a message: input.message.remote_ip, the
+# address the broker saw) when it is a valid IPv4 or IPv6 address;
 # undefined when absent or malformed.
-ip := input.request.remote_ip if valid_ip(input.request.remote_ip)
+ip := input.request.remote_ip if {
+	not destination.message
+	valid_ip(input.request.remote_ip)
+}
+
+ip := input.message.remote_ip if {
+	destination.message
+	valid_ip(input.message.remote_ip)
+}
 
 # valid_ip checks an address before it reaches net.cidr_contains, which
 # raises a (strict) built-in error on a malformed one.

@@ -15,7 +15,8 @@
 # data.pdp.fingerprint.ipv4_prefix (default 24) / ipv6_prefix (default 56)
 # bits. Another user agent: crypto.sha256 of the first User-Agent value (""
 # when none) differs from fp.ua_hash. Without a remote_ip (now or then) only
-# the user agent is compared.
+# the user agent is compared. A message (input.message) has no user agent:
+# only its remote_ip, the address the broker saw, is compared.
 #
 # Reason (mode "fingerprint", see lib/mode.rego):
 #   token_replay_suspected  401 invalid_token
@@ -23,6 +24,7 @@ package tokenguard.lib.fingerprint
 
 import data.tokenguard.lib.client
 import data.tokenguard.lib.config
+import data.tokenguard.lib.destination
 import data.tokenguard.lib.reason
 import data.tokenguard.lib.sender
 import data.tokenguard.lib.token
@@ -55,6 +57,7 @@ other_network if {
 }
 
 other_user_agent if {
+	not destination.message
 	ua_hash := seen.ua_hash
 	is_string(ua_hash)
 	ua_hash != ""

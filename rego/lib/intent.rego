@@ -4,9 +4,11 @@
 #
 #   - authorization_details must be an array of objects, each with a
 #     non-empty string "type" (else token_claims_invalid, always enforced);
-#   - every type must be one some route knows (data.pdp.routes[_].
-#     authorization_details.type), else grant_intent_mismatch;
-#   - on a route with authorization_details {"type", "actions"}, one entry
+#   - every type must be one some route or destination knows
+#     (data.pdp.routes[_] or data.pdp.destinations[_]
+#     .authorization_details.type), else grant_intent_mismatch;
+#   - on a route (for a message: the destination it matches, see
+#     lib/route.rego) with authorization_details {"type", "actions"}, one entry
 #     of that type must list all the route's actions and, when it has
 #     "locations", the route's audience; else grant_intent_mismatch.
 # A token without authorization_details (or with []) is judged by its
@@ -16,6 +18,7 @@
 #   grant_intent_mismatch  403 insufficient_scope
 package tokenguard.lib.intent
 
+import data.tokenguard.lib.destination
 import data.tokenguard.lib.reason
 import data.tokenguard.lib.route
 import data.tokenguard.lib.token
@@ -33,7 +36,7 @@ well_formed(entry) if {
 }
 
 known_types := {t |
-	some r in route.routes
+	some r in array.concat(route.routes, destination.destinations)
 	t := r.authorization_details.type
 	is_string(t)
 }

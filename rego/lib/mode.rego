@@ -23,6 +23,7 @@ names := {
 	"network",
 	"fingerprint",
 	"route",
+	"destination",
 	"grant_intent",
 	"delegation",
 	"refresh",

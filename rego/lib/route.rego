@@ -14,13 +14,23 @@
 # data.pdp.unknown_routes decides: "deny" (the default, and the value for
 # anything but "allow") or "allow" (route, scope and intent checks skipped).
 #
+# A messaging operation (input.message) is matched against
+# data.pdp.destinations instead (lib/destination.rego), never against the
+# routes: the destination it matches is its `route` here, and the audience
+# and grant types are checked as for a route. Without a match,
+# data.pdp.unknown_destinations decides as unknown_routes does; a connect
+# is not matched.
+#
 # Reasons (mode "route", see lib/mode.rego):
 #   route_unknown           403 no route matches and unknown routes are denied
+#   destination_unknown     403 (mode "destination") no destination matches a
+#                           message and unknown destinations are denied
 #   audience_mismatch       401 invalid_token: neither aud nor resource names
 #                           the route's audience
 #   grant_type_not_allowed  403 the token's grant type is not one of the
 #                           route's grant_types
-#   policy_error            500 (always enforced) the route table is malformed
+#   policy_error            500 (always enforced) the route table (for a
+#                           message: the destination table) is malformed
 #
 # And, for every access-token request whatever its token and grant module
 # (main.rego adds parameter_reasons; never monitorable):
@@ -29,12 +39,14 @@
 package tokenguard.lib.route
 
 import data.tokenguard.lib.config
+import data.tokenguard.lib.destination
 import data.tokenguard.lib.grant
 import data.tokenguard.lib.reason
 import data.tokenguard.lib.token
 
 modes := {
 	"route_unknown": "route",
+	"destination_unknown": "destination",
 	"audience_mismatch": "route",
 	"grant_type_not_allowed": "route",
 }
@@ -88,15 +100,17 @@ table_error := "data.pdp.routes is not an array" if {
 }
 
 # lookup: what pdp.route answers for this request, undefined when no route
-# matches.
-lookup := pdp.route(routes, request_method, request_host, raw_path)
+# matches, and for a message.
+lookup := pdp.route(routes, request_method, request_host, raw_path) if not destination.message
 
 # broken: indexes of routes that are not well-formed.
 broken contains i if some i in lookup.broken
 
 # route: the first route matching the request; undefined without one, and
-# for a broken table.
+# for a broken table. For a message: the destination it matches.
 route := lookup.route if not table_error
+
+route := destination.matched if destination.message
 
 # raw_method, raw_host, raw_path: the request's fields as sent, "" when
 # absent or not a string, for messages. Each names its field: a policy that
@@ -191,14 +205,26 @@ open_to_grant if {
 
 # In each clause the condition that fails for most requests comes first.
 
-reasons contains reason.new("policy_error", 500, table_error)
+reasons contains reason.new("policy_error", 500, table_error) if not destination.message
+
+reasons contains reason.new("policy_error", 500, destination.table_error) if destination.matched_against_table
 
 reasons contains reason.new("route_unknown", 403, msg) if {
 	not route
 	token.ok
 	not table_error
 	not unknown_allowed
+	not destination.message
 	msg := sprintf("no route for %s %s%s", [raw_method, raw_host, raw_path])
+}
+
+reasons contains reason.new("destination_unknown", 403, msg) if {
+	destination.matched_against_table
+	not route
+	token.ok
+	not destination.table_error
+	not destination.unknown_allowed
+	msg := sprintf("no destination for %s on %s %s", [destination.operation, destination.broker, destination.asked])
 }
 
 reasons contains reason.new("audience_mismatch", 401, msg) if {
@@ -223,11 +249,17 @@ reasons contains reason.new("grant_type_not_allowed", 403, msg) if {
 
 explain["matched"] := object.get(route, "name", "") if route
 
-explain["method"] := request_method
+explain["method"] := request_method if not destination.message
 
-explain["host"] := request_host
+explain["host"] := request_host if not destination.message
 
-explain["path"] := raw_path
+explain["path"] := raw_path if not destination.message
+
+explain["broker"] := destination.broker if destination.message
+
+explain["operation"] := destination.operation if destination.message
+
+explain["destination"] := destination.asked if destination.matched_against_table
 
 explain["audience"] := audience if audience != ""
 
@@ -242,6 +274,22 @@ explain["grant_types"] := route.grant_types if is_array(route.grant_types)
 
 explain["grant_type"] := grant.type
 
-explain["unknown_routes"] := "allow" if unknown_allowed
+explain["unknown_routes"] := "allow" if {
+	not destination.message
+	unknown_allowed
+}
 
-explain["unknown_routes"] := "deny" if not unknown_allowed
+explain["unknown_routes"] := "deny" if {
+	not destination.message
+	not unknown_allowed
+}
+
+explain["unknown_destinations"] := "allow" if {
+	destination.matched_against_table
+	destination.unknown_allowed
+}
+
+explain["unknown_destinations"] := "deny" if {
+	destination.matched_against_table
+	not destination.unknown_allowed
+}

@@ -20,11 +20,16 @@
 #   mtls_binding_mismatch      [mtls] no client certificate, or not the
 #                              token's cnf["x5t#S256"]; invalid_token
 #   sender_constraint_required [sender_constraint] the client must use
-#                              DPoP/mTLS, the token is not bound that way
+#                              DPoP/mTLS, the token is not bound that way;
+#                              for a message (input.message), which has no
+#                              HTTP request to bind a proof or a certificate
+#                              to: a bound token (cnf jkt / x5t#S256), or a
+#                              client that must use DPoP or mTLS
 #   token_binding_unsupported  (always enforced) an unknown binding method
 package tokenguard.lib.sender
 
 import data.tokenguard.lib.client
+import data.tokenguard.lib.destination
 import data.tokenguard.lib.reason
 import data.tokenguard.lib.token
 
@@ -132,6 +137,7 @@ reasons contains reason.new("token_binding_unsupported", 401, msg) if {
 reasons contains reason.new("dpop_required", 401, msg) if {
 	input.token.bound.method == "dpop"
 	token.scheme != "dpop"
+	not destination.message
 	token.ok
 	msg := "the DPoP-bound token was presented as a bearer token"
 }
@@ -172,6 +178,7 @@ reasons contains reason.new("dpop_binding_mismatch", 401, msg) if {
 reasons contains reason.new("mtls_binding_mismatch", 401, msg) if {
 	input.token.bound.method == "mtls"
 	not certificate
+	not destination.message
 	token.ok
 	msg := "the certificate-bound token was presented without a client certificate"
 }
@@ -188,8 +195,27 @@ reasons contains reason.new("sender_constraint_required", 401, msg) if {
 	required in constraints
 	method != required
 	method in methods
+	not destination.message
 	token.ok
 	msg := sprintf("client %q must present a %s-bound token", [client.id, constraint_names[required]])
+}
+
+# A message has no HTTP request to bind a DPoP proof or a client
+# certificate to: a bound token, or a client that must use one, cannot be
+# used for it (a bound token accepted here would be a bearer token again).
+reasons contains reason.new("sender_constraint_required", 401, msg) if {
+	input.token.bound.method in constraints
+	destination.message
+	token.ok
+	msg := sprintf("a %s-bound token cannot be used for a message: there is no request to bind it to", [constraint_names[method]])
+}
+
+reasons contains reason.new("sender_constraint_required", 401, msg) if {
+	required in constraints
+	not method in constraints
+	destination.message
+	token.ok
+	msg := sprintf("client %q must use %s, which a message cannot carry", [client.id, constraint_names[required]])
 }
 
 reasons contains reason.new("policy_error", 500, msg) if {

@@ -230,3 +230,54 @@ test_explain_names_the_binding_and_what_the_proof_showed if {
 	sender.explain == {"bound": "dpop", "required": "", "proof_present": true, "proof_valid": true, "key_matches": true} with input as with_proof(request("dpop", dpop_bound), proof("key-1")) with data.pdp as {}
 	sender.explain == {"bound": "dpop", "required": "", "proof_present": true, "proof_valid": false, "proof_error": "dpop_replayed"} with input as with_proof(request("dpop", dpop_bound), failed_proof("dpop_replayed", "used")) with data.pdp as {}
 }
+
+# --- messages --------------------------------------------------------------
+
+# message(bound): a message with a bearer token bound as bound; a message has
+# no request, no DPoP proof and no client certificate.
+message(bound) := {
+	"token": {
+		"present": true,
+		"scheme": "bearer",
+		"valid": true,
+		"claims": {"sub": "alice", "client_id": "web"},
+		"bound": bound,
+	},
+	"message": {"broker": "nats", "operation": "publish", "destination": "orders.created"},
+}
+
+test_an_unbound_token_passes_for_a_message if {
+	count(sender.reasons) == 0 with input as message({"method": "none"}) with data.pdp as {}
+}
+
+test_deny_a_bound_token_for_a_message_whatever_its_binding if {
+	sender.reasons == {{
+		"code": "sender_constraint_required",
+		"status": 401,
+		"error": "invalid_token",
+		"message": "a DPoP-bound token cannot be used for a message: there is no request to bind it to",
+	}} with input as message(dpop_bound) with data.pdp as {}
+	codes(sender.reasons) == {"sender_constraint_required"} with input as message(mtls_bound) with data.pdp as {}
+	codes(sender.reasons) == {"sender_constraint_required"} with input as object.union(message(dpop_bound), {"dpop": proof("key-1")}) with data.pdp as {}
+}
+
+test_deny_a_client_that_must_use_a_sender_constraint_for_a_message if {
+	every constraint in ["dpop", "mtls"] {
+		sender.reasons == {{
+			"code": "sender_constraint_required",
+			"status": 401,
+			"error": "invalid_token",
+			"message": sprintf("client \"web\" must use %s, which a message cannot carry", [sender.constraint_names[constraint]]),
+		}} with input as message({"method": "none"}) with data.pdp as {"clients": {"web": {"sender_constraint": constraint}}}
+	}
+}
+
+test_a_bound_token_of_a_client_that_must_bind_is_one_reason_for_a_message if {
+	reasons := sender.reasons with input as message(dpop_bound) with data.pdp as {"clients": {"web": {"sender_constraint": "dpop"}}}
+	count(reasons) == 1
+	codes(reasons) == {"sender_constraint_required"}
+}
+
+test_a_message_is_monitored_under_the_sender_constraint_mode if {
+	sender.modes.sender_constraint_required == "sender_constraint"
+}
