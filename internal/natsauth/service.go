@@ -41,7 +41,7 @@ const (
 	CodeOverloaded = decision.CodeOverloaded
 	// CodeRequestInvalid: the connect could not be made into a decision
 	// request (a token with white space, an unreadable client address).
-	CodeRequestInvalid = "request_invalid"
+	CodeRequestInvalid = decision.CodeRequestInvalid
 )
 
 // Decider decides a request; *decision.Engine is the one in use.
