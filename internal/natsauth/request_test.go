@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
@@ -135,7 +136,8 @@ func FuzzParseRequest(f *testing.F) {
 		if want == "" {
 			want = pw
 		}
-		if req.Token != want {
+		// JSON carries no invalid UTF-8: the server's encoder replaces it.
+		if utf8.ValidString(want) && req.Token != want {
 			t.Fatalf("token = %q, want %q", req.Token, want)
 		}
 	})
