@@ -566,7 +566,10 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	case err := <-extAuthzDone:
 		return fmt.Errorf("ext_authz: %w", err)
 	case err := <-natsDone:
-		return fmt.Errorf("messaging.nats: %w", err)
+		if err != nil || ctx.Err() == nil {
+			return fmt.Errorf("messaging.nats: the auth callout service stopped: %v", err)
+		}
+		natsDone = nil // stopped with ctx, as the rest is about to
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: draining in-flight requests")
