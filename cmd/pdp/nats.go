@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/metrics"
 	"github.com/tokenguard/pdp/internal/natsauth"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/store"
@@ -22,7 +23,7 @@ const maxSeedFile = 4 << 10
 // newNATS builds the NATS auth callout service of messaging.nats; nil when
 // it is not enabled.
 func newNATS(cfg config.Config, decider *decision.Engine, verifier *token.Verifier, engine *policy.Engine, st store.Store,
-	logger *slog.Logger) (*natsauth.Service, error) {
+	decisionLog natsauth.DecisionLogger, mtr *metrics.Metrics, logger *slog.Logger) (*natsauth.Service, error) {
 	n := cfg.Messaging.NATS
 	if !n.Enabled {
 		return nil, nil
@@ -39,7 +40,7 @@ func newNATS(cfg config.Config, decider *decision.Engine, verifier *token.Verifi
 	}
 	svc, err := natsauth.New(decider, verifier, st, natsauth.Options{
 		Issuer: issuer, XKey: xkey, Account: n.Account, MaxLifetime: cfg.Messaging.MaxConnectionLifetime,
-		MaxConnections: n.MaxConnections, CheckInterval: n.CheckInterval, Logger: logger,
+		MaxConnections: n.MaxConnections, CheckInterval: n.CheckInterval, Logger: logger, DecisionLog: decisionLog, Metrics: mtr,
 		Destinations: func() []natsauth.Destination { return natsDestinations(engine.Settings()) },
 	})
 	if err != nil {

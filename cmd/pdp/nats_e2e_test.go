@@ -123,7 +123,9 @@ func TestNATSAuthCallout(t *testing.T) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{`pdp_nats_kicks_total{result="closed"} 1`, `pdp_nats_authorizations_total{result="allow"} 1`,
-		`pdp_nats_authorizations_total{result="deny"} 1`} {
+		`pdp_nats_authorizations_total{result="deny"} 1`,
+		// The connect decisions are counted with the others.
+		`pdp_decision_duration_seconds_count 2`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -314,7 +314,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
-	natsSvc, err := newNATS(cfg, decider, verifier, engine, st, logger)
+	natsSvc, err := newNATS(cfg, decider, verifier, engine, st, shadowing(decisionLog, shadow), mtr, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,13 @@ func TestConnect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r.logs.reset()
+			r.decisions.take()
 			nc, err := r.connect(tt.opt)
+			// Every connect is decision-logged, once (the decisions on
+			// destinations are not).
+			if got := r.decisions.take(); len(got) != 1 || got[0].Decision.Allow != (tt.reason == "") || !strings.HasPrefix(got[0].RequestedBy, "nats:") {
+				t.Errorf("decision log = %+v, want one entry, allow %v", got, tt.reason == "")
+			}
 			if tt.reason == "" {
 				if err != nil {
 					t.Fatalf("connect: %v (refusals: %v)", err, r.logs.refusals())

@@ -18,6 +18,7 @@ import (
 	"github.com/tokenguard/pdp/internal/builtins"
 	"github.com/tokenguard/pdp/internal/config"
 	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/decisionlog"
 	"github.com/tokenguard/pdp/internal/devissuer"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/store"
@@ -56,6 +57,8 @@ type rig struct {
 	engine   *policy.Engine
 	url      string
 	logs     *logRecorder
+	// decisions are the decision-log entries the service wrote.
+	decisions *entryRecorder
 }
 
 type rigOptions struct {
@@ -67,7 +70,7 @@ type rigOptions struct {
 func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{logs: &logRecorder{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})}}
+	r := &rig{decisions: &entryRecorder{}, logs: &logRecorder{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})}}
 	st, err := store.OpenBolt(t.TempDir(), store.BoltOptions{LockTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +122,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	r.svc, err = New(r.decider, r.verifier, st, Options{
 		Issuer: issuerKey, XKey: xkey, Account: "APP", MaxLifetime: o.maxLifetime, MaxConnections: o.maxConnections,
 		CheckInterval: 200 * time.Millisecond, Destinations: rigTable(r.engine),
-		Logger: slog.New(r.logs),
+		Logger: slog.New(r.logs), DecisionLog: r.decisions,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -302,4 +305,25 @@ func (l *logRecorder) refusals() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.reasons...)
+}
+
+// entryRecorder keeps decision-log entries.
+type entryRecorder struct {
+	mu      sync.Mutex
+	entries []decisionlog.Entry
+}
+
+func (e *entryRecorder) Log(_ context.Context, entry decisionlog.Entry) {
+	e.mu.Lock()
+	e.entries = append(e.entries, entry)
+	e.mu.Unlock()
+}
+
+// take returns the entries written since the last take.
+func (e *entryRecorder) take() []decisionlog.Entry {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.entries
+	e.entries = nil
+	return out
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tokenguard/pdp/internal/decision"
+	"github.com/tokenguard/pdp/internal/decisionlog"
 	"github.com/tokenguard/pdp/internal/store"
 	"github.com/tokenguard/pdp/internal/token"
 )
@@ -63,6 +64,17 @@ type Revocations interface {
 	CheckRevocation(ctx context.Context, ref store.TokenRef) (store.Revocation, bool, error)
 }
 
+// DecisionLogger writes decision-log entries; *decisionlog.Logger (or the
+// shadowing one) is the one in use.
+type DecisionLogger interface {
+	Log(ctx context.Context, e decisionlog.Entry)
+}
+
+// DecisionMetrics counts decisions; *metrics.Metrics is the one in use.
+type DecisionMetrics interface {
+	ObserveDecision(dec *decision.Decision, err error, elapsed time.Duration)
+}
+
 // Options configure a Service.
 type Options struct {
 	// Issuer is the account key pair (seed SA...) that signs the answers
@@ -82,6 +94,14 @@ type Options struct {
 	MaxConnections int
 	// CheckInterval is the pause between revocation checks.
 	CheckInterval time.Duration
+	// DecisionLog, when set, receives the connect decision of every
+	// request (not the decisions on destinations, which are counted in
+	// pdp_nats_grant_decisions_total: they would be one per entry and
+	// operation for every connection).
+	DecisionLog DecisionLogger
+	// Metrics, when set, counts the connect decisions with the others
+	// (pdp_decisions_total and friends).
+	Metrics DecisionMetrics
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now; nil is time.Now.
@@ -194,10 +214,12 @@ func (s *Service) decide(ctx context.Context, req *authRequest) (string, []strin
 	if err != nil {
 		return "", []string{CodeRequestInvalid}, c
 	}
+	start := time.Now()
 	d, err := s.decider.Decide(ctx, msg)
 	if err != nil {
 		s.logger.Error("nats connect decision failed", "error", err, "token_sha256", c.hash)
 	}
+	s.observe(ctx, d, err, start, req.ServerID)
 	if d == nil || !d.Allow {
 		return "", reasonCodes(d), c
 	}
@@ -238,6 +260,17 @@ func (s *Service) decide(ctx context.Context, req *authRequest) (string, []strin
 		return "", []string{CodeOverloaded}, c
 	}
 	return signed, nil, c
+}
+
+// observe counts and logs the connect decision d.
+func (s *Service) observe(ctx context.Context, d *decision.Decision, err error, start time.Time, serverID string) {
+	elapsed := time.Since(start)
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.ObserveDecision(d, err, elapsed)
+	}
+	if s.opts.DecisionLog != nil && d != nil {
+		s.opts.DecisionLog.Log(ctx, decisionlog.Entry{Decision: d, Err: err, Latency: elapsed, RequestedBy: "nats:" + serverID, Time: start})
+	}
 }
 
 // setPermission allows exactly the patterns: NATS reads an empty allow list
