@@ -32,6 +32,7 @@ import (
 	"github.com/tokenguard/pdp/internal/httpapi"
 	"github.com/tokenguard/pdp/internal/memlimit"
 	"github.com/tokenguard/pdp/internal/metrics"
+	"github.com/tokenguard/pdp/internal/natsauth"
 	"github.com/tokenguard/pdp/internal/policy"
 	"github.com/tokenguard/pdp/internal/ssf"
 	"github.com/tokenguard/pdp/internal/store"
@@ -125,6 +126,8 @@ type app struct {
 	// memLimit is the Go memory limit runtime.memory_limit chose; serve
 	// applies it.
 	memLimit memlimit.Limit
+	// nats is the NATS auth callout service; nil unless messaging.nats.enabled.
+	nats *natsauth.Service
 }
 
 // ready reports whether the policy is active and every issuer's keys are
@@ -311,6 +314,10 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if err != nil {
 		return nil, err
 	}
+	natsSvc, err := newNATS(cfg, decider, verifier, engine, st, shadowing(decisionLog, shadow), mtr, logger)
+	if err != nil {
+		return nil, err
+	}
 	gatewayAuth := httpapi.GatewayAuth{Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""}
 	if len(revokeClients) == 0 && gatewayCred == "" && cfg.Decide.Auth.ClientCAFile == "" {
 		logger.Warn("POST /v1/revoke is off: no client can authenticate (set revoke.clients or decide.auth)")
@@ -345,6 +352,12 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Ops:          httpapi.OpsAuth{Credential: opsCred},
 		OpsElsewhere: cfg.Ops.Listen != "",
 	}
+	if natsSvc != nil {
+		opts.StatusParts = append(opts.StatusParts, httpapi.StatusPart{Name: "nats", Get: func(context.Context) (any, error) { return natsSvc.Status(), nil }})
+		if mtr != nil {
+			mtr.Registry().MustRegister(natsSvc.Collector())
+		}
+	}
 	handler := httpapi.New(opts)
 	var opsHandler http.Handler
 	if cfg.Ops.Listen != "" {
@@ -365,7 +378,7 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Credential:     gatewayCred,
 		MaxRecvMsgSize: cfg.ExtAuthz.MaxMessageBytes,
 	})
-	return &app{memLimit: memLimit, extAuthz: extAuthz, handler: handler, opsHandler: opsHandler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
+	return &app{nats: natsSvc, memLimit: memLimit, extAuthz: extAuthz, handler: handler, opsHandler: opsHandler, decider: decider, verifier: verifier, policy: engine, sources: sources, store: st,
 		decisionLog: decisionLog}, nil
 }
 
@@ -535,6 +548,11 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		extAuthzAddr = gln.Addr().String()
 		logger.Info("serving ext_authz", "grpc_listen", gln.Addr().String())
 	}
+	natsDone, err := runNATS(ctx, cfg.Messaging.NATS, a.nats)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
 	b := newBanner(cfg, a, ln.Addr().String(), extAuthzAddr, opsAddr)
 	b.log(logger)
 	if dev != nil {
@@ -547,6 +565,11 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 		return fmt.Errorf("serve: %w", err)
 	case err := <-extAuthzDone:
 		return fmt.Errorf("ext_authz: %w", err)
+	case err := <-natsDone:
+		if err != nil || ctx.Err() == nil {
+			return fmt.Errorf("messaging.nats: the auth callout service stopped: %v", err)
+		}
+		natsDone = nil // stopped with ctx, as the rest is about to
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: draining in-flight requests")
@@ -558,6 +581,11 @@ func serve(ctx context.Context, cfg config.Config, dev *devMode, out io.Writer) 
 	if opsSrv != nil {
 		if err := opsSrv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	if natsDone != nil { // drained before the deferred a.Close() closes the store
+		if err := <-natsDone; err != nil {
+			return fmt.Errorf("messaging.nats: %w", err)
 		}
 	}
 	if extAuthzDone != nil { // drained before the deferred a.Close() closes the store

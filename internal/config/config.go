@@ -72,6 +72,20 @@ type Config struct {
 	GCPercent int `mapstructure:"gc_percent"`
 	// Runtime configures the Go runtime of pdp serve.
 	Runtime Runtime `mapstructure:"runtime"`
+	// Messaging configures the message-broker integrations.
+	Messaging Messaging `mapstructure:"messaging"`
+}
+
+// Messaging configures the message-broker integrations: the brokers ask
+// the PDP when a client connects (and, for some, on each operation), with
+// the access token the client connected with.
+type Messaging struct {
+	// MaxConnectionLifetime caps how long a broker connection authorized
+	// with a token lives before it must connect (and be decided) again,
+	// whatever the token's exp.
+	MaxConnectionLifetime time.Duration `mapstructure:"max_connection_lifetime"`
+	// NATS makes the PDP a NATS auth callout service.
+	NATS NATS `mapstructure:"nats"`
 }
 
 // Runtime configures the Go runtime of pdp serve.
@@ -653,6 +667,8 @@ func Defaults() Config {
 		SSF:       SSF{MaxAge: 24 * time.Hour},
 		Log:       Log{Level: "info", Format: "json"},
 		GCPercent: 400,
+		Messaging: Messaging{MaxConnectionLifetime: 5 * time.Minute,
+			NATS: NATS{URL: "nats://127.0.0.1:4222", QueueGroup: "tokenguard", CheckInterval: 2 * time.Second, MaxConnections: 100_000}},
 	}
 }
 
@@ -1094,6 +1110,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.validateMessaging(bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -30,6 +30,7 @@ func (c *Config) files() []fileSetting {
 		f("store.redis.password_file", c.Store.Redis.PasswordFile),
 		f("dpop.nonce.secret_file", c.DPoP.Nonce.SecretFile),
 	}
+	out = append(out, c.Messaging.NATS.files()...)
 	if v := c.Policy.Verification; v != nil {
 		out = append(out, f("policy.verification.key_file", v.KeyFile))
 	}
