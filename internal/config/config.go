@@ -56,6 +56,8 @@ type Config struct {
 	ExtAuthz ExtAuthz `mapstructure:"ext_authz"`
 	// ForwardAuth configures /v1/forward-auth for nginx, Traefik and Caddy.
 	ForwardAuth ForwardAuth `mapstructure:"forward_auth"`
+	// Messaging configures the message-broker integrations.
+	Messaging Messaging `mapstructure:"messaging"`
 	// DecisionLogs configures decision logging.
 	DecisionLogs DecisionLogs `mapstructure:"decision_logs"`
 	// Metrics configures the Prometheus endpoint.
@@ -362,6 +364,43 @@ type ForwardAuth struct {
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
+// Messaging configures the message-broker integrations.
+type Messaging struct {
+	// RabbitMQ serves RabbitMQ's HTTP auth backend (rabbitmq_auth_backend_http)
+	// at /v1/rabbitmq/{user,vhost,resource,topic}.
+	RabbitMQ RabbitMQ `mapstructure:"rabbitmq"`
+}
+
+// RabbitMQ configures the endpoints RabbitMQ's HTTP auth backend calls. A
+// client connects with its token's subject as the username and the access
+// token as the password; /user verifies and decides the token and keeps it
+// (its hash and verified claims, until it expires), and the later /vhost,
+// /resource and /topic checks, which carry the username alone, are
+// decided for the tokens kept for that subject.
+type RabbitMQ struct {
+	// Enabled serves /v1/rabbitmq/*.
+	Enabled bool `mapstructure:"enabled"`
+	// CredentialFile holds the HTTP Basic credential RabbitMQ calls with,
+	// as username:password (the userinfo of the auth_http.*_path URLs):
+	// letters, digits and -._~ only, a password of at least 32 characters.
+	// Required when enabled.
+	CredentialFile string `mapstructure:"credential_file"`
+	// Tags are the RabbitMQ user tags every allowed /user answer carries
+	// ("allow management"); none by default. A tag applies to every token
+	// holder: never administrator.
+	Tags []string `mapstructure:"tags"`
+	// MaxTokens bounds the verified tokens kept, all subjects together; a
+	// /user check beyond it, once the expired ones are dropped, is answered
+	// 503 (the connection is refused).
+	MaxTokens int `mapstructure:"max_tokens"`
+	// MaxTokensPerSubject bounds the tokens kept for one subject; a newer
+	// one replaces the one seen least recently.
+	MaxTokensPerSubject int `mapstructure:"max_tokens_per_subject"`
+	// MaxTokenAge bounds how long a token is kept after it was last
+	// presented, when it expires later or never (introspection).
+	MaxTokenAge time.Duration `mapstructure:"max_token_age"`
+}
+
 // ForwardAuthStyles are the gateways whose forward-auth headers are known.
 var ForwardAuthStyles = []string{"nginx", "traefik", "caddy"}
 
@@ -638,6 +677,7 @@ func Defaults() Config {
 		Fingerprints: Fingerprints{Queue: 4096, Writers: 4},
 		ExtAuthz:     ExtAuthz{MaxMessageBytes: 1 << 20},
 		ForwardAuth:  ForwardAuth{Style: "nginx"},
+		Messaging:    Messaging{RabbitMQ: RabbitMQ{MaxTokens: 100_000, MaxTokensPerSubject: 16, MaxTokenAge: 12 * time.Hour}},
 		Decide:       Decide{MaxQueue: 64, MaxQueueWait: 20 * time.Millisecond},
 		Store: Store{
 			RevocationTTL: 30 * 24 * time.Hour,
@@ -1094,6 +1134,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.Messaging.RabbitMQ.validate("messaging.rabbitmq", bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -1128,4 +1169,45 @@ func checkFetchURL(raw string) error {
 	default:
 		return errors.New("must be https (http only on loopback)")
 	}
+}
+
+// validate reports the problems of the rabbitmq section, named under path.
+func (r RabbitMQ) validate(path string, bad func(path, format string, args ...any)) {
+	if r.Enabled && r.CredentialFile == "" {
+		bad(path+".credential_file", "must be set when enabled: RabbitMQ authenticates to the decision point")
+	}
+	if r.MaxTokens < 1 || r.MaxTokens > 10_000_000 {
+		bad(path+".max_tokens", "must be between 1 and 10000000")
+	}
+	if r.MaxTokensPerSubject < 1 || r.MaxTokensPerSubject > 1024 {
+		bad(path+".max_tokens_per_subject", "must be between 1 and 1024")
+	}
+	if r.MaxTokenAge < time.Minute || r.MaxTokenAge > 7*24*time.Hour {
+		bad(path+".max_token_age", "must be between 1m and 168h")
+	}
+	if len(r.Tags) > 8 {
+		bad(path+".tags", "at most 8 tags")
+	}
+	for i, tag := range r.Tags {
+		if !isRabbitTag(tag) {
+			bad(fmt.Sprintf("%s.tags[%d]", path, i), "must be 1 to 32 of a-z, 0-9 and _, starting with a letter")
+		}
+		if tag == "administrator" {
+			bad(fmt.Sprintf("%s.tags[%d]", path, i), "administrator would make every token holder a RabbitMQ administrator")
+		}
+	}
+}
+
+// isRabbitTag reports whether s is a plain RabbitMQ user tag.
+func isRabbitTag(s string) bool {
+	if s == "" || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
