@@ -477,24 +477,31 @@ func (rb *rabbitMQ) decideKept(w http.ResponseWriter, r *http.Request, q rabbitM
 		rb.writeAnswer(w, false, "", "")
 		return
 	}
-	var (
+	// Every decision is logged, once the answer is written.
+	type made struct {
 		dec *decision.Decision
 		err error
-	)
+	}
+	var decided []made
+	allow := false
 	for _, tok := range kept {
 		msg.Verified = tok
-		dec, err = rb.decide(r.Context(), msg)
+		dec, err := rb.decide(r.Context(), msg)
+		decided = append(decided, made{dec, err})
 		if err == nil && dec.Allow {
+			allow = true
 			break
 		}
-		if dec != nil && hasReason(dec, "token_expired") {
+		if hasReason(dec, token.CodeExpired) {
 			rb.tokens.forget(q.Username, tok.Hash)
 		}
 	}
-	allow := err == nil && dec.Allow
-	rb.writeAnswer(w, allow, "allow", dec.ID)
-	rb.logDecision(msg.Operation, dec, allow)
-	rb.observer.decided(w, r, dec, err, start)
+	last := decided[len(decided)-1].dec
+	rb.writeAnswer(w, allow, "allow", last.ID)
+	rb.logDecision(msg.Operation, last, allow)
+	for _, m := range decided {
+		rb.observer.decided(w, r, m.dec, m.err, start)
+	}
 }
 
 // decide builds the message and decides it. It always returns a decision:
