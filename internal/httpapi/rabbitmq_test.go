@@ -372,3 +372,24 @@ func FuzzRabbitMQForm(f *testing.F) {
 		_ = url.Values(form).Encode()
 	})
 }
+
+func TestRabbitMQRefusesConnectsBeyondTheKeptTokens(t *testing.T) {
+	r := chi.NewRouter()
+	mountRabbitMQ(r, RabbitMQ{Credential: testRabbitCred, Tokens: fakeTokens{}, MaxTokens: 1, MaxTokensPerSubject: 1, MaxTokenAge: time.Hour},
+		&allowAll{}, slog.New(slog.DiscardHandler), observer{})
+	ask := func(user string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, rabbitRequest(http.MethodPost, "user", "username="+user+"&password=sub."+user, basicOf(testRabbitCred)))
+		return rec
+	}
+	if rec := ask("alice"); rec.Code != 200 || rec.Body.String() != "allow" {
+		t.Fatalf("first connect: %d %q", rec.Code, rec.Body)
+	}
+	rec := ask("bob")
+	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "allow") || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("connect beyond max_tokens: %d %q, want 503 with Retry-After", rec.Code, rec.Body)
+	}
+	if rec := ask("alice"); rec.Code != 200 || rec.Body.String() != "allow" {
+		t.Fatalf("a kept token presented again: %d %q", rec.Code, rec.Body)
+	}
+}
