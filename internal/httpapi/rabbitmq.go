@@ -407,6 +407,10 @@ func (rb *rabbitMQ) user(w http.ResponseWriter, r *http.Request) {
 	dec, err := rb.decide(r.Context(), decision.RawMessage{
 		Broker: RabbitMQBroker, Operation: decision.OpConnect, VHost: q.VHost, Token: q.Password, RemoteIP: rabbitMQIP(q.IP),
 	})
+	if dec == nil {
+		rb.refuse(w, err)
+		return
+	}
 	allow := err == nil && dec.Allow && verr == nil && tok.Hash == dec.TokenHash
 	if allow && !rb.tokens.remember(tok, rb.now()) {
 		rb.logger.Warn("rabbitmq: connection refused, the verified tokens kept reached messaging.rabbitmq.max_tokens")
@@ -487,6 +491,10 @@ func (rb *rabbitMQ) decideKept(w http.ResponseWriter, r *http.Request, q rabbitM
 	for _, tok := range kept {
 		msg.Verified = tok
 		dec, err := rb.decide(r.Context(), msg)
+		if dec == nil {
+			rb.refuse(w, err)
+			return
+		}
 		decided = append(decided, made{dec, err})
 		if err == nil && dec.Allow {
 			allow = true
@@ -504,14 +512,14 @@ func (rb *rabbitMQ) decideKept(w http.ResponseWriter, r *http.Request, q rabbitM
 	}
 }
 
-// decide builds the message and decides it. It always returns a decision:
-// a message that does not validate is a deny, and the error says why.
+// decide builds the message and decides it. A message that does not
+// validate (a client's routing key with control characters, a password
+// with white space) is no decision: nil and the error saying why.
+// Otherwise there is a decision, a deny when the error is set.
 func (rb *rabbitMQ) decide(ctx context.Context, raw decision.RawMessage) (*decision.Decision, error) {
 	req, err := decision.NewMessage(raw)
 	if err != nil {
-		d := decision.Failed()
-		d.ID = decision.NewID()
-		return d, err
+		return nil, err
 	}
 	d, err := rb.decider.Decide(ctx, req)
 	if d == nil {
@@ -525,6 +533,14 @@ func (rb *rabbitMQ) decide(ctx context.Context, raw decision.RawMessage) (*decis
 		rb.logger.Error("rabbitmq: decision failed", "decision_id", d.ID, "error", err)
 	}
 	return d, err
+}
+
+// refuse answers deny to a check that could not be asked of the policy
+// (see decide): what the client sent, not an error of the decision point.
+func (rb *rabbitMQ) refuse(w http.ResponseWriter, err error) {
+	rb.logger.Info("rabbitmq: denied a check the policy cannot be asked", "error", err)
+	rb.observer.rejected(http.StatusBadRequest)
+	rb.writeAnswer(w, false, "", "")
 }
 
 // logDecision logs an answer at debug level; the decision log has the

@@ -393,3 +393,31 @@ func TestRabbitMQRefusesConnectsBeyondTheKeptTokens(t *testing.T) {
 		t.Fatalf("a kept token presented again: %d %q", rec.Code, rec.Body)
 	}
 }
+
+func TestRabbitMQDeniesWhatThePolicyCannotBeAsked(t *testing.T) {
+	d := &allowAll{}
+	h := rabbitHandler(d)
+	ask := func(path, body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, rabbitRequest(http.MethodPost, path, body, basicOf(testRabbitCred)))
+		return rec
+	}
+	if rec := ask("user", "username=alice&password=sub.alice"); rec.Body.String() != "allow" {
+		t.Fatalf("connect: %q", rec.Body)
+	}
+	d.asked = nil
+	for name, tc := range map[string]struct{ path, body string }{
+		"fail/a password with white space":      {"user", "username=alice+x&password=sub.alice+x"},
+		"fail/a routing key with a control byte": {"topic", "username=alice&vhost=%2F&resource=topic&name=amq.topic&permission=write&routing_key=a%01b"},
+		"fail/a queue name with a control byte":  {"resource", "username=alice&vhost=%2F&resource=queue&name=q%7F&permission=read"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if rec := ask(tc.path, tc.body); rec.Code != 200 || rec.Body.String() != "deny" || rec.Header().Get("X-Decision-Id") != "" {
+				t.Fatalf("%d %q, want a deny without a decision", rec.Code, rec.Body)
+			}
+		})
+	}
+	if len(d.asked) != 0 {
+		t.Fatalf("%d decisions were made", len(d.asked))
+	}
+}
