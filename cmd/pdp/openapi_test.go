@@ -59,7 +59,7 @@ type recorded struct {
 // /v1/status.
 func apiTestbed(t *testing.T) *stateTestbed {
 	t.Helper()
-	return newStateTestbed(t, withRevokeClients(t), func(c *config.Config) {
+	return newStateTestbed(t, withRevokeClients(t), withRabbitMQ(t), func(c *config.Config) {
 		c.ForwardAuth.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
 	})
 }
@@ -121,6 +121,9 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 		}
 	}
 	setCT := map[string]string{"Content-Type": "application/secevent+jwt"}
+	rabbit := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": rabbitMQAuth()}
+	rabbitTok := tb.mint(t, "ES256", map[string]any{"jti": "jti-rabbitmq"})
+	rabbitGet := func(q url.Values) string { return "?" + q.Encode() }
 	revocation := fmt.Sprintf(`{"kind":"subject","iss":%q,"value":"carol","reason":"account disabled"}`, es.URL())
 	return []exchange{
 		{name: "decide/allow", golden: "decide-allow.json", method: "POST", path: "/v1/decide", header: jsonCT,
@@ -196,6 +199,27 @@ func apiExchanges(t *testing.T, tb *stateTestbed) []exchange {
 		{name: "ssf/error in the future", golden: "ssf-in-the-future.json", method: "POST", path: "/v1/ssf/events", header: setCT,
 			body: set("set-openapi-3", time.Now().Add(time.Hour)), status: 400},
 		{name: "ssf/error content type", method: "POST", path: "/v1/ssf/events", header: jsonCT, body: text(`{}`), status: 400},
+
+		{name: "rabbitmq/user", method: "POST", path: "/v1/rabbitmq/user", header: rabbit,
+			body: text(url.Values{"username": {"alice"}, "password": {rabbitTok}}.Encode()), status: 200},
+		{name: "rabbitmq/user of another subject", method: "POST", path: "/v1/rabbitmq/user", header: rabbit,
+			body: text(url.Values{"username": {"bob"}, "password": {rabbitTok}}.Encode()), status: 200},
+		{name: "rabbitmq/user by GET", method: "GET", path: "/v1/rabbitmq/user" + rabbitGet(url.Values{"username": {"alice"}, "password": {rabbitTok}}),
+			header: map[string]string{"Authorization": rabbitMQAuth()}, status: 200},
+		{name: "rabbitmq/vhost", method: "POST", path: "/v1/rabbitmq/vhost", header: rabbit,
+			body: text("username=alice&vhost=%2F&ip=127.0.0.1&tags="), status: 200},
+		{name: "rabbitmq/vhost by GET", method: "GET", path: "/v1/rabbitmq/vhost?username=alice&vhost=%2F&ip=127.0.0.1&tags=",
+			header: map[string]string{"Authorization": rabbitMQAuth()}, status: 200},
+		{name: "rabbitmq/resource", method: "POST", path: "/v1/rabbitmq/resource", header: rabbit,
+			body: text("username=alice&vhost=%2F&resource=exchange&name=orders&permission=write&tags="), status: 200},
+		{name: "rabbitmq/topic", method: "POST", path: "/v1/rabbitmq/topic", header: rabbit,
+			body: text("username=alice&vhost=%2F&resource=topic&name=amq.topic&permission=write&tags=&routing_key=orders.created&variable_map.username=alice&variable_map.vhost=%2F"), status: 200},
+		{name: "rabbitmq/topic by GET", method: "GET", path: "/v1/rabbitmq/topic?username=alice&vhost=%2F&resource=topic&name=amq.topic&permission=read&routing_key=orders.%23",
+			header: map[string]string{"Authorization": rabbitMQAuth()}, status: 200},
+		{name: "rabbitmq/error without the broker's credential", method: "POST", path: "/v1/rabbitmq/user", header: jsonCT,
+			body: text(url.Values{"username": {"alice"}, "password": {rabbitTok}}.Encode()), status: 401},
+		{name: "rabbitmq/error malformed", method: "POST", path: "/v1/rabbitmq/resource", header: rabbit,
+			body: text("username=alice&vhost=%2F&resource=exchange&name=orders&permission=delete"), status: 400},
 
 		{name: "status", method: "GET", path: "/v1/status", status: 200},
 		{name: "healthz", golden: "healthz.json", method: "GET", path: "/healthz", status: 200},

@@ -247,6 +247,10 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("forward_auth.trusted_proxies: %w", err)
 	}
+	rabbitMQ, err := rabbitMQOptions(cfg.Messaging.RabbitMQ, verifier)
+	if err != nil {
+		return nil, err
+	}
 	forwardAuth := &httpapi.ForwardAuth{Style: httpapi.Style(cfg.ForwardAuth.Style), TrustedProxies: trusted,
 		Credential: gatewayCred, ClientCA: cfg.Decide.Auth.ClientCAFile != ""}
 
@@ -333,8 +337,9 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		Revoke: &httpapi.Revoke{Tokens: verifier, Store: st, RevocationTTL: cfg.Store.RevocationTTL,
 			Clients: revokeClients, Gateway: gatewayAuth, Observer: mtr,
 			RefreshTarget: func(sid, sub string) (string, string, bool) { return engine.Settings().RefreshTarget(sid, sub) }},
-		SSF:   ssfHandler,
-		Mount: mount,
+		SSF:      ssfHandler,
+		RabbitMQ: rabbitMQ,
+		Mount:    mount,
 
 		DecisionLog:    shadowing(decisionLog, shadow),
 		Metrics:        mtr,

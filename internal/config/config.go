@@ -86,6 +86,9 @@ type Messaging struct {
 	MaxConnectionLifetime time.Duration `mapstructure:"max_connection_lifetime"`
 	// NATS makes the PDP a NATS auth callout service.
 	NATS NATS `mapstructure:"nats"`
+	// RabbitMQ serves RabbitMQ's HTTP auth backend (rabbitmq_auth_backend_http)
+	// at /v1/rabbitmq/{user,vhost,resource,topic}.
+	RabbitMQ RabbitMQ `mapstructure:"rabbitmq"`
 }
 
 // Runtime configures the Go runtime of pdp serve.
@@ -374,6 +377,36 @@ type ForwardAuth struct {
 	// header) or a verified gateway client certificate makes them trusted
 	// too. Anyone else gets a 400: what would be decided is unknown.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+}
+
+// RabbitMQ configures the endpoints RabbitMQ's HTTP auth backend calls. A
+// client connects with its token's subject as the username and the access
+// token as the password; /user verifies and decides the token and keeps it
+// (its hash and verified claims, until it expires), and the later /vhost,
+// /resource and /topic checks, which carry the username alone, are
+// decided for the tokens kept for that subject.
+type RabbitMQ struct {
+	// Enabled serves /v1/rabbitmq/*.
+	Enabled bool `mapstructure:"enabled"`
+	// CredentialFile holds the HTTP Basic credential RabbitMQ calls with,
+	// as username:password (the userinfo of the auth_http.*_path URLs):
+	// letters, digits and -._~ only, a password of at least 32 characters.
+	// Required when enabled.
+	CredentialFile string `mapstructure:"credential_file"`
+	// Tags are the RabbitMQ user tags every allowed /user answer carries
+	// ("allow management"); none by default. A tag applies to every token
+	// holder: never administrator.
+	Tags []string `mapstructure:"tags"`
+	// MaxTokens bounds the verified tokens kept, all subjects together; a
+	// /user check beyond it, once the expired ones are dropped, is answered
+	// 503 (the connection is refused).
+	MaxTokens int `mapstructure:"max_tokens"`
+	// MaxTokensPerSubject bounds the tokens kept for one subject; a newer
+	// one replaces the one seen least recently.
+	MaxTokensPerSubject int `mapstructure:"max_tokens_per_subject"`
+	// MaxTokenAge bounds how long a token is kept after it was last
+	// presented, when it expires later or never (introspection).
+	MaxTokenAge time.Duration `mapstructure:"max_token_age"`
 }
 
 // ForwardAuthStyles are the gateways whose forward-auth headers are known.
@@ -668,7 +701,8 @@ func Defaults() Config {
 		Log:       Log{Level: "info", Format: "json"},
 		GCPercent: 400,
 		Messaging: Messaging{MaxConnectionLifetime: 5 * time.Minute,
-			NATS: NATS{URL: "nats://127.0.0.1:4222", QueueGroup: "tokenguard", CheckInterval: 2 * time.Second, MaxConnections: 100_000}},
+			NATS:     NATS{URL: "nats://127.0.0.1:4222", QueueGroup: "tokenguard", CheckInterval: 2 * time.Second, MaxConnections: 100_000},
+			RabbitMQ: RabbitMQ{MaxTokens: 100_000, MaxTokensPerSubject: 16, MaxTokenAge: 12 * time.Hour}},
 	}
 }
 
@@ -1111,6 +1145,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateMessaging(bad)
+	c.Messaging.RabbitMQ.validate("messaging.rabbitmq", bad)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -1145,4 +1180,45 @@ func checkFetchURL(raw string) error {
 	default:
 		return errors.New("must be https (http only on loopback)")
 	}
+}
+
+// validate reports the problems of the rabbitmq section, named under path.
+func (r RabbitMQ) validate(path string, bad func(path, format string, args ...any)) {
+	if r.Enabled && r.CredentialFile == "" {
+		bad(path+".credential_file", "must be set when enabled: RabbitMQ authenticates to the decision point")
+	}
+	if r.MaxTokens < 1 || r.MaxTokens > 10_000_000 {
+		bad(path+".max_tokens", "must be between 1 and 10000000")
+	}
+	if r.MaxTokensPerSubject < 1 || r.MaxTokensPerSubject > 1024 {
+		bad(path+".max_tokens_per_subject", "must be between 1 and 1024")
+	}
+	if r.MaxTokenAge < time.Minute || r.MaxTokenAge > 7*24*time.Hour {
+		bad(path+".max_token_age", "must be between 1m and 168h")
+	}
+	if len(r.Tags) > 8 {
+		bad(path+".tags", "at most 8 tags")
+	}
+	for i, tag := range r.Tags {
+		if !isRabbitTag(tag) {
+			bad(fmt.Sprintf("%s.tags[%d]", path, i), "must be 1 to 32 of a-z, 0-9 and _, starting with a letter")
+		}
+		if tag == "administrator" {
+			bad(fmt.Sprintf("%s.tags[%d]", path, i), "administrator would make every token holder a RabbitMQ administrator")
+		}
+	}
+}
+
+// isRabbitTag reports whether s is a plain RabbitMQ user tag.
+func isRabbitTag(s string) bool {
+	if s == "" || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }

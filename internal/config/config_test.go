@@ -527,3 +527,37 @@ func TestPolicyShadow(t *testing.T) {
 		}
 	})
 }
+
+func TestMessagingRabbitMQ(t *testing.T) {
+	load := func(t *testing.T, extra string) (Config, error) {
+		t.Helper()
+		return Load(writeConfig(t, validYAML+extra), pflag.NewFlagSet("x", pflag.ContinueOnError), nil, nil)
+	}
+	t.Run("ok/off with bounded defaults", func(t *testing.T) {
+		c, err := load(t, "")
+		r := c.Messaging.RabbitMQ
+		if err != nil || r.Enabled || r.MaxTokens != 100_000 || r.MaxTokensPerSubject != 16 || r.MaxTokenAge != 12*time.Hour || len(r.Tags) != 0 {
+			t.Fatalf("rabbitmq = %+v, %v", r, err)
+		}
+	})
+	t.Run("ok/enabled with a credential file and tags", func(t *testing.T) {
+		c, err := load(t, "messaging:\n  rabbitmq:\n    enabled: true\n    credential_file: /etc/pdp/rabbitmq\n    tags: [management]\n")
+		if err != nil || !c.Messaging.RabbitMQ.Enabled || c.Messaging.RabbitMQ.Tags[0] != "management" {
+			t.Fatalf("rabbitmq = %+v, %v", c.Messaging.RabbitMQ, err)
+		}
+	})
+	for name, tc := range map[string]struct{ yaml, path string }{
+		"fail/enabled without a credential": {"messaging:\n  rabbitmq:\n    enabled: true\n", "messaging.rabbitmq.credential_file:"},
+		"fail/no token room":                {"messaging:\n  rabbitmq:\n    max_tokens: 0\n", "messaging.rabbitmq.max_tokens:"},
+		"fail/too many per subject":         {"messaging:\n  rabbitmq:\n    max_tokens_per_subject: 5000\n", "messaging.rabbitmq.max_tokens_per_subject:"},
+		"fail/token age too short":          {"messaging:\n  rabbitmq:\n    max_token_age: 1s\n", "messaging.rabbitmq.max_token_age:"},
+		"fail/tag not a plain word":         {"messaging:\n  rabbitmq:\n    tags: [\"management monitoring\"]\n", "messaging.rabbitmq.tags[0]:"},
+		"fail/administrator for everyone":   {"messaging:\n  rabbitmq:\n    tags: [monitoring, administrator]\n", "messaging.rabbitmq.tags[1]:"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := load(t, tc.yaml); err == nil || !strings.Contains(err.Error(), tc.path) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.path)
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ func (c *Config) files() []fileSetting {
 		f("decision_logs.credentials_file", c.DecisionLogs.CredentialsFile),
 		f("store.redis.password_file", c.Store.Redis.PasswordFile),
 		f("dpop.nonce.secret_file", c.DPoP.Nonce.SecretFile),
+		f("messaging.rabbitmq.credential_file", c.Messaging.RabbitMQ.CredentialFile),
 	}
 	out = append(out, c.Messaging.NATS.files()...)
 	if v := c.Policy.Verification; v != nil {

@@ -43,6 +43,9 @@ type Options struct {
 	// SSF, when set, receives pushed security event tokens (RFC 8935) at
 	// POST /v1/ssf/events.
 	SSF http.Handler
+	// RabbitMQ, when set, serves RabbitMQ's HTTP auth backend at
+	// /v1/rabbitmq/{user,vhost,resource,topic} (messaging.rabbitmq).
+	RabbitMQ *RabbitMQ
 	// Mount, when set, adds routes (the dev issuer's, for example).
 	Mount func(chi.Router)
 	// DecisionLog, when set, receives one entry per decision.
@@ -93,6 +96,9 @@ func New(opts Options) http.Handler {
 	}
 	if opts.SSF != nil {
 		r.Method(http.MethodPost, "/v1/ssf/events", opts.SSF)
+	}
+	if opts.RabbitMQ != nil {
+		mountRabbitMQ(r, *opts.RabbitMQ, opts.Decider, opts.Logger, obs)
 	}
 	if !opts.OpsElsewhere {
 		mountOps(r, opts, opts.Ops.middleware(opts.Gateway.middleware))
