@@ -48,9 +48,10 @@ type exchange struct {
 // recorded is an exchange with its real request and response.
 type recorded struct {
 	exchange
-	req  *http.Request
-	resp *http.Response
-	body []byte
+	req     *http.Request
+	reqBody string
+	resp    *http.Response
+	body    []byte
 }
 
 // apiTestbed is a real PDP with every endpoint on: the admin API, RFC
@@ -205,9 +206,13 @@ func runExchanges(t *testing.T) (*stateTestbed, []recorded) {
 	var out []recorded
 	lastID := ""
 	for _, ex := range apiExchanges(t, tb) {
-		var body io.Reader
+		var (
+			body    io.Reader
+			reqBody string
+		)
 		if ex.body != nil {
-			body = strings.NewReader(ex.body())
+			reqBody = ex.body()
+			body = strings.NewReader(reqBody)
 		}
 		path := strings.ReplaceAll(ex.path, "{id}", lastID)
 		req, err := http.NewRequest(ex.method, tb.pdp.URL+path, body)
@@ -237,7 +242,7 @@ func runExchanges(t *testing.T) (*stateTestbed, []recorded) {
 		}
 		// The validator reads the body again.
 		resp.Body = io.NopCloser(bytes.NewReader(raw))
-		out = append(out, recorded{exchange: ex, req: req, resp: resp, body: raw})
+		out = append(out, recorded{exchange: ex, req: req, reqBody: reqBody, resp: resp, body: raw})
 	}
 	return tb, out
 }
@@ -301,6 +306,19 @@ func TestOpenAPIRealResponses(t *testing.T) {
 					}
 				}
 				t.Logf("body: %s", truncateForLog(rec.body))
+			}
+			if rec.resp.StatusCode < 400 && rec.reqBody != "" && strings.HasPrefix(rec.req.Header.Get("Content-Type"), "application/json") {
+				// A body the server accepted is one the document describes.
+				req := rec.req.Clone(t.Context())
+				req.Body = io.NopCloser(strings.NewReader(rec.reqBody))
+				if ok, verrs := v.ValidateHttpRequest(req); !ok {
+					for _, e := range verrs {
+						t.Errorf("%s %s: the request body the server accepted does not match docs/openapi.yaml: %s (%s)", rec.method, rec.req.URL.Path, e.Message, e.Reason)
+						for _, se := range e.SchemaValidationErrors {
+							t.Errorf("  %s: %s", se.FieldPath+" ("+se.KeywordLocation+")", se.Reason)
+						}
+					}
+				}
 			}
 			if rec.golden != "" {
 				golden[rec.golden] = stableExample(t, tb, rec.body)

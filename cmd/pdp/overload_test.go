@@ -49,6 +49,8 @@ func (noTokens) Verify(context.Context, string) (*token.Token, error) {
 	return nil, errors.New("no tokens here")
 }
 
+func (noTokens) Recheck(*token.Token) *token.Error { return nil }
+
 func (noTokens) VerifyRefresh(context.Context, string) (*token.Token, error) {
 	return nil, errors.New("no tokens here")
 }

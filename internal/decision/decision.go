@@ -39,6 +39,9 @@ const CodeStateUnavailable = "state_unavailable"
 type TokenVerifier interface {
 	Verify(ctx context.Context, raw string) (*token.Token, error)
 	VerifyRefresh(ctx context.Context, raw string) (*token.Token, error)
+	// Recheck applies Verify's time checks (exp, nbf, iat with the clock
+	// skew) to a token verified earlier (Message.Verified).
+	Recheck(tok *token.Token) *token.Error
 }
 
 // ProofVerifier verifies DPoP proofs; *dpop.Verifier is the one in use.
@@ -315,12 +318,21 @@ func (e *Engine) decide(ctx context.Context, req *Request, r *run) (*Decision, e
 		tokErr = &token.Error{Code: token.CodeTokenMissing, Message: "no access token"}
 	} else {
 		cred = extractCredential(req.Headers)
-		tok, tokErr = e.verifyToken(ctx, cred)
+		if req.Message != nil && req.Message.Verified != nil {
+			cred, tok, tokErr = e.recheckToken(req.Message.Verified)
+			d.TokenHash = req.Message.Verified.Hash
+		} else {
+			tok, tokErr = e.verifyToken(ctx, cred)
+		}
 		if cred.raw != "" {
 			d.TokenHash = token.HashToken(cred.raw)
 		}
-		if proof, err = e.verifyProof(ctx, req, cred, tok, now, r); err != nil {
-			return e.failOrUnavailable(ctx, d, err, notes)
+		// A message has no HTTP request a DPoP proof could be bound to:
+		// none is verified and no nonce issued.
+		if req.Message == nil {
+			if proof, err = e.verifyProof(ctx, req, cred, tok, now, r); err != nil {
+				return e.failOrUnavailable(ctx, d, err, notes)
+			}
 		}
 	}
 	if e.interrupted(ctx, d, nil) {
@@ -495,6 +507,17 @@ func (e *Engine) verifyToken(ctx context.Context, cred credential) (*token.Token
 	return nil, &token.Error{Code: token.CodeTokenMalformed, Message: "token could not be verified", Err: err}
 }
 
+// recheckToken is verifyToken for a token verified earlier
+// (Message.Verified): its times are checked again, at now.
+func (e *Engine) recheckToken(t *token.Token) (credential, *token.Token, *token.Error) {
+	cred := credential{scheme: "bearer", verified: true}
+	if err := e.tokens.Recheck(t); err != nil {
+		return cred, nil, err
+	}
+	c := *t
+	return cred, &c, nil
+}
+
 // applyEffects carries out what the policy asked for.
 func (e *Engine) applyEffects(ctx context.Context, effects []policy.Effect, now time.Time, run *run) error {
 	for _, eff := range effects {
@@ -589,6 +612,8 @@ type credential struct {
 	raw    string
 	scheme string // "bearer" or "dpop"
 	err    *token.Error
+	// verified: no raw token, one verified earlier (Message.Verified).
+	verified bool
 }
 
 // extractCredential reads the Authorization header (RFC 6750 §2.1, RFC 9449

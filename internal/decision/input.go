@@ -37,6 +37,9 @@ var (
 	kRefresh, kReused, kSubject    = ast.StringTerm("refresh"), ast.StringTerm("reused"), ast.StringTerm("subject")
 	kSessionID, kClientID, kFamily = ast.StringTerm("session_id"), ast.StringTerm("client_id"), ast.StringTerm("family")
 	kID, kCreated, kRotations      = ast.StringTerm("id"), ast.StringTerm("created"), ast.StringTerm("rotations")
+	kMessageKey, kBroker           = ast.StringTerm("message"), ast.StringTerm("broker")
+	kOperation, kDestination       = ast.StringTerm("operation"), ast.StringTerm("destination")
+	kVHost                         = ast.StringTerm("vhost")
 	tTrue, tFalse                  = ast.BooleanTerm(true), ast.BooleanTerm(false)
 	tEmptyObject                   = ast.ObjectTerm()
 	tBoundNone                     = ast.ObjectTerm(ast.Item(ast.StringTerm("method"), ast.StringTerm("none")))
@@ -53,14 +56,35 @@ func buildInput(req *Request, cred credential, tok *token.Token, tokErr *token.E
 		ast.Item(kNow, intTerm(now.UnixNano())),
 		ast.Item(kEnvironment, ast.NewTerm(env)),
 		ast.Item(kContext, ctx),
-		ast.Item(kRequest, requestTerm(req)),
 		ast.Item(kToken, tokenTerm(cred, tok, tokErr)),
 		ast.Item(kDPoP, dpopTerm(proof)),
 	)
+	if req.Message != nil {
+		obj.Insert(kMessageKey, messageTerm(req))
+	} else {
+		obj.Insert(kRequest, requestTerm(req))
+	}
 	if te != nil {
 		obj.Insert(kTokenEndpoint, tokenEndpointTerm(te))
 	}
 	return obj
+}
+
+// messageTerm is input.message: {broker, operation, destination, vhost,
+// remote_ip (absent without one)}; destination and vhost are "" when the
+// operation has none.
+func messageTerm(req *Request) *ast.Term {
+	m := req.Message
+	obj := ast.NewObject(
+		ast.Item(kBroker, ast.StringTerm(m.Broker)),
+		ast.Item(kOperation, ast.StringTerm(m.Operation)),
+		ast.Item(kDestination, ast.StringTerm(m.Destination)),
+		ast.Item(kVHost, ast.StringTerm(m.VHost)),
+	)
+	if req.RemoteIP.IsValid() {
+		obj.Insert(kRemoteIP, ast.StringTerm(req.RemoteIP.String()))
+	}
+	return ast.NewTerm(obj)
 }
 
 func requestTerm(req *Request) *ast.Term {
@@ -162,7 +186,7 @@ func stringsMapTerm(m map[string][]string, skip map[string]bool) *ast.Term {
 }
 
 func tokenTerm(cred credential, tok *token.Token, tokErr *token.Error) *ast.Term {
-	obj := ast.NewObject(ast.Item(kPresent, ast.BooleanTerm(cred.raw != "" || (cred.err != nil && cred.err.Code != CodeRequestInvalid))))
+	obj := ast.NewObject(ast.Item(kPresent, ast.BooleanTerm(cred.raw != "" || cred.verified || (cred.err != nil && cred.err.Code != CodeRequestInvalid))))
 	if cred.scheme != "" {
 		obj.Insert(kScheme, ast.StringTerm(cred.scheme))
 	}

@@ -52,6 +52,9 @@ type Request struct {
 	// Form holds the form fields of the request body, when the gateway
 	// forwards them (token-endpoint requests).
 	Form url.Values
+	// Message is the messaging operation asked about instead of an HTTP
+	// request (NewMessage), or nil. Method is then "" and URL empty.
+	Message *Message
 }
 
 // RawRequest is a request as a transport received it, before normalisation.

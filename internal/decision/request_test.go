@@ -102,3 +102,80 @@ func TestRefusedPathIsADeny(t *testing.T) {
 		})
 	}
 }
+
+func TestNewMessageRefuses(t *testing.T) {
+	ok := RawMessage{Broker: "nats", Operation: "publish", Destination: "orders.created", Token: "abc"}
+	tests := []struct {
+		name string
+		mut  func(*RawMessage)
+	}{
+		{"fail/no broker", func(m *RawMessage) { m.Broker = "" }},
+		{"fail/broker in capitals", func(m *RawMessage) { m.Broker = "NATS" }},
+		{"fail/broker with a dot", func(m *RawMessage) { m.Broker = "nats.io" }},
+		{"fail/broker too long", func(m *RawMessage) { m.Broker = strings.Repeat("n", MaxBrokerBytes+1) }},
+		{"fail/no operation", func(m *RawMessage) { m.Operation = "" }},
+		{"fail/unknown operation", func(m *RawMessage) { m.Operation = "Publish" }},
+		{"fail/publish without destination", func(m *RawMessage) { m.Destination = "" }},
+		{"fail/connect with destination", func(m *RawMessage) { m.Operation = "connect" }},
+		{"fail/destination too long", func(m *RawMessage) { m.Destination = strings.Repeat("a", MaxDestinationBytes+1) }},
+		{"fail/destination with NUL", func(m *RawMessage) { m.Destination = "a\x00b" }},
+		{"fail/destination with a newline", func(m *RawMessage) { m.Destination = "a\nb" }},
+		{"fail/destination with a C1 control", func(m *RawMessage) { m.Destination = "a\u0085b" }},
+		{"fail/destination invalid UTF-8", func(m *RawMessage) { m.Destination = "a\xffb" }},
+		{"fail/vhost too long", func(m *RawMessage) { m.VHost = strings.Repeat("v", MaxVHostBytes+1) }},
+		{"fail/vhost with DEL", func(m *RawMessage) { m.VHost = "/\x7f" }},
+		{"fail/token and header", func(m *RawMessage) { m.Headers = map[string][]string{"Authorization": {"Bearer b"}} }},
+		{"fail/token with white space", func(m *RawMessage) { m.Token = "a b" }},
+		{"fail/verified and token", func(m *RawMessage) { m.Verified = &token.Token{Hash: "h"} }},
+		{"fail/header name not a token", func(m *RawMessage) { m.Token = ""; m.Headers = map[string][]string{"a b": {"x"}} }},
+		{"fail/headers too large", func(m *RawMessage) {
+			m.Token = ""
+			m.Headers = map[string][]string{"x": {strings.Repeat("a", MaxHeaderBytes)}}
+		}},
+		{"fail/remote ip a host name", func(m *RawMessage) { m.RemoteIP = "broker.example" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := ok
+			tt.mut(&raw)
+			if _, err := NewMessage(raw); !errors.Is(err, ErrInvalidRequest) {
+				t.Errorf("NewMessage: err = %v, want ErrInvalidRequest", err)
+			}
+		})
+	}
+	req, err := NewMessage(RawMessage{Broker: "rabbitmq", Operation: "consume", Destination: "orders", VHost: "/",
+		Headers: map[string][]string{"Authorization": {"Bearer abc"}, "DPoP": {"proof"}, "User-Agent": {"u"}}, RemoteIP: "[::ffff:10.0.0.1]:5672"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Message == nil || req.Message.Destination != "orders" || req.RemoteIP.String() != "10.0.0.1" {
+		t.Errorf("message = %+v", req)
+	}
+	if len(req.Headers) != 1 || req.Headers["authorization"][0] != "Bearer abc" {
+		t.Errorf("headers = %v, want the authorization header alone", req.Headers)
+	}
+}
+
+// FuzzNewMessage: NewMessage never panics, and what it accepts is within
+// its bounds.
+func FuzzNewMessage(f *testing.F) {
+	f.Add("nats", "publish", "orders.>", "/", "abc", "10.0.0.1")
+	f.Add("rabbitmq", "connect", "", "", "", "")
+	f.Add("kafka", "consume", "a\x00", "\xff", "a b", "::1%eth0")
+	f.Fuzz(func(t *testing.T, broker, op, dest, vhost, tok, ip string) {
+		req, err := NewMessage(RawMessage{Broker: broker, Operation: op, Destination: dest, VHost: vhost, Token: tok, RemoteIP: ip})
+		if err != nil {
+			if !errors.Is(err, ErrInvalidRequest) {
+				t.Fatalf("error %v does not wrap ErrInvalidRequest", err)
+			}
+			return
+		}
+		m := req.Message
+		if len(m.Destination) > MaxDestinationBytes || len(m.Broker) > MaxBrokerBytes || len(m.VHost) > MaxVHostBytes {
+			t.Fatalf("accepted past its bounds: %+v", m)
+		}
+		if (m.Operation == OpConnect) != (m.Destination == "") {
+			t.Fatalf("connect and destination disagree: %+v", m)
+		}
+	})
+}

@@ -334,6 +334,17 @@ func keyOf(req *Request, cred credential, tok *token.Token, proof proofResult, r
 	b := binary.BigEndian.AppendUint64((*bp)[:0], r.Version)
 	b = field(b, cred.scheme)
 	b = field(b, tok.Hash)
+	if m := req.Message; m != nil {
+		// A message and a request never share a key: the marker and the
+		// message's fields, each length-prefixed.
+		b = append(b, 'm')
+		b = field(b, m.Broker)
+		b = field(b, m.Operation)
+		b = field(b, m.Destination)
+		b = field(b, m.VHost)
+	} else {
+		b = append(b, 'r')
+	}
 	b = field(b, req.Method)
 	u := req.URL
 	b = field(b, u.Scheme)

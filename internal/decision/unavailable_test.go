@@ -22,6 +22,8 @@ func (fakeTokens) Verify(_ context.Context, raw string) (*token.Token, error) {
 		ExpiresAt: time.Now().Add(time.Hour), Confirmation: token.Confirmation{JKT: "jkt"}}, nil
 }
 
+func (fakeTokens) Recheck(*token.Token) *token.Error { return nil }
+
 func (fakeTokens) VerifyRefresh(context.Context, string) (*token.Token, error) {
 	return nil, errors.New("no refresh tokens here")
 }

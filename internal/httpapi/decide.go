@@ -80,7 +80,7 @@ func readDecideRequest(w http.ResponseWriter, r *http.Request) (*decision.Reques
 	if p != nil {
 		return nil, p
 	}
-	req, err := decision.NewRequest(raw)
+	req, err := raw.build()
 	if err != nil {
 		return nil, badRequest(strings.TrimPrefix(err.Error(), decision.ErrInvalidRequest.Error()+": "))
 	}

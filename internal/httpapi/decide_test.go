@@ -79,6 +79,22 @@ func TestDecideRejectsBadBodies(t *testing.T) {
 		{"fail/context nested too deep", "application/json", `{"request":{"method":"GET","url":"https://a.example/"},"context":` + strings.Repeat(`{"a":`, 17) + `1` + strings.Repeat(`}`, 17) + `}`, 400, "too deep"},
 		{"fail/invalid UTF-8", "application/json", "{\"request\":{\"method\":\"GET\",\"url\":\"https://a.example/\xff\"}}", 400, "syntax error"},
 		{"fail/body over 1 MiB", "application/json", big, 413, "exceeds"},
+		{"fail/message and request both", "application/json", `{"request":{"method":"GET","url":"https://a.example/"},"message":{"broker":"nats","operation":"connect"}}`, 400, "not both"},
+		{"fail/message not an object", "application/json", `{"message":"publish nats a"}`, 400, "message must be an object"},
+		{"fail/message unknown field", "application/json", `{"message":{"broker":"nats","operation":"connect","subject":"a"}}`, 400, `unknown field "message.subject"`},
+		{"fail/message without broker", "application/json", `{"message":{"operation":"connect"}}`, 400, "message.broker is required"},
+		{"fail/message broker in capitals", "application/json", `{"message":{"broker":"NATS","operation":"connect"}}`, 400, "message.broker"},
+		{"fail/message unknown operation", "application/json", `{"message":{"broker":"nats","operation":"delete","destination":"a"}}`, 400, "message.operation"},
+		{"fail/message publish without destination", "application/json", `{"message":{"broker":"nats","operation":"publish"}}`, 400, "message.destination is required"},
+		{"fail/message connect with destination", "application/json", `{"message":{"broker":"nats","operation":"connect","destination":"a"}}`, 400, "absent for connect"},
+		{"fail/message destination a number", "application/json", `{"message":{"broker":"nats","operation":"publish","destination":7}}`, 400, "message.destination has the wrong type"},
+		{"fail/message destination with a control character", "application/json", `{"message":{"broker":"nats","operation":"publish","destination":"a\u0000b"}}`, 400, "control characters"},
+		{"fail/message destination too long", "application/json", `{"message":{"broker":"nats","operation":"publish","destination":"` + strings.Repeat("a", 1025) + `"}}`, 400, "exceeds 1024 bytes"},
+		{"fail/message token and authorization header", "application/json", `{"message":{"broker":"nats","operation":"connect","token":"a","headers":{"authorization":"Bearer b"}}}`, 400, "not both"},
+		{"fail/message token with a space", "application/json", `{"message":{"broker":"nats","operation":"connect","token":"a b"}}`, 400, "white space"},
+		{"fail/message headers not an object", "application/json", `{"message":{"broker":"nats","operation":"connect","headers":[]}}`, 400, "message.headers must be an object"},
+		{"fail/message bad remote ip", "application/json", `{"message":{"broker":"nats","operation":"connect","remote_ip":"host.example"}}`, 400, "message.remote_ip"},
+		{"fail/message named twice", "application/json", `{"message":{"broker":"nats","operation":"connect"},"message":{"broker":"nats","operation":"connect"}}`, 400, "duplicate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,6 +156,49 @@ func TestDecideNormalisesTheRequest(t *testing.T) {
 	}
 }
 
+func TestDecideReadsAMessage(t *testing.T) {
+	tests := []struct {
+		name, body, auth string
+		op, dest, vhost  string
+		ip               string
+	}{
+		{"ok/token member", `{"message":{"broker":"nats","operation":"publish","destination":"orders.created","token":"abc","remote_ip":"::ffff:198.51.100.7"},"context":{"t":1}}`,
+			"Bearer abc", "publish", "orders.created", "", "198.51.100.7"},
+		{"ok/authorization header", `{"message":{"broker":"rabbitmq","operation":"consume","destination":"orders","vhost":"/","headers":{"Authorization":["Bearer abc"],"dpop":"proof"}}}`,
+			"Bearer abc", "consume", "orders", "/", "invalid IP"},
+		{"ok/connect without a token", `{"message":{"broker":"kafka","operation":"connect"}}`,
+			"", "connect", "", "", "invalid IP"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &recorder{}
+			rec := post(t, New(Options{Decider: r}), "application/json", tt.body)
+			if rec.Code != 200 {
+				t.Fatalf("status = %d; body %s", rec.Code, rec.Body)
+			}
+			m := r.got.Message
+			if m == nil {
+				t.Fatal("no message")
+			}
+			if m.Operation != tt.op || m.Destination != tt.dest || m.VHost != tt.vhost {
+				t.Errorf("message = %+v", m)
+			}
+			if got := strings.Join(r.got.Headers["authorization"], ","); got != tt.auth {
+				t.Errorf("authorization = %q, want %q", got, tt.auth)
+			}
+			if _, ok := r.got.Headers["dpop"]; ok {
+				t.Error("a message's other headers reached the engine; only authorization is read")
+			}
+			if r.got.RemoteIP.String() != tt.ip {
+				t.Errorf("remote ip = %v, want %s", r.got.RemoteIP, tt.ip)
+			}
+			if r.got.Method != "" || r.got.URL == nil || r.got.URL.String() != "" {
+				t.Errorf("a message carries no HTTP request: method %q, url %v", r.got.Method, r.got.URL)
+			}
+		})
+	}
+}
+
 func TestDecideErrorIsA500DenyProblem(t *testing.T) {
 	rec := post(t, New(Options{Decider: &recorder{err: errors.New("boom")}}), "application/json",
 		`{"request":{"method":"GET","url":"https://a.example/"}}`)
@@ -162,6 +221,8 @@ func FuzzDecideBody(f *testing.F) {
 	f.Add(`{"request":{"method":"GET","url":"https://a.example/x"},"context":{"a":[1,{"b":null}]}}`)
 	f.Add(`{"request":{"method":"GET","url":"https://a.example/x","tls_client_cert":"-----BEGIN CERTIFICATE-----\n"}}`)
 	f.Add(`[`)
+	f.Add(`{"message":{"broker":"nats","operation":"publish","destination":"orders.>","token":"a.b.c","remote_ip":"10.0.0.1"}}`)
+	f.Add(`{"message":{"broker":"rabbitmq","operation":"consume","destination":"q","vhost":"/","headers":{"authorization":"Bearer a"}}}`)
 	for _, path := range []string{`/a\\..\\b`, "/a%5Cb", "/a%2Fb", "/%252F", "/%C0%AF", "/a%00", `/a\u0000`, "/a;x=1", "/..;/b", "/a//../b", "/%zz", "/a#/../b"} {
 		f.Add(`{"request":{"method":"GET","url":"https://a.example` + path + `"}}`)
 	}

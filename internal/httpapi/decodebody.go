@@ -13,53 +13,79 @@ import (
 	"github.com/tokenguard/pdp/internal/jsonast"
 )
 
+// decideBody is a POST /v1/decide body, read: exactly one of request and
+// message is set.
+type decideBody struct {
+	request *decision.RawRequest
+	message *decision.RawMessage
+}
+
+// build validates and normalises what the body asks about.
+func (b decideBody) build() (*decision.Request, error) {
+	if b.message != nil {
+		return decision.NewMessage(*b.message)
+	}
+	return decision.NewRequest(*b.request)
+}
+
 // decodeDecideBody reads the wire shape of POST /v1/decide:
 //
 //	{"request": {"method", "url", "headers": {name: string | [string]},
 //	             "remote_ip", "tls_client_cert", "body": form},
 //	 "context": {...}}
 //
+// or, for a messaging operation, "message" instead of "request":
+//
+//	{"message": {"broker", "operation", "destination", "vhost",
+//	             "token" | "headers": {"authorization": ...}, "remote_ip"},
+//	 "context": {...}}
+//
 // It parses with jsonast, as every parser of attacker input here does: one
 // JSON value, no duplicate member at any depth (a gateway and tokenguard
 // must never read two different requests from one body), bounded nesting,
 // unknown members refused. String members may be null (absent).
-func decodeDecideBody(body []byte) (decision.RawRequest, *Problem) {
-	var raw decision.RawRequest
+func decodeDecideBody(body []byte) (decideBody, *Problem) {
+	var out decideBody
 	if len(bytes.TrimSpace(body)) == 0 {
-		return raw, badRequest("the body is not a valid decision request: empty body")
+		return out, badRequest("the body is not a valid decision request: empty body")
 	}
 	v, err := jsonast.Parse(body, maxContextDepth+1)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "jsonast: ")
 		switch {
 		case errors.Is(err, jsonast.ErrSyntax) && strings.Contains(msg, "trailing data"):
-			return raw, badRequest("the body holds more than one JSON value")
+			return out, badRequest("the body holds more than one JSON value")
 		case errors.Is(err, jsonast.ErrSyntax):
-			return raw, badRequest("the body is not a valid decision request: syntax error: " + msg)
+			return out, badRequest("the body is not a valid decision request: syntax error: " + msg)
 		}
-		return raw, badRequest("the body is not a valid decision request: " + msg)
+		return out, badRequest("the body is not a valid decision request: " + msg)
 	}
 	root, ok := v.(ast.Object)
 	if !ok {
-		return raw, badRequest("the body is not a valid decision request: it must be a JSON object")
+		return out, badRequest("the body is not a valid decision request: it must be a JSON object")
 	}
-	var req ast.Object
+	var req, msg ast.Object
+	var context ast.Object
 	if err := members(root, func(name string, t *ast.Term) error {
 		switch name {
-		case "request":
+		case "request", "message":
 			if _, null := t.Value.(ast.Null); null {
 				return nil
 			}
 			o, ok := t.Value.(ast.Object)
 			if !ok {
-				return errors.New("request must be an object")
+				return fmt.Errorf("%s must be an object", name)
 			}
-			req = o
+			if name == "request" {
+				req = o
+			} else {
+				msg = o
+			}
 		case "context":
 			switch c := t.Value.(type) {
 			case ast.Null:
 			case ast.Object:
-				raw.Context = c
+				context = c
 			default:
 				return errors.New("context must be an object")
 			}
@@ -68,11 +94,23 @@ func decodeDecideBody(body []byte) (decision.RawRequest, *Problem) {
 		}
 		return nil
 	}); err != nil {
-		return raw, decodeProblem(err)
+		return out, decodeProblem(err)
 	}
-	if req == nil {
-		return raw, badRequest("request is required")
+	switch {
+	case req != nil && msg != nil:
+		return out, badRequest("the body is not a valid decision request: give request or message, not both")
+	case msg != nil:
+		m, err := decodeMessage(msg)
+		if err != nil {
+			return out, decodeProblem(err)
+		}
+		m.Context = context
+		out.message = &m
+		return out, nil
+	case req == nil:
+		return out, badRequest("request is required")
 	}
+	raw := decision.RawRequest{Context: context}
 	err = members(req, func(name string, t *ast.Term) error {
 		var err error
 		switch name {
@@ -94,9 +132,41 @@ func decodeDecideBody(body []byte) (decision.RawRequest, *Problem) {
 		return err
 	})
 	if err != nil {
-		return raw, decodeProblem(err)
+		return out, decodeProblem(err)
 	}
-	return raw, nil
+	out.request = &raw
+	return out, nil
+}
+
+// decodeMessage reads the members of a "message" object.
+func decodeMessage(obj ast.Object) (decision.RawMessage, error) {
+	var m decision.RawMessage
+	err := members(obj, func(name string, t *ast.Term) error {
+		var err error
+		switch name {
+		case "broker":
+			m.Broker, err = stringMember("message.broker", t)
+		case "operation":
+			m.Operation, err = stringMember("message.operation", t)
+		case "destination":
+			m.Destination, err = stringMember("message.destination", t)
+		case "vhost":
+			m.VHost, err = stringMember("message.vhost", t)
+		case "token":
+			m.Token, err = stringMember("message.token", t)
+		case "remote_ip":
+			m.RemoteIP, err = stringMember("message.remote_ip", t)
+		case "headers":
+			m.Headers, err = headersMember(t)
+			if err != nil {
+				err = errors.New(strings.Replace(err.Error(), "request.headers", "message.headers", 1))
+			}
+		default:
+			err = fmt.Errorf("unknown field %q", "message."+name)
+		}
+		return err
+	})
+	return m, err
 }
 
 func decodeProblem(err error) *Problem {

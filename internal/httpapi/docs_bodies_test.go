@@ -8,8 +8,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/tokenguard/pdp/internal/decision"
 )
 
 // docsJSONBlock is a fenced json block of a docs page.
@@ -57,7 +55,7 @@ func TestDocsDecideBodiesAccepted(t *testing.T) {
 			continue // not a JSON object (a fragment or a pattern)
 		}
 		req, ok := v["request"].(map[string]any)
-		if !ok {
+		if _, msg := v["message"].(map[string]any); !ok && !msg {
 			continue
 		}
 		if c, _ := req["tls_client_cert"].(string); strings.HasPrefix(c, "-----BEGIN CERTIFICATE-----") &&
@@ -71,7 +69,7 @@ func TestDocsDecideBodiesAccepted(t *testing.T) {
 			t.Errorf("%s: the decide parser refuses the body: %s", where, p.Detail)
 			continue
 		}
-		if _, err := decision.NewRequest(raw); err != nil {
+		if _, err := raw.build(); err != nil {
 			t.Errorf("%s: the request is refused: %v", where, err)
 		}
 	}

@@ -245,3 +245,10 @@ func checkTimes(tok *Token, now time.Time, skew time.Duration) *Error {
 	}
 	return nil
 }
+
+// Recheck applies the time checks of Verify to a token this verifier
+// verified earlier and a transport kept (its hash and claims, never the
+// token): exp, nbf and iat at the verifier's now, with its clock skew.
+func (v *Verifier) Recheck(tok *Token) *Error {
+	return checkTimes(tok, v.now(), v.skew)
+}
