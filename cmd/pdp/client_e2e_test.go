@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -333,5 +334,31 @@ func TestCheckCommandSendsTheMessageBody(t *testing.T) {
 		if code != checkDenied || got.Load() == nil || *got.Load() != tt.want {
 			t.Errorf("%s: exit %d (%s), body %v\nwant %s", tt.message, code, stderr, got.Load(), tt.want)
 		}
+	}
+}
+
+// TestCheckCommandDecidesMessagesOnARealServer: --message against a real
+// server: the message is decided (exit 0 or 1, never "no decision"), and
+// the token guardrails apply to it.
+func TestCheckCommandDecidesMessagesOnARealServer(t *testing.T) {
+	e := startClientEnv(t)
+	tests := []struct {
+		name, message, token string
+		codes                []int
+		stdout               string
+	}{
+		{"ok/connect is decided", "connect nats", e.valid, []int{checkAllowed, checkDenied}, `"module": "grants.authorization_code"`},
+		{"ok/publish is decided", "publish nats orders.created", e.valid, []int{checkAllowed, checkDenied}, `"sub": "carol"`},
+		{"fail/connect with an expired token", "connect nats", e.expired, []int{checkDenied}, `"code": "token_expired"`},
+		{"fail/subscribe with an expired token", "subscribe nats orders.*", e.expired, []int{checkDenied}, `"code": "token_expired"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runCheckCLI(t, tt.token, "--server", e.server, "--gateway-credential-file", e.gatewayFile,
+				"--token-file", "-", "--message", tt.message)
+			if !slices.Contains(tt.codes, code) || !strings.Contains(stdout, tt.stdout) || stderr != "" {
+				t.Errorf("exit %d, want one of %v\nstdout %s\nstderr %s\nwant %q", code, tt.codes, stdout, stderr, tt.stdout)
+			}
+		})
 	}
 }
