@@ -32,6 +32,7 @@ type clientEnv struct {
 	server      string
 	valid       string // a token allowed to GET /v1/accounts/42, subject carol
 	expired     string
+	expiredAt   time.Time
 }
 
 // startClientEnv starts the process for one test.
@@ -66,7 +67,9 @@ func startClientEnv(t *testing.T) *clientEnv {
 		return tok
 	}
 	e.valid = mint(nil)
-	e.expired = mint(map[string]any{"iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-10 * time.Minute).Unix()})
+	e.expiredAt = time.Now().Add(-10 * time.Minute).UTC().Truncate(time.Second)
+	e.expired = mint(map[string]any{"iat": time.Now().Add(-time.Hour).Unix(), "exp": e.expiredAt.Unix(),
+		"sub": "nightly-export", "client_id": "export-job", "jti": "jti-expired"})
 	return e
 }
 
@@ -243,6 +246,9 @@ func runCheckCLI(t *testing.T, stdin string, args ...string) (stdout, stderr str
 	return out.String(), errOut.String(), code
 }
 
+// The pdp check output docs/cli.md quotes.
+var checkDenyGolden = docGolden("check-deny-expired.json", "TestCheckCommandExitsWithTheDecision")
+
 func TestCheckCommandExitsWithTheDecision(t *testing.T) {
 	e := startClientEnv(t)
 	dir := t.TempDir()
@@ -264,13 +270,14 @@ func TestCheckCommandExitsWithTheDecision(t *testing.T) {
 		code   int
 		stdout string // a substring
 		stderr string // a substring
+		golden string // docs/examples/ file of stdout
 	}{
 		{name: "ok/allow exits 0 and prints the decision", args: []string{"--token-file", valid, "--request", get},
 			code: checkAllowed, stdout: `"x-tokenguard-subject": "carol"`},
 		{name: "ok/the token from standard input", stdin: e.valid + "\n", args: []string{"--token-file", "-", "--request", get},
 			code: checkAllowed, stdout: `"allow": true`},
 		{name: "fail/deny exits 1 with the reason", args: []string{"--token-file", expired, "--request", get},
-			code: checkDenied, stdout: `"code": "token_expired"`},
+			code: checkDenied, stdout: `"code": "token_expired"`, golden: checkDenyGolden},
 		{name: "fail/unreadable token file exits 2", args: []string{"--token-file", filepath.Join(dir, "none"), "--request", get},
 			code: checkError, stderr: "--token-file"},
 		{name: "fail/empty token exits 2", stdin: "\n", args: []string{"--token-file", "-", "--request", get},
@@ -301,6 +308,9 @@ func TestCheckCommandExitsWithTheDecision(t *testing.T) {
 			stdout, stderr, code := runCheckCLI(t, tt.stdin, tt.args...)
 			if code != tt.code || !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("exit %d, want %d\nstdout %s\nstderr %s\nwant %q and %q", code, tt.code, stdout, stderr, tt.stdout, tt.stderr)
+			}
+			if tt.golden != "" {
+				checkDocGolden(t, tt.golden, []byte(stdout), e.expiredAt.Format(time.RFC3339), "2026-12-05T09:20:00Z")
 			}
 			if strings.Contains(stdout+stderr, e.valid) || strings.Contains(stdout+stderr, e.expired) {
 				t.Error("the token was printed")
