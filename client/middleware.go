@@ -25,6 +25,9 @@ const (
 	ProblemDenied = "https://tokenguard.dev/problems/denied"
 	// ProblemUnavailable: no decision could be had; the request is refused.
 	ProblemUnavailable = "https://tokenguard.dev/problems/decision-unavailable"
+	// ProblemInvalidRequest: the PDP cannot read the request as the client
+	// sent it (400 or 413 from the PDP); the request is refused with 400.
+	ProblemInvalidRequest = "https://tokenguard.dev/problems/invalid-request"
 )
 
 // MiddlewareOptions configure Middleware. BaseURL is required.
@@ -84,8 +87,9 @@ func FromContext(ctx context.Context) (*Decision, bool) {
 // headers) and the response carries the decision's headers (a fresh
 // DPoP-Nonce). On a deny, the client gets the decision's status, its
 // WWW-Authenticate, DPoP-Nonce or Retry-After headers and a problem
-// document. When no decision can be had, the answer is ErrorStatus: the
-// request never reaches next.
+// document. When the PDP cannot read the request as the client sent it,
+// the answer is 400; when no decision can be had otherwise, ErrorStatus.
+// Either way the request never reaches next.
 func Middleware(c *Client, opts MiddlewareOptions) (func(http.Handler) http.Handler, error) {
 	if c == nil {
 		return nil, errors.New("client: Middleware needs a Client")
@@ -139,6 +143,14 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 		if r.Context().Err() != nil { // the client went away; nobody reads the answer
+			return
+		}
+		var bad *StatusError
+		if errors.As(err, &bad) && (bad.Status == http.StatusBadRequest || bad.Status == http.StatusRequestEntityTooLarge) {
+			// The PDP cannot read the request as the client sent it (too
+			// many headers, a method that is not one): the client's error.
+			m.opts.Logger.Warn("the decision point cannot read the request; refused", "method", r.Method, "path", r.URL.Path, "error", err)
+			writeProblem(w, http.StatusBadRequest, ProblemInvalidRequest, "the request cannot be decided: "+bad.Detail, nil)
 			return
 		}
 		m.opts.Logger.Error("no decision; request refused", "method", r.Method, "path", r.URL.Path, "error", err)
@@ -227,4 +239,12 @@ func writeProblem(w http.ResponseWriter, status int, typ, detail string, ext map
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// statusText is the title of a problem with status s.
+func statusText(s int) string {
+	if t := http.StatusText(s); t != "" {
+		return t
+	}
+	return "Error"
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 )
 
@@ -167,12 +166,4 @@ func isToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// statusText is the title of a problem with status s.
-func statusText(s int) string {
-	if t := http.StatusText(s); t != "" {
-		return t
-	}
-	return "Error"
 }

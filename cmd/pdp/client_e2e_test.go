@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -162,6 +163,7 @@ func TestClientMiddlewareAgainstARealServer(t *testing.T) {
 		server  string
 		token   string
 		spoof   bool
+		extra   int // headers more
 		status  int
 		headers map[string]string // of the answer
 		body    string            // a substring of the answer
@@ -173,6 +175,8 @@ func TestClientMiddlewareAgainstARealServer(t *testing.T) {
 			headers: map[string]string{"Content-Type": "application/problem+json"},
 			body:    `"reasons":["token_expired"]`},
 		{name: "fail/no token", status: 401, headers: map[string]string{"Www-Authenticate": `Bearer realm="tokenguard"`}, body: `"type":"` + client.ProblemDenied + `"`},
+		{name: "fail/a request the PDP cannot read is 400", token: e.valid, extra: 300, status: 400,
+			body: `"type":"` + client.ProblemInvalidRequest + `"`},
 		{name: "fail/overloaded is 503 with Retry-After", server: overloaded.http.URL, token: e.valid, status: 503,
 			headers: map[string]string{"Retry-After": "1"}, body: `"reasons":["overloaded"]`},
 		{name: "fail/server down is 503", server: "http://" + freeAddr(t), token: e.valid, status: 503,
@@ -198,6 +202,9 @@ func TestClientMiddlewareAgainstARealServer(t *testing.T) {
 			req, _ := http.NewRequestWithContext(t.Context(), "GET", svc.URL+"/v1/accounts/42", nil)
 			if tt.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			for i := range tt.extra {
+				req.Header.Set(fmt.Sprintf("X-Extra-%d", i), "x")
 			}
 			if tt.spoof {
 				req.Header.Set("X-Tokenguard-Subject", "admin")
