@@ -260,3 +260,32 @@ func FuzzParseDecision(f *testing.F) {
 		}
 	})
 }
+
+func TestClientReusesConnections(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, example(t, "decide-allow.json"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, nil)
+	for range 20 {
+		if d, err := c.Decide(t.Context(), getAccounts); err != nil || !d.Allow {
+			t.Fatalf("%v %v", d, err)
+		}
+	}
+	// Denies and errors read the whole answer too, so the connection is kept.
+	for range 5 {
+		_, _ = c.Decide(t.Context(), &client.Request{})
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 25 sequential decisions, want 1", n)
+	}
+}
