@@ -7,6 +7,7 @@
 //	pdp store backup|restore FILE       back up or restore the state store
 //	pdp policy check DIR|BUNDLE         check a policy as the server would before activating it
 //	pdp replay --policy P --decisions F re-evaluate logged decisions against a candidate policy
+//	pdp check --token-file F --request R  ask a running PDP about a token; exit 0 allow, 1 deny, 2 error
 //	pdp version                         print the version, VCS revision, Go and OPA versions
 //	pdp healthcheck [--url URL]         GET /healthz; exit 0 or 1 (the container's health check)
 package main
@@ -62,6 +63,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newPolicyCommand())
 	root.AddCommand(newReplayCommand())
 	root.AddCommand(newExplainCommand())
+	root.AddCommand(newCheckCommand())
 	root.AddCommand(newVersionCommand())
 	plainHelp(root)
 	root.AddCommand(newHealthcheckCommand())
