@@ -234,7 +234,6 @@ func accessRefused(err error) bool {
 // destinations) and connects with a real AMQP 0-9-1 client, the access
 // token as the password.
 func TestIntegrationRabbitMQ(t *testing.T) {
-	skipWithoutDestinations(t)
 	tb := newTestbed(t, func(c *config.Config) {
 		c.Policy.Dir = policyWithData(t, rabbitMQPolicyData(t))
 		withRabbitMQ(t)(c)

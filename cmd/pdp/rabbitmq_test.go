@@ -88,16 +88,3 @@ func rabbitMQPolicyData(t testing.TB) string {
 	return string(b)
 }
 
-// skipWithoutDestinations skips a test of messages decided against
-// data.pdp.destinations while the shipped policy does not know them yet
-// (they land with the destinations part of the messaging work).
-func skipWithoutDestinations(t testing.TB) {
-	t.Helper()
-	b, err := os.ReadFile("../../rego/config_errors.rego")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), `"unknown_destinations"`) {
-		t.Skip("the shipped policy does not decide messages against data.pdp.destinations yet")
-	}
-}

@@ -118,3 +118,33 @@ func TestMessageDecisionInput(t *testing.T) {
 		})
 	}
 }
+
+// TestAllowedMessageLeavesNoSighting: an allowed message records no
+// fingerprint (it has no user agent, and would make the HTTP client's next
+// request look like a replay), while the same token's allowed HTTP request
+// does.
+func TestAllowedMessageLeavesNoSighting(t *testing.T) {
+	rig := newExplainRig(t)
+	raw := rig.mint(t, map[string]any{"scope": "accounts:read orders:write"})
+	req, err := NewMessage(RawMessage{Broker: "nats", Operation: "connect", Token: raw, RemoteIP: "198.51.100.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := rig.decider.Decide(t.Context(), req)
+	if err != nil || !d.Allow {
+		t.Fatalf("connect: allow = %v, reasons %v, err %v", d.Allow, d.Reasons, err)
+	}
+	rig.fileSum(t) // the sightings queued are written
+	if _, seen, err := rig.st.LastSeen(t.Context(), d.TokenHash); err != nil || seen {
+		t.Fatalf("after an allowed message: seen = %v, err %v; want no sighting", seen, err)
+	}
+	d, err = rig.decider.Decide(t.Context(), request(t, RawRequest{Method: "GET", URL: rigURL, RemoteIP: "198.51.100.7",
+		Headers: map[string][]string{"authorization": {"Bearer " + raw}, "user-agent": {"app/1"}}}))
+	if err != nil || !d.Allow {
+		t.Fatalf("request: allow = %v, reasons %v, err %v", d.Allow, d.Reasons, err)
+	}
+	rig.fileSum(t)
+	if _, seen, err := rig.st.LastSeen(t.Context(), d.TokenHash); err != nil || !seen {
+		t.Fatalf("after an allowed request: seen = %v, err %v; want its sighting", seen, err)
+	}
+}

@@ -254,6 +254,13 @@ func (e *Engine) recordSighting(req *Request, tok *token.Token, warnings []polic
 	if e.recorder == nil || tok.Confirmation.JKT != "" || tok.Confirmation.X5TS256 != "" {
 		return
 	}
+	// A message has no user agent: its sighting would overwrite the
+	// HTTP client's with the hash of "", and that client's next request
+	// would look like a replay. A message is compared with the sightings
+	// of HTTP requests (by network) and leaves none of its own.
+	if req.Message != nil {
+		return
+	}
 	if tok.ExpiresAt.IsZero() || !tok.ExpiresAt.After(now) {
 		return
 	}
