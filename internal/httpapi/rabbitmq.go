@@ -412,7 +412,18 @@ func (rb *rabbitMQ) user(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	allow := err == nil && dec.Allow && verr == nil && tok.Hash == dec.TokenHash
-	if allow && !rb.tokens.remember(tok, rb.now()) {
+	var kerr error
+	if allow {
+		kerr = rb.tokens.remember(tok, rb.now())
+	}
+	if errors.Is(kerr, errOtherPrincipal) {
+		rb.logger.Info("rabbitmq: connection refused, the subject's kept tokens are another issuer's or client's", "token_hash", tok.Hash,
+			"decision_id", dec.ID)
+		rb.writeAnswer(w, false, "", dec.ID)
+		rb.observer.decided(w, r, dec, err, start)
+		return
+	}
+	if kerr != nil {
 		rb.logger.Warn("rabbitmq: connection refused, the verified tokens kept reached messaging.rabbitmq.max_tokens")
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, Problem{Type: TypeNotReady, Title: "Service Unavailable", Status: http.StatusServiceUnavailable,

@@ -304,17 +304,17 @@ func TestVerifiedTokensAreBounded(t *testing.T) {
 	})
 	t.Run("fail/full memory refuses a new token", func(t *testing.T) {
 		v := newVerifiedTokens(2, 2, time.Hour)
-		if !v.remember(tok("alice", 0, time.Minute), now) || !v.remember(tok("bob", 0, 2*time.Minute), now) {
+		if v.remember(tok("alice", 0, time.Minute), now) != nil || v.remember(tok("bob", 0, 2*time.Minute), now) != nil {
 			t.Fatal("refused below the bound")
 		}
-		if v.remember(tok("carol", 0, time.Minute), now) {
+		if v.remember(tok("carol", 0, time.Minute), now) == nil {
 			t.Fatal("kept beyond the bound")
 		}
-		if !v.remember(tok("alice", 0, time.Minute), now) {
+		if v.remember(tok("alice", 0, time.Minute), now) != nil {
 			t.Fatal("a token presented again was refused")
 		}
 		// Once one expired, a sweep makes room.
-		if !v.remember(tok("carol", 0, time.Minute), now.Add(90*time.Second)) || v.len() != 2 {
+		if v.remember(tok("carol", 0, time.Minute), now.Add(90*time.Second)) != nil || v.len() != 2 {
 			t.Fatalf("no room after an expiry: len %d", v.len())
 		}
 	})

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -14,7 +15,9 @@ import (
 // later one, until maxAge after it was last presented. It is bounded per
 // subject (a newer token replaces the one presented least recently) and in
 // total (beyond, once the expired ones are dropped, a new token is
-// refused). It is safe for concurrent use.
+// refused). The tokens kept for a subject are of one principal (issuer and
+// client_id): while they live, another principal's token of the same
+// subject is refused. It is safe for concurrent use.
 type verifiedTokens struct {
 	mu         sync.Mutex
 	bySubject  map[string][]keptToken // the one presented last, last
@@ -36,20 +39,36 @@ func newVerifiedTokens(maxTotal, perSubject int, maxAge time.Duration) *verified
 	return &verifiedTokens{bySubject: map[string][]keptToken{}, max: max(maxTotal, 1), perSubject: max(perSubject, 1), maxAge: max(maxAge, time.Second)}
 }
 
+// Errors of remember.
+var (
+	// errTokensFull: the memory is full.
+	errTokensFull = errors.New("the verified tokens kept reached messaging.rabbitmq.max_tokens")
+	// errOtherPrincipal: the subject's kept tokens are another issuer's or
+	// another client's. The later checks carry the username alone, so
+	// every connection of the subject is decided with every token kept
+	// for it: tokens of two principals would share their rights.
+	errOtherPrincipal = errors.New("the tokens kept for the subject are another issuer's or another client's")
+)
+
 // remember keeps tok for its subject, as the one presented last. It
-// reports false when the memory is full.
-func (v *verifiedTokens) remember(tok *token.Token, now time.Time) bool {
+// fails when the memory is full (errTokensFull) or when the subject's
+// kept tokens are another principal's (errOtherPrincipal): all the tokens
+// kept for a subject have one issuer and one client_id.
+func (v *verifiedTokens) remember(tok *token.Token, now time.Time) error {
 	until := now.Add(v.maxAge)
 	if !tok.ExpiresAt.IsZero() && tok.ExpiresAt.Before(until) {
 		until = tok.ExpiresAt
 	}
 	if !until.After(now) {
-		return true // expired already: nothing to keep, and the engine denied it anyway
+		return nil // expired already: nothing to keep, and the engine denied it anyway
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	kept := v.prune(tok.Subject, now)
 	v.set(tok.Subject, kept)
+	if len(kept) > 0 && (kept[0].tok.Issuer != tok.Issuer || kept[0].tok.ClientID != tok.ClientID) {
+		return errOtherPrincipal
+	}
 	switch i := slices.IndexFunc(kept, func(k keptToken) bool { return k.tok.Hash == tok.Hash }); {
 	case i >= 0: // presented again: now the one presented last
 		kept = slices.Delete(kept, i, i+1)
@@ -62,13 +81,13 @@ func (v *verifiedTokens) remember(tok *token.Token, now time.Time) bool {
 			v.sweep(now)
 		}
 		if v.total >= v.max {
-			return false
+			return errTokensFull
 		}
 		kept = v.bySubject[tok.Subject]
 	}
 	v.set(tok.Subject, append(kept, keptToken{tok: tok, until: until}))
 	v.total++
-	return true
+	return nil
 }
 
 // of returns the tokens kept for subject, the one presented last first.
