@@ -12,7 +12,8 @@ import (
 // verifiedTokens keeps the tokens RabbitMQ's users connected with, by
 // subject: the *token.Token the verifier returned (its hash and verified
 // claims, never the token), until it expires or, without an expiry or a
-// later one, until maxAge after it was last presented. It is bounded per
+// later one, until maxAge after it was last presented (an introspected
+// token: no longer than its introspection is trusted). It is bounded per
 // subject (a newer token replaces the one presented least recently) and in
 // total (beyond, once the expired ones are dropped, a new token is
 // refused). The tokens kept for a subject are of one principal (issuer and
@@ -58,6 +59,11 @@ func (v *verifiedTokens) remember(tok *token.Token, now time.Time) error {
 	until := now.Add(v.maxAge)
 	if !tok.ExpiresAt.IsZero() && tok.ExpiresAt.Before(until) {
 		until = tok.ExpiresAt
+	}
+	// An introspection answer is trusted for the issuer's cache_ttl only:
+	// after, the authorization server may have deactivated the token.
+	if !tok.FreshUntil.IsZero() && tok.FreshUntil.Before(until) {
+		until = tok.FreshUntil
 	}
 	if !until.After(now) {
 		return nil // expired already: nothing to keep, and the engine denied it anyway

@@ -5,7 +5,8 @@
 // JWT, signed by the configured account issuer key, whose publish and
 // subscribe permissions are the NATS destinations (data.pdp.destinations)
 // the token may use and whose expiry is the earlier of the token's exp and
-// messaging.max_connection_lifetime. It keeps the live connections it
+// messaging.max_connection_lifetime (for an introspected token, also when
+// its introspection answer stops being trusted). It keeps the live connections it
 // authorized and closes, through the system account, those whose token,
 // session or subject is revoked.
 package natsauth
@@ -237,6 +238,11 @@ func (s *Service) decide(ctx context.Context, req *authRequest) (string, []strin
 	expires := now.Add(s.opts.MaxLifetime)
 	if !tok.ExpiresAt.IsZero() && tok.ExpiresAt.Before(expires) {
 		expires = tok.ExpiresAt
+	}
+	// An introspection answer is trusted for the issuer's cache_ttl only:
+	// after, the authorization server may have deactivated the token.
+	if !tok.FreshUntil.IsZero() && tok.FreshUntil.Before(expires) {
+		expires = tok.FreshUntil
 	}
 	if !expires.After(now.Add(time.Second)) {
 		// The JWT's expiry has a precision of a second: one that would

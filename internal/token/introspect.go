@@ -161,8 +161,10 @@ func (v *Verifier) callIntrospection(ctx context.Context, raw string, sum [32]by
 		ttl = min(ttl, tok.ExpiresAt.Sub(now))
 	}
 	if ttl <= 0 {
+		tok.FreshUntil = now
 		return tok, nil, time.Time{}
 	}
+	tok.FreshUntil = now.Add(ttl)
 	return tok, nil, now.Add(ttl)
 }
 

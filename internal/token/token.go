@@ -46,6 +46,11 @@ type Token struct {
 	// stays in the verifier's cache, a new one when it is verified again.
 	// Never 0 for a token the Verifier returned.
 	Verification uint64
+	// FreshUntil is, for a token verified by introspection, when that
+	// answer stops being trusted (the issuer's introspection cache_ttl,
+	// never past exp): a transport that keeps the token must not decide
+	// with it after. Zero for a JWT.
+	FreshUntil time.Time
 }
 
 // verifications numbers Token.Verification.
