@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 )
 
 // maxAnswerDepth bounds the nesting of a decision answer: the decision is
@@ -82,8 +83,9 @@ func ParseDecision(raw []byte) (*Decision, error) {
 }
 
 // checkJSON makes sure raw is one JSON object with no member twice in any
-// object and at most maxAnswerDepth levels deep: encoding/json would keep
-// the last of two "allow" members silently.
+// object (names compared as encoding/json matches them: case-insensitively)
+// and at most maxAnswerDepth levels deep: encoding/json would keep the last
+// of two "allow" members, or of "allow" and "Allow", silently.
 func checkJSON(raw []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -123,6 +125,7 @@ func checkJSON(raw []byte) error {
 				continue
 			}
 			k, _ := tok.(string) // the decoder gives only strings as keys
+			k = foldKey(k)       // encoding/json matches names case-insensitively
 			if top.keys[k] {
 				return errors.New("a member appears twice")
 			}
@@ -148,6 +151,25 @@ func checkJSON(raw []byte) error {
 			stack = stack[:len(stack)-1]
 		}
 	}
+}
+
+// foldKey maps a member name to one spelling of all those encoding/json
+// takes for the same name (it matches names as bytes.EqualFold does): each
+// rune becomes the smallest of its Unicode simple case folding orbit, so
+// "Allow", "ALLOW" and "allow" are one name, as "ſtatus" and "status".
+func foldKey(k string) string {
+	var b strings.Builder
+	b.Grow(len(k))
+	for _, r := range k {
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		b.WriteRune(min)
+	}
+	return b.String()
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110 §5.6.2), as a
