@@ -142,7 +142,11 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			writeDeny(w, d, ProblemUnavailable, "the decision point is overloaded; retry later")
 			return
 		}
-		if r.Context().Err() != nil { // the client went away; nobody reads the answer
+		if r.Context().Err() != nil {
+			// The client went away or an outer deadline passed: whoever
+			// reads the answer gets a refusal, never an empty 200.
+			m.opts.Logger.Debug("request ended before its decision; refused", "method", r.Method, "path", r.URL.Path, "error", err)
+			writeProblem(w, m.opts.ErrorStatus, ProblemUnavailable, "the request ended before an access decision was made; it is refused", nil)
 			return
 		}
 		var bad *StatusError

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -39,6 +40,7 @@ func TestMiddlewareAnswersAsTheDecisionSays(t *testing.T) {
 		respHeaders map[string]string
 		body        string // a substring of the response
 		decided     string // a substring of the body the PDP got
+		canceled    bool   // the request's context has ended before it is served
 	}{
 		{name: "ok/allow passes the upstream headers and strips the client's own",
 			answer:  answer{status: 200, ctype: "application/json", body: example(t, "decide-allow.json")},
@@ -72,6 +74,9 @@ func TestMiddlewareAnswersAsTheDecisionSays(t *testing.T) {
 			answer: answer{status: 400, ctype: "application/problem+json", body: `{"type":"https://tokenguard.dev/problems/invalid-request","title":"Bad Request","status":400,"detail":"request.headers has more than 256 headers"}`},
 			opts:   client.MiddlewareOptions{ErrorStatus: 500},
 			status: 400, body: `"detail":"the request cannot be decided: request.headers has more than 256 headers"`},
+		{name: "fail/a request whose context ended is refused, not left as an empty 200",
+			answer:   answer{status: 200, ctype: "application/json", body: example(t, "decide-allow.json")},
+			canceled: true, status: 503, body: `"type":"https://tokenguard.dev/problems/decision-unavailable"`},
 		{name: "fail/no decision is 500 when configured",
 			answer: answer{status: 502, body: "bad gateway"},
 			opts:   client.MiddlewareOptions{ErrorStatus: 500},
@@ -93,6 +98,11 @@ func TestMiddlewareAnswersAsTheDecisionSays(t *testing.T) {
 				target = "/v1/accounts/42"
 			}
 			r := httptest.NewRequest("GET", target, nil)
+			if tt.canceled {
+				ctx, cancel := context.WithCancel(r.Context())
+				cancel()
+				r = r.WithContext(ctx)
+			}
 			if tt.host != "" {
 				r.Host = tt.host
 			}
@@ -113,8 +123,12 @@ func TestMiddlewareAnswersAsTheDecisionSays(t *testing.T) {
 			if !strings.Contains(string(body), tt.body) {
 				t.Errorf("body %s\nwant it to contain %s", body, tt.body)
 			}
-			if !strings.Contains(*got.Load(), tt.decided) {
-				t.Errorf("the PDP got %s\nwant it to contain %s", *got.Load(), tt.decided)
+			sent := ""
+			if p := got.Load(); p != nil {
+				sent = *p
+			}
+			if !strings.Contains(sent, tt.decided) {
+				t.Errorf("the PDP got %s\nwant it to contain %s", sent, tt.decided)
 			}
 		})
 	}
