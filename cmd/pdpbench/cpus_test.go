@@ -4,84 +4,22 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tokenguard/pdp/internal/cpuset"
 )
 
-func TestParseCPUList(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want cpuSet
-		err  string
-	}{
-		{"ok/empty is no pinning", "", nil, ""},
-		{"ok/one CPU", "0", cpuSet{0}, ""},
-		{"ok/a range", "0-3", cpuSet{0, 1, 2, 3}, ""},
-		{"ok/numbers and ranges, repeats folded", "4-5, 0,2,5", cpuSet{0, 2, 4, 5}, ""},
-		{"ok/the highest CPU", "1023", cpuSet{1023}, ""},
-		{"fail/not a number", "a", nil, "not a CPU number"},
-		{"fail/negative", "-1", nil, "not a CPU number"},
-		{"fail/empty element", "0,,1", nil, "not a CPU number"},
-		{"fail/range going down", "3-1", nil, "goes down"},
-		{"fail/open range", "2-", nil, "not a CPU number"},
-		{"fail/above the highest CPU", "1024", nil, "above 1023"},
-		{"fail/a sign", "+1", nil, "not a CPU number"},
-		{"fail/too long", strings.Repeat("1,", 200), nil, "longer than"},
+func TestPinning(t *testing.T) {
+	if p := pinning(cpuset.Set{0}, cpuset.Set{1}); p != "servers on CPU 0, load generator on CPU 1" {
+		t.Errorf("pinning = %q", p)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCPUList(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err = %v, want %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil || !slices.Equal(got, tt.want) {
-				t.Fatalf("parseCPUList(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestCPUSetString(t *testing.T) {
-	if s := (cpuSet{0, 1, 2, 3, 6, 8, 9}).String(); s != "0-3,6,8-9" {
-		t.Errorf("String = %q", s)
-	}
-	if p := pinning(cpuSet{0}, cpuSet{1}); p != "servers on CPU 0, load generator on CPU 1" {
+	if p := pinning(cpuset.Set{0, 1}, nil); p != "servers on CPUs 0-1, load generator on any CPU" {
 		t.Errorf("pinning = %q", p)
 	}
 	if p := pinning(nil, nil); p != "not pinned" {
 		t.Errorf("pinning = %q", p)
 	}
-}
-
-// FuzzParseCPUList: any input is refused or parsed into a sorted set
-// within bounds whose String parses back to the same set.
-func FuzzParseCPUList(f *testing.F) {
-	for _, s := range []string{"0", "0-3", "0,2,4-5", "3-1", "", "1023", "a-b", "0-1023"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		set, err := parseCPUList(s)
-		if err != nil {
-			return
-		}
-		if !slices.IsSorted(set) || len(slices.Compact(slices.Clone(set))) != len(set) {
-			t.Fatalf("%q: set %v not sorted and unique", s, set)
-		}
-		for _, c := range set {
-			if c < 0 || c > maxCPU {
-				t.Fatalf("%q: CPU %d out of bounds", s, c)
-			}
-		}
-		again, err := parseCPUList(set.String())
-		if err != nil || !slices.Equal(again, set) {
-			t.Fatalf("%q: %v does not round-trip (%v, %v)", s, set, again, err)
-		}
-	})
 }
 
 func TestBenchPolicyPutsExtraRoutesBeforeTheShippedOnes(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokenguard/pdp/internal/cpuset"
 	"github.com/tokenguard/pdp/internal/devissuer"
 )
 
@@ -54,7 +55,7 @@ type options struct {
 	HerdOut      string
 	// ServerCPUs and GeneratorCPUs pin the peers' processes and this
 	// process (the load generator); empty: not pinned.
-	ServerCPUs, GeneratorCPUs cpuSet
+	ServerCPUs, GeneratorCPUs cpuset.Set
 }
 
 func parseFlags(args []string) (options, error) {
@@ -89,10 +90,10 @@ func parseFlags(args []string) (options, error) {
 		return o, err
 	}
 	var err error
-	if o.ServerCPUs, err = parseCPUList(*serverCPUs); err != nil {
+	if o.ServerCPUs, err = cpuset.Parse(*serverCPUs); err != nil {
 		return o, fmt.Errorf("--server-cpus: %w", err)
 	}
-	if o.GeneratorCPUs, err = parseCPUList(*generatorCPUs); err != nil {
+	if o.GeneratorCPUs, err = cpuset.Parse(*generatorCPUs); err != nil {
 		return o, fmt.Errorf("--generator-cpus: %w", err)
 	}
 	if o.Quick {
@@ -157,7 +158,7 @@ func run(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	if err := pinProcess(o.GeneratorCPUs); err != nil {
+	if err := cpuset.PinProcess(o.GeneratorCPUs); err != nil {
 		return err
 	}
 	all := peersByName(o.PDP, o.OPA)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/tokenguard/pdp/internal/cpuset"
 )
 
 // peer is one decision service under load: how to start it for a scenario,
@@ -49,8 +51,8 @@ func (s *server) pid() int { return s.cmd.Process.Pid }
 
 // startServer runs bin with args, its output going to logFile, and waits
 // until GET base+ready answers 200.
-func startServer(ctx context.Context, cpus cpuSet, bin string, args []string, base, ready, logFile string) (*server, error) {
-	cmd, err := pinned(cpus, bin, args...)
+func startServer(ctx context.Context, cpus cpuset.Set, bin string, args []string, base, ready, logFile string) (*server, error) {
+	cmd, err := cpuset.Command(cpus, bin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +110,7 @@ func (s *server) stop() {
 // startRedis runs a redis-server on a free loopback port, its files in dir,
 // appending every write to its log once a second (a production Redis that
 // holds revocations persists them), and waits until it answers PING.
-func startRedis(ctx context.Context, cpus cpuSet, dir string) (*server, string, error) {
+func startRedis(ctx context.Context, cpus cpuset.Set, dir string) (*server, string, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, "", fmt.Errorf("the redis peers need redis-server (apt-get install -y redis-server): %w", err)
@@ -119,7 +121,7 @@ func startRedis(ctx context.Context, cpus cpuSet, dir string) (*server, string, 
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	logFile := filepath.Join(dir, "redis.log")
-	cmd, err := pinned(cpus, bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+	cmd, err := cpuset.Command(cpus, bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
 		"--appendonly", "yes", "--appendfsync", "everysec", "--logfile", logFile, "--daemonize", "no")
 	if err != nil {
 		return nil, "", err

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenguard/pdp/internal/cpuset"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -34,7 +36,7 @@ func TestRenderMarkdown(t *testing.T) {
 		{Scenario: scenarioNamed(t, "dpop"), Peer: "tokenguard", MaxRPS: 2100, Latency: lat(1, 6, 15), CPUPer1k: 0.9, PeakRSS: 160 << 20},
 		{Scenario: scenarioNamed(t, "revoked"), Peer: "tokenguard", MaxRPS: 6000, Latency: lat(0.3, 4.5, 9), CPUPer1k: 0.13, PeakRSS: 400 << 20, Foreign: 0.12},
 	}
-	m := machine{CPU: "AMD EPYC 7B13", Cores: 2, GoVersion: "go1.26.8", OPAVersion: "1.22.3", Date: time.Date(2026, 11, 27, 8, 30, 0, 0, time.UTC), Pinning: pinning(cpuSet{0}, cpuSet{1})}
+	m := machine{CPU: "AMD EPYC 7B13", Cores: 2, GoVersion: "go1.26.8", OPAVersion: "1.22.3", Date: time.Date(2026, 11, 27, 8, 30, 0, 0, time.UTC), Pinning: pinning(cpuset.Set{0}, cpuset.Set{1})}
 	got := renderMarkdown(m, rows, "steps of 3s")
 	golden := filepath.Join("testdata", "report.golden.md")
 	if *update {

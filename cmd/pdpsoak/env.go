@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokenguard/pdp/internal/cpuset"
 	"github.com/tokenguard/pdp/internal/devissuer"
 )
 
@@ -179,7 +180,11 @@ func (e *env) start(ctx context.Context) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.o.PDP, "serve", "--config", e.config)
+	cmd, err := cpuset.Command(e.o.ServerCPUs, e.o.PDP, "serve", "--config", e.config)
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()

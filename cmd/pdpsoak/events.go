@@ -97,7 +97,7 @@ loop:
 // through the admin API and, on 201, remembers it.
 func (s *soak) revokeByAdmin(ctx context.Context, n int) {
 	sub := fmt.Sprintf("admin-revoked-%d", n)
-	tok, err := mintBefore(s.env.issuer, sub)
+	tok, final, err := s.mintBefore(sub)
 	if err != nil {
 		s.log.Error("minting", "error", err)
 		return
@@ -107,13 +107,13 @@ func (s *soak) revokeByAdmin(ctx context.Context, n int) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+s.env.adminToken)
 	status := s.call(req)
-	s.acknowledged(status == http.StatusCreated, &s.counts.admin, revoked{sub: sub, token: tok, via: "admin API"})
+	s.acknowledged(status == http.StatusCreated, &s.counts.admin, revoked{sub: sub, token: tok, final: final, via: "admin API"})
 }
 
 // revokeBySET pushes a RISC account-disabled event for a new subject.
 func (s *soak) revokeBySET(ctx context.Context, n int) {
 	sub := fmt.Sprintf("set-revoked-%d", n)
-	tok, err := mintBefore(s.env.issuer, sub)
+	tok, final, err := s.mintBefore(sub)
 	if err != nil {
 		s.log.Error("minting", "error", err)
 		return
@@ -126,7 +126,7 @@ func (s *soak) revokeBySET(ctx context.Context, n int) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.env.addr+"/v1/ssf/events", strings.NewReader(set))
 	req.Header.Set("Content-Type", "application/secevent+jwt")
 	status := s.call(req)
-	s.acknowledged(status == http.StatusAccepted, &s.counts.sets, revoked{sub: sub, token: tok, via: "Shared Signals"})
+	s.acknowledged(status == http.StatusAccepted, &s.counts.sets, revoked{sub: sub, token: tok, final: final, via: "Shared Signals"})
 }
 
 // acknowledged counts an acknowledged or refused revocation; a refusal
@@ -148,11 +148,19 @@ func (s *soak) acknowledged(ok bool, tally *[2]int, r revoked) {
 	}
 }
 
-// mintBefore mints a token for sub issued a few seconds ago: a revocation
-// cuts off the tokens issued before it, and iat counts whole seconds.
-func mintBefore(iss *devissuer.Issuer, sub string) (string, error) {
+// mintBefore mints two tokens for sub issued a few seconds ago (a
+// revocation cuts off the tokens issued before it, and iat counts whole
+// seconds): token lives as long as the fresh tokens, so that the tokens of
+// revoked subjects the traffic carries leave the caches as the fresh ones
+// do and the workload stays the same all run; final lives as long as the
+// warm tokens and is sent once, by the check at the end.
+func (s *soak) mintBefore(sub string) (token, final string, err error) {
 	iat := time.Now().Add(-5 * time.Second)
-	return mint(iss, sub, map[string]any{"iat": iat.Unix(), "exp": iat.Add(tokenTTL).Unix()})
+	if token, err = mint(s.env.issuer, sub, map[string]any{"iat": iat.Unix(), "exp": iat.Add(s.o.FreshTTL).Unix()}); err != nil {
+		return "", "", err
+	}
+	final, err = mint(s.env.issuer, sub, map[string]any{"iat": iat.Unix(), "exp": iat.Add(tokenTTL).Unix()})
+	return token, final, err
 }
 
 func signSET(tx *devissuer.Issuer, sub string) (string, error) {
@@ -228,7 +236,7 @@ func (s *soak) checkRevocations(ctx context.Context) (lost []string, checked int
 	for _, r := range all {
 		body, _ := json.Marshal(map[string]any{"request": map[string]any{
 			"method": "GET", "url": apiURL, "remote_ip": remoteIP,
-			"headers": map[string]string{"authorization": "Bearer " + r.token, "user-agent": userAgent},
+			"headers": map[string]string{"authorization": "Bearer " + r.final, "user-agent": userAgent},
 		}})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.env.addr+"/v1/decide", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

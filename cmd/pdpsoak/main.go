@@ -24,6 +24,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/tokenguard/pdp/internal/cpuset"
 )
 
 // options are the command-line settings of a run.
@@ -35,6 +37,9 @@ type options struct {
 	Workers   int
 	Out       string
 	Keep      bool
+	// ServerCPUs and GeneratorCPUs pin the pdp and this process, so that
+	// the pdp's answers are not held up by the load generator's work.
+	ServerCPUs, GeneratorCPUs cpuset.Set
 	// FreshTTL is the lifetime of the fresh bearer tokens: the caches
 	// hold them that long, so after it (and a sweep) they are as full as
 	// they will get, and memory must stay flat from then on.
@@ -52,6 +57,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.Out, "out", "", "also write the Markdown report to this file")
 	fs.DurationVar(&o.FreshTTL, "fresh-token-ttl", 2*time.Minute, "lifetime of the fresh bearer tokens; memory is compared once the pdp has run this long plus a minute")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the run's temporary directory (config, server log, state)")
+	serverCPUs := fs.String("server-cpus", "", "CPU list the pdp runs on (taskset -c syntax, e.g. 0; empty: not pinned)")
+	generatorCPUs := fs.String("generator-cpus", "", "CPU list the load generator (this process) runs on (e.g. 1; empty: not pinned)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -62,6 +69,13 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("unexpected arguments %q (a duration, like 10m, or flags)", fs.Args())
 		}
 		o.Duration = d
+	}
+	var err error
+	if o.ServerCPUs, err = cpuset.Parse(*serverCPUs); err != nil {
+		return o, fmt.Errorf("--server-cpus: %w", err)
+	}
+	if o.GeneratorCPUs, err = cpuset.Parse(*generatorCPUs); err != nil {
+		return o, fmt.Errorf("--generator-cpus: %w", err)
 	}
 	switch {
 	case o.Duration < 30*time.Second:
@@ -85,6 +99,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := cpuset.PinProcess(o.GeneratorCPUs); err != nil {
+		fmt.Fprintln(os.Stderr, "pdpsoak:", err)
+		os.Exit(1)
+	}
 	ok, err := run(ctx, o, os.Stdout, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pdpsoak:", err)

@@ -21,6 +21,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "fail/two durations", args: []string{"1m", "2m"}, wantErr: "unexpected arguments"},
 		{name: "fail/no rate", args: []string{"--rate", "0"}, wantErr: "--rate"},
 		{name: "fail/no workers", args: []string{"--workers", "0"}, wantErr: "--workers"},
+		{name: "ok/pinned", args: []string{"--server-cpus", "0", "--generator-cpus", "1"}, want: 10 * time.Minute},
+		{name: "fail/a server CPU list that is none", args: []string{"--server-cpus", "x"}, wantErr: "--server-cpus"},
+		{name: "fail/a generator CPU list that is none", args: []string{"--generator-cpus", "1-0"}, wantErr: "--generator-cpus"},
 		{name: "fail/fresh tokens too short-lived", args: []string{"--fresh-token-ttl", "5s"}, wantErr: "--fresh-token-ttl"},
 		{name: "fail/fresh tokens outliving the warm ones", args: []string{"--fresh-token-ttl", "2h"}, wantErr: "--fresh-token-ttl"},
 	} {

@@ -94,8 +94,8 @@ func (r *result) markdown(o options) string {
 		verdict = "FAILED"
 	}
 	fmt.Fprintf(&b, "## Soak: %s\n\n", verdict)
-	fmt.Fprintf(&b, "%s of traffic at %.0f decisions/s (%d workers) against one pdp, %d CPUs (%s/%s), one kill -9 and restart in the middle.\n\n",
-		r.elapsed.Round(time.Second), o.Rate, o.Workers, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "%s of traffic at %.0f decisions/s (%d workers) against one pdp, %d CPUs (%s/%s; %s), one kill -9 and restart in the middle.\n\n",
+		r.elapsed.Round(time.Second), o.Rate, o.Workers, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, pinning(o))
 	b.WriteString("| requests | sent | right answer | wrong answer |\n|---|---:|---:|---:|\n")
 	total := 0
 	for k := range kinds {
@@ -193,4 +193,12 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// pinning says where the pdp and the load generator ran.
+func pinning(o options) string {
+	if len(o.ServerCPUs) == 0 && len(o.GeneratorCPUs) == 0 {
+		return "the load generator on the same CPUs"
+	}
+	return "the pdp on " + o.ServerCPUs.Where() + ", the load generator on " + o.GeneratorCPUs.Where()
 }

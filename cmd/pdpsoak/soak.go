@@ -50,10 +50,11 @@ const (
 	restartGrace = time.Second
 )
 
-// revoked is a subject whose revocation the pdp acknowledged, with a token
-// minted before it.
+// revoked is a subject whose revocation the pdp acknowledged, with two
+// tokens minted before it: token, sent by the traffic while the revocation
+// is recent, and final, sent by the check at the end (see mintBefore).
 type revoked struct {
-	sub, token, via string
+	sub, token, final, via string
 }
 
 // soak is one run in progress.
@@ -157,6 +158,15 @@ func (s *soak) prepare() error {
 	return nil
 }
 
+// recentRevocations is how many of the latest revocations the traffic
+// sends tokens of: those acknowledged within half the fresh tokens'
+// lifetime at most (one a second or more), so that each token sent is
+// still valid and is denied for its subject's revocation alone, and the
+// number of distinct tokens the pdp sees is the same all run.
+func (s *soak) recentRevocations() int {
+	return max(1, int(s.o.FreshTTL/2/revokeEvery))
+}
+
 // decideBody is the body of POST /v1/decide for one request of the mix.
 func (s *soak) decideBody(k kind, seq uint64) ([]byte, error) {
 	headers := map[string]string{"user-agent": userAgent}
@@ -181,7 +191,8 @@ func (s *soak) decideBody(k kind, seq uint64) ([]byte, error) {
 		headers["authorization"] = "Bearer " + s.invalid[seq%uint64(len(s.invalid))]
 	case kindRevoked:
 		s.mu.Lock()
-		r := s.revoked[rand.IntN(len(s.revoked))]
+		recent := s.revoked[max(0, len(s.revoked)-s.recentRevocations()):]
+		r := recent[rand.IntN(len(recent))]
 		s.mu.Unlock()
 		headers["authorization"] = "Bearer " + r.token
 	}
