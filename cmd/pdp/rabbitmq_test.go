@@ -87,4 +87,3 @@ func rabbitMQPolicyData(t testing.TB) string {
 	}
 	return string(b)
 }
-

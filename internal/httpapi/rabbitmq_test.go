@@ -407,7 +407,7 @@ func TestRabbitMQDeniesWhatThePolicyCannotBeAsked(t *testing.T) {
 	}
 	d.asked = nil
 	for name, tc := range map[string]struct{ path, body string }{
-		"fail/a password with white space":      {"user", "username=alice+x&password=sub.alice+x"},
+		"fail/a password with white space":       {"user", "username=alice+x&password=sub.alice+x"},
 		"fail/a routing key with a control byte": {"topic", "username=alice&vhost=%2F&resource=topic&name=amq.topic&permission=write&routing_key=a%01b"},
 		"fail/a queue name with a control byte":  {"resource", "username=alice&vhost=%2F&resource=queue&name=q%7F&permission=read"},
 	} {
