@@ -43,6 +43,8 @@ func (s *soak) run(ctx context.Context, srv **server) (*result, error) {
 		close(trafficDone)
 	}()
 	start := time.Now()
+	s.cold.Store(true)
+	time.AfterFunc(coldStart, func() { s.cold.Store(false) })
 	s.counts.mu.Lock()
 	s.counts.start = start
 	s.counts.mu.Unlock()
@@ -70,7 +72,7 @@ loop:
 			s.edit(runCtx)
 		case <-half:
 			sample("middle, before kill -9")
-			s.inRestart.Store(true)
+			s.cold.Store(true)
 			killed := time.Now()
 			(*srv).kill()
 			restarted, err := s.env.start(ctx)
@@ -80,7 +82,7 @@ loop:
 			*srv = restarted
 			started = time.Now()
 			res.restartWindow = time.Since(killed)
-			time.AfterFunc(restartGrace, func() { s.inRestart.Store(false) })
+			time.AfterFunc(coldStart, func() { s.cold.Store(false) })
 			s.log.Info("killed and restarted", "ready_after", res.restartWindow.Round(time.Millisecond))
 		}
 	}
@@ -130,7 +132,7 @@ func (s *soak) revokeBySET(ctx context.Context, n int) {
 }
 
 // acknowledged counts an acknowledged or refused revocation; a refusal
-// inside the restart window is expected and not counted as one.
+// while the pdp is cold is expected and not counted as one.
 func (s *soak) acknowledged(ok bool, tally *[2]int, r revoked) {
 	c := &s.counts
 	c.mu.Lock()
@@ -141,8 +143,8 @@ func (s *soak) acknowledged(ok bool, tally *[2]int, r revoked) {
 		s.mu.Lock()
 		s.revoked = append(s.revoked, r)
 		s.mu.Unlock()
-	case s.inRestart.Load():
-		c.restart++
+	case s.cold.Load():
+		c.cold++
 	default:
 		tally[1]++
 	}

@@ -114,7 +114,7 @@ func main() {
 }
 
 // run sets the soak up, runs it and writes the report; ok is false when
-// the run found what a soak must not (5xx outside the restart, a lost
+// the run found what a soak must not (5xx outside the cold starts, a lost
 // revocation, a wrong answer).
 func run(ctx context.Context, o options, stdout io.Writer, log *slog.Logger) (ok bool, err error) {
 	env, err := newEnv(o)

@@ -60,9 +60,9 @@ func TestResultPassesOnlyWithoutErrorsWrongAnswersOrLostRevocations(t *testing.T
 		want  bool
 	}{
 		{name: "ok/nothing went wrong", spoil: func(*result) {}, want: true},
-		{name: "ok/failures inside the restart window only", spoil: func(r *result) { r.counts.restart = 100 }, want: true},
-		{name: "fail/a 5xx outside the restart window", spoil: func(r *result) { r.counts.status5xx = 1 }},
-		{name: "fail/a connection failure outside the restart window", spoil: func(r *result) { r.counts.netErrors = 1 }},
+		{name: "ok/failures during the cold starts only", spoil: func(r *result) { r.counts.cold = 100 }, want: true},
+		{name: "fail/a 5xx outside the cold starts", spoil: func(r *result) { r.counts.status5xx = 1 }},
+		{name: "fail/a connection failure outside the cold starts", spoil: func(r *result) { r.counts.netErrors = 1 }},
 		{name: "fail/a revoked subject allowed", spoil: func(r *result) { r.counts.wrong[kindRevoked] = 1 }},
 		{name: "fail/an acknowledged revocation not enforced", spoil: func(r *result) { r.lost = []string{"x"} }},
 		{name: "ok/too few steady samples to judge memory", spoil: func(r *result) { r.samples = r.samples[:2] }, want: true},

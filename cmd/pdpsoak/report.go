@@ -75,7 +75,7 @@ func (r *result) flat() bool {
 	return !ok || (rss <= flatWithin && float64(hi-lo) <= max(flatWithin*float64(lo), goroutineSlack))
 }
 
-// passed: no 5xx or connection failure outside the restart window, no
+// passed: no 5xx or connection failure outside the cold starts, no
 // wrong answer, every acknowledged revocation enforced.
 func (r *result) passed() bool {
 	c := r.counts
@@ -104,10 +104,10 @@ func (r *result) markdown(o options) string {
 	}
 	fmt.Fprintf(&b, "\n| what | count |\n|---|---:|\n")
 	fmt.Fprintf(&b, "| decisions sent | %d |\n", total)
-	fmt.Fprintf(&b, "| 5xx outside the restart window | %d |\n", c.status5xx)
-	fmt.Fprintf(&b, "| connection failures outside the restart window | %d |\n", c.netErrors)
+	fmt.Fprintf(&b, "| 5xx outside the cold starts | %d |\n", c.status5xx)
+	fmt.Fprintf(&b, "| connection failures outside the cold starts | %d |\n", c.netErrors)
 	fmt.Fprintf(&b, "| 4xx problems | %d |\n", c.status4xx)
-	fmt.Fprintf(&b, "| failed or refused inside the restart window (%s to ready, + %s) | %d |\n", r.restartWindow.Round(time.Millisecond), restartGrace, c.restart)
+	fmt.Fprintf(&b, "| failed or refused during the cold starts (the first %s; from the kill to %s after ready, %s) | %d |\n", coldStart, coldStart, r.restartWindow.Round(time.Millisecond), c.cold)
 	fmt.Fprintf(&b, "| sends skipped, every worker busy | %d |\n", c.skipped)
 	fmt.Fprintf(&b, "| revocations through the admin API: acknowledged / refused | %d / %d |\n", c.admin[0], c.admin[1])
 	fmt.Fprintf(&b, "| Shared Signals events: acknowledged / refused | %d / %d |\n", c.sets[0], c.sets[1])

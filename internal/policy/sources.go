@@ -18,6 +18,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/bundle"
 
 	"github.com/tokenguard/pdp/internal/config"
+	"github.com/tokenguard/pdp/internal/lowpriority"
 )
 
 // Source kinds.
@@ -254,10 +255,13 @@ func (s *Sources) Status() Status {
 
 // refresh reads src and, when it has something new, tries to activate it;
 // then it hands the memory of what was refused or replaced back to the
-// operating system.
+// operating system. All of it is background work for the decisions served
+// meanwhile: it runs at low priority (see lowpriority).
 func (s *Sources) refresh(ctx context.Context, src *source) {
-	s.update(ctx, src)
-	releaseMemory(s.refused.Swap(false), s.engine.retired.Swap(0))
+	lowpriority.Run(func() {
+		s.update(ctx, src)
+		releaseMemory(s.refused.Swap(false), s.engine.retired.Swap(0))
+	})
 }
 
 // update is refresh but for the memory.
