@@ -173,7 +173,8 @@ func redact(raw string) string {
 	return u.String()
 }
 
-// Load reads every source once and activates the policy they make. It
+// Load reads every source once and activates the policy they make, at
+// full priority: it runs before decisions are served. It
 // returns an error, naming the failures, when no policy is active
 // afterwards: decisions then deny with policy_error until a source delivers.
 // The error wraps each source's (a *ConfigErrorsError for data with
@@ -213,7 +214,7 @@ func (s *Sources) Run(ctx context.Context) error {
 			path = src.bundle.Path
 		}
 		wg.Go(func() {
-			watchPath(ctx, path, s.debounce, func() { s.refresh(ctx, src) }, func(err error) { s.failed(src, err) })
+			watchPath(ctx, path, s.debounce, func() { s.refreshBehind(ctx, src) }, func(err error) { s.failed(src, err) })
 		})
 	}
 	wg.Wait()
@@ -235,7 +236,7 @@ func (s *Sources) poll(ctx context.Context, src *source) {
 			return
 		case <-t.C:
 		}
-		s.refresh(ctx, src)
+		s.refreshBehind(ctx, src)
 	}
 }
 
@@ -255,13 +256,16 @@ func (s *Sources) Status() Status {
 
 // refresh reads src and, when it has something new, tries to activate it;
 // then it hands the memory of what was refused or replaced back to the
-// operating system. All of it is background work for the decisions served
-// meanwhile: it runs at low priority (see lowpriority).
+// operating system.
 func (s *Sources) refresh(ctx context.Context, src *source) {
-	lowpriority.Run(func() {
-		s.update(ctx, src)
-		releaseMemory(s.refused.Swap(false), s.engine.retired.Swap(0))
-	})
+	s.update(ctx, src)
+	releaseMemory(s.refused.Swap(false), s.engine.retired.Swap(0))
+}
+
+// refreshBehind is refresh while decisions are served: background work
+// for them, at low priority (see lowpriority).
+func (s *Sources) refreshBehind(ctx context.Context, src *source) {
+	lowpriority.Run(func() { s.refresh(ctx, src) })
 }
 
 // update is refresh but for the memory.
