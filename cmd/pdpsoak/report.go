@@ -23,27 +23,42 @@ type result struct {
 	steadyAfter time.Duration
 }
 
-// flatWithin is how far apart the steady samples may be.
+// flatWithin is how far apart the steady samples of one pdp may be.
 const flatWithin = 0.10
 
 // steady are the samples taken once the pdp serving then had run for
-// steadyAfter.
-func (r *result) steady() []sample {
-	var out []sample
+// steadyAfter, one list per pdp process (the first and the restarted
+// one): a leak shows as growth within a process, and the restarted
+// process's caches settle at their own level (it has seen another part of
+// the traffic, which changes over the run: the revoked subjects grow).
+func (r *result) steady() [][]sample {
+	var lives [][]sample
+	var life []sample
+	var last time.Duration
 	for _, s := range r.samples {
+		if s.up < last {
+			lives, life = appendLife(lives, life), nil
+		}
+		last = s.up
 		if s.up >= r.steadyAfter {
-			out = append(out, s)
+			life = append(life, s)
 		}
 	}
-	return out
+	return appendLife(lives, life)
 }
 
-// spread is how far apart the steady samples are: their RSS as (max −
-// min) / min, and the lowest and highest count of their goroutines beside
-// the connections' (one per open connection, as many as the load generator
-// keeps). ok is false with fewer than two steady samples.
-func (r *result) spread() (rss float64, goroutinesLo, goroutinesHi int, ok bool) {
-	st := r.steady()
+func appendLife(lives [][]sample, life []sample) [][]sample {
+	if len(life) == 0 {
+		return lives
+	}
+	return append(lives, life)
+}
+
+// spread is how far apart samples are: their RSS as (max − min) / min,
+// and the lowest and highest count of their goroutines beside the
+// connections' (one per open connection, as many as the load generator
+// keeps). ok is false with fewer than two samples.
+func spread(st []sample) (rss float64, goroutinesLo, goroutinesHi int, ok bool) {
 	if len(st) < 2 {
 		return 0, 0, 0, false
 	}
@@ -68,11 +83,31 @@ const goroutineSlack = 10
 // connection holds a file and the goroutine that serves it).
 func (s sample) otherGoroutines() int { return s.goroutines - s.fds }
 
-// flat: the steady samples' RSS and other goroutines stay within
-// flatWithin of each other (true when there are too few to tell).
-func (r *result) flat() bool {
-	rss, lo, hi, ok := r.spread()
+// flatLife: samples' RSS and other goroutines stay within flatWithin of
+// each other (true when there are too few to tell).
+func flatLife(st []sample) bool {
+	rss, lo, hi, ok := spread(st)
 	return !ok || (rss <= flatWithin && float64(hi-lo) <= max(flatWithin*float64(lo), goroutineSlack))
+}
+
+// flat: each pdp's steady samples are flat.
+func (r *result) flat() bool {
+	for _, life := range r.steady() {
+		if !flatLife(life) {
+			return false
+		}
+	}
+	return true
+}
+
+// judged: some pdp has two steady samples or more to compare.
+func (r *result) judged() bool {
+	for _, life := range r.steady() {
+		if len(life) >= 2 {
+			return true
+		}
+	}
+	return false
 }
 
 // passed: no 5xx or connection failure outside the cold starts, no
@@ -129,7 +164,7 @@ func (r *result) markdown(o options) string {
 		}
 		fmt.Fprintf(&b, "\n5xx by 10-second window: %s\n", strings.Join(windows, ", "))
 	}
-	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples from then on (*steady*, after each start) must be flat, RSS within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
+	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples of one pdp process from then on (*steady*) must be flat, RSS within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
 		o.FreshTTL, r.steadyAfter, flatWithin*100)
 	b.WriteString("\n| moment | up | RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | other goroutines | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
@@ -144,13 +179,30 @@ func (r *result) markdown(o options) string {
 		fmt.Fprintf(&b, "\nFrom start to end: RSS %+.0f%%, goroutines %+.0f%%.\n",
 			pct(first.rssMiB, last.rssMiB), pct(float64(first.goroutines), float64(last.goroutines)))
 	}
-	if rss, lo, hi, ok := r.spread(); ok {
-		verdict := "flat"
-		if !r.flat() {
-			verdict = "NOT flat"
+	if r.judged() {
+		names := []string{"first pdp", "restarted pdp"}
+		var all []sample
+		for i, life := range r.steady() {
+			all = append(all, life...)
+			name := fmt.Sprintf("pdp %d", i+1)
+			if i < len(names) {
+				name = names[i]
+			}
+			rss, lo, hi, ok := spread(life)
+			if !ok {
+				fmt.Fprintf(&b, "\nSteady samples of the %s (%d): too few to compare.\n", name, len(life))
+				continue
+			}
+			verdict := "flat"
+			if !flatLife(life) {
+				verdict = "NOT flat"
+			}
+			fmt.Fprintf(&b, "\nSteady samples of the %s (%d): RSS spread %.0f%%, other goroutines %d–%d: %s (RSS within %.0f%%, goroutines within %.0f%% or %d).\n",
+				name, len(life), rss*100, lo, hi, verdict, flatWithin*100, flatWithin*100, goroutineSlack)
 		}
-		fmt.Fprintf(&b, "\nSteady samples (%d): RSS spread %.0f%%, other goroutines %d–%d: %s (RSS within %.0f%%, goroutines within %.0f%% or %d).\n",
-			len(r.steady()), rss*100, lo, hi, verdict, flatWithin*100, flatWithin*100, goroutineSlack)
+		if rss, _, _, ok := spread(all); ok {
+			fmt.Fprintf(&b, "\nAll steady samples, both processes (%d): RSS spread %.0f%% (not judged: each process settles at its own level).\n", len(all), rss*100)
+		}
 	} else {
 		b.WriteString("\nToo few steady samples to judge memory: run longer, or with a shorter --fresh-token-ttl.\n")
 	}

@@ -176,6 +176,8 @@ type Bolt struct {
 	// checkMu and lastCheck bound the checks panics lead to.
 	checkMu   sync.Mutex
 	lastCheck time.Time
+	// rest is the pause of a sweep between two transactions (restCtx).
+	rest func(context.Context, time.Duration) error
 }
 
 var _ Store = (*Bolt)(nil)
@@ -261,7 +263,7 @@ func OpenBolt(dataDir string, opts BoltOptions) (_ *Bolt, err error) {
 		return nil, err
 	}
 	b := &Bolt{db: db, dir: dataDir, path: path, opts: opts, versions: newVersions(), pending: newPending(),
-		lock: lock, stop: make(chan struct{}), watchDone: make(chan struct{})}
+		lock: lock, stop: make(chan struct{}), watchDone: make(chan struct{}), rest: restCtx}
 	b.batch = &batcher{update: b.run, committed: b.afterCommit, wait: opts.CommitWait, sleep: time.Sleep}
 	if err := b.run(initBuckets); err != nil {
 		_ = db.Close()

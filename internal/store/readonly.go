@@ -41,5 +41,5 @@ func OpenReadOnly(dataDir string, lockTimeout time.Duration) (*Bolt, error) {
 	close(stop)
 	close(done)
 	return &Bolt{db: db, dir: dataDir, path: path, opts: opts, versions: newVersions(), pending: newPending(),
-		stop: stop, watchDone: done}, nil
+		stop: stop, watchDone: done, rest: restCtx}, nil
 }

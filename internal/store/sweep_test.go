@@ -113,6 +113,21 @@ func TestSweepManyBatches(t *testing.T) {
 	c := newClock()
 	s := openTest(t, c)
 	const n = 2*sweepBatch + 17
+	putExpiredJTIs(t, s, n)
+	c.Advance(time.Hour)
+	got, err := s.Sweep(ctx, c.Now())
+	if err != nil || got != n {
+		t.Fatalf("Sweep = %d, %v; want %d", got, err, n)
+	}
+	if st, _ := s.Stats(ctx); st.Revocations[KindJTI] != 0 {
+		t.Errorf("%d left", st.Revocations[KindJTI])
+	}
+}
+
+// putExpiredJTIs writes n revocations expiring within the first n ms
+// after t0.
+func putExpiredJTIs(t *testing.T, s *Bolt, n int) {
+	t.Helper()
 	if err := s.db.Update(func(tx *bolt.Tx) error {
 		for i := range n {
 			if _, err := putRevocation(tx, Revocation{
@@ -126,13 +141,72 @@ func TestSweepManyBatches(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A backlog is swept in transactions with a rest between them, during
+// which other writes go through: a decision's write never waits behind
+// the whole sweep.
+func TestSweepRestsBetweenTransactionsAndLetsWritesThrough(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s := openTest(t, c)
+	const n = 3*sweepBatch + 5 // four transactions
+	putExpiredJTIs(t, s, n)
 	c.Advance(time.Hour)
+	var rests []time.Duration
+	s.rest = func(ctx context.Context, d time.Duration) error {
+		rests = append(rests, d)
+		// A spend in the rest commits: the sweep holds no lock now.
+		fresh, err := s.SpendDPoPJTI(ctx, fmt.Sprintf("spend-%d", len(rests)), c.Now().Add(time.Hour))
+		if err != nil || !fresh {
+			t.Errorf("spend during the rest = %v, %v; want a fresh spend", fresh, err)
+		}
+		return nil
+	}
 	got, err := s.Sweep(ctx, c.Now())
 	if err != nil || got != n {
 		t.Fatalf("Sweep = %d, %v; want %d", got, err, n)
 	}
-	if st, _ := s.Stats(ctx); st.Revocations[KindJTI] != 0 {
-		t.Errorf("%d left", st.Revocations[KindJTI])
+	if len(rests) != 3 {
+		t.Fatalf("rests = %v; want one between each two of the 4 transactions", rests)
+	}
+	for _, d := range rests {
+		if d < sweepRestMin {
+			t.Errorf("rest %s shorter than %s", d, sweepRestMin)
+		}
+	}
+	if st, _ := s.Stats(ctx); st.DPoPJTIs != 3 {
+		t.Errorf("%d spends kept, want the 3 made during the rests", st.DPoPJTIs)
+	}
+}
+
+func TestSweepRestIsAMultipleOfTheTransactionsTime(t *testing.T) {
+	for _, tc := range []struct{ took, want time.Duration }{
+		{0, sweepRestMin},
+		{100 * time.Microsecond, sweepRestMin},
+		{5 * time.Millisecond, 20 * time.Millisecond},
+	} {
+		if got := sweepRest(tc.took); got != tc.want {
+			t.Errorf("sweepRest(%s) = %s, want %s", tc.took, got, tc.want)
+		}
+	}
+}
+
+// A sweep stopped during a rest returns what it removed so far and the
+// context's error.
+func TestSweepStopsDuringARest(t *testing.T) {
+	c := newClock()
+	s := openTest(t, c)
+	putExpiredJTIs(t, s, 2*sweepBatch+1)
+	c.Advance(time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.rest = func(ctx context.Context, d time.Duration) error {
+		cancel()
+		return restCtx(ctx, time.Hour)
+	}
+	got, err := s.Sweep(ctx, c.Now())
+	if !errors.Is(err, context.Canceled) || got != sweepBatch {
+		t.Errorf("Sweep = %d, %v; want %d, context.Canceled", got, err, sweepBatch)
 	}
 }
 
