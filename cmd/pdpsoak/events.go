@@ -26,9 +26,18 @@ func (s *soak) run(ctx context.Context, srv **server) (*result, error) {
 	}
 	res := &result{steadyAfter: s.o.FreshTTL + time.Minute}
 	started := time.Now() // when the pdp serving now was started
+	// peak is the highest RSS read (every second) since the last sample,
+	// of the pdp serving now.
+	var peak float64
+	watchRSS := func() {
+		if v, err := readRSS((*srv).pid()); err == nil {
+			peak = max(peak, v)
+		}
+	}
 	sample := func(label string) {
 		smp, err := s.sample(label, (*srv).pid())
 		smp.up = time.Since(started)
+		smp.peakMiB, peak = max(peak, smp.rssMiB), 0
 		if err != nil {
 			s.log.Warn("sampling the pdp", "error", err)
 			return
@@ -50,7 +59,8 @@ func (s *soak) run(ctx context.Context, srv **server) (*result, error) {
 	s.counts.mu.Unlock()
 	half := time.After(s.o.Duration / 2)
 	revokeT, setT, editT, sampleT := time.NewTicker(revokeEvery), time.NewTicker(setEvery), time.NewTicker(editEvery), time.NewTicker(sampleEvery)
-	defer func() { revokeT.Stop(); setT.Stop(); editT.Stop(); sampleT.Stop() }()
+	rssT := time.NewTicker(time.Second)
+	defer func() { revokeT.Stop(); setT.Stop(); editT.Stop(); sampleT.Stop(); rssT.Stop() }()
 	firstSample := time.After(10 * time.Second)
 	var n int
 loop:
@@ -62,6 +72,8 @@ loop:
 			sample("start (+10 s)")
 		case <-sampleT.C:
 			sample(fmt.Sprintf("+%s", time.Since(start).Round(time.Second)))
+		case <-rssT.C:
+			watchRSS()
 		case <-revokeT.C:
 			n++
 			s.revokeByAdmin(runCtx, n)
@@ -80,7 +92,7 @@ loop:
 				return nil, fmt.Errorf("restarting after kill -9: %w", err)
 			}
 			*srv = restarted
-			started = time.Now()
+			started, peak = time.Now(), 0
 			res.restartWindow = time.Since(killed)
 			time.AfterFunc(coldStart, func() { s.cold.Store(false) })
 			s.log.Info("killed and restarted", "ready_after", res.restartWindow.Round(time.Millisecond))
@@ -263,6 +275,7 @@ type sample struct {
 	label      string
 	up         time.Duration // since the pdp serving then was started
 	rssMiB     float64
+	peakMiB    float64 // the highest RSS read (every second) since the sample before
 	heapMiB    float64 // the Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines int
 	fds        int
@@ -273,20 +286,29 @@ type sample struct {
 	tokensMiB  float64 // their estimated heap (token_cache.bytes)
 }
 
+// readRSS is the resident set of process pid, in MiB.
+func readRSS(pid int) (float64, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
 func (s *soak) sample(label string, pid int) (sample, error) {
 	smp := sample{label: label}
 	s.counts.mu.Lock()
 	smp.errors5xx = s.counts.status5xx
 	s.counts.mu.Unlock()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
+	var err error
+	if smp.rssMiB, err = readRSS(pid); err != nil {
 		return smp, err
-	}
-	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			smp.rssMiB = kb / 1024
-		}
 	}
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		smp.fds = len(ents)
