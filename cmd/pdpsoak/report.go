@@ -134,11 +134,11 @@ func (r *result) markdown(o options) string {
 	fmt.Fprintf(&b, "## Soak: %s\n\n", verdict)
 	fmt.Fprintf(&b, "%s of traffic at %.0f decisions/s (%d workers) against one pdp, %d CPUs (%s/%s; %s), one kill -9 and restart in the middle.\n\n",
 		r.elapsed.Round(time.Second), o.Rate, o.Workers, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, pinning(o))
-	b.WriteString("| requests | sent | right answer | wrong answer |\n|---|---:|---:|---:|\n")
+	b.WriteString("| requests | sent | right answer | wrong answer | 5xx outside the cold starts |\n|---|---:|---:|---:|---:|\n")
 	total := 0
 	for k := range kinds {
 		total += c.sent[k]
-		fmt.Fprintf(&b, "| %s | %d | %d | %d |\n", kindNames[k], c.sent[k], c.right[k], c.wrong[k])
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d |\n", kindNames[k], c.sent[k], c.right[k], c.wrong[k], c.kind5xx[k])
 	}
 	fmt.Fprintf(&b, "\n| what | count |\n|---|---:|\n")
 	fmt.Fprintf(&b, "| decisions sent | %d |\n", total)

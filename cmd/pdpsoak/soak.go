@@ -89,6 +89,7 @@ type counts struct {
 	sent       [kinds]int
 	right      [kinds]int
 	wrong      [kinds]int
+	kind5xx    [kinds]int // status5xx by kind
 	status5xx  int
 	status4xx  int
 	netErrors  int
@@ -263,6 +264,7 @@ func (s *soak) send(ctx context.Context, k kind, seq uint64) {
 		return
 	case status >= 500:
 		c.status5xx++
+		c.kind5xx[k]++
 		c.other5xx[status]++
 		if !c.start.IsZero() {
 			c.windows5xx[int(time.Since(c.start)/(10*time.Second))]++
