@@ -295,7 +295,6 @@ func newApp(ctx context.Context, cfg config.Config, dev *devMode, logger *slog.L
 		MaxConcurrent:      cfg.Decide.Concurrency(),
 		MaxQueue:           cfg.Decide.MaxQueue,
 		MaxQueueWait:       cfg.Decide.MaxQueueWait,
-		MaxActive:          cfg.Decide.Active(),
 		ReuseEntries:       cfg.DecisionCache.MaxEntries,
 		ReuseBytes:         int64(cfg.DecisionCache.MaxBytes),
 		ReuseVersionSpread: cfg.DecisionCache.VersionSpread,

@@ -325,23 +325,6 @@ type Decide struct {
 	// decision_timeout does too); when it runs out the answer is an
 	// overloaded deny.
 	MaxQueueWait time.Duration `mapstructure:"max_queue_wait"`
-	// MaxActive bounds the decisions that work at once on what comes
-	// before the policy (the token, the DPoP proof and its spend, a kept
-	// decision's checks and answer); 0 means 4 × GOMAXPROCS (see Active).
-	// The others wait their turn in order, without running, within
-	// decision_timeout. On a saturated replica this keeps the store's
-	// commits (a DPoP proof's spend waits for one) from queueing behind
-	// every request in flight.
-	MaxActive int `mapstructure:"max_active"`
-}
-
-// Active is MaxActive, or 4 × GOMAXPROCS when it is 0: the work before
-// the policy is CPU-bound but for the DPoP spends' short waits.
-func (d Decide) Active() int {
-	if d.MaxActive > 0 {
-		return d.MaxActive
-	}
-	return 4 * runtime.GOMAXPROCS(0)
 }
 
 // Concurrency is MaxConcurrent, or 2 × GOMAXPROCS when it is 0: policy
@@ -930,9 +913,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Decide.MaxQueue < 0 || c.Decide.MaxQueue > 1_000_000 {
 		bad("decide.max_queue", "must be between 0 and 1000000")
-	}
-	if c.Decide.MaxActive < 0 || c.Decide.MaxActive > 100000 {
-		bad("decide.max_active", "must be between 0 (4 × GOMAXPROCS) and 100000")
 	}
 	if c.Decide.MaxQueue > 0 && (c.Decide.MaxQueueWait <= 0 || c.Decide.MaxQueueWait >= c.DecisionTimeout) {
 		bad("decide.max_queue_wait", "must be positive and shorter than decision_timeout")

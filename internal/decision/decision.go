@@ -164,7 +164,6 @@ type Engine struct {
 	reuse       *reuseCache
 	logInputs   bool
 	admission   *admission
-	gate        *gate
 }
 
 // Options configure an Engine.
@@ -207,10 +206,6 @@ type Options struct {
 	MaxConcurrent int
 	MaxQueue      int
 	MaxQueueWait  time.Duration
-	// MaxActive bounds the decisions that work at once on what comes
-	// before the policy (see gate); the others wait their turn within
-	// Timeout. 0: no bound.
-	MaxActive int
 }
 
 // RefreshCompletionCap bounds a refresh-token decision from the moment its
@@ -247,9 +242,6 @@ func NewEngine(ctx context.Context, tokens TokenVerifier, eval Evaluator, opts O
 	}
 	if opts.MaxConcurrent > 0 {
 		e.admission = newAdmission(opts.MaxConcurrent, max(opts.MaxQueue, 0), opts.MaxQueueWait)
-	}
-	if opts.MaxActive > 0 {
-		e.gate = newGate(opts.MaxActive)
 	}
 	if opts.ReuseEntries > 0 && opts.ReuseTTL > 0 {
 		e.reuse = newReuseCache(opts.ReuseEntries, opts.ReuseBytes, opts.ReuseTTL)
@@ -298,7 +290,7 @@ func (e *Engine) decide(ctx context.Context, req *Request, r *run) (*Decision, e
 		te     *tokenEndpointResult
 		err    error
 	)
-	admitted, gated := false, false
+	admitted := false
 	if isTokenEndpoint(req, settings) {
 		// The refresh token's use is written before the policy runs: the
 		// evaluation slot is taken first, so that an overloaded answer has
@@ -325,20 +317,6 @@ func (e *Engine) decide(ctx context.Context, req *Request, r *run) (*Decision, e
 		}
 		tokErr = &token.Error{Code: token.CodeTokenMissing, Message: "no access token"}
 	} else {
-		// The token endpoint's decisions hold an evaluation slot
-		// throughout; the others take a turn at the gate until they
-		// evaluate.
-		if e.gate != nil {
-			if err := e.gate.enter(ctx); err != nil {
-				return e.failOrUnavailable(ctx, d, err, notes)
-			}
-			gated = true
-			defer func() {
-				if gated {
-					e.gate.leave()
-				}
-			}()
-		}
 		cred = extractCredential(req.Headers)
 		if req.Message != nil && req.Message.Verified != nil {
 			cred, tok, tokErr = e.recheckToken(req.Message.Verified)
@@ -394,11 +372,6 @@ func (e *Engine) decide(ctx context.Context, req *Request, r *run) (*Decision, e
 
 	input := buildInput(req, cred, tok, tokErr, proof, te, e.environment, now)
 	d.Input = input
-	if gated {
-		// Admission bounds the evaluations.
-		e.gate.leave()
-		gated = false
-	}
 	res, rev, err := e.eval(evalCtx, input, now, admitted, r)
 	d.Policy.Revision = rev
 	if err != nil {
