@@ -55,12 +55,11 @@ func appendLife(lives [][]sample, life []sample) [][]sample {
 }
 
 // spread is how far apart samples are: their peak RSS (the highest read
-// in the 30 s before each: a single reading falls anywhere between the
+// since the sample before: a single reading falls anywhere between the
 // garbage collector's low and high points, which GOGC puts far apart) as
-// (max − min) / min,
-// and the lowest and highest count of their goroutines beside the
-// connections' (one per open connection, as many as the load generator
-// keeps). ok is false with fewer than two samples.
+// (max − min) / min, and the lowest and highest count of their goroutines
+// beside the connections' (one per open connection, as many as the load
+// generator keeps). ok is false with fewer than two samples.
 func spread(st []sample) (rss float64, goroutinesLo, goroutinesHi int, ok bool) {
 	if len(st) < 2 {
 		return 0, 0, 0, false
@@ -86,8 +85,8 @@ const goroutineSlack = 10
 // connection holds a file and the goroutine that serves it).
 func (s sample) otherGoroutines() int { return s.goroutines - s.fds }
 
-// flatLife: samples' RSS and other goroutines stay within flatWithin of
-// each other (true when there are too few to tell).
+// flatLife: samples' peak RSS and other goroutines stay within flatWithin
+// of each other (true when there are too few to tell).
 func flatLife(st []sample) bool {
 	rss, lo, hi, ok := spread(st)
 	return !ok || (rss <= flatWithin && float64(hi-lo) <= max(flatWithin*float64(lo), goroutineSlack))
@@ -114,7 +113,7 @@ func (r *result) judged() bool {
 }
 
 // passed: no 5xx or connection failure outside the cold starts, no
-// wrong answer, every acknowledged revocation enforced.
+// wrong answer, every acknowledged revocation enforced, memory flat.
 func (r *result) passed() bool {
 	c := r.counts
 	wrong := 0

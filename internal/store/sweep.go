@@ -27,7 +27,7 @@ const (
 	sweepRestMin    = time.Millisecond
 )
 
-// sweepRest is how long a sweep rests after a transaction that took took.
+// sweepRest is the rest after a transaction that lasted took.
 func sweepRest(took time.Duration) time.Duration {
 	return max(sweepRestFactor*took, sweepRestMin)
 }
