@@ -134,3 +134,80 @@ func TestBatcherWaitsOnlyAfterSharedCommits(t *testing.T) {
 		t.Errorf("waits = %v, want one of 1ms", waits)
 	}
 }
+
+// A batch of sightings goes through the group commit: a DPoP spend that
+// arrives while another transaction commits shares the batch's next
+// transaction instead of waiting for the writer lock behind it.
+func TestRecordFingerprintsSharesTheGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s := openTest(t, c)
+	exp := c.Now().Add(time.Hour)
+	run := s.batch.update
+	var (
+		mu  sync.Mutex
+		txs int
+	)
+	hold := make(chan struct{})
+	s.batch.update = func(fn func(*bolt.Tx) error) error {
+		mu.Lock()
+		txs++
+		n := txs
+		mu.Unlock()
+		if n == 1 {
+			<-hold // the first transaction commits once the others wait
+		}
+		return run(fn)
+	}
+	queued := func() int {
+		s.batch.mu.Lock()
+		defer s.batch.mu.Unlock()
+		return len(s.batch.queue)
+	}
+	errs := make(chan error, 3)
+	spend := func(key string) {
+		fresh, err := s.SpendDPoPJTI(ctx, key, exp)
+		if err == nil && !fresh {
+			err = fmt.Errorf("spend %s: not fresh", key)
+		}
+		errs <- err
+	}
+	go spend("first")
+	for {
+		mu.Lock()
+		n := txs
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		errs <- s.RecordFingerprints(ctx, []TokenSighting{{TokenHash: "h1", Sighting: Sighting{ExpiresAt: exp}}, {TokenHash: "h2", Sighting: Sighting{ExpiresAt: exp}}})
+	}()
+	go spend("second")
+	deadline := time.Now().Add(5 * time.Second)
+	for queued() < 2 {
+		if time.Now().After(deadline) {
+			close(hold)
+			t.Fatalf("%d writes queued behind the first transaction, want the sightings and the spend", queued())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if txs != 2 {
+		t.Errorf("%d transactions, want 2: the sightings and the second spend share one", txs)
+	}
+	for _, h := range []string{"h1", "h2"} {
+		if _, ok, err := s.LastSeen(ctx, h); err != nil || !ok {
+			t.Errorf("LastSeen(%s) = %v, %v; want it recorded", h, ok, err)
+		}
+	}
+}

@@ -208,8 +208,9 @@ type TokenSighting struct {
 }
 
 // RecordFingerprints folds many sightings into their tokens' fingerprints in
-// one fsync'ed transaction (a bulk load, as for load tests or a migration):
-// all of them or, on any error, none. At most MaxImport sightings per call.
+// one fsync'ed transaction, which concurrent writes may share (a bulk load,
+// as for load tests or a migration, and the recorder's batches): all of
+// them or, on any error, none. At most MaxImport sightings per call.
 // It is not part of the Store interface: a shared backend need not offer it.
 func (b *Bolt) RecordFingerprints(ctx context.Context, ss []TokenSighting) error {
 	hashes := make([]string, len(ss))
@@ -243,7 +244,10 @@ func (b *Bolt) RecordFingerprints(ctx context.Context, ss []TokenSighting) error
 	// random; a stable sort keeps the sightings of one token in call order.
 	slices.SortStableFunc(ps, func(a, b prepared) int { return bytes.Compare(a.key, b.key) })
 	nowN := now.UnixNano()
-	err := b.update(func(tx *bolt.Tx) error {
+	// Through the group commit: the DPoP spends and single sightings
+	// arriving meanwhile share this transaction and its fsync instead of
+	// queueing behind it for the writer lock.
+	err := b.batch.do(ctx, func(tx *bolt.Tx) error {
 		for _, p := range ps {
 			if err := recordFingerprint(tx, p.key, p.seen, nowN); err != nil {
 				return err
