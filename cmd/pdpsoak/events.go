@@ -276,6 +276,7 @@ type sample struct {
 	up         time.Duration // since the pdp serving then was started
 	rssMiB     float64
 	peakMiB    float64 // the highest RSS read (every second) since the sample before
+	fileMiB    float64 // of the RSS, the mapped files' pages (the store's file, the binary)
 	heapMiB    float64 // the Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines int
 	fds        int
@@ -287,18 +288,21 @@ type sample struct {
 }
 
 // readRSS is the resident set of process pid, in MiB.
-func readRSS(pid int) (float64, error) {
+func readRSS(pid int) (float64, error) { return readStatus(pid, "VmRSS:") }
+
+// readStatus is a field of /proc/pid/status given in kB, in MiB.
+func readStatus(pid int, field string) (float64, error) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 func (s *soak) sample(label string, pid int) (sample, error) {
@@ -310,6 +314,7 @@ func (s *soak) sample(label string, pid int) (sample, error) {
 	if smp.rssMiB, err = readRSS(pid); err != nil {
 		return smp, err
 	}
+	smp.fileMiB, _ = readStatus(pid, "RssFile:")
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		smp.fds = len(ents)
 	}

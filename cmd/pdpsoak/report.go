@@ -168,14 +168,14 @@ func (r *result) markdown(o options) string {
 	}
 	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples of one pdp process from then on (*steady*) must be flat: the peak RSS (the highest of the readings taken every second since the sample before) within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
 		o.FreshTTL, r.steadyAfter, flatWithin*100)
-	b.WriteString("\n| moment | up | RSS | peak RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | other goroutines | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n| moment | up | RSS | peak RSS | mapped files in RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | other goroutines | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
 		steady := ""
 		if s.up >= r.steadyAfter {
 			steady = " (steady)"
 		}
-		fmt.Fprintf(&b, "| %s%s | %s | %.0f MiB | %.0f MiB | %.0f MiB | %d (%.1f MiB) | %d (%.1f MiB) | %d | %d | %d | %d |\n",
-			s.label, steady, s.up.Round(time.Second), s.rssMiB, s.peakMiB, s.heapMiB, s.tokens, s.tokensMiB, s.kept, s.keptMiB, s.goroutines, s.fds, s.otherGoroutines(), s.errors5xx)
+		fmt.Fprintf(&b, "| %s%s | %s | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %d (%.1f MiB) | %d (%.1f MiB) | %d | %d | %d | %d |\n",
+			s.label, steady, s.up.Round(time.Second), s.rssMiB, s.peakMiB, s.fileMiB, s.heapMiB, s.tokens, s.tokensMiB, s.kept, s.keptMiB, s.goroutines, s.fds, s.otherGoroutines(), s.errors5xx)
 	}
 	if first, last, ok := r.startEnd(); ok {
 		fmt.Fprintf(&b, "\nFrom start to end: RSS %+.0f%%, goroutines %+.0f%%.\n",
