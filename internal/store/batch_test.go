@@ -149,6 +149,8 @@ func TestRecordFingerprintsSharesTheGroupCommit(t *testing.T) {
 		txs int
 	)
 	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
 	s.batch.update = func(fn func(*bolt.Tx) error) error {
 		mu.Lock()
 		txs++
@@ -173,28 +175,15 @@ func TestRecordFingerprintsSharesTheGroupCommit(t *testing.T) {
 		errs <- err
 	}
 	go spend("first")
-	for {
-		mu.Lock()
-		n := txs
-		mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return txs == 1 })
 	go func() {
 		errs <- s.RecordFingerprints(ctx, []TokenSighting{{TokenHash: "h1", Sighting: Sighting{ExpiresAt: exp}}, {TokenHash: "h2", Sighting: Sighting{ExpiresAt: exp}}})
 	}()
 	go spend("second")
-	deadline := time.Now().Add(5 * time.Second)
-	for queued() < 2 {
-		if time.Now().After(deadline) {
-			close(hold)
-			t.Fatalf("%d writes queued behind the first transaction, want the sightings and the spend", queued())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(hold)
+	// Both queue behind the first transaction (the sightings used to take a
+	// transaction of their own, and only the spend queued).
+	waitFor(t, func() bool { return queued() == 2 })
+	release()
 	for range 3 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
