@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,8 +42,10 @@ import (
 // script touches one slot: <prefix>{revocations}..., <prefix>{families}...;
 // DPoP and fingerprint keys are spread over the cluster.
 type Shared struct {
-	local  *Bolt
-	client redis.UniversalClient
+	local *Bolt
+	// client is the Redis client in use (see rdb); a Sentinel failover
+	// replaces it.
+	client atomic.Pointer[redisClient]
 	opts   SharedOptions
 	keys   sharedKeys
 	// pending holds the sightings this replica noted and has not written
@@ -51,8 +54,12 @@ type Shared struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
-	// topology follows a Redis Cluster's failovers; nil otherwise.
+	// topology follows a Redis Cluster's or a Sentinel set-up's
+	// failovers; nil with one server.
 	topology *topology
+	// sentinel replaces the client when the Sentinels name a new master;
+	// nil without Sentinels.
+	sentinel *sentinelWatch
 	watchers sync.WaitGroup
 
 	mu     sync.Mutex
@@ -176,7 +183,6 @@ func OpenShared(local *Bolt, opts SharedOptions) (*Shared, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Shared{
 		local:   local,
-		client:  client,
 		opts:    opts,
 		keys:    newSharedKeys(opts.KeyPrefix),
 		pending: newPending(),
@@ -184,8 +190,16 @@ func OpenShared(local *Bolt, opts SharedOptions) (*Shared, error) {
 		done:    make(chan struct{}),
 		readyC:  make(chan struct{}),
 	}
-	if cluster != nil {
-		s.topology = newTopology(cluster)
+	s.client.Store(&redisClient{client})
+	switch {
+	case cluster != nil:
+		s.topology = clusterTopology(cluster)
+	case opts.MasterName != "":
+		s.sentinel = newSentinelWatch(s)
+		s.topology = &topology{reload: s.sentinel.kick}
+		s.watchers.Go(func() { s.sentinel.run(ctx) })
+	}
+	if s.topology != nil {
 		client.AddHook(s.topology)
 		s.watchers.Go(func() { s.topology.run(ctx) })
 	}
@@ -235,9 +249,15 @@ func (s *Shared) Close() error {
 	s.cancel()
 	<-s.done
 	s.watchers.Wait()
-	err := s.client.Close()
+	err := s.rdb().Close()
 	return errors.Join(err, s.local.Close())
 }
+
+// redisClient boxes the client for Shared.client.
+type redisClient struct{ redis.UniversalClient }
+
+// rdb returns the Redis client in use.
+func (s *Shared) rdb() redis.UniversalClient { return s.client.Load().UniversalClient }
 
 func (s *Shared) now() time.Time { return s.opts.Now() }
 
@@ -349,7 +369,7 @@ func (s *Shared) SpendDPoPJTI(ctx context.Context, key string, exp time.Time) (b
 	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := scriptSpend.Run(cctx, s.client, []string{s.keys.dpopPrefix + key},
+	n, err := scriptSpend.Run(cctx, s.rdb(), []string{s.keys.dpopPrefix + key},
 		pad(now.UnixNano()), pad(expN), ttlMillis(exp, now)).Int()
 	if err != nil {
 		err = failed(ctx, "spend dpop jti", err)
@@ -376,7 +396,7 @@ func (s *Shared) DPoPJTISpent(ctx context.Context, key string) (bool, error) {
 	now := s.now()
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := s.client.Get(cctx, s.keys.dpopPrefix+key).Result()
+	v, err := s.rdb().Get(cctx, s.keys.dpopPrefix+key).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return false, nil
@@ -399,7 +419,7 @@ func (s *Shared) SETSeen(ctx context.Context, key string) (bool, error) {
 	now := s.now()
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := s.client.Get(cctx, s.keys.setPrefix+key).Result()
+	v, err := s.rdb().Get(cctx, s.keys.setPrefix+key).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return false, nil
@@ -426,7 +446,7 @@ func (s *Shared) RememberSET(ctx context.Context, key string, exp time.Time) err
 	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	if err := scriptSpend.Run(cctx, s.client, []string{s.keys.setPrefix + key},
+	if err := scriptSpend.Run(cctx, s.rdb(), []string{s.keys.setPrefix + key},
 		pad(now.UnixNano()), pad(expN), ttlMillis(exp, now)).Err(); err != nil {
 		return failed(ctx, "remember set", err)
 	}
@@ -449,7 +469,7 @@ func (s *Shared) RecordFingerprint(ctx context.Context, tokenHash string, sg Sig
 	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	err = scriptFingerprint.Run(cctx, s.client, []string{s.keys.fpPrefix + tokenHash},
+	err = scriptFingerprint.Run(cctx, s.rdb(), []string{s.keys.fpPrefix + tokenHash},
 		pad(now.UnixNano()), pad(seen.LastSeen.UnixNano()), seen.IP, seen.Prefix, seen.UAHash, pad(seen.ExpiresAt.UnixNano()), ttlMillis(seen.ExpiresAt, now)).Err()
 	if err != nil {
 		err = failed(ctx, "record fingerprint", err)
@@ -504,7 +524,7 @@ func (s *Shared) LastSeen(ctx context.Context, tokenHash string) (Fingerprint, b
 	var vals []any
 	if err == nil {
 		cctx, cancel := s.call(ctx)
-		vals, err = s.client.HMGet(cctx, s.keys.fpPrefix+tokenHash, "f", "l", "ip", "px", "ua", "n", "e").Result()
+		vals, err = s.rdb().HMGet(cctx, s.keys.fpPrefix+tokenHash, "f", "l", "ip", "px", "ua", "n", "e").Result()
 		cancel()
 		if err != nil {
 			err = failed(ctx, "last seen", err)
@@ -590,7 +610,7 @@ func (s *Shared) sweepShared(ctx context.Context, now time.Time) (int, error) {
 			cctx, cancel := s.call(ctx)
 			defer cancel()
 			args := append([]any{pad(now.UnixNano()), string(k)}, names...)
-			n, err := scriptSweep.Run(cctx, s.client, []string{s.keys.revHash(k), s.keys.revIDs}, args...).Int()
+			n, err := scriptSweep.Run(cctx, s.rdb(), []string{s.keys.revHash(k), s.keys.revIDs}, args...).Int()
 			if err != nil {
 				return failed(ctx, "sweep", err)
 			}
@@ -610,7 +630,7 @@ func (s *Shared) scanRevocations(ctx context.Context, kind Kind, count int64, op
 	var cursor uint64
 	for {
 		cctx, cancel := s.call(ctx)
-		kv, next, err := s.client.HScan(cctx, s.keys.revHash(kind), cursor, "", count).Result()
+		kv, next, err := s.rdb().HScan(cctx, s.keys.revHash(kind), cursor, "", count).Result()
 		cancel()
 		if err != nil {
 			return failed(ctx, op, err)

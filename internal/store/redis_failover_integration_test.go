@@ -268,6 +268,13 @@ func TestSharedFollowsASentinelFailover(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	run.check(t, killed, promotedAt(), acked, enforced)
+	// Each replica replaced its client rather than wait for the old one's
+	// pool to probe its way to the promoted master.
+	for i, s := range run.stores {
+		if n := s.sentinel.swaps.Load(); n != 1 {
+			t.Errorf("replica %d replaced its Redis client %d times, want once", i, n)
+		}
+	}
 }
 
 func portOf(s *redistest.Server) int {
@@ -340,7 +347,7 @@ func TestSharedOneRoundTripPerDecision(t *testing.T) {
 	c := newClock()
 	s := openShared(t, srv, "rt:", c, SharedOptions{Timeout: 100 * time.Millisecond, Fingerprint: Monitor, Replay: AllowWithReason})
 	calls := &countCalls{}
-	s.client.AddHook(calls)
+	s.rdb().AddHook(calls)
 	ctx := context.Background()
 	if err := s.RecordFingerprint(ctx, "h", Sighting{IP: netip.MustParseAddr("203.0.113.7"), UserAgent: "ua", ExpiresAt: c.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)

@@ -53,7 +53,7 @@ func (s *Shared) CreateFamily(ctx context.Context, f Family) (Family, error) {
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	args := append(s.famArgs(now), string(body), pad(f.ExpiresAt.UnixNano()), ttlMillis(f.ExpiresAt, now))
-	res, err := scriptCreateFamily.Run(cctx, s.client, []string{s.keys.famPrefix + f.ID, s.keys.tokPrefix + f.Current}, args...).Result()
+	res, err := scriptCreateFamily.Run(cctx, s.rdb(), []string{s.keys.famPrefix + f.ID, s.keys.tokPrefix + f.Current}, args...).Result()
 	if err != nil {
 		return Family{}, failed(ctx, "create family", err)
 	}
@@ -73,7 +73,7 @@ func (s *Shared) FindFamily(ctx context.Context, tokenHash string) (Family, erro
 	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	res, err := scriptFindFamily.Run(cctx, s.client, []string{s.keys.tokPrefix + tokenHash}, s.famArgs(s.now())...).Result()
+	res, err := scriptFindFamily.Run(cctx, s.rdb(), []string{s.keys.tokPrefix + tokenHash}, s.famArgs(s.now())...).Result()
 	if err != nil {
 		return Family{}, failed(ctx, "find family", err)
 	}
@@ -99,7 +99,7 @@ func (s *Shared) RotateFamily(ctx context.Context, familyID, oldHash, newHash st
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	args := append(s.famArgs(s.now()), familyID, oldHash, newHash)
-	res, err := scriptRotateFamily.Run(cctx, s.client,
+	res, err := scriptRotateFamily.Run(cctx, s.rdb(),
 		[]string{s.keys.famPrefix + familyID, s.keys.tokPrefix + oldHash, s.keys.tokPrefix + newHash}, args...).Result()
 	if err != nil {
 		err = failed(ctx, "rotate family", err)
@@ -162,7 +162,7 @@ func (s *Shared) UseRefreshTokenFrom(ctx context.Context, f Family, hash string,
 	cctx, cancel := s.call(ctx)
 	defer cancel()
 	args := append(s.famArgs(now), string(body), pad(f.ExpiresAt.UnixNano()), ttlMillis(f.ExpiresAt, now), hash, p.From, since)
-	res, err := scriptUseRefreshToken.Run(cctx, s.client, []string{s.keys.tokPrefix + hash, s.keys.famPrefix + f.ID}, args...).Result()
+	res, err := scriptUseRefreshToken.Run(cctx, s.rdb(), []string{s.keys.tokPrefix + hash, s.keys.famPrefix + f.ID}, args...).Result()
 	if err != nil {
 		err = failed(ctx, "use refresh token", err)
 		if errors.Is(err, ErrUnavailable) && s.degrade(ctx, CheckRefresh, s.opts.Replay) {

@@ -252,7 +252,7 @@ func (s *Shared) catchUp(ctx context.Context) error {
 func (s *Shared) streamFirst(ctx context.Context) (streamID, bool, error) {
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	msgs, err := s.client.XRangeN(cctx, s.keys.stream, "-", "+", 1).Result()
+	msgs, err := s.rdb().XRangeN(cctx, s.keys.stream, "-", "+", 1).Result()
 	if err != nil {
 		return streamID{}, false, failed(ctx, "read the revocation stream", err)
 	}
@@ -268,7 +268,7 @@ func (s *Shared) streamFirst(ctx context.Context) (streamID, bool, error) {
 func (s *Shared) readRange(ctx context.Context, after string) (int, string, error) {
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	msgs, err := s.client.XRangeN(cctx, s.keys.stream, "("+after, "+", followBatch).Result()
+	msgs, err := s.rdb().XRangeN(cctx, s.keys.stream, "("+after, "+", followBatch).Result()
 	if err != nil {
 		return 0, "", failed(ctx, "read the revocation stream", err)
 	}
@@ -303,7 +303,7 @@ func (s *Shared) tail(ctx context.Context) error {
 		// Redis times blocked reads out at its own tick (hz 10: up to
 		// 100ms late); the extra second tells that from a dead connection.
 		cctx, cancel := context.WithTimeout(ctx, s.opts.BlockFor+s.opts.Timeout+time.Second)
-		res, err := s.client.XRead(cctx, &redis.XReadArgs{
+		res, err := s.rdb().XRead(cctx, &redis.XReadArgs{
 			Streams: []string{s.keys.stream, last},
 			Count:   followBatch,
 			Block:   s.opts.BlockFor,
@@ -344,7 +344,7 @@ func (s *Shared) tail(ctx context.Context) error {
 // again afterwards, which converges (puts merge, deletions match by id).
 func (s *Shared) resync(ctx context.Context) (string, error) {
 	cctx, cancel := s.call(ctx)
-	msgs, err := s.client.XRevRangeN(cctx, s.keys.stream, "+", "-", 1).Result()
+	msgs, err := s.rdb().XRevRangeN(cctx, s.keys.stream, "+", "-", 1).Result()
 	cancel()
 	if err != nil {
 		return "", failed(ctx, "resync revocations", err)
@@ -408,7 +408,7 @@ func (s *Shared) publish(ctx context.Context, rs []Revocation) error {
 		args = append(args, string(r.Kind), revField(r), r.ID, encodeSharedRev(r))
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.Timeout+time.Duration(len(rs))*20*time.Microsecond)
-	res, err := scriptPutRevocations.Run(cctx, s.client, []string{s.keys.stream, s.keys.revIDs}, args...).Slice()
+	res, err := scriptPutRevocations.Run(cctx, s.rdb(), []string{s.keys.stream, s.keys.revIDs}, args...).Slice()
 	cancel()
 	if err != nil {
 		return failed(ctx, "publish revocations", err)

@@ -397,11 +397,11 @@ func TestSharedSweepRemovesExpiredRevocationsFromRedis(t *testing.T) {
 	if err != nil || n != 2 { // one in the local view, one in Redis
 		t.Fatalf("Sweep = %d, %v; want 2", n, err)
 	}
-	fields, err := s.client.HKeys(ctx, s.keys.revHash(KindJTI)).Result()
+	fields, err := s.rdb().HKeys(ctx, s.keys.revHash(KindJTI)).Result()
 	if err != nil || len(fields) != 1 {
 		t.Fatalf("jti hash fields = %q, %v; want only the live one", fields, err)
 	}
-	if ids, _ := s.client.HKeys(ctx, s.keys.revIDs).Result(); len(ids) != 1 || ids[0] != "long" {
+	if ids, _ := s.rdb().HKeys(ctx, s.keys.revIDs).Result(); len(ids) != 1 || ids[0] != "long" {
 		t.Errorf("id index = %q", ids)
 	}
 }

@@ -80,7 +80,7 @@ func (s *Shared) PutRevocations(ctx context.Context, rs []Revocation) ([]Revocat
 	// A large import gets the time it needs, bounded still.
 	cctx, cancel := context.WithTimeout(ctx, s.opts.Timeout+time.Duration(len(rs))*20*time.Microsecond)
 	defer cancel()
-	res, err := scriptPutRevocations.Run(cctx, s.client, []string{s.keys.stream, s.keys.revIDs}, args...).Slice()
+	res, err := scriptPutRevocations.Run(cctx, s.rdb(), []string{s.keys.stream, s.keys.revIDs}, args...).Slice()
 	if err != nil {
 		err = failed(ctx, "put revocations", err)
 		if errors.Is(err, ErrUnavailable) {
@@ -122,7 +122,7 @@ func (s *Shared) DeleteRevocation(ctx context.Context, id string) error {
 	}
 	cctx, cancel := s.call(ctx)
 	defer cancel()
-	res, err := scriptDeleteRevocation.Run(cctx, s.client, []string{s.keys.stream, s.keys.revIDs},
+	res, err := scriptDeleteRevocation.Run(cctx, s.rdb(), []string{s.keys.stream, s.keys.revIDs},
 		pad(s.now().UnixNano()), s.keys.revHashPrefix, s.opts.StreamMaxLen, id).Slice()
 	if err != nil {
 		err = failed(ctx, "delete revocation", err)
