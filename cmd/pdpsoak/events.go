@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,18 +27,22 @@ func (s *soak) run(ctx context.Context, srv **server) (*result, error) {
 	}
 	res := &result{steadyAfter: s.o.FreshTTL + time.Minute}
 	started := time.Now() // when the pdp serving now was started
-	// peak is the highest RSS read (every second) since the last sample,
-	// of the pdp serving now.
-	var peak float64
+	// readings are the RSS read (every second) since the last sample, of
+	// the pdp serving now.
+	var readings []float64
 	watchRSS := func() {
 		if v, err := readRSS((*srv).pid()); err == nil {
-			peak = max(peak, v)
+			readings = append(readings, v)
 		}
 	}
 	sample := func(label string) {
 		smp, err := s.sample(label, (*srv).pid())
 		smp.up = time.Since(started)
-		smp.peakMiB, peak = max(peak, smp.rssMiB), 0
+		if err == nil {
+			readings = append(readings, smp.rssMiB)
+		}
+		smp.peakMiB, smp.medianMiB = peakAndMedian(readings)
+		readings = readings[:0]
 		if err != nil {
 			s.log.Warn("sampling the pdp", "error", err)
 			return
@@ -92,7 +97,7 @@ loop:
 				return nil, fmt.Errorf("restarting after kill -9: %w", err)
 			}
 			*srv = restarted
-			started, peak = time.Now(), 0
+			started, readings = time.Now(), readings[:0]
 			res.restartWindow = time.Since(killed)
 			time.AfterFunc(coldStart, func() { s.cold.Store(false) })
 			s.log.Info("killed and restarted", "ready_after", res.restartWindow.Round(time.Millisecond))
@@ -276,6 +281,7 @@ type sample struct {
 	up         time.Duration // since the pdp serving then was started
 	rssMiB     float64
 	peakMiB    float64 // the highest RSS read (every second) since the sample before
+	medianMiB  float64 // the median of those readings: what the process holds, a collection's overshoot aside
 	fileMiB    float64 // of the RSS, the mapped files' pages (the store's file, the binary)
 	heapMiB    float64 // the Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines int
@@ -285,6 +291,21 @@ type sample struct {
 	keptMiB    float64 // their estimated heap (decision_cache.bytes in /v1/status)
 	tokens     int     // verified tokens cached
 	tokensMiB  float64 // their estimated heap (token_cache.bytes)
+}
+
+// peakAndMedian are the highest and the median of RSS readings (0, 0
+// without any).
+func peakAndMedian(readings []float64) (peak, median float64) {
+	if len(readings) == 0 {
+		return 0, 0
+	}
+	sorted := slices.Sorted(slices.Values(readings))
+	n := len(sorted)
+	median = sorted[n/2]
+	if n%2 == 0 {
+		median = (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	return sorted[n-1], median
 }
 
 // readRSS is the resident set of process pid, in MiB.

@@ -54,20 +54,22 @@ func appendLife(lives [][]sample, life []sample) [][]sample {
 	return append(lives, life)
 }
 
-// spread is how far apart samples are: their peak RSS (the highest read
-// since the sample before: a single reading falls anywhere between the
-// garbage collector's low and high points, which GOGC puts far apart) as
-// (max − min) / min, and the lowest and highest count of their goroutines
+// spread is how far apart samples are: their median RSS (of the readings
+// taken every second since the sample before: a single reading falls
+// anywhere between the garbage collector's low and high points, which GOGC
+// puts far apart, and the highest is one collection's overshoot, which a
+// sample may or may not hold; a process that grows raises the median of
+// every window after) as (max − min) / min, and the lowest and highest count of their goroutines
 // beside the connections' (one per open connection, as many as the load
 // generator keeps). ok is false with fewer than two samples.
 func spread(st []sample) (rss float64, goroutinesLo, goroutinesHi int, ok bool) {
 	if len(st) < 2 {
 		return 0, 0, 0, false
 	}
-	lo, hi := st[0].peakMiB, st[0].peakMiB
+	lo, hi := st[0].medianMiB, st[0].medianMiB
 	goroutinesLo, goroutinesHi = st[0].otherGoroutines(), st[0].otherGoroutines()
 	for _, s := range st[1:] {
-		lo, hi = min(lo, s.peakMiB), max(hi, s.peakMiB)
+		lo, hi = min(lo, s.medianMiB), max(hi, s.medianMiB)
 		goroutinesLo, goroutinesHi = min(goroutinesLo, s.otherGoroutines()), max(goroutinesHi, s.otherGoroutines())
 	}
 	if lo > 0 {
@@ -85,7 +87,7 @@ const goroutineSlack = 10
 // connection holds a file and the goroutine that serves it).
 func (s sample) otherGoroutines() int { return s.goroutines - s.fds }
 
-// flatLife: samples' peak RSS and other goroutines stay within flatWithin
+// flatLife: samples' median RSS and other goroutines stay within flatWithin
 // of each other (true when there are too few to tell).
 func flatLife(st []sample) bool {
 	rss, lo, hi, ok := spread(st)
@@ -166,16 +168,16 @@ func (r *result) markdown(o options) string {
 		}
 		fmt.Fprintf(&b, "\n5xx by 10-second window: %s\n", strings.Join(windows, ", "))
 	}
-	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples of one pdp process from then on (*steady*) must be flat: the peak RSS (the highest of the readings taken every second since the sample before) within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
+	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples of one pdp process from then on (*steady*) must be flat: the median RSS (of the readings taken every second since the sample before, so that one garbage collection's overshoot, shown as the peak, does not decide) within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
 		o.FreshTTL, r.steadyAfter, flatWithin*100)
-	b.WriteString("\n| moment | up | RSS | peak RSS | mapped files in RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | other goroutines | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n| moment | up | RSS | median RSS | peak RSS | mapped files in RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | other goroutines | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
 		steady := ""
 		if s.up >= r.steadyAfter {
 			steady = " (steady)"
 		}
-		fmt.Fprintf(&b, "| %s%s | %s | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %d (%.1f MiB) | %d (%.1f MiB) | %d | %d | %d | %d |\n",
-			s.label, steady, s.up.Round(time.Second), s.rssMiB, s.peakMiB, s.fileMiB, s.heapMiB, s.tokens, s.tokensMiB, s.kept, s.keptMiB, s.goroutines, s.fds, s.otherGoroutines(), s.errors5xx)
+		fmt.Fprintf(&b, "| %s%s | %s | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %d (%.1f MiB) | %d (%.1f MiB) | %d | %d | %d | %d |\n",
+			s.label, steady, s.up.Round(time.Second), s.rssMiB, s.medianMiB, s.peakMiB, s.fileMiB, s.heapMiB, s.tokens, s.tokensMiB, s.kept, s.keptMiB, s.goroutines, s.fds, s.otherGoroutines(), s.errors5xx)
 	}
 	if first, last, ok := r.startEnd(); ok {
 		fmt.Fprintf(&b, "\nFrom start to end: RSS %+.0f%%, goroutines %+.0f%%.\n",
@@ -199,11 +201,11 @@ func (r *result) markdown(o options) string {
 			if !flatLife(life) {
 				verdict = "NOT flat"
 			}
-			fmt.Fprintf(&b, "\nSteady samples of the %s (%d): peak RSS spread %.0f%%, other goroutines %d–%d: %s (peak RSS within %.0f%%, goroutines within %.0f%% or %d).\n",
+			fmt.Fprintf(&b, "\nSteady samples of the %s (%d): median RSS spread %.0f%%, other goroutines %d–%d: %s (median RSS within %.0f%%, goroutines within %.0f%% or %d).\n",
 				name, len(life), rss*100, lo, hi, verdict, flatWithin*100, flatWithin*100, goroutineSlack)
 		}
 		if rss, _, _, ok := spread(all); ok {
-			fmt.Fprintf(&b, "\nAll steady samples, both processes (%d): peak RSS spread %.0f%% (not judged: each process settles at its own level).\n", len(all), rss*100)
+			fmt.Fprintf(&b, "\nAll steady samples, both processes (%d): median RSS spread %.0f%% (not judged: each process settles at its own level).\n", len(all), rss*100)
 		}
 	} else {
 		b.WriteString("\nToo few steady samples to judge memory: run longer, or with a shorter --fresh-token-ttl.\n")
