@@ -59,9 +59,10 @@ func appendLife(lives [][]sample, life []sample) [][]sample {
 // anywhere between the garbage collector's low and high points, which GOGC
 // puts far apart, and the highest is one collection's overshoot, which a
 // sample may or may not hold; a process that grows raises the median of
-// every window after) as (max − min) / min, and the lowest and highest count of their goroutines
-// beside the connections' (one per open connection, as many as the load
-// generator keeps). ok is false with fewer than two samples.
+// every window after) as (max − min) / min, and the lowest and highest
+// count of their goroutines beside the connections' (one per open
+// connection, as many as the load generator keeps). ok is false with fewer
+// than two samples.
 func spread(st []sample) (rss float64, goroutinesLo, goroutinesHi int, ok bool) {
 	if len(st) < 2 {
 		return 0, 0, 0, false
