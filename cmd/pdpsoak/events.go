@@ -29,19 +29,19 @@ func (s *soak) run(ctx context.Context, srv **server) (*result, error) {
 	started := time.Now() // when the pdp serving now was started
 	// readings are the RSS read (every second) since the last sample, of
 	// the pdp serving now.
-	var readings []float64
+	var readings []reading
 	watchRSS := func() {
 		if v, err := readRSS((*srv).pid()); err == nil {
-			readings = append(readings, v)
+			readings = append(readings, reading{up: time.Since(started), mib: v})
 		}
 	}
 	sample := func(label string) {
 		smp, err := s.sample(label, (*srv).pid())
 		smp.up = time.Since(started)
 		if err == nil {
-			readings = append(readings, smp.rssMiB)
+			readings = append(readings, reading{up: smp.up, mib: smp.rssMiB})
 		}
-		smp.peakMiB, smp.medianMiB = peakAndMedian(readings)
+		smp.peakMiB, smp.medianMiB, smp.settled = window(readings, res.steadyAfter)
 		readings = readings[:0]
 		if err != nil {
 			s.log.Warn("sampling the pdp", "error", err)
@@ -282,6 +282,7 @@ type sample struct {
 	rssMiB     float64
 	peakMiB    float64 // the highest RSS read (every second) since the sample before
 	medianMiB  float64 // the median of those readings: what the process holds, a collection's overshoot aside
+	settled    bool    // most of those readings were taken once the caches had settled: peakMiB and medianMiB are of those only
 	fileMiB    float64 // of the RSS, the mapped files' pages (the store's file, the binary)
 	heapMiB    float64 // the Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines int
@@ -291,6 +292,31 @@ type sample struct {
 	keptMiB    float64 // their estimated heap (decision_cache.bytes in /v1/status)
 	tokens     int     // verified tokens cached
 	tokensMiB  float64 // their estimated heap (token_cache.bytes)
+}
+
+// reading is one RSS reading of the pdp serving then, up since its start.
+type reading struct {
+	up  time.Duration
+	mib float64
+}
+
+// window summarizes the readings since the sample before: settled when most
+// of them were taken once the pdp had run for steadyAfter, and then the peak
+// and median of those only, so that a steady sample's median holds nothing
+// of the caches still filling; otherwise the peak and median of all.
+func window(readings []reading, steadyAfter time.Duration) (peak, median float64, settled bool) {
+	var all, late []float64
+	for _, r := range readings {
+		all = append(all, r.mib)
+		if r.up >= steadyAfter {
+			late = append(late, r.mib)
+		}
+	}
+	if settled = len(late) > 0 && 2*len(late) > len(all); settled {
+		all = late
+	}
+	peak, median = peakAndMedian(all)
+	return peak, median, settled
 }
 
 // peakAndMedian are the highest and the median of RSS readings (0, 0

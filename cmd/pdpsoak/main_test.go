@@ -44,7 +44,7 @@ func TestParseFlags(t *testing.T) {
 
 func TestResultPassesOnlyWithoutErrorsWrongAnswersOrLostRevocations(t *testing.T) {
 	steady := func(up time.Duration, rss float64, goroutines, fds int) sample {
-		return sample{label: "x", up: up, rssMiB: rss * 0.8, medianMiB: rss, peakMiB: rss * 1.2, goroutines: goroutines, fds: fds}
+		return sample{label: "x", up: up, rssMiB: rss * 0.8, medianMiB: rss, peakMiB: rss * 1.2, settled: up >= 3*time.Minute, goroutines: goroutines, fds: fds}
 	}
 	clean := func() *result {
 		return &result{counts: &counts{}, steadyAfter: 3 * time.Minute, samples: []sample{
@@ -72,6 +72,10 @@ func TestResultPassesOnlyWithoutErrorsWrongAnswersOrLostRevocations(t *testing.T
 			r.samples[4].medianMiB, r.samples[5].medianMiB = 480, 490
 		}, want: true},
 		{name: "ok/one collection overshoots once steady", spoil: func(r *result) { r.samples[4].peakMiB = 600 }, want: true},
+		{name: "ok/a window that lies mostly before the caches settled is not compared", spoil: func(r *result) {
+			r.samples[1].medianMiB, r.samples[1].settled = 340, false
+		}, want: true},
+		{name: "fail/the same window once settled", spoil: func(r *result) { r.samples[1].medianMiB = 340 }},
 		{name: "fail/RSS grows once steady", spoil: func(r *result) { r.samples = append(r.samples, steady(6*time.Minute, 470, 60, 55)) }},
 		{name: "fail/RSS of the first pdp grows once steady", spoil: func(r *result) { r.samples[2].medianMiB = 450 }},
 		{name: "fail/goroutines grow beside the connections once steady", spoil: func(r *result) { r.samples = append(r.samples, steady(6*time.Minute, 410, 90, 55)) }},
@@ -104,6 +108,34 @@ func TestPeakAndMedian(t *testing.T) {
 			peak, median := peakAndMedian(c.readings)
 			if peak != c.peak || median != c.median {
 				t.Fatalf("peakAndMedian(%v) = %v, %v; want %v, %v", c.readings, peak, median, c.peak, c.median)
+			}
+		})
+	}
+}
+
+func TestWindowJudgesOnlyReadingsOnceSettled(t *testing.T) {
+	at := func(s int, mib float64) reading { return reading{up: time.Duration(s) * time.Second, mib: mib} }
+	const steadyAfter = 3 * time.Minute
+	for _, c := range []struct {
+		name         string
+		readings     []reading
+		peak, median float64
+		settled      bool
+	}{
+		{name: "all before: not settled, all readings", readings: []reading{at(150, 340), at(165, 350), at(180, 365)},
+			peak: 365, median: 350, settled: false},
+		{name: "half after: not settled", readings: []reading{at(170, 340), at(175, 345), at(180, 400), at(185, 410)},
+			peak: 410, median: 372.5, settled: false},
+		{name: "most after: settled, the earlier ones left out", readings: []reading{at(179, 300), at(181, 400), at(190, 410)},
+			peak: 410, median: 405, settled: true},
+		{name: "all after: settled", readings: []reading{at(200, 400), at(210, 420), at(220, 380)},
+			peak: 420, median: 400, settled: true},
+		{name: "none", readings: nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			peak, median, settled := window(c.readings, steadyAfter)
+			if peak != c.peak || median != c.median || settled != c.settled {
+				t.Fatalf("window = %v, %v, %v; want %v, %v, %v", peak, median, settled, c.peak, c.median, c.settled)
 			}
 		})
 	}

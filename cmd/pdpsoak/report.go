@@ -26,8 +26,9 @@ type result struct {
 // flatWithin is how far apart the steady samples of one pdp may be.
 const flatWithin = 0.10
 
-// steady are the samples taken once the pdp serving then had run for
-// steadyAfter, one list per pdp process (the first and the restarted
+// steady are the samples whose window (the readings since the sample
+// before) lies mostly after the pdp serving then had run for steadyAfter,
+// one list per pdp process (the first and the restarted
 // one): a leak shows as growth within a process, and the restarted
 // process's caches settle at their own level (it has seen another part of
 // the traffic, which changes over the run: the revoked subjects grow).
@@ -40,7 +41,7 @@ func (r *result) steady() [][]sample {
 			lives, life = appendLife(lives, life), nil
 		}
 		last = s.up
-		if s.up >= r.steadyAfter {
+		if s.settled {
 			life = append(life, s)
 		}
 	}
@@ -169,12 +170,12 @@ func (r *result) markdown(o options) string {
 		}
 		fmt.Fprintf(&b, "\n5xx by 10-second window: %s\n", strings.Join(windows, ", "))
 	}
-	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples of one pdp process from then on (*steady*) must be flat: the median RSS (of the readings taken every second since the sample before, so that one garbage collection's overshoot, shown as the peak, does not decide) within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
+	fmt.Fprintf(&b, "\nThe start sample is taken after a 10 s warm-up. Fresh tokens live %s, so a pdp's caches are as full as this traffic makes them after %s (the tokens' lifetime and a sweep of the expired ones): the samples of one pdp process whose window (the readings taken every second since the sample before) lies mostly after that (*steady*; their peak and median are of those later readings only) must be flat: the median RSS (so that one garbage collection's overshoot, shown as the peak, does not decide) within %.0f%% of each other, and the goroutines beside one per open file (a connection holds a file and the goroutine serving it; how many connections the load generator keeps open varies) likewise or within 10.\n",
 		o.FreshTTL, r.steadyAfter, flatWithin*100)
 	b.WriteString("\n| moment | up | RSS | median RSS | peak RSS | mapped files in RSS | Go heap in use | verified tokens (estimated heap) | kept decisions (estimated heap) | goroutines | open files | other goroutines | 5xx so far |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
 		steady := ""
-		if s.up >= r.steadyAfter {
+		if s.settled {
 			steady = " (steady)"
 		}
 		fmt.Fprintf(&b, "| %s%s | %s | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %.0f MiB | %d (%.1f MiB) | %d (%.1f MiB) | %d | %d | %d | %d |\n",
