@@ -151,7 +151,7 @@ func warm(ctx context.Context, pq rego.PreparedEvalQuery) {
 // build compiles, prepares and validates set: the version Activate would
 // publish. Its errors are ErrRefused.
 func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context, *Set) error) (*version, error) {
-	pq, folded, err := e.prepare(ctx, set)
+	pq, folded, compiled, err := e.prepare(ctx, set)
 	if err != nil {
 		return nil, refused(fmt.Errorf("compile policy from %s: %w", set.Source, err))
 	}
@@ -160,7 +160,7 @@ func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context
 	if err != nil {
 		return nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
 	}
-	errs, err := validate(ctx, set.Modules, data, store, !e.noShippedValidator)
+	errs, err := validate(ctx, set.Modules, compiled, data, store, !e.noShippedValidator)
 	if err != nil {
 		return nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
 	}
@@ -182,10 +182,11 @@ func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context
 }
 
 // prepare compiles the set, folded (fold.go) unless folding is off, and
-// prepares the decision query; it returns how many rules were folded. Should
-// the folded modules not compile where the set does, the set is served as it
-// is: folding only ever saves work.
-func (e *Engine) prepare(ctx context.Context, set *Set) (rego.PreparedEvalQuery, int, error) {
+// prepares the decision query; it returns how many rules were folded, and
+// the set's modules as compiled for folding (nil when folding is off or
+// they did not compile). Should the folded modules not compile where the
+// set does, the set is served as it is: folding only ever saves work.
+func (e *Engine) prepare(ctx context.Context, set *Set) (rego.PreparedEvalQuery, int, *ast.Compiler, error) {
 	compile := func(modules []*ast.Module, store storage.Store) (rego.PreparedEvalQuery, error) {
 		return rego.New(
 			rego.Query(Query),
@@ -202,9 +203,11 @@ func (e *Engine) prepare(ctx context.Context, set *Set) (rego.PreparedEvalQuery,
 	newStore := func() storage.Store {
 		return inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	}
+	var compiled *ast.Compiler
 	if !e.noFold {
 		store := newStore()
 		f, err := fold(ctx, Query, set.Modules, set.Data, store)
+		compiled = f.Compiler
 		switch {
 		case err != nil:
 			e.logger.Warn("policy rules are evaluated on every request", "revision", set.Revision, "why", err)
@@ -213,13 +216,13 @@ func (e *Engine) prepare(ctx context.Context, set *Set) (rego.PreparedEvalQuery,
 		case f.Rules > 0:
 			pq, err := compile(f.Modules, store)
 			if err == nil {
-				return pq, f.Rules, nil
+				return pq, f.Rules, compiled, nil
 			}
 			e.logger.Warn("policy rules are evaluated on every request", "revision", set.Revision, "why", fmt.Sprintf("folded policy: %v", err))
 		}
 	}
 	pq, err := compile(set.Modules, newStore())
-	return pq, 0, err
+	return pq, 0, compiled, err
 }
 
 // Active describes the active policy version, and false when there is none.

@@ -38,6 +38,10 @@ type folded struct {
 	Rules int
 	// Skipped: why nothing was folded, empty when folding ran.
 	Skipped string
+	// Compiler: the given modules compiled, nil when they do not compile;
+	// other queries against them (config_errors) need not compile them
+	// again.
+	Compiler *ast.Compiler
 }
 
 // foldRoot is the document of the active version's store that holds the
@@ -69,10 +73,10 @@ func fold(ctx context.Context, query string, modules []*ast.Module, data map[str
 		return folded{Modules: modules, Skipped: "the modules do not compile"}, nil
 	}
 	if _, taken := data[foldRoot]; taken {
-		return folded{Modules: modules, Skipped: "data." + foldRoot + " is policy data"}, nil
+		return folded{Modules: modules, Skipped: "data." + foldRoot + " is policy data", Compiler: c}, nil
 	}
 	if why := foldBlocker(c); why != "" {
-		return folded{Modules: modules, Skipped: why}, nil
+		return folded{Modules: modules, Skipped: why, Compiler: c}, nil
 	}
 	queryRef, err := ast.ParseRef(query)
 	if err != nil {
@@ -80,7 +84,7 @@ func fold(ctx context.Context, query string, modules []*ast.Module, data map[str
 	}
 	groups := foldable(c, queryRef)
 	if len(groups) == 0 {
-		return folded{Modules: modules}, nil
+		return folded{Modules: modules, Compiler: c}, nil
 	}
 	keys := map[string]string{} // by path
 	values := ast.NewObject()   // by key; an undefined rule has none
@@ -99,7 +103,7 @@ func fold(ctx context.Context, query string, modules []*ast.Module, data map[str
 		}
 	}
 	if len(keys) == 0 {
-		return folded{Modules: modules}, nil
+		return folded{Modules: modules, Compiler: c}, nil
 	}
 	if err := storage.WriteOne(ctx, store, storage.AddOp, storage.Path{foldRoot}, values); err != nil {
 		return folded{}, fmt.Errorf("fold: store values: %w", err)
@@ -113,7 +117,7 @@ func fold(ctx context.Context, query string, modules []*ast.Module, data map[str
 		}
 		out[i] = fm
 	}
-	return folded{Modules: out, Rules: len(keys)}, nil
+	return folded{Modules: out, Rules: len(keys), Compiler: c}, nil
 }
 
 // foldBlocker says why the compiled policy cannot be folded at all, empty

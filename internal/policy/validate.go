@@ -100,7 +100,7 @@ var validateTimeout = 10 * time.Second
 // data.tokenguard.config_errors. A source that brings no copy of the
 // shipped validator (a bundle or directory of one's own) is validated all
 // the same; a source without data.pdp has nothing for it to check.
-func validate(ctx context.Context, modules []*ast.Module, data map[string]any, store storage.Store, withShipped bool) ([]ConfigError, error) {
+func validate(ctx context.Context, modules []*ast.Module, compiled *ast.Compiler, data map[string]any, store storage.Store, withShipped bool) ([]ConfigError, error) {
 	ctx, cancel := context.WithTimeout(ctx, validateTimeout)
 	defer cancel()
 	var base []ConfigError
@@ -110,7 +110,7 @@ func validate(ctx context.Context, modules []*ast.Module, data map[string]any, s
 			return nil, err
 		}
 	}
-	own, err := configErrors(ctx, modules, store)
+	own, err := configErrors(ctx, modules, compiled, store)
 	if err != nil {
 		return nil, err
 	}
@@ -210,9 +210,13 @@ func capConfigErrors(errs []ConfigError) []ConfigError {
 	return errs
 }
 
-// configErrors evaluates ConfigErrorsQuery against the compiled modules
-// and store; none when the policy does not define it.
-func configErrors(ctx context.Context, modules []*ast.Module, store storage.Store) ([]ConfigError, error) {
+// configErrors evaluates ConfigErrorsQuery against the modules and store;
+// none when the policy does not define it. With compiled (the modules
+// compiled already), they are not compiled again.
+func configErrors(ctx context.Context, modules []*ast.Module, compiled *ast.Compiler, store storage.Store) ([]ConfigError, error) {
+	if compiled != nil {
+		return evalConfigErrors(ctx, store, rego.Compiler(compiled))
+	}
 	return evalConfigErrors(ctx, store, func(r *rego.Rego) {
 		for _, m := range modules {
 			rego.ParsedModule(m)(r)

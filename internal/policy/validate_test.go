@@ -202,24 +202,30 @@ config_errors contains {"path": "acme.tenants", "message": "must be an object"} 
 		{name: "fail/an entry without a message", module: "package tokenguard\nconfig_errors contains {\"path\": \"x\"}", data: `{}`, want: "not an object with a path and a message"},
 		{name: "fail/config_errors raises an error", module: "package tokenguard\nconfig_errors contains {\"path\": \"x\", \"message\": sprintf(\"%d\", [to_number(\"x\")])}", data: `{}`, want: "config_errors"},
 	}
+	// With folding on, config_errors is evaluated against the modules as
+	// compiled for folding; with it off, they are compiled for it.
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			writeFile(t, dir, "main.rego", markerModule("m"))
-			writeFile(t, dir, "own.rego", tt.module)
-			writeFile(t, dir, "data.json", tt.data)
-			set, err := LoadDir(dir, Limits{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = NewEngine(nil).Activate(context.Background(), set)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("refused: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrRefused)):
-				t.Errorf("err = %v, want a refusal naming %q", err, tt.want)
-			}
-		})
+		for _, noFold := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/noFold=%v", tt.name, noFold), func(t *testing.T) {
+				dir := t.TempDir()
+				writeFile(t, dir, "main.rego", markerModule("m"))
+				writeFile(t, dir, "own.rego", tt.module)
+				writeFile(t, dir, "data.json", tt.data)
+				set, err := LoadDir(dir, Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := NewEngine(nil)
+				e.noFold = noFold
+				err = e.Activate(context.Background(), set)
+				switch {
+				case tt.want == "" && err != nil:
+					t.Errorf("refused: %v", err)
+				case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrRefused)):
+					t.Errorf("err = %v, want a refusal naming %q", err, tt.want)
+				}
+			})
+		}
 	}
 }
 
