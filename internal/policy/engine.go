@@ -42,6 +42,8 @@ type Engine struct {
 	// noShippedValidator validates a version by its own modules alone:
 	// for tests of how the guardrails treat data the validator refuses.
 	noShippedValidator bool
+	// compiled is the active version's modules as compiled for folding.
+	compiled atomic.Pointer[compiledModules]
 }
 
 // version is one compiled, prepared policy.
@@ -90,7 +92,7 @@ func (e *Engine) Activate(ctx context.Context, set *Set) error {
 // error is then an ErrRefused), nil when it would be activated. With tests
 // set, the set's own tests must pass too (policy.test_on_load).
 func (e *Engine) Check(ctx context.Context, set *Set, tests bool) error {
-	_, err := e.build(ctx, set, func(ctx context.Context, set *Set) error {
+	_, _, err := e.build(ctx, set, func(ctx context.Context, set *Set) error {
 		if !definesDecision(set.Modules) {
 			return fmt.Errorf("policy from %s: no module defines %s", set.Source, Query)
 		}
@@ -106,7 +108,7 @@ func (e *Engine) Check(ctx context.Context, set *Set, tests bool) error {
 // the policy's own tests) that runs after the set compiled and before it is
 // published. Whatever fails is an ErrRefused.
 func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Context, *Set) error) error {
-	v, err := e.build(ctx, set, check)
+	v, compiled, err := e.build(ctx, set, check)
 	if err != nil {
 		return err
 	}
@@ -120,6 +122,7 @@ func (e *Engine) activate(ctx context.Context, set *Set, check func(context.Cont
 		e.logger.Warn("decisions of this policy are not reused", "revision", set.Revision, "why", v.settings.Reuse.Why)
 	}
 	old := e.active.Swap(v)
+	e.compiled.Store(compiled)
 	e.logger.Info("policy activated", "revision", set.Revision, "source", set.Source, "modules", len(set.Modules), "folded_rules", v.folded)
 	if old != nil {
 		e.retired.Add(old.bytes)
@@ -150,35 +153,39 @@ func warm(ctx context.Context, pq rego.PreparedEvalQuery) {
 
 // build compiles, prepares and validates set: the version Activate would
 // publish. Its errors are ErrRefused.
-func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context, *Set) error) (*version, error) {
+func (e *Engine) build(ctx context.Context, set *Set, check func(context.Context, *Set) error) (*version, *compiledModules, error) {
 	pq, folded, compiled, err := e.prepare(ctx, set)
 	if err != nil {
-		return nil, refused(fmt.Errorf("compile policy from %s: %w", set.Source, err))
+		return nil, nil, refused(fmt.Errorf("compile policy from %s: %w", set.Source, err))
 	}
 	store := inmem.NewFromObjectWithOpts(set.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	data, err := effectiveData(ctx, set.Modules, set.Data, store)
 	if err != nil {
-		return nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
+		return nil, nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
 	}
 	errs, err := validate(ctx, set.Modules, compiled, data, store, !e.noShippedValidator)
 	if err != nil {
-		return nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
+		return nil, nil, refused(fmt.Errorf("policy from %s: %w", set.Source, err))
 	}
 	if len(errs) > 0 {
-		return nil, &ConfigErrorsError{Source: set.Source, Errors: errs}
+		return nil, nil, &ConfigErrorsError{Source: set.Source, Errors: errs}
 	}
 	settings, err := settingsFrom(data)
 	if err != nil {
-		return nil, refused(fmt.Errorf("policy data from %s: %w", set.Source, err))
+		return nil, nil, refused(fmt.Errorf("policy data from %s: %w", set.Source, err))
 	}
 	if check != nil {
 		if err := check(ctx, set); err != nil {
-			return nil, refused(err)
+			return nil, nil, refused(err)
 		}
 	}
 	settings.Reuse = reuseOf(set.Modules)
+	var cm *compiledModules
+	if compiled != nil {
+		cm = &compiledModules{modules: set.Modules, c: compiled}
+	}
 	return &version{query: pq, settings: settings, revision: set.Revision, source: set.Source, activated: time.Now(), folded: folded, bytes: set.Bytes, base: newBaseCache(),
-		set: set, explain: &explainer{}}, nil
+		set: set, explain: &explainer{}}, cm, nil
 }
 
 // prepare compiles the set, folded (fold.go) unless folding is off, and
@@ -206,7 +213,7 @@ func (e *Engine) prepare(ctx context.Context, set *Set) (rego.PreparedEvalQuery,
 	var compiled *ast.Compiler
 	if !e.noFold {
 		store := newStore()
-		f, err := fold(ctx, Query, set.Modules, set.Data, store)
+		f, err := foldCompiled(ctx, Query, set.Modules, e.compiled.Load().of(set.Modules), set.Data, store)
 		compiled = f.Compiler
 		switch {
 		case err != nil:

@@ -61,14 +61,17 @@ var foldTimeout = 10 * time.Second
 // they do not compile, fold returns them as they are: compiling them again
 // reports why.
 func fold(ctx context.Context, query string, modules []*ast.Module, data map[string]any, store storage.Store) (folded, error) {
+	return foldCompiled(ctx, query, modules, nil, data, store)
+}
+
+// foldCompiled is fold with the modules compiled already (by an earlier
+// foldCompiled: Compiler), or nil to compile them.
+func foldCompiled(ctx context.Context, query string, modules []*ast.Module, c *ast.Compiler, data map[string]any, store storage.Store) (folded, error) {
 	ctx, cancel := context.WithTimeout(ctx, foldTimeout)
 	defer cancel()
-	byName := make(map[string]*ast.Module, len(modules))
-	for i, m := range modules {
-		byName[fmt.Sprintf("%d", i)] = m
+	if c == nil {
+		c = compileModules(modules)
 	}
-	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
-	c.Compile(byName)
 	if c.Failed() {
 		return folded{Modules: modules, Skipped: "the modules do not compile"}, nil
 	}
@@ -118,6 +121,62 @@ func fold(ctx context.Context, query string, modules []*ast.Module, data map[str
 		out[i] = fm
 	}
 	return folded{Modules: out, Rules: len(keys), Compiler: c}, nil
+}
+
+// compileModules compiles modules as fold reads them; the compiler's
+// errors say whether they compiled.
+func compileModules(modules []*ast.Module) *ast.Compiler {
+	byName := make(map[string]*ast.Module, len(modules))
+	for i, m := range modules {
+		byName[fmt.Sprintf("%d", i)] = m
+	}
+	c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+	c.Compile(byName)
+	return c
+}
+
+// compiledModules is the active version's modules as fold compiled them:
+// a version with the same modules (an edit of its data alone) is folded and
+// validated without compiling them again. (The compiled modules do not
+// depend on the data; only their evaluation does.)
+type compiledModules struct {
+	modules []*ast.Module
+	c       *ast.Compiler
+}
+
+// of is the compiler when modules are the same as the ones compiled, down
+// to each rule's file and line (which evaluation errors name); else nil.
+func (cm *compiledModules) of(modules []*ast.Module) *ast.Compiler {
+	if cm == nil || len(cm.modules) != len(modules) {
+		return nil
+	}
+	for i, m := range modules {
+		if !sameSource(cm.modules[i], m) {
+			return nil
+		}
+	}
+	return cm.c
+}
+
+// sameSource: a and b are the same module, read from the same file, with
+// each rule on the same line.
+func sameSource(a, b *ast.Module) bool {
+	if a.Compare(b) != 0 || !sameLine(a.Package.Location, b.Package.Location) {
+		return false
+	}
+	for i := range a.Rules {
+		if !sameLine(a.Rules[i].Location, b.Rules[i].Location) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameLine(a, b *ast.Location) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.File == b.File && a.Row == b.Row
 }
 
 // foldBlocker says why the compiled policy cannot be folded at all, empty

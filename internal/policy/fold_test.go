@@ -2,6 +2,9 @@ package policy
 
 import (
 	"context"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -283,5 +286,93 @@ decision := {"allow": many > 0, "status": 200, "reasons": []}`))
 	res, _, err := e.Eval(context.Background(), ast.NewObject(), time.Now())
 	if err != nil || !res.Allow {
 		t.Fatalf("Eval = %+v, %v", res, err)
+	}
+}
+
+// TestDataEditReusesTheCompiledModules: a version whose modules are the
+// active version's, file and line alike, is folded and validated with the
+// modules compiled for the active one, against its own data; any other
+// change to the modules compiles them again.
+func TestDataEditReusesTheCompiledModules(t *testing.T) {
+	const own = `package tokenguard
+
+config_errors contains {"path": "acme.tenants", "message": "must be an object"} if not is_object(data.acme.tenants)
+`
+	first := map[string]string{
+		"main.rego": markerModule("m1"),
+		"own.rego":  own,
+		"data.json": `{"marker": "d1", "acme": {"tenants": {}}}`,
+	}
+	edit := func(f func(files map[string]string)) map[string]string {
+		files := maps.Clone(first)
+		f(files)
+		return files
+	}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		reused  bool
+		refused string // part of the refusal; "" for activated
+		message string // data.marker of the decision then
+	}{
+		{name: "data edited: reused, the new data decides", reused: true, message: "d2",
+			files: edit(func(f map[string]string) { f["data.json"] = `{"marker": "d2", "acme": {"tenants": {}}}` })},
+		{name: "data edited with a config error: refused, the active version serves", refused: "acme.tenants: must be an object", message: "d1",
+			files: edit(func(f map[string]string) { f["data.json"] = `{"marker": "d2", "acme": {"tenants": []}}` })},
+		{name: "a module edited: compiled again", message: "d1",
+			files: edit(func(f map[string]string) { f["main.rego"] = markerModule("m2") })},
+		{name: "a rule moved down a line: compiled again", message: "d1",
+			files: edit(func(f map[string]string) { f["own.rego"] = strings.Replace(own, "\n\n", "\n\n\n", 1) })},
+		{name: "a module in a file renamed: compiled again", message: "d1",
+			files: edit(func(f map[string]string) { f["own2.rego"] = own; delete(f, "own.rego") })},
+	}
+	// Both versions are read from the same directory, as a watched one is.
+	load := func(t *testing.T, dir string, files map[string]string) *Set {
+		old, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, p := range old {
+			if _, keep := files[filepath.Base(p)]; !keep {
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for name, content := range files {
+			writeFile(t, dir, name, content)
+		}
+		set, err := LoadDir(dir, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, dir := context.Background(), t.TempDir()
+			e := NewEngine(nil)
+			if err := e.Activate(ctx, load(t, dir, first)); err != nil {
+				t.Fatal(err)
+			}
+			before := e.compiled.Load()
+			if before == nil || before.c == nil {
+				t.Fatal("the active version's compiled modules are not kept")
+			}
+			err := e.Activate(ctx, load(t, dir, tt.files))
+			switch {
+			case tt.refused == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
+				t.Fatalf("err = %v, want a refusal naming %q", err, tt.refused)
+			}
+			after := e.compiled.Load()
+			if reused := after.c == before.c; reused != tt.reused && tt.refused == "" {
+				t.Errorf("compiled modules reused = %v, want %v", reused, tt.reused)
+			}
+			if tt.refused != "" && after != before {
+				t.Error("a refused version replaced the active version's compiled modules")
+			}
+			if _, message, _, err := decide(e); err != nil || message != tt.message {
+				t.Errorf("decision message = %q (%v), want %q", message, err, tt.message)
+			}
+		})
 	}
 }
