@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -38,9 +39,9 @@ type folded struct {
 	Rules int
 	// Skipped: why nothing was folded, empty when folding ran.
 	Skipped string
-	// Compiler: the given modules compiled, nil when they do not compile;
-	// other queries against them (config_errors) need not compile them
-	// again.
+	// Compiler: the given modules compiled, nil when they do not compile
+	// or folding failed; other queries against them (config_errors) need
+	// not compile them again.
 	Compiler *ast.Compiler
 }
 
@@ -145,7 +146,8 @@ type compiledModules struct {
 }
 
 // of is the compiler when modules are the same as the ones compiled, down
-// to each rule's file and line (which evaluation errors name); else nil.
+// to each rule's file, line and text (so the lines evaluation errors name
+// are the same); else nil.
 func (cm *compiledModules) of(modules []*ast.Module) *ast.Compiler {
 	if cm == nil || len(cm.modules) != len(modules) {
 		return nil
@@ -159,24 +161,24 @@ func (cm *compiledModules) of(modules []*ast.Module) *ast.Compiler {
 }
 
 // sameSource: a and b are the same module, read from the same file, with
-// each rule on the same line.
+// each rule written alike on the same line.
 func sameSource(a, b *ast.Module) bool {
-	if a.Compare(b) != 0 || !sameLine(a.Package.Location, b.Package.Location) {
+	if a.Compare(b) != 0 || !samePlace(a.Package.Location, b.Package.Location) {
 		return false
 	}
 	for i := range a.Rules {
-		if !sameLine(a.Rules[i].Location, b.Rules[i].Location) {
+		if !samePlace(a.Rules[i].Location, b.Rules[i].Location) {
 			return false
 		}
 	}
 	return true
 }
 
-func sameLine(a, b *ast.Location) bool {
+func samePlace(a, b *ast.Location) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.File == b.File && a.Row == b.Row
+	return a.File == b.File && a.Row == b.Row && bytes.Equal(a.Text, b.Text)
 }
 
 // foldBlocker says why the compiled policy cannot be folded at all, empty

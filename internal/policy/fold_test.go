@@ -296,7 +296,9 @@ decision := {"allow": many > 0, "status": 200, "reasons": []}`))
 func TestDataEditReusesTheCompiledModules(t *testing.T) {
 	const own = `package tokenguard
 
-config_errors contains {"path": "acme.tenants", "message": "must be an object"} if not is_object(data.acme.tenants)
+config_errors contains {"path": "acme.tenants", "message": "must be an object"} if {
+	not is_object(data.acme.tenants)
+}
 `
 	first := map[string]string{
 		"main.rego": markerModule("m1"),
@@ -323,6 +325,8 @@ config_errors contains {"path": "acme.tenants", "message": "must be an object"} 
 			files: edit(func(f map[string]string) { f["main.rego"] = markerModule("m2") })},
 		{name: "a rule moved down a line: compiled again", message: "d1",
 			files: edit(func(f map[string]string) { f["own.rego"] = strings.Replace(own, "\n\n", "\n\n\n", 1) })},
+		{name: "a line inserted within a rule: compiled again", message: "d1",
+			files: edit(func(f map[string]string) { f["own.rego"] = strings.Replace(own, "{\n\tnot", "{\n\n\tnot", 1) })},
 		{name: "a module in a file renamed: compiled again", message: "d1",
 			files: edit(func(f map[string]string) { f["own2.rego"] = own; delete(f, "own.rego") })},
 	}
