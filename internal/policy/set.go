@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -35,22 +36,48 @@ type Set struct {
 // The files' sizes are checked against lim (zero: DefaultLimits) before
 // any is read: over a limit, the error is a *TooLargeError.
 func LoadDir(dir string, lim Limits) (*Set, error) {
+	return loadDir(dir, lim, nil)
+}
+
+// loadDir is LoadDir taking the modules that parsed (when not nil) keeps
+// from the directory's last load instead of parsing them again.
+func loadDir(dir string, lim Limits, parsed *parseCache) (*Set, error) {
 	if _, err := checkTree(dir, lim, notServed); err != nil {
 		return nil, fmt.Errorf("load policy dir %s: %w", dir, err)
 	}
+	// OPA's loader walks the tree and loads the data; the modules it
+	// meets are left to parsed, by the same paths.
+	var regoFiles []string
 	res, err := loader.NewFileLoader().
 		WithRegoVersion(ast.RegoV1).
 		WithProcessAnnotation(true).
-		Filtered([]string{dir}, notServed)
+		Filtered([]string{dir}, func(path string, info fs.FileInfo, depth int) bool {
+			if notServed(path, info, depth) {
+				return true
+			}
+			if !info.IsDir() && filepath.Ext(path) == ".rego" {
+				regoFiles = append(regoFiles, path)
+				return true
+			}
+			return false
+		})
 	if err != nil {
 		// (Every file could be read a moment ago: what does not parse or
 		// merge is a refused version.)
 		return nil, refused(fmt.Errorf("load policy dir %s: %w", dir, err))
 	}
+	files, err := parsed.parse(regoFiles, lim.orDefault().MaxFileBytes)
+	if err != nil {
+		return nil, refused(fmt.Errorf("load policy dir %s: %w", dir, err))
+	}
+	for name, f := range res.Modules {
+		// (Modules of a bundle file inside the directory.)
+		files[name] = f
+	}
 	set := &Set{Data: res.Documents, Source: "dir:" + dir}
 	raw := map[string][]byte{}
-	for _, name := range slices.Sorted(maps.Keys(res.Modules)) {
-		f := res.Modules[name]
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		f := files[name]
 		if isTestModule(name) {
 			set.Tests = append(set.Tests, f.Parsed)
 			continue

@@ -66,6 +66,7 @@ type Sources struct {
 type source struct {
 	status     SourceStatus
 	dir        string        // policy.dir
+	parsed     parseCache    // the dir's modules as last loaded
 	bundle     config.Bundle // policy.bundles[i]
 	etag       string        // of the last bundle taken from the service
 	etagActive bool          // whether the etag's bundle was accepted
@@ -272,7 +273,7 @@ func (s *Sources) refreshBehind(ctx context.Context, src *source) {
 func (s *Sources) update(ctx context.Context, src *source) {
 	switch {
 	case src.dir != "":
-		set, err := LoadDir(src.dir, s.limits)
+		set, err := loadDir(src.dir, s.limits, &src.parsed)
 		if err != nil {
 			s.failed(src, err)
 			return
