@@ -362,9 +362,6 @@ func (s *soak) sample(label string, pid int) (sample, error) {
 		return smp, err
 	}
 	smp.fileMiB, _ = readStatus(pid, "RssFile:")
-	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
-		smp.fds = len(ents)
-	}
 	if resp, err := s.client.Get("http://" + s.env.addr + "/v1/status"); err == nil {
 		var st struct {
 			DecisionCache struct {
@@ -381,9 +378,70 @@ func (s *soak) sample(label string, pid int) (sample, error) {
 		smp.kept, smp.keptMiB = st.DecisionCache.Entries, st.DecisionCache.Bytes/(1<<20)
 		smp.tokens, smp.tokensMiB = st.TokenCache.Entries, st.TokenCache.Bytes/(1<<20)
 	}
+	var counts []goroutineCount
+	for i := range goroutineReadings {
+		if i > 0 {
+			time.Sleep(goroutineReadingsApart)
+		}
+		c, heap, err := s.countGoroutines(pid)
+		if err != nil {
+			return smp, err
+		}
+		counts = append(counts, c)
+		smp.heapMiB = heap
+	}
+	c := typicalCount(counts)
+	smp.goroutines, smp.fds = c.goroutines, c.filesAfter
+	return smp, nil
+}
+
+// goroutineReadings of the goroutines and open files, goroutineReadingsApart
+// apart, make one sample's count (see typicalCount).
+const (
+	goroutineReadings      = 5
+	goroutineReadingsApart = 100 * time.Millisecond
+)
+
+// goroutineCount is the pdp's goroutines, read between two counts of its
+// open files.
+type goroutineCount struct {
+	filesBefore, goroutines, filesAfter int
+}
+
+// steady: no file was opened or closed while the goroutines were read, so
+// the two counts are of the same connections.
+func (c goroutineCount) steady() bool { return c.filesBefore == c.filesAfter }
+
+func (c goroutineCount) other() int { return c.goroutines - c.filesAfter }
+
+// typicalCount is, of counts, the one whose goroutines beside the open
+// files are the median, among those read while no connection opened or
+// closed (among all when there is none): a count read while the load
+// generator's connections come and go pairs goroutines with files of
+// another moment, and reads a few too many or too few (even fewer than
+// none). A goroutine that leaks is in every count.
+func typicalCount(counts []goroutineCount) goroutineCount {
+	steady := slices.DeleteFunc(slices.Clone(counts), func(c goroutineCount) bool { return !c.steady() })
+	if len(steady) == 0 {
+		steady = slices.Clone(counts)
+	}
+	slices.SortStableFunc(steady, func(a, b goroutineCount) int { return a.other() - b.other() })
+	return steady[(len(steady)-1)/2]
+}
+
+// countGoroutines reads the pdp's open files, its goroutines and Go heap
+// in use (its metrics), and its open files again.
+func (s *soak) countGoroutines(pid int) (goroutineCount, float64, error) {
+	var c goroutineCount
+	var heapMiB float64
+	files := func() int {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		return len(ents)
+	}
+	c.filesBefore = files()
 	resp, err := s.client.Get("http://" + s.env.addr + "/metrics")
 	if err != nil {
-		return smp, err
+		return c, 0, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
@@ -391,12 +449,13 @@ func (s *soak) sample(label string, pid int) (sample, error) {
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
-			smp.goroutines = int(f)
+			c.goroutines = int(f)
 		}
 		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
-			smp.heapMiB = f / (1 << 20)
+			heapMiB = f / (1 << 20)
 		}
 	}
-	return smp, sc.Err()
+	c.filesAfter = files()
+	return c, heapMiB, sc.Err()
 }

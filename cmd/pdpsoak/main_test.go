@@ -140,3 +140,41 @@ func TestWindowJudgesOnlyReadingsOnceSettled(t *testing.T) {
 		})
 	}
 }
+
+func TestTypicalCountSkipsCountsReadWhileConnectionsCameAndWent(t *testing.T) {
+	cases := []struct {
+		name   string
+		counts []goroutineCount
+		want   goroutineCount
+	}{
+		{
+			name:   "every count steady: the median of the other goroutines",
+			counts: []goroutineCount{{100, 108, 100}, {100, 104, 100}, {102, 108, 102}},
+			want:   goroutineCount{102, 108, 102},
+		},
+		{
+			name: "connections closed while read: those counts left out",
+			// 20 connections closed between the files and the goroutines
+			// were read: -16 other goroutines, which is no count at all.
+			counts: []goroutineCount{{120, 104, 100}, {100, 106, 100}, {120, 110, 105}, {98, 103, 98}, {100, 107, 100}},
+			want:   goroutineCount{100, 106, 100},
+		},
+		{
+			name:   "none steady: the median of all",
+			counts: []goroutineCount{{120, 104, 100}, {90, 110, 100}, {100, 107, 103}},
+			want:   goroutineCount{100, 107, 103},
+		},
+		{
+			name:   "a leak shows in every count",
+			counts: []goroutineCount{{100, 160, 100}, {100, 158, 100}, {90, 150, 100}},
+			want:   goroutineCount{100, 158, 100},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := typicalCount(tc.counts); got != tc.want {
+				t.Errorf("typicalCount = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
