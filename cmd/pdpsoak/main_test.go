@@ -38,6 +38,9 @@ func TestParseFlags(t *testing.T) {
 			if err != nil || o.Duration != c.want {
 				t.Fatalf("duration = %v, err = %v; want %v", o.Duration, err, c.want)
 			}
+			if c.name == "ok/defaults" && o.Rate != defaultRate {
+				t.Errorf("rate = %v, want the default %v", o.Rate, defaultRate)
+			}
 		})
 	}
 }
