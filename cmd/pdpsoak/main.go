@@ -70,10 +70,14 @@ func parseFlags(args []string) (options, error) {
 		return o, err
 	}
 	if fs.NArg() > 0 {
-		// `go tool task soak -- 10m`: a bare duration.
+		// `go tool task soak -- 10m`: a bare duration, and maybe flags
+		// after it (which flag.Parse leaves alone past an argument).
 		d, err := time.ParseDuration(fs.Arg(0))
-		if err != nil || fs.NArg() > 1 {
-			return o, fmt.Errorf("unexpected arguments %q (a duration, like 10m, or flags)", fs.Args())
+		if err == nil {
+			err = fs.Parse(fs.Args()[1:])
+		}
+		if err != nil || fs.NArg() > 0 {
+			return o, fmt.Errorf("unexpected arguments %q (a duration, like 10m, and flags)", args)
 		}
 		o.Duration = d
 	}
