@@ -49,9 +49,8 @@ type options struct {
 // defaultRate is about half the warm maximum of this mix on a machine of 2
 // cores shared with the load generator: 1,000 decisions/s are answered for
 // 10 minutes without an error there (but for a rare few at a policy edit),
-// 2,000 are not (DPoP proofs' spends
-// wait for fsyncs that the disk sometimes takes 20–120 ms to do;
-// docs/performance.md, Soak).
+// 2,000 are not (DPoP proofs' spends wait for fsyncs that the disk sometimes
+// takes 20–120 ms to do; docs/performance.md, Soak).
 const defaultRate = 1000
 
 func parseFlags(args []string) (options, error) {
